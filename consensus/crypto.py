@@ -1,0 +1,89 @@
+"""The 32-byte hash and the secp256k1 keys that sign transactions and votes.
+
+One home for both because a sealer signs its PBFT votes with the same kind of key a
+client signs its transactions with. The hash is SHA3-256 (FIPS 202); FISCO BCOS uses
+Keccak-256, which differs only in padding: we take the standard library's SHA3 so the
+core needs no extra hashing dependency. Signatures are 65 bytes ``r || s || v``
+(v = recovery id 0..3), made deterministically (RFC 6979), so the simulator can
+reproduce a run byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+import coincurve
+
+HASH_SIZE = 32
+SIGNATURE_SIZE = 65
+PUBLIC_KEY_SIZE = 64
+ADDRESS_SIZE = 20
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+class InvalidSignature(ValueError):
+    """A signature that is malformed or does not recover to a public key."""
+
+
+def hash32(data: bytes) -> bytes:
+    """SHA3-256 of ``data``: block, transaction and vote hashes all use it."""
+    return hashlib.sha3_256(data).digest()
+
+
+def address_of(public_key: bytes) -> bytes:
+    """The account address of a 64-byte public key: the last 20 bytes of its hash."""
+    return hash32(public_key)[-ADDRESS_SIZE:]
+
+
+def recover(digest: bytes, signature: bytes) -> bytes:
+    """The 64-byte public key that made ``signature`` over ``digest``.
+
+    Raises :class:`InvalidSignature` for anything that is not a valid recoverable
+    signature; never another exception type.
+    """
+    if len(digest) != HASH_SIZE or len(signature) != SIGNATURE_SIZE or signature[64] > 3:
+        raise InvalidSignature("signature must be 65 bytes r||s||v over a 32-byte digest")
+    try:
+        key = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
+    except Exception as exc:  # coincurve raises ValueError or its own errors
+        raise InvalidSignature(f"signature does not recover: {exc}") from None
+    return key.format(compressed=False)[1:]
+
+
+def verify(public_key: bytes, digest: bytes, signature: bytes) -> bool:
+    """True when ``signature`` over ``digest`` was made by ``public_key``."""
+    try:
+        return recover(digest, signature) == public_key
+    except InvalidSignature:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A secp256k1 secret with its public key and address, ready to sign digests."""
+
+    secret: bytes
+    public_key: bytes
+    address: bytes
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> KeyPair:
+        private = coincurve.PrivateKey(secret)
+        public = private.public_key.format(compressed=False)[1:]
+        return cls(secret=bytes(secret), public_key=public, address=address_of(public))
+
+    @classmethod
+    def generate(cls, rng: random.Random | None = None) -> KeyPair:
+        """A fresh key; from ``rng`` when given (tests, simulator), else the OS."""
+        if rng is None:
+            return cls.from_secret(coincurve.PrivateKey().secret)
+        scalar = rng.randrange(1, _SECP256K1_ORDER)
+        return cls.from_secret(scalar.to_bytes(32, "big"))
+
+    def sign(self, digest: bytes) -> bytes:
+        """A 65-byte recoverable signature over a 32-byte digest."""
+        if len(digest) != HASH_SIZE:
+            raise ValueError("sign() takes a 32-byte digest")
+        return coincurve.PrivateKey(self.secret).sign_recoverable(digest, hasher=None)

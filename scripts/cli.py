@@ -1,0 +1,64 @@
+"""The ``ledgerlab`` command: parses arguments and hands each verb to its module.
+
+Every module in :mod:`scripts.commands` defines ``register(subparsers)``, which adds its
+verbs and sets ``func`` on their parsers; adding a verb touches no other file. A verb's
+``func(args) -> int`` returns the exit status. Expected failures raise
+:class:`CommandError` and print as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from rich.console import Console
+
+from scripts import commands
+
+err_console = Console(stderr=True)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line with an optional hint, exit status 1."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int = 1) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.status = status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledgerlab",
+        description="A FISCO BCOS-style consortium ledger: PBFT nodes, DagTransfer assets, "
+        "local clusters, benchmarks and a deterministic simulator.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        if exc.hint:
+            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+        return exc.status
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

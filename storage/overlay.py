@@ -1,0 +1,65 @@
+"""The execution overlay: a block's writes kept apart from committed state.
+
+Reads fall through to the committed state; writes stay here until the block commits.
+A journal of previous values lets one failed transaction be undone alone
+(:meth:`StateOverlay.mark` / :meth:`StateOverlay.revert`) while earlier transactions of
+the same block keep their writes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+_ABSENT = object()
+
+
+class StateReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+class StateOverlay:
+    """Uncommitted state changes on top of a :class:`StateReader`."""
+
+    __slots__ = ("_base", "_journal", "_writes")
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._writes: dict[bytes, bytes | None] = {}
+        self._journal: list[tuple[bytes, object]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._writes:
+            return self._writes[key]
+        return self._base.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._journal.append((key, self._writes.get(key, _ABSENT)))
+        self._writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._journal.append((key, self._writes.get(key, _ABSENT)))
+        self._writes[key] = None
+
+    def mark(self) -> int:
+        """A savepoint to :meth:`revert` to (the start of a transaction)."""
+        return len(self._journal)
+
+    def revert(self, mark: int) -> None:
+        """Undo every write made since ``mark``."""
+        while len(self._journal) > mark:
+            key, previous = self._journal.pop()
+            if previous is _ABSENT:
+                del self._writes[key]
+            else:
+                self._writes[key] = previous  # type: ignore[assignment]
+
+    def write_set(self) -> list[tuple[bytes, bytes | None]]:
+        """The net changes against the base, sorted by key; ``None`` means deleted.
+
+        A key written back to its committed value is not a change, so a block that
+        leaves the state as it was produces an empty write set (and the same root).
+        """
+        base_get = self._base.get
+        return [
+            (key, value) for key, value in sorted(self._writes.items()) if base_get(key) != value
+        ]
