@@ -1,0 +1,189 @@
+"""The transaction pool: admission rules, pending order, and replay protection.
+
+Admission runs the cheap checks first and the ~30 us signature recovery last, so a flood
+of malformed or duplicate transactions costs almost nothing; a transaction that passes
+is kept with its recovered sender and never verified again on this node. Every
+rejection is a :class:`TxRejected` whose ``reason`` is one of the FISCO BCOS names in
+:class:`Reason`; the RPC layer maps them to error codes.
+
+Rules (FISCO BCOS 2.x): a transaction is admitted while ``head < block_limit <= head +
+window``; it may go into block ``N`` only while ``N <= block_limit``; its nonce must not
+be in the pool nor in the last ``nonce_memory`` blocks; its hash must not be in the
+chain. Pending transactions leave in arrival order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
+from consensus.codec import DecodeError
+from consensus.crypto import InvalidSignature
+from node.tx import MAX_TX_SIZE, SignedTransaction, VerifiedTx
+
+DEFAULT_CAPACITY = 150_000
+BLOCK_LIMIT_WINDOW = 1000
+NONCE_MEMORY_BLOCKS = 1000
+
+
+class Reason(enum.Enum):
+    """Why a transaction was refused (FISCO BCOS txpool status names)."""
+
+    ALREADY_KNOWN = "AlreadyKnown"
+    ALREADY_IN_CHAIN = "AlreadyInChain"
+    NONCE_CHECK_FAIL = "NonceCheckFail"
+    BLOCK_LIMIT_CHECK_FAIL = "BlockLimitCheckFail"
+    TXPOOL_IS_FULL = "TxPoolIsFull"
+    INVALID_CHAIN_ID = "InvalidChainId"
+    INVALID_GROUP_ID = "InvalidGroupId"
+    MALFORMED = "Malformed"
+    INVALID_SIGNATURE = "InvalidSignature"
+
+
+class TxRejected(Exception):
+    """A transaction the pool refused; nothing about the pool changed."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class TxPool:
+    """Pending transactions of one node, keyed by hash, in arrival order."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        group_id: str,
+        in_chain: Callable[[bytes], bool],
+        capacity: int = DEFAULT_CAPACITY,
+        max_tx_size: int = MAX_TX_SIZE,
+        block_limit_window: int = BLOCK_LIMIT_WINDOW,
+        nonce_memory: int = NONCE_MEMORY_BLOCKS,
+    ) -> None:
+        """``in_chain(tx_hash)`` answers whether a transaction is already committed."""
+        self.chain_id = chain_id
+        self.group_id = group_id
+        self.capacity = capacity
+        self.max_tx_size = max_tx_size
+        self.block_limit_window = block_limit_window
+        self._in_chain = in_chain
+        self._pending: dict[bytes, VerifiedTx] = {}
+        self._pool_nonces: dict[str, bytes] = {}
+        self._chain_nonces: set[str] = set()
+        self._nonces_by_block: deque[tuple[int, list[str]]] = deque()
+        self._nonce_memory = nonce_memory
+        self.rejected: dict[Reason, int] = dict.fromkeys(Reason, 0)
+        self.admitted = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._pending
+
+    def get(self, tx_hash: bytes) -> VerifiedTx | None:
+        return self._pending.get(tx_hash)
+
+    # -- admission -------------------------------------------------------------------
+
+    def admit(self, raw: bytes, head: int) -> VerifiedTx:
+        """Check ``raw`` against every rule with the chain at ``head`` and add it.
+
+        Raises :class:`TxRejected`; on success the pool holds the transaction.
+        """
+        try:
+            return self._admit(raw, head)
+        except TxRejected as exc:
+            self.rejected[exc.reason] += 1
+            raise
+
+    def _admit(self, raw: bytes, head: int) -> VerifiedTx:
+        if len(raw) > self.max_tx_size:
+            raise TxRejected(Reason.MALFORMED, f"{len(raw)} bytes exceeds {self.max_tx_size}")
+        try:
+            stx = SignedTransaction.decode(raw)
+        except DecodeError as exc:
+            raise TxRejected(Reason.MALFORMED, str(exc)) from None
+        tx = stx.tx
+        if tx.chain_id != self.chain_id:
+            raise TxRejected(Reason.INVALID_CHAIN_ID, f"chain {tx.chain_id!r} is not ours")
+        if tx.group_id != self.group_id:
+            raise TxRejected(Reason.INVALID_GROUP_ID, f"group {tx.group_id!r} is not ours")
+        if stx.hash in self._pending:
+            raise TxRejected(Reason.ALREADY_KNOWN, "already in the pool")
+        if self._in_chain(stx.hash):
+            raise TxRejected(Reason.ALREADY_IN_CHAIN, "already committed")
+        if not head < tx.block_limit <= head + self.block_limit_window:
+            raise TxRejected(
+                Reason.BLOCK_LIMIT_CHECK_FAIL,
+                f"block_limit {tx.block_limit} outside ({head}, {head + self.block_limit_window}]",
+            )
+        if tx.nonce in self._pool_nonces or tx.nonce in self._chain_nonces:
+            raise TxRejected(Reason.NONCE_CHECK_FAIL, f"nonce {tx.nonce!r} already used")
+        if len(self._pending) >= self.capacity:
+            raise TxRejected(Reason.TXPOOL_IS_FULL, f"{self.capacity} transactions pending")
+        try:
+            vtx = stx.verified()
+        except InvalidSignature as exc:
+            raise TxRejected(Reason.INVALID_SIGNATURE, str(exc)) from None
+        self._pending[stx.hash] = vtx
+        self._pool_nonces[tx.nonce] = stx.hash
+        self.admitted += 1
+        return vtx
+
+    # -- sealing and proposals -------------------------------------------------------
+
+    def includable(self, vtx: VerifiedTx, number: int) -> bool:
+        """Whether ``vtx`` may go into block ``number`` (limits, replay, nonces)."""
+        tx = vtx.tx.tx
+        return (
+            tx.chain_id == self.chain_id
+            and tx.group_id == self.group_id
+            and number <= tx.block_limit < number + self.block_limit_window
+            and tx.nonce not in self._chain_nonces
+            and not self._in_chain(vtx.hash)
+        )
+
+    def seal(self, limit: int, number: int) -> list[VerifiedTx]:
+        """Up to ``limit`` pending transactions for block ``number``, in arrival order."""
+        picked: list[VerifiedTx] = []
+        for vtx in self._pending.values():
+            if vtx.tx.tx.block_limit >= number:
+                picked.append(vtx)
+                if len(picked) == limit:
+                    break
+        return picked
+
+    def missing(self, hashes: Iterable[bytes]) -> list[bytes]:
+        """The hashes among ``hashes`` the pool does not hold."""
+        pending = self._pending
+        return [h for h in hashes if h not in pending]
+
+    # -- after a commit --------------------------------------------------------------
+
+    def on_commit(self, number: int, txs: Sequence[VerifiedTx]) -> None:
+        """Block ``number`` committed ``txs``: drop them, remember their nonces, expire."""
+        nonces = []
+        for vtx in txs:
+            nonce = vtx.tx.tx.nonce
+            nonces.append(nonce)
+            self._chain_nonces.add(nonce)
+            if self._pending.pop(vtx.hash, None) is not None:
+                self._pool_nonces.pop(nonce, None)
+            else:
+                # another transaction with this nonce may wait in the pool: now invalid
+                other = self._pool_nonces.pop(nonce, None)
+                if other is not None:
+                    self._pending.pop(other, None)
+        self._nonces_by_block.append((number, nonces))
+        while self._nonces_by_block and self._nonces_by_block[0][0] <= number - self._nonce_memory:
+            _, old = self._nonces_by_block.popleft()
+            self._chain_nonces.difference_update(old)
+        expired = [h for h, v in self._pending.items() if v.tx.tx.block_limit <= number]
+        for h in expired:
+            vtx = self._pending.pop(h)
+            self._pool_nonces.pop(vtx.tx.tx.nonce, None)
