@@ -1,0 +1,297 @@
+"""Signed transactions: the FISCO BCOS shape in canonical msgpack.
+
+Theory of operation. A :class:`Transaction` holds the unsigned fields; its canonical
+encoding (``body``) is an 8-element msgpack array, and the client signs
+``signing_hash = hash32(body)`` with a 65-byte recoverable secp256k1 signature. The
+signed wire form is the same array with the signature appended as a 9th element, so a
+node rebuilds the body from the decoded fields with one ``pack`` and no second parse.
+``SignedTransaction.hash`` is ``hash32`` of the exact signed bytes: two different
+signatures over the same body are two different transactions, and anyone can compute
+the hash of what they sent. Decoding re-encodes and insists on byte equality, so every
+transaction has exactly one accepted encoding (no malleable re-encodings); recovery
+rejects high-``s`` signatures for the same reason. Recovering the sender costs ~30 us,
+so the node does it once at admission and carries the result as a :class:`VerifiedTx`.
+
+Arguments are strings (msgpack str) or uint256 numbers, which travel as exactly 32
+big-endian bytes (msgpack bin 32) because msgpack integers stop at 64 bits. The exact
+layout is in docs/wire-format.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.codec import DecodeError, pack, unpack
+from consensus.crypto import (
+    ADDRESS_SIZE,
+    SIGNATURE_SIZE,
+    InvalidSignature,
+    KeyPair,
+    address_of,
+    hash32,
+    recover,
+)
+from node.accounts import parse_address
+
+TX_VERSION = 0
+MAX_TX_SIZE = 8 * 1024
+MAX_ARGS = 16
+MAX_ARG_CHARS = 256
+MAX_NAME_CHARS = 64  # chain id, group id, nonce, method
+UINT64_MAX = 2**64 - 1
+UINT256_MAX = 2**256 - 1
+_HALF_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+
+# The 9-element signed array is the 8-element body (fixarray 0x98) with another header
+# byte and the signature (msgpack bin 8 of 65 bytes) appended.
+_SIGNED_HEADER = b"\x99"
+_SIGNATURE_PREFIX = b"\xc4\x41"
+
+Arg = str | int
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _check_fields(
+    chain_id: Any, group_id: Any, nonce: Any, block_limit: Any, to: Any, method: Any
+) -> None:
+    """ValueError unless the scalar fields have their types and sizes (one fast test)."""
+    if (
+        type(chain_id) is str
+        and 0 < len(chain_id) <= MAX_NAME_CHARS
+        and type(group_id) is str
+        and 0 < len(group_id) <= MAX_NAME_CHARS
+        and type(nonce) is str
+        and 0 < len(nonce) <= MAX_NAME_CHARS
+        and type(method) is str
+        and 0 < len(method) <= MAX_NAME_CHARS
+        and type(block_limit) is int
+        and 0 <= block_limit <= UINT64_MAX
+        and type(to) is bytes
+        and len(to) == ADDRESS_SIZE
+    ):
+        return
+    for value, what in (
+        (chain_id, "chain_id"),
+        (group_id, "group_id"),
+        (nonce, "nonce"),
+        (method, "method"),
+    ):
+        if type(value) is not str or not 0 < len(value) <= MAX_NAME_CHARS:
+            raise ValueError(f"{what} must be a str of 1..{MAX_NAME_CHARS} characters")
+    if type(to) is not bytes or len(to) != ADDRESS_SIZE:
+        raise ValueError(f"to must be {ADDRESS_SIZE} bytes")
+    raise ValueError("block_limit must be a uint64")
+
+
+def _wire_arg(value: Any) -> str | bytes:
+    """One argument in its wire form (uint256 -> 32 bytes); ValueError if it has none."""
+    if type(value) is str:
+        if len(value) > MAX_ARG_CHARS:
+            raise ValueError(f"string argument longer than {MAX_ARG_CHARS} characters")
+        return value
+    if type(value) is int:
+        if not 0 <= value <= UINT256_MAX:
+            raise ValueError("integer argument outside uint256")
+        return value.to_bytes(32, "big")
+    raise ValueError(f"arguments are str or uint256 int, not {type(value).__name__}")
+
+
+def _native_arg(value: Any) -> Arg:
+    """One argument from its wire form; DecodeError for anything else."""
+    if type(value) is str:
+        if len(value) > MAX_ARG_CHARS:
+            raise DecodeError(f"string argument longer than {MAX_ARG_CHARS} characters")
+        return value
+    if type(value) is bytes and len(value) == 32:
+        return int.from_bytes(value, "big")
+    raise DecodeError("an argument must be a str or 32 bytes (uint256)")
+
+
+def encode_values(values: Sequence[Arg]) -> bytes:
+    """Strings and uint256 numbers as one msgpack array (args, call outputs)."""
+    return pack([_wire_arg(v) for v in values])
+
+
+def decode_values(data: bytes, *, max_items: int = MAX_ARGS) -> tuple[Arg, ...]:
+    """The inverse of :func:`encode_values`; DecodeError for anything malformed."""
+    items = unpack(data, max_size=MAX_TX_SIZE)
+    if type(items) is not list or len(items) > max_items:
+        raise DecodeError(f"expected a list of at most {max_items} values")
+    return tuple(_native_arg(v) for v in items)
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """The unsigned fields. Build with :meth:`build`, then :meth:`sign`."""
+
+    chain_id: str
+    group_id: str
+    nonce: str
+    block_limit: int
+    to: bytes
+    method: str
+    args: tuple[Arg, ...]
+    body: bytes = field(init=False, repr=False, compare=False)
+    """Canonical encoding of the unsigned fields."""
+    signing_hash: bytes = field(init=False, repr=False, compare=False)
+    """``hash32(body)``: what the sender signs."""
+
+    def __post_init__(self) -> None:
+        _check_fields(
+            self.chain_id, self.group_id, self.nonce, self.block_limit, self.to, self.method
+        )
+        args = self.args
+        if type(args) is not tuple:
+            if not isinstance(args, (list, tuple)):
+                raise ValueError("args must be a list or tuple")
+            args = tuple(args)
+            object.__setattr__(self, "args", args)
+        if len(args) > MAX_ARGS:
+            raise ValueError(f"more than {MAX_ARGS} arguments")
+        body = pack(
+            [
+                TX_VERSION,
+                self.chain_id,
+                self.group_id,
+                self.nonce,
+                self.block_limit,
+                self.to,
+                self.method,
+                [_wire_arg(a) for a in args],
+            ]
+        )
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "signing_hash", hash32(body))
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        chain_id: str,
+        group_id: str,
+        to: str | bytes | int,
+        method: str,
+        args: Sequence[Arg] = (),
+        block_limit: int,
+        nonce: str | None = None,
+    ) -> Transaction:
+        """A transaction with a fresh random nonce unless one is given."""
+        return cls(
+            chain_id=chain_id,
+            group_id=group_id,
+            nonce=secrets.token_hex(16) if nonce is None else nonce,
+            block_limit=block_limit,
+            to=parse_address(to),
+            method=method,
+            args=tuple(args),
+        )
+
+    def sign(self, keypair: KeyPair) -> SignedTransaction:
+        return SignedTransaction(self, keypair.sign(self.signing_hash))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    """A transaction with its signature. Made by :meth:`Transaction.sign` or :meth:`decode`."""
+
+    tx: Transaction
+    signature: bytes
+    encoded: bytes = field(init=False, repr=False, compare=False)
+    """The canonical wire bytes."""
+    hash: bytes = field(init=False, repr=False, compare=False)
+    """``hash32(encoded)``: unique per signed transaction."""
+
+    def __post_init__(self) -> None:
+        if type(self.signature) is not bytes or len(self.signature) != SIGNATURE_SIZE:
+            raise ValueError(f"signature must be {SIGNATURE_SIZE} bytes")
+        if type(self.tx) is not Transaction:
+            raise ValueError("tx must be a Transaction")
+        encoded = _SIGNED_HEADER + self.tx.body[1:] + _SIGNATURE_PREFIX + self.signature
+        object.__setattr__(self, "encoded", encoded)
+        object.__setattr__(self, "hash", hash32(encoded))
+
+    def encode(self) -> bytes:
+        return self.encoded
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedTransaction:
+        """Parse wire bytes; any malformed input raises :class:`DecodeError`.
+
+        Checks size, field count, types and ranges, and that ``data`` is the canonical
+        encoding. Does not check the signature (see :meth:`recover_sender`).
+        """
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise DecodeError(f"expected bytes, got {type(data).__name__}")
+            data = bytes(data)
+        if len(data) > MAX_TX_SIZE:
+            raise DecodeError(f"transaction of {len(data)} bytes exceeds {MAX_TX_SIZE}")
+        fields = unpack(data, max_size=MAX_TX_SIZE)
+        if type(fields) is not list or len(fields) != 9:
+            raise DecodeError("transaction: expected a list of 9 fields")
+        version, chain_id, group_id, nonce, block_limit, to, method, args, signature = fields
+        if type(version) is not int or version != TX_VERSION:
+            raise DecodeError(f"transaction: unsupported version {version!r}")
+        if type(args) is not list or len(args) > MAX_ARGS:
+            raise DecodeError(f"transaction: args must be a list of at most {MAX_ARGS}")
+        if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
+            raise DecodeError(f"transaction: signature must be {SIGNATURE_SIZE} bytes")
+        try:
+            _check_fields(chain_id, group_id, nonce, block_limit, to, method)
+        except ValueError as exc:
+            raise DecodeError(f"transaction: {exc}") from None
+        native = tuple([_native_arg(a) for a in args])
+        # The fields are valid, so packing them gives the canonical body; the input must
+        # be exactly that body plus the signature.
+        del fields[8]
+        body = pack(fields)
+        if data != _SIGNED_HEADER + body[1:] + _SIGNATURE_PREFIX + signature:
+            raise DecodeError("transaction: not the canonical encoding")
+        # Fields are checked: build both objects without running __post_init__ again.
+        tx = _new(Transaction)
+        _set(tx, "chain_id", chain_id)
+        _set(tx, "group_id", group_id)
+        _set(tx, "nonce", nonce)
+        _set(tx, "block_limit", block_limit)
+        _set(tx, "to", to)
+        _set(tx, "method", method)
+        _set(tx, "args", native)
+        _set(tx, "body", body)
+        _set(tx, "signing_hash", hash32(body))
+        stx = _new(cls)
+        _set(stx, "tx", tx)
+        _set(stx, "signature", signature)
+        _set(stx, "encoded", data)
+        _set(stx, "hash", hash32(data))
+        return stx
+
+    def recover_sender(self) -> bytes:
+        """The sender's address; :class:`InvalidSignature` if the signature is bad."""
+        if int.from_bytes(self.signature[32:64], "big") > _HALF_ORDER:
+            raise InvalidSignature("high-s signature (not canonical)")
+        return address_of(recover(self.tx.signing_hash, self.signature))
+
+    def verified(self) -> VerifiedTx:
+        """This transaction with its recovered sender; raises :class:`InvalidSignature`."""
+        return VerifiedTx(self, self.recover_sender())
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedTx:
+    """A signed transaction whose sender was recovered once, at admission."""
+
+    tx: SignedTransaction
+    sender: bytes
+
+    @property
+    def hash(self) -> bytes:
+        return self.tx.hash
+
+
+def decode_transaction(data: bytes) -> SignedTransaction:
+    """Shorthand for :meth:`SignedTransaction.decode`."""
+    return SignedTransaction.decode(data)
