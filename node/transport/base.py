@@ -1,0 +1,210 @@
+"""What every transport offers the node runtime: best-effort frames between node ids.
+
+A transport moves opaque ``bytes`` between nodes named by their node id (128 hex chars,
+the consensus public key). It never interprets a frame: PBFT, gossip and sync all sit
+above it and tolerate loss, duplication and reordering, so delivery is best-effort and
+``send``/``broadcast`` never block -- a frame that cannot be queued is dropped and
+counted. Inbound frames come out of one async stream of ``(peer_id, data)``.
+
+Each transport is an async context manager: entering starts its loops, leaving stops
+them and closes every connection; afterwards the inbound stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+DEFAULT_INBOX_CAPACITY = 100_000
+
+
+class TransportError(Exception):
+    """Base class for transport failures that the caller can act on."""
+
+
+class TransportClosed(TransportError):
+    """The transport has been closed; no more frames will arrive."""
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters for metrics. ``dropped`` counts frames, ``disconnects`` connections/peers.
+
+    Reasons are short snake_case strings (``not_connected``, ``frame_too_large``,
+    ``genesis_mismatch``, ``bad_signature`` ...), listed in docs/p2p.md.
+    """
+
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    disconnects: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, object]:
+        """A plain copy, safe to render while the transport keeps counting."""
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "dropped": dict(self.dropped),
+            "disconnects": dict(self.disconnects),
+        }
+
+
+class Inbox:
+    """Unbounded-by-construction FIFO of inbound frames with a soft ``capacity``.
+
+    Cheaper than ``asyncio.Queue`` for the many-frames-per-wakeup pattern: producers
+    append without awaiting; a TCP reader checks :meth:`over_capacity` and awaits
+    :meth:`wait_for_space` (back-pressure into the socket); MQTT and memory producers drop.
+    """
+
+    __slots__ = ("_closed", "_getter", "_items", "_space", "capacity")
+
+    def __init__(self, capacity: int = DEFAULT_INBOX_CAPACITY) -> None:
+        self.capacity = capacity
+        self._items: deque[tuple[str, bytes]] = deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def over_capacity(self) -> bool:
+        return len(self._items) >= self.capacity
+
+    def put(self, peer_id: str, data: bytes) -> None:
+        if self._closed:
+            return
+        self._items.append((peer_id, data))
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    async def wait_for_space(self) -> None:
+        while len(self._items) >= self.capacity and not self._closed:
+            self._space = asyncio.get_running_loop().create_future()
+            try:
+                await self._space
+            finally:
+                self._space = None
+
+    def _release_space(self) -> None:
+        space = self._space
+        if space is not None and not space.done() and len(self._items) < self.capacity:
+            space.set_result(None)
+
+    async def get(self) -> tuple[str, bytes]:
+        while not self._items:
+            if self._closed:
+                raise TransportClosed("transport closed")
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        item = self._items.popleft()
+        self._release_space()
+        return item
+
+    def get_many(self, limit: int) -> list[tuple[str, bytes]]:
+        items = self._items
+        n = min(limit, len(items))
+        out = [items.popleft() for _ in range(n)]
+        self._release_space()
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        for fut in (self._getter, self._space):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+
+class Transport(ABC):
+    """The interface the node runtime programs against (memory, TCP, MQTT)."""
+
+    node_id: str
+    stats: TransportStats
+
+    def __init__(self, node_id: str, *, inbox_capacity: int = DEFAULT_INBOX_CAPACITY) -> None:
+        self.node_id = node_id
+        self.stats = TransportStats()
+        self._inbox = Inbox(inbox_capacity)
+        self._peers_changed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Start listening/connecting; returns once the transport can be used."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop every loop and connection; idempotent. Ends the inbound stream."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- outbound ----------------------------------------------------------------
+
+    @abstractmethod
+    def send(self, peer_id: str, data: bytes) -> bool:
+        """Queue ``data`` for ``peer_id``; never blocks. False (and counted) if dropped."""
+
+    @abstractmethod
+    def broadcast(self, data: bytes) -> int:
+        """Queue ``data`` for every connected peer; returns how many it was queued for."""
+
+    @abstractmethod
+    def peers(self) -> frozenset[str]:
+        """Node ids currently reachable (connected, handshaken, admitted)."""
+
+    # -- inbound -----------------------------------------------------------------
+
+    async def recv(self) -> tuple[str, bytes]:
+        """The next inbound ``(peer_id, data)``; raises :class:`TransportClosed` at the end."""
+        return await self._inbox.get()
+
+    def recv_nowait_many(self, limit: int = 1024) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` frames already received, without waiting (batch consumers)."""
+        return self._inbox.get_many(limit)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> tuple[str, bytes]:
+        try:
+            return await self._inbox.get()
+        except TransportClosed:
+            raise StopAsyncIteration from None
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _notify_peers_changed(self) -> None:
+        self._peers_changed.set()
+        self._peers_changed = asyncio.Event()
+
+    async def wait_for_peers(self, peer_ids: Iterable[str], timeout: float | None = None) -> None:
+        """Wait until every id in ``peer_ids`` is connected; ``TimeoutError`` after ``timeout``."""
+        wanted = frozenset(peer_ids)
+        async with asyncio.timeout(timeout):
+            while not wanted <= self.peers():
+                await self._peers_changed.wait()

@@ -1,0 +1,532 @@
+"""MQTT transport: nodes that cannot dial each other talk through a broker (aiomqtt 2.5).
+
+Theory of operation
+-------------------
+Topics, per chain and group (``P = <prefix>/<chain>/<group>``; node ids are 128 hex)::
+
+    P/bcast/<sender>            broadcast; every node subscribes to P/bcast/+
+    P/p2p/<dest>/<sender>       unicast; node <dest> subscribes to P/p2p/<dest>/+
+
+The sender's id is the last topic level so a broker ACL can pin each node to publishing
+only on its own topics (docs/p2p.md has a Mosquitto example). The broker is untrusted, so
+every MQTT message is a signed *batch*::
+
+    payload   = body || signature(65 bytes, secp256k1 r||s||v, the node's consensus key)
+    body      = msgpack [version=1, sender(64 B), boot_ms, boot_nonce(8 B), seq, ts_ms,
+                         [frame, frame, ...]]
+    signature = sign(SHA3-256("ledgerlab/mqtt/v1" 0x00 topic 0x00 body))
+
+One signature per batch (not per frame) keeps the cost at one sign and one recover per
+publish; the topic is inside the digest so a batch cannot be redirected to another inbox;
+``(boot_ms, boot_nonce, seq)`` with a sliding window rejects replays, and a batch from a
+sender's earlier boot (or a new boot older than ``max_age``) is dropped. Frames from
+non-members, blacklisted ids, forged or malformed batches are dropped and counted.
+
+Frames are coalesced per topic and published when ``max_batch_bytes`` is reached or
+``max_batch_delay`` after the first frame, because a publish costs ~100 us whatever its
+size. An empty batch is a heartbeat: :meth:`MqttTransport.peers` are the members heard
+from within ``peer_timeout``. The session is clean (``clean_session=True``) and both
+subscriptions are renewed on every connect, so a broker restart loses nothing the node
+relies on; what was in flight is lost and PBFT/sync recover it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from consensus.codec import (
+    DecodeError,
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_seq,
+    pack,
+    unpack,
+)
+from consensus.crypto import SIGNATURE_SIZE, InvalidSignature, KeyPair, hash32, recover
+from node.transport.base import DEFAULT_INBOX_CAPACITY, Transport
+
+log = logging.getLogger("ledgerlab.transport.mqtt")
+
+ENVELOPE_VERSION = 1
+_DOMAIN = b"ledgerlab/mqtt/v1\x00"
+_REPLAY_WINDOW = 4096
+_WINDOW_MASK = (1 << _REPLAY_WINDOW) - 1
+_FORBIDDEN = set("/+#\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (ports default 1883/8883)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+    tls = parts.scheme in ("mqtts", "ssl")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ValueError(f"broker URL {url!r}: bad port") from None
+    if not parts.hostname:
+        raise ValueError(f"broker URL {url!r}: no host")
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def topic_root(prefix: str, chain_id: str, group_id: str) -> str:
+    for what, value in (("prefix", prefix), ("chain id", chain_id), ("group id", group_id)):
+        if not value or _FORBIDDEN & set(value):
+            raise ValueError(f"{what} {value!r} must be non-empty without / + # or NUL")
+    return f"{prefix}/{chain_id}/{group_id}"
+
+
+def batch_digest(topic: str, body: bytes) -> bytes:
+    return hash32(_DOMAIN + topic.encode() + b"\x00" + body)
+
+
+def seal_batch(
+    key: KeyPair, topic: str, frames: list[bytes], *, boot_ms: int, boot_nonce: bytes, seq: int
+) -> bytes:
+    """The signed MQTT payload carrying ``frames`` on ``topic`` (wire format above)."""
+    body = pack(
+        [
+            ENVELOPE_VERSION,
+            key.public_key,
+            boot_ms,
+            boot_nonce,
+            seq,
+            time.time_ns() // 1_000_000,
+            frames,
+        ]
+    )
+    return body + key.sign(batch_digest(topic, body))
+
+
+class _Dropped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _SenderState:
+    boot_ms: int
+    boot_nonce: bytes
+    top: int
+    mask: int
+    last_seen: float
+
+
+class MqttTransport(Transport):
+    """Transport over an MQTT broker; see the module docstring for the protocol.
+
+    Args:
+        key: this node's consensus key; the node id is its public key in hex.
+        broker_url: ``mqtt://host:port`` or ``mqtts://host:port`` (credentials may be
+            in the URL; ``username``/``password`` override them).
+        chain_id, group_id: name the topic tree, so chains can share a broker.
+        members: node ids accepted as senders (sealers + observers).
+        blacklist: node ids dropped even if members.
+        tls_context: TLS for ``mqtts``; else built from ``tls_ca``/``tls_cert``/``tls_key``
+            (``tls_insecure`` skips the broker hostname check).
+        qos_broadcast / qos_unicast: MQTT QoS of batches on each kind of topic.
+        max_batch_bytes / max_batch_delay: a batch is published at whichever comes first.
+        heartbeat_interval / peer_timeout: presence; peers are members heard recently.
+        max_age: a sender's first batch of a new boot older than this (s) is a replay.
+        backoff_initial / backoff_max: reconnect delays (doubling, +-50 % jitter).
+        max_pending_bytes: frames queued while slow or disconnected before dropping.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: KeyPair,
+        broker_url: str,
+        chain_id: str,
+        group_id: str | int,
+        members: Iterable[str],
+        blacklist: Iterable[str] = (),
+        username: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_insecure: bool = False,
+        topic_prefix: str = "ledgerlab",
+        client_id: str | None = None,
+        qos_broadcast: int = 0,
+        qos_unicast: int = 1,
+        max_batch_bytes: int = 64 * 1024,
+        max_batch_delay: float = 0.002,
+        max_frame_size: int = 16 * 1024 * 1024,
+        heartbeat_interval: float = 1.0,
+        peer_timeout: float = 5.0,
+        max_age: float = 300.0,
+        keepalive: int = 30,
+        backoff_initial: float = 0.25,
+        backoff_max: float = 10.0,
+        max_pending_bytes: int = 32 * 1024 * 1024,
+        max_inflight: int = 32,
+        inbox_capacity: int = DEFAULT_INBOX_CAPACITY,
+    ) -> None:
+        super().__init__(key.public_key.hex(), inbox_capacity=inbox_capacity)
+        for q in (qos_broadcast, qos_unicast):
+            if q not in (0, 1, 2):
+                raise ValueError("QoS must be 0, 1 or 2")
+        self.key = key
+        self.broker = parse_broker_url(broker_url)
+        self.username = username if username is not None else self.broker.username
+        self.password = password if password is not None else self.broker.password
+        if self.broker.tls and tls_context is None:
+            tls_context = ssl.create_default_context(cafile=tls_ca)
+            if tls_cert:
+                tls_context.load_cert_chain(tls_cert, tls_key)
+            if tls_insecure:
+                tls_context.check_hostname = False
+        self.tls_context = tls_context if self.broker.tls else None
+        self.root = topic_root(topic_prefix, chain_id, str(group_id))
+        self.client_id = client_id or f"ll-{chain_id}-{group_id}-{self.node_id[:32]}"
+        self.members = frozenset(members) - {self.node_id}
+        self.blacklist = frozenset(blacklist)
+        self.qos_broadcast = qos_broadcast
+        self.qos_unicast = qos_unicast
+        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_delay = max_batch_delay
+        self.max_frame_size = max_frame_size
+        self.heartbeat_interval = heartbeat_interval
+        self.peer_timeout = peer_timeout
+        self.max_age = max_age
+        self.keepalive = keepalive
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.max_pending_bytes = max_pending_bytes
+        self.max_inflight = max_inflight
+        self.bcast_topic = f"{self.root}/bcast/{self.node_id}"
+        self._bcast_prefix = f"{self.root}/bcast/"
+        self._inbox_prefix = f"{self.root}/p2p/{self.node_id}/"
+        self._max_message = max_frame_size + 4096
+        self.boot_ms = time.time_ns() // 1_000_000
+        self.boot_nonce = os.urandom(8)
+        self._seq = 0
+        self._buffers: dict[str, list[bytes]] = {}
+        self._pending_bytes = 0
+        self._wake = asyncio.Event()
+        self._senders: dict[str, _SenderState] = {}
+        self._live: frozenset[str] = frozenset()
+        self._connected = False
+        self._main: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+        self.connects = 0  # successful broker connections, for tests and metrics
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self) -> None:
+        """Start the connection supervisor; returns at once (the broker may be down)."""
+        if self._main is not None:
+            raise RuntimeError("transport already started")
+        self._main = asyncio.create_task(self._supervise(), name=f"mqtt-{self.node_id[:8]}")
+
+    async def close(self) -> None:
+        main = self._main
+        if main is not None and not main.done():
+            main.cancel()
+            await asyncio.gather(main, return_exceptions=True)
+        self._set_connected(False)
+        self._inbox.close()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            while not self._connected:
+                await self._peers_changed.wait()
+
+    # -- outbound API ------------------------------------------------------------
+
+    def peers(self) -> frozenset[str]:
+        return self._live
+
+    def send(self, peer_id: str, data: bytes) -> bool:
+        if peer_id not in self.members or peer_id in self.blacklist:
+            self.stats.dropped["not_member"] += 1
+            return False
+        return self._queue(f"{self.root}/p2p/{peer_id}/{self.node_id}", data)
+
+    def broadcast(self, data: bytes) -> int:
+        if not self._queue(self.bcast_topic, data):
+            return 0
+        return len(self._live)
+
+    def _queue(self, topic: str, data: bytes) -> bool:
+        stats = self.stats
+        if len(data) > self.max_frame_size:
+            stats.dropped["frame_too_large"] += 1
+            return False
+        if self._pending_bytes > self.max_pending_bytes:
+            stats.dropped["send_buffer_full"] += 1
+            return False
+        buf = self._buffers.get(topic)
+        if buf is None:
+            buf = self._buffers[topic] = []
+        buf.append(data)
+        self._pending_bytes += len(data) + 5
+        stats.frames_out += 1
+        stats.bytes_out += len(data)
+        self._wake.set()
+        return True
+
+    # -- connection supervisor ---------------------------------------------------
+
+    def _set_connected(self, value: bool) -> None:
+        if self._connected != value:
+            self._connected = value
+            if not value:
+                self._live = frozenset()
+            self._notify_peers_changed()
+
+    async def _supervise(self) -> None:
+        delay = self.backoff_initial
+        where = f"{self.broker.host}:{self.broker.port}"
+        while True:
+            try:
+                client = aiomqtt.Client(
+                    self.broker.host,
+                    self.broker.port,
+                    username=self.username,
+                    password=self.password,
+                    identifier=self.client_id,
+                    clean_session=True,
+                    keepalive=self.keepalive,
+                    tls_context=self.tls_context,
+                    timeout=10,
+                    max_inflight_messages=self.max_inflight,
+                )
+                client.pending_calls_threshold = self.max_inflight + 8  # we bound them ourselves
+                async with client:
+                    self.connects += 1
+                    delay = self.backoff_initial
+                    await client.subscribe(
+                        [(self._bcast_prefix + "+", 1), (self._inbox_prefix + "+", 1)]
+                    )
+                    log.info("%s connected to broker %s", self.node_id[:8], where)
+                    self._set_connected(True)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._read_loop(client), name="mqtt-read")
+                        tg.create_task(self._flush_loop(client, tg), name="mqtt-flush")
+                        tg.create_task(self._heartbeat_loop(client), name="mqtt-heartbeat")
+            except* (aiomqtt.MqttError, OSError) as group:
+                first = group.exceptions[0]
+                self.stats.disconnects["broker"] += 1
+                log.warning(
+                    "%s: broker %s unavailable (%s); retrying in ~%.1fs",
+                    self.node_id[:8],
+                    where,
+                    first,
+                    delay,
+                )
+            except* Exception:  # our bug: keep the node, reconnect
+                self.stats.disconnects["internal_error"] += 1
+                log.exception("%s: MQTT connection loop failed", self.node_id[:8])
+            self._set_connected(False)
+            await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _read_loop(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes):
+                self.stats.dropped["malformed"] += 1
+                continue
+            self.deliver(message.topic.value, payload)
+
+    async def _heartbeat_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            payload = self._seal(self.bcast_topic, [])
+            await client.publish(self.bcast_topic, payload, qos=0)
+            self._expire_peers()
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _flush_loop(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        inflight = asyncio.Semaphore(self.max_inflight)
+        while True:
+            await self._wake.wait()
+            if self._pending_bytes < self.max_batch_bytes:
+                await asyncio.sleep(self.max_batch_delay)
+            self._wake.clear()
+            buffers, self._buffers = self._buffers, {}
+            self._pending_bytes = 0
+            for topic, frames in buffers.items():
+                qos = self.qos_broadcast if topic == self.bcast_topic else self.qos_unicast
+                for batch in self._split(frames):
+                    payload = self._seal(topic, batch)
+                    await inflight.acquire()
+                    tg.create_task(self._publish(client, topic, payload, qos, len(batch), inflight))
+
+    async def _publish(
+        self,
+        client: aiomqtt.Client,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        frames: int,
+        inflight: asyncio.Semaphore,
+    ) -> None:
+        try:
+            await client.publish(topic, payload, qos=qos)
+        except aiomqtt.MqttError as exc:
+            self.stats.dropped["publish_failed"] += frames
+            log.debug("publish on %s failed: %s", topic, exc)
+        finally:
+            inflight.release()
+
+    def _split(self, frames: list[bytes]) -> list[list[bytes]]:
+        out: list[list[bytes]] = []
+        cur: list[bytes] = []
+        size = 0
+        for f in frames:
+            if cur and size + len(f) + 5 > self.max_batch_bytes:
+                out.append(cur)
+                cur, size = [], 0
+            cur.append(f)
+            size += len(f) + 5
+        if cur:
+            out.append(cur)
+        return out
+
+    def _seal(self, topic: str, frames: list[bytes]) -> bytes:
+        self._seq += 1
+        return seal_batch(
+            self.key,
+            topic,
+            frames,
+            boot_ms=self.boot_ms,
+            boot_nonce=self.boot_nonce,
+            seq=self._seq,
+        )
+
+    # -- inbound -----------------------------------------------------------------
+
+    def deliver(self, topic: str, payload: bytes) -> int:
+        """Check one MQTT message and queue its frames; returns how many were delivered.
+
+        Public so tests can feed crafted messages; every rejection is counted in
+        ``stats.dropped`` (per MQTT message) and never raises.
+        """
+        try:
+            return self._accept(topic, payload)
+        except _Dropped as exc:
+            self.stats.dropped[exc.reason] += 1
+            return 0
+
+    def _accept(self, topic: str, payload: bytes) -> int:
+        if topic.startswith(self._bcast_prefix):
+            sender = topic[len(self._bcast_prefix) :]
+        elif topic.startswith(self._inbox_prefix):
+            sender = topic[len(self._inbox_prefix) :]
+        else:
+            raise _Dropped("foreign_topic")
+        if sender == self.node_id:
+            return 0  # our own broadcast echoed back by the broker
+        if sender in self.blacklist:
+            raise _Dropped("blacklisted")
+        if sender not in self.members:
+            raise _Dropped("unknown_sender")
+        if len(payload) > self._max_message:
+            raise _Dropped("too_large")
+        if len(payload) <= SIGNATURE_SIZE:
+            raise _Dropped("malformed")
+        body, signature = payload[:-SIGNATURE_SIZE], payload[-SIGNATURE_SIZE:]
+        try:
+            signer = recover(batch_digest(topic, body), signature)
+        except InvalidSignature:
+            raise _Dropped("bad_signature") from None
+        if signer.hex() != sender:
+            raise _Dropped("bad_signature")
+        try:
+            fields = expect_list(unpack(body, max_size=self._max_message), 7, "batch")
+            version = expect_int(fields[0], "batch.version")
+            expect_bytes(fields[1], "batch.sender", size=64)
+            boot_ms = expect_int(fields[2], "batch.boot_ms")
+            boot_nonce = expect_bytes(fields[3], "batch.boot_nonce", size=8)
+            seq = expect_int(fields[4], "batch.seq")
+            ts_ms = expect_int(fields[5], "batch.ts_ms")
+            frames = expect_seq(fields[6], "batch.frames", max_len=self._max_message)
+            for f in frames:
+                expect_bytes(f, "frame", max_len=self.max_frame_size)
+        except DecodeError:
+            raise _Dropped("malformed") from None
+        if version != ENVELOPE_VERSION or fields[1] != signer:
+            raise _Dropped("malformed")
+        self._check_replay(sender, boot_ms, boot_nonce, seq, ts_ms)
+        if sender not in self._live:
+            self._live = self._live | {sender}
+            self._notify_peers_changed()
+        if not frames:
+            return 0
+        inbox = self._inbox
+        if inbox.over_capacity():
+            self.stats.dropped["inbox_full"] += len(frames)
+            return 0
+        stats = self.stats
+        for f in frames:
+            inbox.put(sender, f)
+            stats.bytes_in += len(f)
+        stats.frames_in += len(frames)
+        return len(frames)
+
+    def _check_replay(
+        self, sender: str, boot_ms: int, boot_nonce: bytes, seq: int, ts_ms: int
+    ) -> None:
+        now = time.monotonic()
+        st = self._senders.get(sender)
+        if st is None or boot_ms > st.boot_ms:
+            age = time.time() - ts_ms / 1000
+            if age > self.max_age:
+                raise _Dropped("stale")
+            self._senders[sender] = _SenderState(boot_ms, boot_nonce, seq, 1, now)
+            return
+        if boot_ms != st.boot_ms or boot_nonce != st.boot_nonce:
+            raise _Dropped("replay")
+        if seq > st.top:
+            st.mask = ((st.mask << (seq - st.top)) | 1) & _WINDOW_MASK
+            st.top = seq
+        else:
+            offset = st.top - seq
+            if offset >= _REPLAY_WINDOW or (st.mask >> offset) & 1:
+                raise _Dropped("replay")
+            st.mask |= 1 << offset
+        st.last_seen = now
+
+    def _expire_peers(self) -> None:
+        cutoff = time.monotonic() - self.peer_timeout
+        live = frozenset(
+            s for s in self._live if (st := self._senders.get(s)) and st.last_seen >= cutoff
+        )
+        if live != self._live:
+            self._live = live
+            self._notify_peers_changed()

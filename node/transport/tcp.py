@@ -1,0 +1,606 @@
+"""TCP + mutual TLS transport: the P2P port of a ledgerlab node.
+
+Theory of operation
+-------------------
+Every node listens on its P2P port and dials the configured peer addresses, retrying
+with exponential back-off and jitter. A connection is admitted in three steps:
+
+1. TLS 1.3, both sides presenting a certificate that chains to *this chain's* CA through
+   an agency (see node/certs.py); OpenSSL checks the chain.
+2. The peer's node id is read from the certificate's binding extension (whose proof is
+   checked), and must be in the allowed set (sealers + observers) and not blacklisted.
+3. Both sides send a HELLO frame (node id, genesis hash, boot nonce); a node id that
+   differs from the certificate's or a different genesis hash refuses the peer, with a
+   CLOSE frame that tells the other side why.
+
+Then DATA frames flow both ways. Wire format of every frame (docs/p2p.md)::
+
+    u32 big-endian payload length | u8 frame type | payload
+
+Only one connection per node pair survives: the one dialled by the lower node id, unless
+the peer has restarted (new boot nonce), in which case the newest connection wins. Writes
+are queued per connection and flushed by one writer task in a single ``write`` per
+wake-up, so many small frames cost one syscall; the reader parses whole chunks. A peer
+that breaks the framing (garbage, oversized frame, unknown type) is disconnected and
+counted; nothing it sends can raise out of its connection task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import ssl
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
+from node.certs import CertificateError, NodeIdentity, ca_subject, peer_node_id
+from node.transport.base import DEFAULT_INBOX_CAPACITY, Transport
+
+log = logging.getLogger("ledgerlab.transport.tcp")
+
+PROTOCOL_VERSION = 1
+FRAME_HELLO = 1
+FRAME_DATA = 2
+FRAME_CLOSE = 3
+FRAME_PING = 4
+_HEADER = struct.Struct(">IB")
+HEADER_SIZE = _HEADER.size
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+_HELLO_MAX = 1024
+_READ_CHUNK = 256 * 1024
+
+
+class ProtocolViolation(Exception):
+    """A remote peer broke the framing rules; carries the counter reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class Refused(Exception):
+    """Admission refused (certificate, membership, genesis); carries the counter reason."""
+
+    def __init__(self, reason: str, detail: str, *, told: bool = False) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.told = told  # a CLOSE frame explaining the refusal was queued for the peer
+
+
+def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    """``"host:port"`` or ``(host, port)`` -> ``(host, port)``; ValueError when malformed."""
+    if isinstance(address, tuple):
+        host, port = address
+    else:
+        host, sep, port_s = address.rpartition(":")
+        if not sep or not host or not port_s.isdigit():
+            raise ValueError(f"peer address {address!r} is not host:port")
+        port = int(port_s)
+    if not 0 < port < 65536:
+        raise ValueError(f"peer address {address!r}: port out of range")
+    return host.strip("[]"), port
+
+
+def encode_frame(frame_type: int, payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload), frame_type) + payload
+
+
+@dataclass(eq=False, slots=True)
+class _Conn:
+    peer_id: str
+    outbound: bool
+    boot: bytes
+    writer: asyncio.StreamWriter
+    address: str
+    out: list[bytes] = field(default_factory=list)
+    out_bytes: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    close_reason: str | None = None
+
+    def dialer(self, local_id: str) -> str:
+        return local_id if self.outbound else self.peer_id
+
+    def enqueue(self, frame_type: int, payload: bytes) -> None:
+        self.out.append(_HEADER.pack(len(payload), frame_type))
+        self.out.append(payload)
+        self.out_bytes += HEADER_SIZE + len(payload)
+        self.wake.set()
+
+    def shut(self, reason: str) -> None:
+        """Stop this connection now (idempotent); the tasks notice via ``closed``."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        self.closed.set()
+        self.wake.set()
+        self.writer.transport.abort()
+
+
+class TcpTransport(Transport):
+    """Mutual-TLS TCP transport; see the module docstring for the protocol.
+
+    Args:
+        identity: this node's certificate material (``node.certs.load_node``).
+        genesis_hash: hash of the genesis block; peers with another one are refused.
+        listen_host/listen_port: P2P listen address; port 0 picks a free port
+            (read it back from :attr:`listen_port`).
+        peers: addresses to dial, ``"host:port"`` or ``(host, port)``.
+        allowed: node ids admitted (sealers + observers); ``None`` admits any node id
+            certified by this chain (FISCO BCOS's behaviour without a whitelist).
+        blacklist: node ids refused even when certified and allowed.
+        max_frame_size: largest payload accepted or sent; larger disconnects the peer.
+        backoff_initial/backoff_max: reconnect delays (seconds, doubled, +-50 % jitter).
+        handshake_timeout: TLS + HELLO deadline for a new connection.
+        ping_interval/idle_timeout: keep-alive: a PING after ``ping_interval`` of write
+            silence; a peer silent for ``idle_timeout`` is dropped.
+        send_buffer_limit: queued bytes per peer beyond which ``send`` drops frames.
+        inbox_capacity: inbound frames buffered before readers stop reading sockets.
+    """
+
+    def __init__(
+        self,
+        *,
+        identity: NodeIdentity,
+        genesis_hash: bytes,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        peers: Sequence[str | tuple[str, int]] = (),
+        allowed: Iterable[str] | None = None,
+        blacklist: Iterable[str] = (),
+        max_frame_size: int = DEFAULT_MAX_FRAME,
+        backoff_initial: float = 0.25,
+        backoff_max: float = 10.0,
+        handshake_timeout: float = 5.0,
+        ping_interval: float = 5.0,
+        idle_timeout: float = 20.0,
+        send_buffer_limit: int = 64 * 1024 * 1024,
+        max_pending_handshakes: int = 64,
+        inbox_capacity: int = DEFAULT_INBOX_CAPACITY,
+    ) -> None:
+        super().__init__(identity.node_id, inbox_capacity=inbox_capacity)
+        if max_frame_size < _HELLO_MAX:
+            raise ValueError("max_frame_size must be at least 1 KiB")
+        self.identity = identity
+        self.genesis_hash = bytes(genesis_hash)
+        self.listen_host = listen_host
+        self._listen_port = listen_port
+        self.peer_addresses = [parse_address(a) for a in peers]
+        self.allowed = frozenset(allowed) if allowed is not None else None
+        self.blacklist = frozenset(blacklist)
+        self.max_frame_size = max_frame_size
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.handshake_timeout = handshake_timeout
+        self.ping_interval = ping_interval
+        self.idle_timeout = idle_timeout
+        self.send_buffer_limit = send_buffer_limit
+        self.max_pending_handshakes = max_pending_handshakes
+        self.boot = os.urandom(8)
+        self._server_ctx = identity.server_context()
+        self._client_ctx = identity.client_context()
+        self._ca_subject = ca_subject(identity)
+        self._conns: dict[str, _Conn] = {}
+        self._addr_peer: dict[tuple[str, int], str] = {}
+        self._pending = 0
+        self._server: asyncio.Server | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._rng = random.Random()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def listen_port(self) -> int:
+        return self._listen_port
+
+    async def start(self) -> None:
+        if self._main is not None:
+            raise RuntimeError("transport already started")
+        self._ready = asyncio.get_running_loop().create_future()
+        self._main = asyncio.create_task(self._run(), name=f"tcp-{self.node_id[:8]}")
+        await asyncio.wait({self._main, self._ready}, return_when=asyncio.FIRST_COMPLETED)
+        if self._main.done():
+            self._main.result()  # re-raises the listen failure (port in use ...)
+
+    async def _run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._server = await asyncio.start_server(
+                    self._on_accept, self.listen_host, self._listen_port
+                )
+                self._listen_port = self._server.sockets[0].getsockname()[1]
+                for addr in self.peer_addresses:
+                    tg.create_task(self._dial_loop(addr), name=f"tcp-dial-{addr[0]}:{addr[1]}")
+                log.info(
+                    "%s listening on %s:%d", self.node_id[:8], self.listen_host, self.listen_port
+                )
+                assert self._ready is not None
+                self._ready.set_result(None)
+                await asyncio.Event().wait()  # until cancelled by close()
+        finally:
+            self._tg = None
+            if self._server is not None:
+                self._server.close()
+            for conn in list(self._conns.values()):
+                conn.shut("shutdown")
+            self._conns.clear()
+            self._inbox.close()
+
+    async def close(self) -> None:
+        main = self._main
+        if main is None or main.done():
+            self._inbox.close()
+            return
+        for conn in list(self._conns.values()):
+            conn.shut("shutdown")
+        main.cancel()
+        await asyncio.gather(main, return_exceptions=True)
+
+    # -- outbound API ------------------------------------------------------------
+
+    def peers(self) -> frozenset[str]:
+        return frozenset(self._conns)
+
+    def send(self, peer_id: str, data: bytes) -> bool:
+        conn = self._conns.get(peer_id)
+        stats = self.stats
+        if conn is None:
+            stats.dropped["not_connected"] += 1
+            return False
+        if len(data) > self.max_frame_size:
+            stats.dropped["frame_too_large"] += 1
+            return False
+        if conn.out_bytes > self.send_buffer_limit:
+            stats.dropped["send_buffer_full"] += 1
+            return False
+        conn.enqueue(FRAME_DATA, data)
+        stats.frames_out += 1
+        stats.bytes_out += len(data)
+        return True
+
+    def broadcast(self, data: bytes) -> int:
+        return sum(self.send(p, data) for p in list(self._conns))
+
+    # -- connection setup --------------------------------------------------------
+
+    def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tg = self._tg
+        if tg is None or self._pending >= self.max_pending_handshakes:
+            self.stats.disconnects["too_many_handshakes"] += 1
+            writer.transport.abort()
+            return
+        peer = writer.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        tg.create_task(self._inbound(reader, writer, where), name=f"tcp-in-{where}")
+
+    async def _inbound(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
+    ) -> None:
+        self._pending += 1
+        try:
+            try:
+                await writer.start_tls(
+                    self._server_ctx, ssl_handshake_timeout=self.handshake_timeout
+                )
+            except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+                self.stats.disconnects["tls_handshake"] += 1
+                log.info("TLS handshake from %s failed: %s", where, exc)
+                writer.transport.abort()
+                return
+        finally:
+            self._pending -= 1
+        try:
+            await self._serve(reader, writer, outbound=False, where=where)
+        except Exception:  # our bug: lose the connection, never the node
+            self.stats.disconnects["internal_error"] += 1
+            log.exception("connection %s failed", where)
+            writer.transport.abort()
+
+    async def _dial_loop(self, addr: tuple[str, int]) -> None:
+        where = f"{addr[0]}:{addr[1]}"
+        delay = self.backoff_initial
+        while True:
+            known = self._addr_peer.get(addr)
+            conn = self._conns.get(known) if known else None
+            if conn is not None:
+                await conn.closed.wait()
+                delay = self.backoff_initial
+                await asyncio.sleep(self._rng.uniform(0, self.backoff_initial))
+                continue
+            established = False
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        addr[0],
+                        addr[1],
+                        ssl=self._client_ctx,
+                        ssl_handshake_timeout=self.handshake_timeout,
+                    ),
+                    self.handshake_timeout * 2,
+                )
+            except (OSError, TimeoutError, ssl.SSLError, ConnectionError) as exc:
+                log.debug("dial %s failed: %s", where, exc)
+            else:
+                try:
+                    established = await self._serve(
+                        reader, writer, outbound=True, where=where, addr=addr
+                    )
+                except Exception:  # our bug: lose the connection, never the node
+                    self.stats.disconnects["internal_error"] += 1
+                    log.exception("connection %s failed", where)
+                    writer.transport.abort()
+            if established:
+                delay = self.backoff_initial
+            await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        outbound: bool,
+        where: str,
+        addr: tuple[str, int] | None = None,
+    ) -> bool:
+        """Admit and run one connection; True if it got past the handshake."""
+        buf = bytearray()
+        try:
+            peer_id, boot = await asyncio.wait_for(
+                self._handshake(reader, writer, buf, where), self.handshake_timeout
+            )
+        except Refused as exc:
+            self.stats.disconnects[exc.reason] += 1
+            if exc.told:  # let the CLOSE frame (and TLS close_notify) leave first
+                writer.close()
+                with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, ConnectionError):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
+            writer.transport.abort()
+            return False
+        except ProtocolViolation as exc:
+            self.stats.disconnects[exc.reason] += 1
+            log.warning("dropping connection %s during handshake: %s", where, exc)
+            writer.transport.abort()
+            return False
+        except (
+            OSError,
+            TimeoutError,
+            ssl.SSLError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+        ) as exc:
+            self.stats.disconnects["handshake_failed"] += 1
+            log.info("handshake with %s failed: %s", where, exc or type(exc).__name__)
+            writer.transport.abort()
+            return False
+        if addr is not None:
+            self._addr_peer[addr] = peer_id
+        conn = _Conn(peer_id=peer_id, outbound=outbound, boot=boot, writer=writer, address=where)
+        if not self._register(conn):
+            self.stats.disconnects["duplicate"] += 1
+            writer.transport.abort()
+            return True
+        try:
+            await self._run_conn(conn, reader, buf)
+        finally:
+            conn.shut(conn.close_reason or "closed")
+            if self._conns.get(peer_id) is conn:
+                del self._conns[peer_id]
+                self._notify_peers_changed()
+                log.info("peer %s (%s) disconnected: %s", peer_id[:8], where, conn.close_reason)
+            self.stats.disconnects[conn.close_reason or "closed"] += 1
+        return True
+
+    async def _handshake(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        buf: bytearray,
+        where: str,
+    ) -> tuple[str, bytes]:
+        ssl_obj = writer.get_extra_info("ssl_object")
+        der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        try:
+            peer_id = peer_node_id(der, self._ca_subject)
+        except CertificateError as exc:
+            log.warning("refusing %s: %s", where, exc)
+            raise Refused("bad_certificate", str(exc)) from None
+        if peer_id == self.node_id:
+            raise Refused("self_connection", "connected to ourselves")
+        if peer_id in self.blacklist:
+            log.warning("refusing %s: node %s is blacklisted", where, peer_id[:16])
+            self._refuse_frame(writer, "you are blacklisted")
+            raise Refused("blacklisted", peer_id, told=True)
+        if self.allowed is not None and peer_id not in self.allowed:
+            log.warning("refusing %s: node %s is not a member of this group", where, peer_id[:16])
+            self._refuse_frame(writer, "not a member of this group")
+            raise Refused("not_member", peer_id, told=True)
+        hello = pack([PROTOCOL_VERSION, bytes.fromhex(self.node_id), self.genesis_hash, self.boot])
+        writer.write(encode_frame(FRAME_HELLO, hello))
+        frame_type, payload = await self._read_one(reader, buf, _HELLO_MAX)
+        if frame_type == FRAME_CLOSE:
+            reason = payload.decode("utf-8", "replace")[:200]
+            log.warning("peer %s (%s) refused us: %s", peer_id[:16], where, reason)
+            raise Refused("refused_by_peer", reason)
+        if frame_type != FRAME_HELLO:
+            raise ProtocolViolation("protocol", f"expected HELLO, got frame type {frame_type}")
+        try:
+            fields = expect_list(unpack(payload, max_size=_HELLO_MAX), 4, "hello")
+            expect_int(fields[0], "hello.version")
+            claimed = expect_bytes(fields[1], "hello.node_id", size=64).hex()
+            genesis = expect_bytes(fields[2], "hello.genesis", max_len=64)
+            boot = expect_bytes(fields[3], "hello.boot", size=8)
+        except DecodeError as exc:
+            raise ProtocolViolation("bad_hello", str(exc)) from None
+        if fields[0] != PROTOCOL_VERSION:
+            self._refuse_frame(writer, f"protocol version {fields[0]} unsupported")
+            raise Refused("version_mismatch", f"version {fields[0]}", told=True)
+        if claimed != peer_id:
+            self._refuse_frame(writer, "HELLO node id differs from certificate")
+            raise Refused("hello_mismatch", "HELLO node id differs from certificate", told=True)
+        if genesis != self.genesis_hash:
+            log.error(
+                "refusing peer %s (%s): genesis mismatch: ours %s, theirs %s",
+                peer_id[:16],
+                where,
+                self.genesis_hash.hex(),
+                genesis.hex(),
+            )
+            self._refuse_frame(
+                writer,
+                f"genesis mismatch: yours {genesis.hex()}, ours {self.genesis_hash.hex()}",
+            )
+            raise Refused("genesis_mismatch", genesis.hex(), told=True)
+        return peer_id, boot
+
+    @staticmethod
+    def _refuse_frame(writer: asyncio.StreamWriter, reason: str) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.write(encode_frame(FRAME_CLOSE, reason.encode()[:200]))
+
+    async def _read_one(
+        self, reader: asyncio.StreamReader, buf: bytearray, limit: int
+    ) -> tuple[int, bytes]:
+        while True:
+            if len(buf) >= HEADER_SIZE:
+                length, frame_type = _HEADER.unpack_from(buf, 0)
+                if length > limit:
+                    raise ProtocolViolation("frame_too_large", f"{length} > {limit}")
+                if len(buf) >= HEADER_SIZE + length:
+                    payload = bytes(buf[HEADER_SIZE : HEADER_SIZE + length])
+                    del buf[: HEADER_SIZE + length]
+                    return frame_type, payload
+            chunk = await reader.read(_READ_CHUNK)
+            if not chunk:
+                raise ConnectionError("connection closed during handshake")
+            buf += chunk
+
+    def _register(self, conn: _Conn) -> bool:
+        """Make ``conn`` the peer's connection, or refuse it as a duplicate."""
+        existing = self._conns.get(conn.peer_id)
+        if existing is not None:
+            if existing.boot == conn.boot:
+                preferred = min(self.node_id, conn.peer_id)
+                if (
+                    conn.dialer(self.node_id) != preferred
+                    or existing.dialer(self.node_id) == preferred
+                ):
+                    return False
+            existing.shut("replaced")
+        self._conns[conn.peer_id] = conn
+        self._notify_peers_changed()
+        log.info(
+            "peer %s connected (%s, %s)",
+            conn.peer_id[:8],
+            conn.address,
+            "outbound" if conn.outbound else "inbound",
+        )
+        return True
+
+    # -- connection loops --------------------------------------------------------
+
+    async def _run_conn(self, conn: _Conn, reader: asyncio.StreamReader, buf: bytearray) -> None:
+        tg = self._tg
+        assert tg is not None
+        writer_task = tg.create_task(self._write_loop(conn), name=f"tcp-w-{conn.peer_id[:8]}")
+        try:
+            if buf:
+                self._parse(conn, buf)
+            await self._read_loop(conn, reader, buf)
+        except ProtocolViolation as exc:
+            conn.close_reason = exc.reason
+            log.warning("disconnecting peer %s (%s): %s", conn.peer_id[:8], conn.address, exc)
+        except asyncio.IncompleteReadError:
+            conn.close_reason = conn.close_reason or "eof"
+        except TimeoutError:
+            conn.close_reason = conn.close_reason or "idle_timeout"
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            conn.close_reason = conn.close_reason or "connection_error"
+            log.debug("peer %s connection error: %s", conn.peer_id[:8], exc)
+        finally:
+            conn.shut(conn.close_reason or "eof")
+            writer_task.cancel()
+
+    async def _read_loop(self, conn: _Conn, reader: asyncio.StreamReader, buf: bytearray) -> None:
+        inbox = self._inbox
+        while not conn.closed.is_set():
+            async with asyncio.timeout(self.idle_timeout):
+                chunk = await reader.read(_READ_CHUNK)
+            if not chunk:
+                conn.close_reason = conn.close_reason or "eof"
+                return
+            buf += chunk
+            self._parse(conn, buf)
+            if inbox.over_capacity():
+                await inbox.wait_for_space()
+
+    def _parse(self, conn: _Conn, buf: bytearray) -> None:
+        """Deliver every complete frame in ``buf`` and drop them from it."""
+        pos = 0
+        end = len(buf)
+        limit = self.max_frame_size
+        unpack_header = _HEADER.unpack_from
+        put = self._inbox.put
+        peer = conn.peer_id
+        frames = 0
+        nbytes = 0
+        try:
+            while end - pos >= HEADER_SIZE:
+                length, frame_type = unpack_header(buf, pos)
+                if length > limit:
+                    raise ProtocolViolation("frame_too_large", f"{length} bytes > {limit}")
+                if frame_type > FRAME_PING or frame_type == 0:
+                    raise ProtocolViolation("unknown_frame_type", f"type {frame_type}")
+                stop = pos + HEADER_SIZE + length
+                if stop > end:
+                    break
+                if frame_type == FRAME_DATA:
+                    put(peer, bytes(buf[pos + HEADER_SIZE : stop]))
+                    frames += 1
+                    nbytes += length
+                elif frame_type == FRAME_CLOSE:
+                    reason = bytes(buf[pos + HEADER_SIZE : stop]).decode("utf-8", "replace")
+                    log.warning("peer %s closed the connection: %s", peer[:8], reason[:200])
+                    conn.close_reason = "closed_by_peer"
+                    conn.closed.set()
+                    pos = stop
+                    break
+                elif frame_type == FRAME_HELLO:
+                    raise ProtocolViolation("protocol", "HELLO after handshake")
+                pos = stop
+        finally:
+            del buf[:pos]
+            self.stats.frames_in += frames
+            self.stats.bytes_in += nbytes
+
+    async def _write_loop(self, conn: _Conn) -> None:
+        writer = conn.writer
+        try:
+            while not conn.closed.is_set():
+                if not conn.out:
+                    conn.wake.clear()
+                    try:
+                        async with asyncio.timeout(self.ping_interval):
+                            await conn.wake.wait()
+                    except TimeoutError:
+                        conn.enqueue(FRAME_PING, b"")
+                    if conn.closed.is_set():
+                        return
+                data = b"".join(conn.out)
+                conn.out.clear()
+                conn.out_bytes = 0
+                writer.write(data)
+                await writer.drain()
+        except (OSError, ssl.SSLError, ConnectionError, RuntimeError) as exc:
+            log.debug("peer %s write failed: %s", conn.peer_id[:8], exc)
+            conn.shut(conn.close_reason or "write_error")
+        except Exception:  # our bug: lose the connection, never the node
+            log.exception("peer %s writer failed", conn.peer_id[:8])
+            conn.shut("internal_error")
