@@ -1,0 +1,443 @@
+"""A small HTTP/1.1 server on asyncio streams for the JSON-RPC door.
+
+Theory of operation. Each connection is one task that reads a request head (bounded by
+``max_header`` bytes and ``idle_timeout`` seconds), then a ``Content-Length`` body
+(bounded by ``max_body`` bytes and ``read_timeout`` seconds), answers, and loops while
+the connection is keep-alive; pipelined requests are therefore answered in order.
+Anything the server cannot frame (garbage, chunked or missing length, oversized head or
+body, a bad version) gets one error response carrying a JSON-RPC error object and the
+connection is closed, because the rest of the byte stream can no longer be trusted. No
+input can raise out of a connection task: the listener keeps accepting whatever one
+client sends.
+
+Routes: ``POST /`` JSON-RPC, ``GET /metrics`` Prometheus text, ``GET /health`` JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from node.rpc import metrics as prom
+from node.rpc.errors import ErrorCode, RpcError
+from node.rpc.jsonrpc import Dispatcher, encode, error_response
+
+log = logging.getLogger("ledgerlab.rpc.http")
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DEFAULT_MAX_HEADER = 32 * 1024
+MetricsProvider = Callable[[], Iterable[prom.Metric]]
+
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Content Too Large",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+_JSON = "application/json"
+
+
+class _Reject(Exception):
+    """A request we answer with ``status`` and then close the connection."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = _JSON,
+    keep_alive: bool = True,
+    extra: str = "",
+) -> bytes:
+    head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+    if status != 204:
+        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    if not keep_alive:
+        head += "Connection: close\r\n"
+    return (head + extra + "\r\n").encode("latin-1") + body
+
+
+def _error_body(code: int, message: str) -> bytes:
+    return encode(error_response(None, RpcError(code, message)))
+
+
+class RpcServer:
+    """The node's HTTP JSON-RPC listener; ``async with RpcServer(...) as server:``."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 20200,
+        metrics: MetricsProvider | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_header: int = DEFAULT_MAX_HEADER,
+        idle_timeout: float = 60.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 512,
+    ) -> None:
+        """``port=0`` picks a free port (read it back from :attr:`port`)."""
+        self.dispatcher = dispatcher
+        self.host = host
+        self._port = port
+        self._metrics = metrics
+        self.max_body = max_body
+        self.max_header = max_header
+        self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._seq = 0
+        # Counters for /metrics.
+        self.connections_total = 0
+        self.responses: dict[int, int] = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    async def __aenter__(self) -> RpcServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        self._closing = False
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self._port, limit=self.max_header, reuse_address=True
+        )
+
+    async def close(self) -> None:
+        """Stop listening, cancel every connection task and wait for them to finish."""
+        self._closing = True
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = list(self._conns)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (for a runtime that puts the server in its TaskGroup)."""
+        if self._server is None:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    # -- connections -------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._seq += 1
+        task.set_name(f"rpc-conn-{self._seq}")
+        self._conns.add(task)
+        self.connections_total += 1
+        try:
+            if self._closing:
+                return
+            if len(self._conns) > self.max_connections:
+                await self._send(
+                    writer,
+                    503,
+                    _error_body(ErrorCode.InternalError, "too many connections"),
+                    keep_alive=False,
+                )
+                return
+            while await self._one_request(reader, writer):
+                pass
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("RPC connection failed")
+        finally:
+            self._conns.discard(task)
+            if self._closing:
+                writer.transport.abort()
+            else:
+                writer.close()
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        *,
+        content_type: str = _JSON,
+        keep_alive: bool = True,
+        extra: str = "",
+    ) -> None:
+        data = _response(
+            status, body, content_type=content_type, keep_alive=keep_alive, extra=extra
+        )
+        self.responses[status] = self.responses.get(status, 0) + 1
+        self.bytes_out += len(data)
+        writer.write(data)
+        await writer.drain()
+
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Serve one request; False when the connection should close."""
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial.strip():  # the peer stopped mid-request
+                await self._reject(writer, _Reject(400, ErrorCode.InvalidRequest, "truncated"))
+            return False
+        except asyncio.LimitOverrunError:
+            await self._reject(
+                writer, _Reject(431, ErrorCode.RequestTooLarge, "request head too large")
+            )
+            return False
+        except TimeoutError:
+            return False
+        self.bytes_in += len(head)
+        head = head.lstrip(b"\r\n")
+        if not head:  # stray blank lines between pipelined requests
+            return True
+        try:
+            method, target, keep_alive, length, expect = self._parse_head(head)
+            if length > self.max_body:
+                raise _Reject(
+                    413,
+                    ErrorCode.RequestTooLarge,
+                    f"request body of {length} bytes exceeds the {self.max_body}-byte limit",
+                )
+            if expect:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = b""
+            if length:
+                async with asyncio.timeout(self.read_timeout):
+                    body = await reader.readexactly(length)
+                self.bytes_in += length
+        except _Reject as rej:
+            await self._reject(writer, rej)
+            return False
+        except asyncio.IncompleteReadError:
+            return False
+        except TimeoutError:
+            await self._reject(writer, _Reject(408, ErrorCode.InvalidRequest, "body too slow"))
+            return False
+        return await self._route(writer, method, target, body, keep_alive)
+
+    async def _reject(self, writer: asyncio.StreamWriter, rej: _Reject) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._send(
+                writer, rej.status, _error_body(rej.code, rej.message), keep_alive=False
+            )
+
+    def _parse_head(self, head: bytes) -> tuple[bytes, bytes, bool, int, bool]:
+        """(method, target, keep_alive, content_length, expect_100) or :class:`_Reject`."""
+        bad = ErrorCode.InvalidRequest
+        lines = head[:-4].split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
+            raise _Reject(400, bad, "malformed request line")
+        method, target, version = parts
+        if version == b"HTTP/1.1":
+            keep_alive = True
+        elif version == b"HTTP/1.0":
+            keep_alive = False
+        elif version.startswith(b"HTTP/"):
+            raise _Reject(505, bad, "only HTTP/1.0 and HTTP/1.1 are supported")
+        else:
+            raise _Reject(400, bad, "malformed request line")
+        length: int | None = None
+        expect = False
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name[-1:] in (b" ", b"\t") or name[:1] in (b" ", b"\t"):
+                raise _Reject(400, bad, "malformed header line")
+            name = name.lower()
+            value = value.strip(b" \t")
+            if name == b"content-length":
+                if not value.isdigit() or len(value) > 18:
+                    raise _Reject(400, bad, "invalid Content-Length")
+                n = int(value)
+                if length is not None and length != n:
+                    raise _Reject(400, bad, "conflicting Content-Length headers")
+                length = n
+            elif name == b"transfer-encoding":
+                raise _Reject(411, bad, "chunked bodies are not supported; send Content-Length")
+            elif name == b"connection":
+                tokens = {t.strip().lower() for t in value.split(b",")}
+                if b"close" in tokens:
+                    keep_alive = False
+                elif b"keep-alive" in tokens:
+                    keep_alive = True
+            elif name == b"expect":
+                if value.lower() != b"100-continue":
+                    raise _Reject(417, bad, "unsupported Expect")
+                expect = version == b"HTTP/1.1"
+        if length is None:
+            if method == b"POST":
+                raise _Reject(411, bad, "POST needs a Content-Length")
+            length = 0
+        return method, target, keep_alive, length, expect and length > 0
+
+    async def _route(
+        self,
+        writer: asyncio.StreamWriter,
+        method: bytes,
+        target: bytes,
+        body: bytes,
+        keep_alive: bool,
+    ) -> bool:
+        path = target.split(b"?", 1)[0]
+        if method == b"POST":
+            if path != b"/":
+                await self._send(
+                    writer,
+                    404,
+                    _error_body(ErrorCode.MethodNotFound, "JSON-RPC is served at POST /"),
+                    keep_alive=keep_alive,
+                )
+                return keep_alive
+            out = await self.dispatcher.handle_bytes(body)
+            if out is None:
+                await self._send(writer, 204, b"", keep_alive=keep_alive)
+            else:
+                await self._send(writer, 200, out, keep_alive=keep_alive)
+            return keep_alive
+        if method == b"GET" and path == b"/metrics":
+            text = self.render_metrics()
+            await self._send(
+                writer,
+                200,
+                text.encode("utf-8"),
+                content_type=prom.CONTENT_TYPE,
+                keep_alive=keep_alive,
+            )
+            return keep_alive
+        if method == b"GET" and path == b"/health":
+            status, health = self._health()
+            await self._send(writer, status, encode(health), keep_alive=keep_alive)
+            return keep_alive
+        if method == b"GET":
+            await self._send(
+                writer,
+                404,
+                _error_body(
+                    ErrorCode.MethodNotFound, "no such path; try POST /, /metrics, /health"
+                ),
+                keep_alive=keep_alive,
+            )
+            return keep_alive
+        # Other methods (HEAD, PUT, ...): answer and close, since a HEAD reply has no body.
+        await self._send(
+            writer,
+            405,
+            _error_body(ErrorCode.InvalidRequest, "use POST / for JSON-RPC"),
+            keep_alive=False,
+            extra="Allow: GET, POST\r\n",
+        )
+        return False
+
+    def _health(self) -> tuple[int, dict[str, Any]]:
+        try:
+            number = self.dispatcher.default_backend.block_number()
+        except Exception as exc:
+            return 503, {"status": "unavailable", "error": type(exc).__name__}
+        return 200, {"status": "ok", "blockNumber": number}
+
+    def render_metrics(self) -> str:
+        """The /metrics body: the provider's metrics followed by the RPC server's own."""
+        families: list[prom.Metric] = []
+        if self._metrics is not None:
+            try:
+                families.extend(self._metrics())
+            except Exception:
+                log.exception("metrics provider failed")
+                families.append(
+                    prom.gauge("ledgerlab_metrics_provider_up", "1 if the provider worked", 0)
+                )
+        st = self.dispatcher.stats
+        families += [
+            prom.labelled(
+                "ledgerlab_rpc_calls_total",
+                "counter",
+                "JSON-RPC calls by method",
+                "method",
+                st.calls,
+            ),
+            prom.labelled(
+                "ledgerlab_rpc_errors_total",
+                "counter",
+                "JSON-RPC errors by code",
+                "code",
+                {str(k): v for k, v in st.errors.items()},
+            ),
+            prom.counter("ledgerlab_rpc_requests_total", "JSON-RPC request objects", st.requests),
+            prom.counter("ledgerlab_rpc_batches_total", "JSON-RPC batch requests", st.batches),
+            prom.counter(
+                "ledgerlab_rpc_txs_accepted_total",
+                "raw txs accepted by the txpool",
+                st.txs_submitted,
+            ),
+            prom.counter(
+                "ledgerlab_rpc_txs_rejected_total",
+                "raw txs rejected by the txpool",
+                st.txs_rejected,
+            ),
+            prom.labelled(
+                "ledgerlab_http_responses_total",
+                "counter",
+                "HTTP responses by status",
+                "status",
+                {str(k): v for k, v in self.responses.items()},
+            ),
+            prom.counter(
+                "ledgerlab_http_connections_total",
+                "HTTP connections accepted",
+                self.connections_total,
+            ),
+            prom.gauge(
+                "ledgerlab_http_connections_open", "open HTTP connections", len(self._conns)
+            ),
+            prom.counter("ledgerlab_http_received_bytes_total", "bytes received", self.bytes_in),
+            prom.counter("ledgerlab_http_sent_bytes_total", "bytes sent", self.bytes_out),
+        ]
+        return prom.render(families)

@@ -1,0 +1,203 @@
+"""The method table: FISCO BCOS method names -> param validation, backend call, rendering.
+
+Every method but ``getClientVersion`` takes the group id as its first param; the
+dispatcher resolves it to a backend and hands the remaining params here. Transaction
+submission is special: ``sendRawTransaction`` only *validates* here (``prepare``), and the
+dispatcher submits consecutive submissions of a batch to the backend in one call.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from consensus.codec import DecodeError
+from node.rpc import params as p
+from node.rpc import render
+from node.rpc.backend import NodeBackend
+from node.rpc.calldata import decode_call, encode_call
+from node.rpc.errors import ErrorCode, RpcError, invalid_params
+from node.tx import MAX_NAME_CHARS, MAX_TX_SIZE
+
+Handler = Callable[[NodeBackend, list[Any]], Any]
+Prepare = Callable[[list[Any]], list[bytes]]
+
+try:
+    _VERSION = metadata.version("ledgerlab")
+except metadata.PackageNotFoundError:  # running from a bare checkout
+    _VERSION = "0+unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """A method entry: ``handler`` for reads, ``prepare`` for transaction submission."""
+
+    name: str
+    usage: str
+    handler: Handler | None = None
+    prepare: Prepare | None = None
+    needs_group: bool = True
+    plural: bool = False  # result is a list with one entry per prepared raw tx
+
+
+def _no_args(usage: str, fn: Callable[[NodeBackend], Any]) -> Handler:
+    def handler(backend: NodeBackend, args: list[Any]) -> Any:
+        p.arity(args, 0, 0, usage)
+        return fn(backend)
+
+    return handler
+
+
+def _client_version(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 0, 0, "[] or [group]")
+    return {
+        "Build Type": f"{platform.python_implementation()} {platform.python_version()}",
+        "Chain Id": str(backend.chain_id()),
+        "Client": "ledgerlab",
+        "Supported Version": "FISCO BCOS 2.x JSON-RPC",
+        "Version": _VERSION,
+    }
+
+
+def _block_number_param(backend: NodeBackend, value: Any) -> int:
+    if type(value) is str and value in ("latest", "earliest"):
+        return backend.block_number() if value == "latest" else 0
+    return p.uint(value, "block number")
+
+
+def _get_block_by_number(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 2, "[group, blockNumber, includeTransactions?]")
+    full = p.boolean(args[1], "includeTransactions") if len(args) > 1 else False
+    number = _block_number_param(backend, args[0])
+    blk = backend.block_by_number(number, full)
+    if blk is None:
+        raise RpcError(ErrorCode.BlockNumberNotFound, f"block {number} does not exist")
+    return render.block(blk, full)
+
+
+def _get_block_by_hash(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 2, "[group, blockHash, includeTransactions?]")
+    full = p.boolean(args[1], "includeTransactions") if len(args) > 1 else False
+    block_hash = p.hash32(args[0], "block hash")
+    blk = backend.block_by_hash(block_hash, full)
+    if blk is None:
+        raise RpcError(ErrorCode.BlockHashNotFound, f"block {args[0]} does not exist")
+    return render.block(blk, full)
+
+
+def _get_block_hash_by_number(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 1, "[group, blockNumber]")
+    number = _block_number_param(backend, args[0])
+    block_hash = backend.block_hash(number)
+    if block_hash is None:
+        raise RpcError(ErrorCode.BlockNumberNotFound, f"block {number} does not exist")
+    return render.hexbytes(block_hash)
+
+
+def _get_transaction(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 1, "[group, txHash]")
+    tx = backend.transaction(p.hash32(args[0], "transaction hash"))
+    return None if tx is None else render.transaction(tx)
+
+
+def _get_receipt(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 1, "[group, txHash]")
+    rc = backend.receipt(p.hash32(args[0], "transaction hash"))
+    return None if rc is None else render.receipt(rc)
+
+
+def _call(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 1, "[group, {from?, to, data} or {from?, to, method, args?}]")
+    req = args[0]
+    if type(req) is not dict or "to" not in req:
+        raise invalid_params("call param must be an object {from?, to, data}")
+    to = p.address(req["to"], "to")
+    sender = p.address(req["from"], "from") if req.get("from") is not None else None
+    if "data" in req:
+        data = p.hex_bytes(req["data"], "data", max_len=MAX_TX_SIZE)
+        try:
+            method, call_args = decode_call(data)
+        except DecodeError as exc:
+            raise invalid_params(f"data is not call data: {exc}") from None
+    elif "method" in req:
+        method = p.text(req["method"], "method", max_len=MAX_NAME_CHARS)
+        raw_args = req.get("args", [])
+        if type(raw_args) is not list:
+            raise invalid_params("args must be a list")
+        try:
+            encode_call(method, raw_args)  # validates count, types and ranges
+        except ValueError as exc:
+            raise invalid_params(str(exc)) from None
+        call_args = tuple(raw_args)
+    else:
+        raise invalid_params("call object needs 'data' (or 'method' and 'args')")
+    return render.call_result(backend.call(to, method, call_args, sender))
+
+
+def _system_config(backend: NodeBackend, args: list[Any]) -> Any:
+    p.arity(args, 1, 1, "[group, key]")
+    key = p.text(args[0], "key", max_len=128)
+    value = backend.system_config(key)
+    if value is None:
+        raise RpcError(ErrorCode.InvalidSystemConfig, f"unknown system config key {key!r}")
+    return str(value)
+
+
+def _prepare_one(args: list[Any]) -> list[bytes]:
+    p.arity(args, 1, 1, "[group, rawTransaction]")
+    return [p.hex_bytes(args[0], "raw transaction")]
+
+
+MAX_RAW_TXS_PER_CALL = 50_000
+
+
+def _prepare_many(args: list[Any]) -> list[bytes]:
+    p.arity(args, 1, 1, "[group, [rawTransaction, ...]]")
+    raws = args[0]
+    if type(raws) is not list:
+        raise invalid_params("second param must be a list of raw transactions")
+    if len(raws) > MAX_RAW_TXS_PER_CALL:
+        raise invalid_params(f"at most {MAX_RAW_TXS_PER_CALL} transactions per call")
+    return [p.hex_bytes(r, f"raw transaction {i}") for i, r in enumerate(raws)]
+
+
+def _table(*methods: Method) -> dict[str, Method]:
+    return {m.name: m for m in methods}
+
+
+G = "[group]"
+
+METHODS: dict[str, Method] = _table(
+    Method("getClientVersion", "[] or [group]", _client_version, needs_group=False),
+    Method("getBlockNumber", G, _no_args(G, lambda b: render.hexint(b.block_number()))),
+    Method("getBlockByNumber", "[group, blockNumber, includeTransactions?]", _get_block_by_number),
+    Method("getBlockByHash", "[group, blockHash, includeTransactions?]", _get_block_by_hash),
+    Method("getBlockHashByNumber", "[group, blockNumber]", _get_block_hash_by_number),
+    Method("getTransactionByHash", "[group, txHash]", _get_transaction),
+    Method("getTransactionReceipt", "[group, txHash]", _get_receipt),
+    Method("sendRawTransaction", "[group, rawTransaction]", prepare=_prepare_one),
+    Method(
+        "sendRawTransactions", "[group, [rawTransaction, ...]]", prepare=_prepare_many, plural=True
+    ),
+    Method("call", "[group, {from?, to, data}]", _call),
+    Method("getPbftView", G, _no_args(G, lambda b: render.hexint(b.pbft_view()))),
+    Method("getSealerList", G, _no_args(G, lambda b: [render.node_id(n) for n in b.sealers()])),
+    Method("getObserverList", G, _no_args(G, lambda b: [render.node_id(n) for n in b.observers()])),
+    Method(
+        "getConsensusStatus",
+        G,
+        _no_args(G, lambda b: render.consensus_status(b.consensus_status())),
+    ),
+    Method("getSyncStatus", G, _no_args(G, lambda b: render.sync_status(b.sync_status()))),
+    Method("getPeers", G, _no_args(G, lambda b: render.peers(b.peers()))),
+    Method("getPendingTxSize", G, _no_args(G, lambda b: render.hexint(b.pending_tx_size()))),
+    Method(
+        "getTotalTransactionCount",
+        G,
+        _no_args(G, lambda b: render.total_tx_count(b.total_transaction_count())),
+    ),
+    Method("getSystemConfigByKey", "[group, key]", _system_config),
+)

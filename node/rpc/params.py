@@ -1,0 +1,101 @@
+"""Validators for JSON-RPC params: each returns the clean value or raises -32602.
+
+Input rules (documented in docs/rpc.md): hex byte strings carry a ``0x`` prefix and an
+even number of hex digits and nothing else (``bytes.fromhex`` alone would let spaces
+through); numbers are JSON integers or ``0x`` hex / decimal strings; booleans are JSON
+booleans. ``True`` is never accepted where an integer is expected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.rpc.errors import RpcError, invalid_params
+
+MAX_BLOCK_NUMBER = 2**63 - 1
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def hex_bytes(value: Any, what: str, *, size: int | None = None, max_len: int = 1 << 23) -> bytes:
+    """A ``0x``-prefixed hex string as bytes (exactly ``size`` bytes when given)."""
+    if type(value) is not str:
+        raise invalid_params(f"{what} must be a 0x-prefixed hex string")
+    if not (value.startswith("0x") or value.startswith("0X")):
+        raise invalid_params(f"{what} must start with 0x")
+    digits = len(value) - 2
+    if digits & 1:
+        raise invalid_params(f"{what} has an odd number of hex digits")
+    if digits > 2 * max_len:
+        raise invalid_params(f"{what} is longer than {max_len} bytes")
+    if size is not None and digits != 2 * size:
+        raise invalid_params(f"{what} must be {size} bytes, got {digits // 2}")
+    try:
+        data = bytes.fromhex(value[2:])
+    except ValueError:
+        raise invalid_params(f"{what} is not valid hex") from None
+    if 2 * len(data) != digits:  # fromhex skips whitespace; we do not
+        raise invalid_params(f"{what} is not valid hex")
+    return data
+
+
+def hash32(value: Any, what: str = "hash") -> bytes:
+    return hex_bytes(value, what, size=32)
+
+
+def address(value: Any, what: str = "address") -> bytes:
+    """A 20-byte address; shorter forms such as ``0x5002`` are left-padded with zeros."""
+    data = hex_bytes(value, what, max_len=20)
+    if not data:
+        raise invalid_params(f"{what} is empty")
+    return data.rjust(20, b"\0")
+
+
+def uint(value: Any, what: str, *, hi: int = MAX_BLOCK_NUMBER) -> int:
+    """A non-negative integer from a JSON int, a ``0x`` hex string or a decimal string."""
+    if type(value) is int:
+        number = value
+    elif type(value) is str:
+        text = value.strip() if len(value) <= 80 else ""
+        try:
+            if text[:2] in ("0x", "0X") and len(text) > 2 and set(text[2:]) <= _HEX_DIGITS:
+                number = int(text[2:], 16)
+            elif text.isascii() and text.isdigit():
+                number = int(text, 10)
+            else:
+                raise ValueError
+        except ValueError:
+            raise invalid_params(f"{what} must be an integer or a 0x hex string") from None
+    else:
+        raise invalid_params(f"{what} must be an integer or a 0x hex string")
+    if not 0 <= number <= hi:
+        raise invalid_params(f"{what} must be in [0, {hi}]")
+    return number
+
+
+def block_number(value: Any, head: int) -> int:
+    """A block number; ``"latest"`` means the head and ``"earliest"`` means 0."""
+    if value == "latest" and type(value) is str:
+        return head
+    if value == "earliest" and type(value) is str:
+        return 0
+    return uint(value, "block number")
+
+
+def boolean(value: Any, what: str) -> bool:
+    if type(value) is not bool:
+        raise invalid_params(f"{what} must be true or false")
+    return value
+
+
+def text(value: Any, what: str, *, max_len: int = 256) -> str:
+    if type(value) is not str:
+        raise invalid_params(f"{what} must be a string")
+    if not value or len(value) > max_len:
+        raise invalid_params(f"{what} must be 1..{max_len} characters")
+    return value
+
+
+def arity(params: list[Any], lo: int, hi: int, usage: str) -> None:
+    """Raise unless ``lo <= len(params) <= hi``; ``usage`` names the expected params."""
+    if not lo <= len(params) <= hi:
+        raise RpcError(-32602, f"Invalid params: expected {usage}, got {len(params)} param(s)")
