@@ -107,20 +107,19 @@ def batch_digest(topic: str, body: bytes) -> bytes:
 
 
 def seal_batch(
-    key: KeyPair, topic: str, frames: list[bytes], *, boot_ms: int, boot_nonce: bytes, seq: int
+    key: KeyPair,
+    topic: str,
+    frames: list[bytes],
+    *,
+    boot_ms: int,
+    boot_nonce: bytes,
+    seq: int,
+    ts_ms: int | None = None,
 ) -> bytes:
     """The signed MQTT payload carrying ``frames`` on ``topic`` (wire format above)."""
-    body = pack(
-        [
-            ENVELOPE_VERSION,
-            key.public_key,
-            boot_ms,
-            boot_nonce,
-            seq,
-            time.time_ns() // 1_000_000,
-            frames,
-        ]
-    )
+    if ts_ms is None:
+        ts_ms = time.time_ns() // 1_000_000
+    body = pack([ENVELOPE_VERSION, key.public_key, boot_ms, boot_nonce, seq, ts_ms, frames])
     return body + key.sign(batch_digest(topic, body))
 
 

@@ -243,6 +243,15 @@ class TcpTransport(Transport):
         main.cancel()
         await asyncio.gather(main, return_exceptions=True)
 
+    def add_peer(self, address: str | tuple[str, int]) -> None:
+        """Dial one more peer address (now if running, else from :meth:`start`)."""
+        addr = parse_address(address)
+        if addr in self.peer_addresses:
+            return
+        self.peer_addresses.append(addr)
+        if self._tg is not None:
+            self._tg.create_task(self._dial_loop(addr), name=f"tcp-dial-{addr[0]}:{addr[1]}")
+
     # -- outbound API ------------------------------------------------------------
 
     def peers(self) -> frozenset[str]:

@@ -1,0 +1,63 @@
+"""Shared pytest wiring.
+
+Tests marked ``@pytest.mark.mqtt`` need a real MQTT broker: 127.0.0.1:1883, or
+``LEDGERLAB_MQTT_BROKER`` (``host:port`` or ``mqtt://host:port``). Without one they skip
+with a one-line reason -- unless ``LEDGERLAB_REQUIRE_BROKER=1`` (CI), where they fail, so
+a missing broker can never turn the MQTT suite green by skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+_broker_state: dict[str, str | None] = {}
+
+
+def mqtt_broker_url() -> str:
+    """The broker the MQTT tests use, as ``mqtt://host:port``."""
+    raw = os.environ.get("LEDGERLAB_MQTT_BROKER", "127.0.0.1:1883")
+    return raw if "://" in raw else f"mqtt://{raw}"
+
+
+def broker_required() -> bool:
+    return os.environ.get("LEDGERLAB_REQUIRE_BROKER", "") not in ("", "0")
+
+
+def _broker_problem() -> str | None:
+    """None when the broker accepts TCP connections, else a one-line reason (cached)."""
+    if "problem" not in _broker_state:
+        url = mqtt_broker_url()
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 1883
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                _broker_state["problem"] = None
+        except OSError as exc:
+            _broker_state["problem"] = f"no MQTT broker at {host}:{port} ({exc.strerror or exc})"
+    return _broker_state["problem"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("mqtt") is None:
+        return
+    problem = _broker_problem()
+    if problem is None:
+        return
+    if broker_required():
+        pytest.fail(f"{problem}; LEDGERLAB_REQUIRE_BROKER=1 forbids skipping", pytrace=False)
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def mqtt_broker() -> str:
+    """URL of the reachable test broker (tests using it must also be marked ``mqtt``)."""
+    problem = _broker_problem()
+    if problem is not None:
+        if broker_required():
+            pytest.fail(f"{problem}; LEDGERLAB_REQUIRE_BROKER=1 forbids skipping", pytrace=False)
+        pytest.skip(problem)
+    return mqtt_broker_url()

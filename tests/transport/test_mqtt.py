@@ -1,0 +1,316 @@
+"""MQTT transport: envelope checks offline, then real Mosquitto brokers (marked ``mqtt``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from consensus.crypto import KeyPair
+from node.transport.mqtt import (
+    MqttTransport,
+    parse_broker_url,
+    seal_batch,
+    topic_root,
+)
+
+pytestmark = pytest.mark.asyncio
+
+KEYS = [KeyPair.from_secret(bytes([i]) * 32) for i in range(1, 5)]
+IDS = [k.public_key.hex() for k in KEYS]
+OUTSIDER = KeyPair.from_secret(b"\x77" * 32)
+
+
+def make(
+    i: int, url: str = "mqtt://127.0.0.1:1", chain: str = "chain0", **kw: Any
+) -> MqttTransport:
+    opts: dict[str, Any] = {
+        "key": KEYS[i],
+        "broker_url": url,
+        "chain_id": chain,
+        "group_id": 1,
+        "members": IDS,
+        "heartbeat_interval": 0.2,
+        "backoff_initial": 0.1,
+        "backoff_max": 0.5,
+    }
+    opts.update(kw)
+    return MqttTransport(**opts)
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.01)
+
+
+# -- offline: URL, topics and the envelope checks ---------------------------------
+
+
+async def test_parse_broker_url() -> None:
+    a = parse_broker_url("mqtt://127.0.0.1:1883")
+    assert (a.host, a.port, a.tls, a.username) == ("127.0.0.1", 1883, False, None)
+    b = parse_broker_url("mqtts://node%201:s3cret@broker.example")
+    assert (b.host, b.port, b.tls, b.username, b.password) == (
+        "broker.example",
+        8883,
+        True,
+        "node 1",
+        "s3cret",
+    )
+    for bad in ("http://h:1", "mqtt://", "mqtt://h:notaport", "h:1883"):
+        with pytest.raises(ValueError):
+            parse_broker_url(bad)
+    with pytest.raises(ValueError):
+        topic_root("ledgerlab", "chain/0", "1")
+    with pytest.raises(ValueError):
+        topic_root("ledgerlab", "chain0", "#")
+
+
+def _seal(key: KeyPair, topic: str, frames: list[bytes], seq: int, **kw: Any) -> bytes:
+    opts: dict[str, Any] = {"boot_ms": 1_000, "boot_nonce": b"\x01" * 8, "seq": seq}
+    opts.update(kw)
+    return seal_batch(key, topic, frames, **opts)
+
+
+async def test_envelope_accepts_signed_member_batches() -> None:
+    t = make(0)
+    topic = f"{t.root}/p2p/{IDS[0]}/{IDS[1]}"
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"a", b"b"], 1)) == 2
+    assert t.recv_nowait_many() == [(IDS[1], b"a"), (IDS[1], b"b")]
+    bcast = f"{t.root}/bcast/{IDS[2]}"
+    assert t.deliver(bcast, _seal(KEYS[2], bcast, [], 1)) == 0  # heartbeat
+    assert t.peers() == {IDS[1], IDS[2]}
+    assert t.stats.frames_in == 2 and not t.stats.dropped
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("outsider", "unknown_sender"),
+        ("wrong_key", "bad_signature"),
+        ("redirected", "bad_signature"),
+        ("tampered", "bad_signature"),
+        ("short", "malformed"),
+        ("not_msgpack", "malformed"),
+        ("foreign_topic", "foreign_topic"),
+        ("blacklisted", "blacklisted"),
+    ],
+)
+async def test_envelope_rejections_are_counted(case: str, reason: str) -> None:
+    t = make(0, blacklist=[IDS[3]])
+    inbox = f"{t.root}/p2p/{IDS[0]}/"
+    topic, payload = inbox + IDS[1], b""
+    if case == "outsider":
+        topic = inbox + OUTSIDER.public_key.hex()
+        payload = _seal(OUTSIDER, topic, [b"x"], 1)
+    elif case == "wrong_key":  # claims to be node 1, signed by node 2
+        payload = _seal(KEYS[2], topic, [b"x"], 1)
+    elif case == "redirected":  # node 1's batch for node 2 replayed into node 0's inbox
+        meant = f"{t.root}/p2p/{IDS[2]}/{IDS[1]}"
+        payload = _seal(KEYS[1], meant, [b"x"], 1)
+    elif case == "tampered":
+        good = _seal(KEYS[1], topic, [b"pay 1"], 1)
+        payload = good.replace(b"pay 1", b"pay 9")
+    elif case == "short":
+        payload = b"\x00" * 10
+    elif case == "not_msgpack":
+        key = KEYS[1]
+        from node.transport.mqtt import batch_digest
+
+        body = b"\xc1\xc1\xc1"
+        payload = body + key.sign(batch_digest(topic, body))
+    elif case == "foreign_topic":
+        topic = "ledgerlab/otherchain/1/bcast/" + IDS[1]
+        payload = _seal(KEYS[1], topic, [b"x"], 1)
+    elif case == "blacklisted":
+        topic = inbox + IDS[3]
+        payload = _seal(KEYS[3], topic, [b"x"], 1)
+    assert t.deliver(topic, payload) == 0
+    assert t.stats.dropped == {reason: 1}
+    assert t.recv_nowait_many() == [] and t.peers() == frozenset()
+
+
+async def test_replays_and_old_boots_are_dropped() -> None:
+    t = make(0, max_age=60)
+    topic = f"{t.root}/bcast/{IDS[1]}"
+    first = _seal(KEYS[1], topic, [b"1"], 5)
+    assert t.deliver(topic, first) == 1
+    assert t.deliver(topic, first) == 0  # exact replay
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"3"], 3)) == 1  # late but new
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"3"], 3)) == 0
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"9"], 9000)) == 1  # window slides
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"6"], 6)) == 0  # fell out of the window
+    # the sender restarts: a newer boot is accepted, the old boot is then dead
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"new"], 1, boot_ms=2_000)) == 1
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"old"], 9001)) == 0
+    assert t.stats.dropped["replay"] == 4
+    # a first contact whose batch is older than max_age is a replay from the past
+    old_ts = time.time_ns() // 1_000_000 - 120_000
+    stale = _seal(KEYS[2], f"{t.root}/bcast/{IDS[2]}", [b"x"], 1, ts_ms=old_ts)
+    assert t.deliver(f"{t.root}/bcast/{IDS[2]}", stale) == 0
+    assert t.stats.dropped["stale"] == 1
+
+
+async def test_own_broadcast_echo_is_ignored_silently() -> None:
+    t = make(0)
+    assert t.deliver(t.bcast_topic, _seal(KEYS[0], t.bcast_topic, [b"me"], 1)) == 0
+    assert not t.stats.dropped and t.recv_nowait_many() == []
+
+
+async def test_batches_are_bounded_by_size() -> None:
+    t = make(0, max_batch_bytes=1000)
+    batches = t._split([b"x" * 300] * 10 + [b"y" * 5000])
+    assert [len(b) for b in batches] == [3, 3, 3, 1, 1]
+    assert all(sum(len(f) + 5 for f in b) <= 1000 for b in batches[:-1])
+
+
+async def test_send_rules_without_broker() -> None:
+    t = make(0, max_frame_size=100)
+    assert not t.send(OUTSIDER.public_key.hex(), b"x")
+    assert not t.send(IDS[1], b"x" * 101)
+    assert t.send(IDS[1], b"queued until connected")
+    assert t.stats.dropped == {"not_member": 1, "frame_too_large": 1}
+
+
+# -- real broker -------------------------------------------------------------------
+
+
+def _chain() -> str:
+    return "t" + uuid.uuid4().hex[:12]  # isolates each test on a shared broker
+
+
+@pytest.mark.mqtt
+async def test_frames_flow_through_the_broker(mqtt_broker: str) -> None:
+    chain = _chain()
+    a, b, c = (make(i, mqtt_broker, chain) for i in range(3))
+    async with a, b, c:
+        for t in (a, b, c):
+            await t.wait_for_peers(set(IDS[:3]) - {t.node_id}, timeout=10)
+        assert a.send(IDS[1], b"a->b")
+        assert await asyncio.wait_for(b.recv(), 5) == (IDS[0], b"a->b")
+        assert b.send(IDS[0], b"b->a")
+        assert await asyncio.wait_for(a.recv(), 5) == (IDS[1], b"b->a")
+        assert c.broadcast(b"from c") == 2
+        assert await asyncio.wait_for(a.recv(), 5) == (IDS[2], b"from c")
+        assert await asyncio.wait_for(b.recv(), 5) == (IDS[2], b"from c")
+        frames = [i.to_bytes(4, "big") * (i % 50) for i in range(5000)]
+        for f in frames:
+            a.send(IDS[1], f)
+        got = [await asyncio.wait_for(b.recv(), 5) for _ in frames]
+        assert [d for _, d in got] == frames  # batched, yet complete and in order
+        assert c.recv_nowait_many() == []  # unicast is not seen by others
+        assert not a.stats.dropped and not b.stats.dropped
+
+
+@pytest.mark.mqtt
+async def test_forged_and_foreign_publishes_change_nothing(mqtt_broker: str) -> None:
+    chain = _chain()
+    a, b = make(0, mqtt_broker, chain), make(1, mqtt_broker, chain)
+    addr = parse_broker_url(mqtt_broker)
+    async with a, b, aiomqtt.Client(addr.host, addr.port) as intruder:
+        await a.wait_for_peers([IDS[1]], timeout=10)
+        await b.wait_for_peers([IDS[0]], timeout=10)
+        inbox = f"{a.root}/p2p/{IDS[0]}/"
+        outsider_topic = inbox + OUTSIDER.public_key.hex()
+        await intruder.publish(
+            outsider_topic, _seal(OUTSIDER, outsider_topic, [b"let me in"], 1), qos=1
+        )
+        await intruder.publish(  # impersonates node 1 without its key
+            inbox + IDS[1], _seal(OUTSIDER, inbox + IDS[1], [b"vote"], 1), qos=1
+        )
+        await intruder.publish(inbox + IDS[1], b"random garbage" * 10, qos=1)
+        await until(
+            lambda: a.stats.dropped["unknown_sender"] == 1 and a.stats.dropped["bad_signature"] == 2
+        )
+        b.send(IDS[0], b"legit")
+        assert await asyncio.wait_for(a.recv(), 5) == (IDS[1], b"legit")
+        assert a.recv_nowait_many() == []
+        assert a.peers() == {IDS[1]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_broker() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
+    """A mosquitto of our own on a free port, with stop()/start() for restart tests."""
+    if shutil.which("mosquitto") is None:
+        if os.environ.get("LEDGERLAB_REQUIRE_BROKER", "") not in ("", "0"):
+            pytest.fail("mosquitto binary not found", pytrace=False)
+        pytest.skip("mosquitto binary not found")
+    port = _free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        proc = subprocess.Popen(
+            ["mosquitto", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start on port {port}")
+
+    def stop() -> None:
+        proc = procs[-1]
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+
+    start()
+    try:
+        yield port, stop, start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+@pytest.mark.mqtt
+async def test_broker_restart_reconnects_and_resubscribes(
+    private_broker: tuple[int, Callable[[], None], Callable[[], None]],
+) -> None:
+    port, stop, start = private_broker
+    url = f"mqtt://127.0.0.1:{port}"
+    ts = [make(i, url, keepalive=5) for i in range(3)]
+    async with ts[0], ts[1], ts[2]:
+        for t in ts:
+            await t.wait_for_peers(set(IDS[:3]) - {t.node_id}, timeout=10)
+        ts[0].broadcast(b"before")
+        for t in ts[1:]:
+            assert await asyncio.wait_for(t.recv(), 5) == (IDS[0], b"before")
+
+        await asyncio.to_thread(stop)
+        await until(lambda: not any(t.connected for t in ts), timeout=10)
+        assert all(t.peers() == frozenset() for t in ts)
+        await asyncio.sleep(2)  # the broker stays down for a while
+        await asyncio.to_thread(start)
+
+        for t in ts:
+            await t.wait_for_peers(set(IDS[:3]) - {t.node_id}, timeout=15)
+            assert t.connects >= 2 and t.stats.disconnects["broker"] >= 1
+        for t in ts:  # drop anything flushed from before the outage
+            t.recv_nowait_many(10_000)
+        ts[1].send(IDS[2], b"unicast after")
+        assert await asyncio.wait_for(ts[2].recv(), 5) == (IDS[1], b"unicast after")
+        ts[2].broadcast(b"broadcast after")
+        assert await asyncio.wait_for(ts[0].recv(), 5) == (IDS[2], b"broadcast after")
+        assert await asyncio.wait_for(ts[1].recv(), 5) == (IDS[2], b"broadcast after")
