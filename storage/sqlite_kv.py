@@ -3,8 +3,8 @@
 One ``WITHOUT ROWID`` table keyed by a BLOB (SQLite compares BLOBs with ``memcmp``, the
 order the contract asks for). A batch is one ``BEGIN IMMEDIATE .. COMMIT``. In WAL mode,
 ``synchronous=FULL`` syncs the WAL at every commit (survives power loss) and ``NORMAL``
-syncs only at checkpoints (survives a process crash, not a power cut). A snapshot is a
-second connection holding a read transaction open.
+syncs only at checkpoints (survives a process crash, not a power cut). A snapshot, and
+each scan, is a second connection holding a read transaction open.
 """
 
 from __future__ import annotations
@@ -26,13 +26,36 @@ def _connect(path: str, *, sync: bool) -> sqlite3.Connection:
     return conn
 
 
-def _select(conn: sqlite3.Connection, low: bytes, high: bytes | None) -> list[tuple[bytes, bytes]]:
-    """Fetched whole, so the scan is one consistent read taken at call time."""
-    if high is None:
-        cur = conn.execute("SELECT k, v FROM kv WHERE k >= ? ORDER BY k", (low,))
-    else:
-        cur = conn.execute("SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k", (low, high))
-    return cur.fetchall()
+def _select(
+    conn: sqlite3.Connection, low: bytes, high: bytes | None, *, close_after: bool
+) -> Iterator[tuple[bytes, bytes]]:
+    """Rows stream from ``conn``'s open read transaction, so the scan stays consistent."""
+    try:
+        if high is None:
+            cur = conn.execute("SELECT k, v FROM kv WHERE k >= ? ORDER BY k", (low,))
+        else:
+            sql = "SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k"
+            cur = conn.execute(sql, (low, high))
+        # Not ``yield from``: it would close the cursor on early exit, which raises once
+        # the connection is closed.
+        for row in cur:  # noqa: UP028
+            yield row
+    except sqlite3.Error as exc:
+        raise StorageError(f"SQLite scan failed: {exc}") from exc
+    finally:
+        if close_after:
+            conn.close()
+
+
+def _read_connection(path: str) -> sqlite3.Connection:
+    """A connection with a read transaction open from now on: a snapshot."""
+    try:
+        conn = _connect(path, sync=False)
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1 FROM kv LIMIT 1").fetchall()  # the read starts here
+    except sqlite3.Error as exc:
+        raise StorageError(f"SQLite snapshot failed: {exc}") from exc
+    return conn
 
 
 class SqliteSnapshot:
@@ -40,7 +63,6 @@ class SqliteSnapshot:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = conn
-        self._lock = threading.Lock()
 
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -48,22 +70,19 @@ class SqliteSnapshot:
         return self._conn
 
     def get(self, key: bytes) -> bytes | None:
-        with self._lock:
-            row = self._live().execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        row = self._live().execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def scan(
         self, start: bytes = b"", end: bytes | None = None, *, prefix: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         low, high = key_range(start, end, prefix)
-        with self._lock:
-            return iter(_select(self._live(), low, high))
+        return _select(self._live(), low, high, close_after=False)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()  # ends the read transaction
-                self._conn = None
+        if self._conn is not None:
+            self._conn.close()  # ends the read transaction
+            self._conn = None
 
 
 class SqliteKV:
@@ -71,7 +90,6 @@ class SqliteKV:
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
         self._path = path
-        self._sync = sync
         self._lock = threading.Lock()  # one connection, shared by threads in turn
         try:
             os.makedirs(path, exist_ok=True)
@@ -100,11 +118,9 @@ class SqliteKV:
         self, start: bytes = b"", end: bytes | None = None, *, prefix: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         low, high = key_range(start, end, prefix)
-        with self._lock:
-            try:
-                return iter(_select(self._live(), low, high))
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite scan failed: {exc}") from exc
+        self._live()
+        conn = _read_connection(self._path)  # its own read transaction, closed at the end
+        return _select(conn, low, high, close_after=True)
 
     def put(self, key: bytes, value: bytes) -> None:
         batch = WriteBatch()
@@ -151,13 +167,7 @@ class SqliteKV:
 
     def snapshot(self) -> SqliteSnapshot:
         self._live()
-        try:
-            conn = _connect(self._path, sync=self._sync)
-            conn.execute("BEGIN")
-            conn.execute("SELECT 1 FROM kv LIMIT 1").fetchall()  # the read starts here
-        except sqlite3.Error as exc:
-            raise StorageError(f"SQLite snapshot failed: {exc}") from exc
-        snap = SqliteSnapshot(conn)
+        snap = SqliteSnapshot(_read_connection(self._path))
         self._snapshots = [s for s in self._snapshots if s._conn is not None]
         self._snapshots.append(snap)
         return snap
