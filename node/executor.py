@@ -23,6 +23,7 @@ CallAddressError (no precompile at ``to``), as FISCO BCOS 2.x numbers them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,12 +249,10 @@ class Executor:
         if not spec.min_args <= len(args) <= len(types):
             return _PRECOMPILED_ERROR
         for arg, kind in zip(args, types, strict=False):
-            if type(arg) is not kind:
-                return _PRECOMPILED_ERROR
             if kind is int:
-                if not 0 <= arg <= UINT256_MAX:
+                if type(arg) is not int or not 0 <= arg <= UINT256_MAX:
                     return _PRECOMPILED_ERROR
-            elif len(arg) > MAX_ARG_CHARS:
+            elif type(arg) is not str or len(arg) > MAX_ARG_CHARS:
                 return _PRECOMPILED_ERROR
         try:
             result = spec.func(precompile, ctx, *args)
@@ -272,6 +271,5 @@ class Executor:
 
 def receipt_root_of(encoded_receipts: Sequence[bytes]) -> bytes:
     """The receipt root: Merkle root over ``hash32`` of each encoded receipt."""
-    from consensus.crypto import hash32
-
-    return merkle_root([hash32(r) for r in encoded_receipts])
+    sha3 = hashlib.sha3_256
+    return merkle_root([sha3(r).digest() for r in encoded_receipts])

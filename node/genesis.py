@@ -18,6 +18,7 @@ from consensus.codec import DecodeError, pack, unpack
 from consensus.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, hash32
 from node.accounts import format_address, parse_address
 from node.block import EMPTY_ROOT, MAX_BLOCK_TXS, MAX_SEALERS, Block, BlockHeader
+from storage.ledger import BlockCommit
 from storage.state_root import GENESIS_STATE_ROOT
 
 GENESIS_VERSION = 0
@@ -158,6 +159,19 @@ class GenesisConfig:
             extra_data=self.hash,
         )
         return Block(header)
+
+    def block_commit(self) -> BlockCommit:
+        """What :meth:`storage.ledger.LedgerStore.commit_block` needs to store block 0."""
+        block = self.block()
+        return BlockCommit(
+            number=0,
+            block_hash=block.hash,
+            block=block.encode(),
+            tx_hashes=(),
+            receipts=(),
+            state_writes=(),
+            state_root=GENESIS_STATE_ROOT,
+        )
 
     # ------------------------------------------------------------------ TOML
 

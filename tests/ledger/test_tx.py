@@ -1,0 +1,211 @@
+"""Transactions: encoding, hashing, canonical form, signatures and senders."""
+
+from __future__ import annotations
+
+import contextlib
+
+import msgpack
+import pytest
+
+from consensus.codec import DecodeError, pack, unpack
+from consensus.crypto import InvalidSignature, hash32
+from node.accounts import format_address, parse_address
+from node.tx import (
+    MAX_ARGS,
+    MAX_TX_SIZE,
+    UINT256_MAX,
+    SignedTransaction,
+    Transaction,
+    decode_transaction,
+    decode_values,
+    encode_values,
+)
+from tests.ledger.support import ALICE, BOB
+
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def build(**kw: object) -> Transaction:
+    fields: dict[str, object] = dict(
+        chain_id="chain0",
+        group_id="group0",
+        to="0x5002",
+        method="userTransfer",
+        args=["alice", "bob", 5],
+        block_limit=500,
+        nonce="n-1",
+    )
+    fields.update(kw)
+    return Transaction.build(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_and_sender() -> None:
+    stx = build(args=["a", 0, UINT256_MAX, "ü" * 10]).sign(ALICE)
+    again = SignedTransaction.decode(stx.encode())
+    assert again == stx
+    assert again.hash == stx.hash == hash32(stx.encode())
+    assert again.tx.signing_hash == hash32(again.tx.body)
+    assert again.tx.args == ("a", 0, UINT256_MAX, "ü" * 10)
+    assert again.recover_sender() == ALICE.address
+    assert again.verified().sender == ALICE.address
+    assert decode_transaction(bytearray(stx.encode())) == stx
+
+
+def test_documented_layout() -> None:
+    """docs/wire-format.md: [version, chain, group, nonce, limit, to, method, args, sig]."""
+    stx = build().sign(ALICE)
+    fields = unpack(stx.encode())
+    assert fields[:7] == [
+        0,
+        "chain0",
+        "group0",
+        "n-1",
+        500,
+        parse_address("0x5002"),
+        "userTransfer",
+    ]
+    assert fields[7] == ["alice", "bob", (5).to_bytes(32, "big")]
+    assert fields[8] == stx.signature and len(stx.signature) == 65
+    assert stx.tx.body == pack(fields[:8])
+    assert stx.tx.signing_hash == hash32(pack(fields[:8]))
+
+
+def test_short_precompile_address() -> None:
+    assert build().to == bytes(18) + b"\x50\x02"
+    assert format_address(build().to) == "0x" + "0" * 36 + "5002"
+
+
+def test_hash_is_unique_per_signed_transaction() -> None:
+    tx = build()
+    by_alice, by_bob = tx.sign(ALICE), tx.sign(BOB)
+    assert by_alice.tx.signing_hash == by_bob.tx.signing_hash
+    assert by_alice.hash != by_bob.hash
+    assert build(nonce="n-2").sign(ALICE).hash != by_alice.hash
+
+
+def test_random_nonce_by_default() -> None:
+    a = build(nonce=None)
+    b = build(nonce=None)
+    assert a.nonce != b.nonce and len(a.nonce) == 32
+
+
+def test_tampered_signature_changes_or_breaks_the_sender() -> None:
+    stx = build().sign(ALICE)
+    for i in range(65):
+        sig = bytearray(stx.signature)
+        sig[i] ^= 0x01
+        tampered = SignedTransaction(stx.tx, bytes(sig))
+        try:
+            sender = tampered.recover_sender()
+        except InvalidSignature:
+            continue
+        assert sender != ALICE.address
+
+
+def test_tampered_body_changes_the_sender() -> None:
+    stx = build().sign(ALICE)
+    other = SignedTransaction(build(args=["alice", "bob", 6]), stx.signature)
+    with contextlib.suppress(InvalidSignature):
+        assert other.recover_sender() != ALICE.address
+
+
+def test_high_s_signature_is_rejected() -> None:
+    stx = build().sign(ALICE)
+    r, s, v = stx.signature[:32], int.from_bytes(stx.signature[32:64], "big"), stx.signature[64]
+    flipped = r + (_N - s).to_bytes(32, "big") + bytes([v ^ 1])
+    with pytest.raises(InvalidSignature, match="high-s"):
+        SignedTransaction(stx.tx, flipped).recover_sender()
+
+
+def test_invalid_recovery_id() -> None:
+    stx = build().sign(ALICE)
+    with pytest.raises(InvalidSignature):
+        SignedTransaction(stx.tx, stx.signature[:64] + b"\x07").recover_sender()
+    with pytest.raises(InvalidSignature):
+        SignedTransaction(stx.tx, bytes(65)).recover_sender()
+
+
+def test_non_canonical_encodings_are_rejected() -> None:
+    stx = build().sign(ALICE)
+    fields = unpack(stx.encode())
+    # block_limit 500 as uint32 instead of uint16; a short string as str8.
+    wide_int = stx.encode().replace(b"\xcd\x01\xf4", b"\xce\x00\x00\x01\xf4", 1)
+    assert unpack(wide_int) == fields
+    with pytest.raises(DecodeError, match="canonical"):
+        SignedTransaction.decode(wide_int)
+    str8 = stx.encode().replace(b"\xa6chain0", b"\xd9\x06chain0", 1)
+    assert unpack(str8) == fields
+    with pytest.raises(DecodeError, match="canonical"):
+        SignedTransaction.decode(str8)
+    with pytest.raises(DecodeError):
+        SignedTransaction.decode(stx.encode() + b"\x00")
+
+
+@pytest.mark.parametrize(
+    "index,value",
+    [
+        (0, 1),  # version
+        (1, ""),  # empty chain id
+        (1, "c" * 65),
+        (3, 5),  # nonce not a str
+        (4, -1),
+        (4, -(2**63)),
+        (4, True),
+        (5, b"\x00" * 19),
+        (6, None),
+        (7, "args"),
+        (7, [1]),  # ints travel as 32 bytes
+        (7, [b"\x00" * 31]),
+        (7, ["a" * 257]),
+        (7, ["a"] * (MAX_ARGS + 1)),
+        (8, b"\x00" * 64),
+    ],
+)
+def test_bad_fields_are_decode_errors(index: int, value: object) -> None:
+    fields = unpack(build().sign(ALICE).encode())
+    fields[index] = value
+    with pytest.raises(DecodeError):
+        SignedTransaction.decode(msgpack.packb(fields, use_bin_type=True))
+
+
+def test_size_limit() -> None:
+    with pytest.raises(DecodeError, match="exceeds"):
+        SignedTransaction.decode(b"\x99" + bytes(MAX_TX_SIZE))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(chain_id=""),
+        dict(method="m" * 65),
+        dict(block_limit=-1),
+        dict(args=[1.5]),
+        dict(args=[-1]),
+        dict(args=[UINT256_MAX + 1]),
+        dict(args=[True]),
+        dict(args=[b"raw"]),
+        dict(to="0x" + "1" * 41),
+        dict(to="0xzz"),
+    ],
+)
+def test_build_validates(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        build(**kw)
+
+
+def test_values_codec() -> None:
+    values = ("x", 0, 2**255, "")
+    assert decode_values(encode_values(values)) == values
+    with pytest.raises(DecodeError):
+        decode_values(pack([1]))
+    with pytest.raises(ValueError):
+        encode_values([-5])
+
+
+def test_parse_address_forms() -> None:
+    assert parse_address("0x1000") == parse_address(0x1000) == bytes(18) + b"\x10\x00"
+    assert parse_address(ALICE.address.hex()) == ALICE.address
+    assert parse_address(ALICE.address) == ALICE.address
+    for bad in ("", "0x", "0x1_0", "g", b"\x00", True, 2**160, None):
+        with pytest.raises(ValueError):
+            parse_address(bad)  # type: ignore[arg-type]
