@@ -1,6 +1,6 @@
 """Storage benchmark: block commits, point reads and prefix scans on every backend.
 
-    python -m scripts.bench_storage [--blocks 30] [--txs 1000] [--dir /tmp]
+    python -m scripts.bench_storage [--blocks 100] [--txs 1000] [--dir /tmp]
 
 A block commit is one ``LedgerStore.commit_block`` of ~150 KB block bytes, ``txs`` tx
 index entries and receipts, ``2 * txs`` state writes and the head, as a node commits it;
@@ -60,6 +60,17 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def fsync_floor_ms(directory: str) -> float:
@@ -123,7 +134,7 @@ def bench(backend: str, sync: bool, blocks: list[BlockCommit], directory: str) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--blocks", type=int, default=30, help="measured blocks per run")
+    parser.add_argument("--blocks", type=int, default=100, help="measured blocks per run")
     parser.add_argument("--txs", type=int, default=1000, help="transactions per block")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the stores go")
     parser.add_argument("--backends", default=",".join(BACKENDS))
@@ -132,7 +143,7 @@ def main() -> None:
     blocks = make_blocks(WARMUP + args.blocks, args.txs, seed=42)
     system = f"{platform.system()} {platform.release()}"
     python = platform.python_version()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {system}, python {python}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cpus, {system}, python {python}")
     shape = f"{args.txs} txs/block, {2 * args.txs} state writes, {150 * args.txs // 1000} KB block"
     print(f"workload: {shape}; median of {args.blocks} blocks after {WARMUP} warm-up")
     print(f"fdatasync floor in {args.dir}: {fsync_floor_ms(args.dir):.2f} ms")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import lmdb
 
-from storage.kv import StorageError, WriteBatch, check_key, check_value, key_range
+from storage.kv import MAX_KEY_LEN, StorageError, WriteBatch, check_key, check_value, key_range
 
 _INITIAL_MAP_SIZE = 1 << 34  # 16 GiB of address space; the file only grows as used
 
@@ -47,6 +47,8 @@ class LmdbSnapshot:
         return self._txn
 
     def get(self, key: bytes) -> bytes | None:
+        if not 0 < len(key) <= MAX_KEY_LEN:
+            return None  # cannot be stored, so it is absent (LMDB would raise instead)
         try:
             return self._live().get(key)
         except lmdb.Error as exc:
@@ -82,8 +84,11 @@ class LmdbKV:
         return self._env
 
     def get(self, key: bytes) -> bytes | None:
+        env = self._live()
+        if not 0 < len(key) <= MAX_KEY_LEN:
+            return None  # cannot be stored, so it is absent (LMDB would raise instead)
         try:
-            with self._live().begin() as txn:
+            with env.begin() as txn:
                 return txn.get(key)
         except lmdb.Error as exc:
             raise StorageError(f"LMDB read failed: {exc}") from exc

@@ -5,7 +5,7 @@ A dict for point reads plus a sorted key list for ordered scans, bundled as one
 pinned version first copies it, so readers keep reading the old one untouched
 (copy-on-write). With no reader open, writes go in place. A batch's new keys are merged
 into the list in one sort (Timsort merges the two sorted runs in linear time), not
-inserted one by one.
+inserted one by one. Not thread-safe: the simulator and tests drive it from one thread.
 """
 
 from __future__ import annotations

@@ -55,6 +55,16 @@ def test_bad_keys_are_refused(kv: KVStore, key: object, error: type[Exception]) 
         WriteBatch().put(key, b"v")  # type: ignore[arg-type]
 
 
+def test_keys_that_cannot_be_stored_read_as_absent(kv: KVStore) -> None:
+    """An RPC may look up any bytes it was sent; that must not be an engine error."""
+    assert kv.get(b"") is None
+    assert kv.get(b"x" * (MAX_KEY_LEN + 100)) is None
+    snap = kv.snapshot()
+    assert snap.get(b"") is None
+    assert snap.get(b"x" * (MAX_KEY_LEN + 100)) is None
+    snap.close()
+
+
 def test_longest_key_and_binary_values(kv: KVStore) -> None:
     key = b"\xff" * MAX_KEY_LEN
     value = bytes(range(256)) * 1000
