@@ -29,6 +29,8 @@ log = logging.getLogger("ledgerlab.rpc.http")
 
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 DEFAULT_MAX_HEADER = 32 * 1024
+LINGER_SECONDS = 2.0  # after an error answer: how long to drain the client's input
+LINGER_BYTES = 1 << 20
 MetricsProvider = Callable[[], Iterable[prom.Metric]]
 
 _REASONS = {
@@ -176,11 +178,10 @@ class RpcServer:
             if self._closing:
                 return
             if len(self._conns) > self.max_connections:
-                await self._send(
+                await self._reject(
+                    reader,
                     writer,
-                    503,
-                    _error_body(ErrorCode.InternalError, "too many connections"),
-                    keep_alive=False,
+                    _Reject(503, ErrorCode.InternalError, "too many connections"),
                 )
                 return
             while await self._one_request(reader, writer):
@@ -188,7 +189,9 @@ class RpcServer:
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
-            raise
+            # Only close() (or loop teardown) cancels this leaf task. Ending it normally
+            # keeps asyncio's stream callback from logging the cancellation as an error.
+            pass
         except Exception:
             log.exception("RPC connection failed")
         finally:
@@ -225,11 +228,13 @@ class RpcServer:
                 head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
             if exc.partial.strip():  # the peer stopped mid-request
-                await self._reject(writer, _Reject(400, ErrorCode.InvalidRequest, "truncated"))
+                await self._reject(
+                    reader, writer, _Reject(400, ErrorCode.InvalidRequest, "truncated")
+                )
             return False
         except asyncio.LimitOverrunError:
             await self._reject(
-                writer, _Reject(431, ErrorCode.RequestTooLarge, "request head too large")
+                reader, writer, _Reject(431, ErrorCode.RequestTooLarge, "request head too large")
             )
             return False
         except TimeoutError:
@@ -254,20 +259,41 @@ class RpcServer:
                     body = await reader.readexactly(length)
                 self.bytes_in += length
         except _Reject as rej:
-            await self._reject(writer, rej)
+            await self._reject(reader, writer, rej)
             return False
         except asyncio.IncompleteReadError:
             return False
         except TimeoutError:
-            await self._reject(writer, _Reject(408, ErrorCode.InvalidRequest, "body too slow"))
+            await self._reject(
+                reader, writer, _Reject(408, ErrorCode.InvalidRequest, "body too slow")
+            )
             return False
         return await self._route(writer, method, target, body, keep_alive)
 
-    async def _reject(self, writer: asyncio.StreamWriter, rej: _Reject) -> None:
+    async def _reject(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rej: _Reject
+    ) -> None:
+        """Answer with an error, then close gracefully.
+
+        Closing a socket with unread input makes the kernel send a reset, which can
+        destroy the error answer before the client reads it (a client still sending an
+        oversized body, say). So, like nginx's lingering close, we half-close and discard
+        what still arrives for a short, bounded while.
+        """
         with contextlib.suppress(ConnectionError):
             await self._send(
                 writer, rej.status, _error_body(rej.code, rej.message), keep_alive=False
             )
+        with contextlib.suppress(Exception):
+            if writer.can_write_eof():
+                writer.write_eof()
+            async with asyncio.timeout(LINGER_SECONDS):
+                discarded = 0
+                while discarded < LINGER_BYTES:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        break
+                    discarded += len(chunk)
 
     def _parse_head(self, head: bytes) -> tuple[bytes, bytes, bool, int, bool]:
         """(method, target, keep_alive, content_length, expect_100) or :class:`_Reject`."""

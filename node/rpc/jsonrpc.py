@@ -3,14 +3,13 @@
 Theory of operation. A body is decoded strictly (UTF-8, no NaN/Infinity, finite floats);
 a batch is processed in order, item by item. Each item is validated as a request object,
 its method looked up, its group resolved to a backend and its params validated; read
-methods run at once. Transaction submissions (``sendRawTransaction`` and the
-``sendRawTransactions`` extension) are queued, and a run of consecutive submissions to the
-same group reaches the backend as ONE ``submit()`` call, flushed before the next read
-runs -- so a batch of 5,000 transactions costs one backend round trip while a read that
-follows a submission still sees it. Notifications (no ``id``) run but get no response;
-an all-notification batch yields no body at all. Errors never escape: a backend that
-raises :class:`RpcError` gets that error rendered, anything else becomes -32603 and a log
-line.
+methods run at once. Transaction submissions (``sendRawTransaction``) are queued, and a
+run of consecutive submissions to the same group reaches the backend as ONE ``submit()``
+call, flushed before the next read runs -- so a batch of 5,000 transactions costs one
+backend round trip while a read that follows a submission still sees it. Notifications
+(no ``id``) run but get no response; an all-notification batch yields no body at all.
+Errors never escape: a backend that raises :class:`RpcError` gets that error rendered,
+anything else becomes -32603 and a log line.
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.rpc import render
 from node.rpc.backend import NodeBackend
 from node.rpc.errors import ErrorCode, RpcError, txpool_error
 from node.rpc.methods import METHODS, Method
+from node.rpc.render import hexbytes
 
 log = logging.getLogger("ledgerlab.rpc")
 
@@ -67,14 +66,6 @@ class DispatchStats:
     batches: int = 0
     txs_submitted: int = 0
     txs_rejected: int = 0
-
-
-@dataclass(slots=True)
-class _Submission:
-    slot: int
-    request_id: Any
-    count: int
-    plural: bool
 
 
 class Dispatcher:
@@ -144,7 +135,7 @@ class Dispatcher:
 
     async def _run(self, items: list[Any]) -> list[Any]:
         results: list[Any] = [None] * len(items)
-        queue: list[_Submission] = []
+        queue: list[tuple[int, Any]] = []  # (slot, request id) of queued submissions
         queued_raws: list[bytes] = []
         queue_backend: NodeBackend | None = None
         stats = self.stats
@@ -178,13 +169,13 @@ class Dispatcher:
                 calls[name] = calls.get(name, 0) + 1
                 backend, args = self._resolve(method, params)
                 if method.prepare is not None:
-                    raws = method.prepare(args)
+                    raw = method.prepare(args)
                     if queue_backend is not backend and queue:
                         await self._flush(queue_backend, queue, queued_raws, results)
                         queue, queued_raws = [], []
                     queue_backend = backend
-                    queue.append(_Submission(slot, request_id, len(raws), method.plural))
-                    queued_raws.extend(raws)
+                    queue.append((slot, request_id))
+                    queued_raws.append(raw)
                     continue
                 if queue:
                     await self._flush(queue_backend, queue, queued_raws, results)
@@ -230,52 +221,43 @@ class Dispatcher:
     async def _flush(
         self,
         backend: NodeBackend | None,
-        queue: list[_Submission],
+        queue: list[tuple[int, Any]],
         raws: list[bytes],
         results: list[Any],
     ) -> None:
         """Submit the queued raw txs in one backend call and fill in their responses."""
         assert backend is not None
-        failure: RpcError | None = None
-        outcomes: Any = ()
         try:
             outcomes = await backend.submit(raws)
             if len(outcomes) != len(raws):
                 raise TypeError(f"submit returned {len(outcomes)} results for {len(raws)} txs")
-        except RpcError as exc:
-            failure = exc
-        except Exception:
-            log.exception("backend submit failed")
-            failure = RpcError(ErrorCode.InternalError)
-        stats = self.stats
-        pos = 0
-        for sub in queue:
-            chunk = outcomes[pos : pos + sub.count] if failure is None else ()
-            pos += sub.count
-            if failure is not None:
-                if sub.request_id is not _NO_ID:
-                    results[sub.slot] = self._fail(sub.request_id, failure)
-                continue
-            rendered: list[Any] = []
-            first_error: RpcError | None = None
-            for outcome in chunk:
-                if isinstance(outcome, (bytes, bytearray)) and len(outcome) == 32:
-                    stats.txs_submitted += 1
-                    rendered.append(render.hexbytes(outcome))
-                    continue
-                stats.txs_rejected += 1
-                err = _rejection_error(outcome)
-                self._count_error(err.code)
-                rendered.append(err.to_json())
-                first_error = first_error or err
-            if sub.request_id is _NO_ID:
-                continue
-            if sub.plural:
-                results[sub.slot] = {"jsonrpc": "2.0", "id": sub.request_id, "result": rendered}
-            elif first_error is not None:
-                results[sub.slot] = error_response(sub.request_id, first_error)
+        except Exception as exc:
+            if isinstance(exc, RpcError):
+                failure = exc
             else:
-                results[sub.slot] = {"jsonrpc": "2.0", "id": sub.request_id, "result": rendered[0]}
+                log.exception("backend submit failed")
+                failure = RpcError(ErrorCode.InternalError)
+            for slot, request_id in queue:
+                if request_id is not _NO_ID:
+                    results[slot] = self._fail(request_id, failure)
+            return
+        stats = self.stats
+        for (slot, request_id), outcome in zip(queue, outcomes, strict=True):
+            if type(outcome) is bytes and len(outcome) == 32:
+                stats.txs_submitted += 1
+                if request_id is not _NO_ID:
+                    results[slot] = {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "result": hexbytes(outcome),
+                    }
+                continue
+            stats.txs_rejected += 1
+            error = _rejection_error(outcome)
+            if request_id is not _NO_ID:
+                results[slot] = self._fail(request_id, error)
+            else:
+                self._count_error(error.code)
 
 
 def _rejection_error(outcome: Any) -> RpcError:

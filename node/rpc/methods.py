@@ -23,7 +23,7 @@ from node.rpc.errors import ErrorCode, RpcError, invalid_params
 from node.tx import MAX_NAME_CHARS, MAX_TX_SIZE
 
 Handler = Callable[[NodeBackend, list[Any]], Any]
-Prepare = Callable[[list[Any]], list[bytes]]
+Prepare = Callable[[list[Any]], bytes]
 
 try:
     _VERSION = metadata.version("ledgerlab")
@@ -40,7 +40,6 @@ class Method:
     handler: Handler | None = None
     prepare: Prepare | None = None
     needs_group: bool = True
-    plural: bool = False  # result is a list with one entry per prepared raw tx
 
 
 def _no_args(usage: str, fn: Callable[[NodeBackend], Any]) -> Handler:
@@ -146,22 +145,9 @@ def _system_config(backend: NodeBackend, args: list[Any]) -> Any:
     return str(value)
 
 
-def _prepare_one(args: list[Any]) -> list[bytes]:
+def _prepare_raw_tx(args: list[Any]) -> bytes:
     p.arity(args, 1, 1, "[group, rawTransaction]")
-    return [p.hex_bytes(args[0], "raw transaction")]
-
-
-MAX_RAW_TXS_PER_CALL = 50_000
-
-
-def _prepare_many(args: list[Any]) -> list[bytes]:
-    p.arity(args, 1, 1, "[group, [rawTransaction, ...]]")
-    raws = args[0]
-    if type(raws) is not list:
-        raise invalid_params("second param must be a list of raw transactions")
-    if len(raws) > MAX_RAW_TXS_PER_CALL:
-        raise invalid_params(f"at most {MAX_RAW_TXS_PER_CALL} transactions per call")
-    return [p.hex_bytes(r, f"raw transaction {i}") for i, r in enumerate(raws)]
+    return p.hex_bytes(args[0], "raw transaction")
 
 
 def _table(*methods: Method) -> dict[str, Method]:
@@ -178,10 +164,7 @@ METHODS: dict[str, Method] = _table(
     Method("getBlockHashByNumber", "[group, blockNumber]", _get_block_hash_by_number),
     Method("getTransactionByHash", "[group, txHash]", _get_transaction),
     Method("getTransactionReceipt", "[group, txHash]", _get_receipt),
-    Method("sendRawTransaction", "[group, rawTransaction]", prepare=_prepare_one),
-    Method(
-        "sendRawTransactions", "[group, [rawTransaction, ...]]", prepare=_prepare_many, plural=True
-    ),
+    Method("sendRawTransaction", "[group, rawTransaction]", prepare=_prepare_raw_tx),
     Method("call", "[group, {from?, to, data}]", _call),
     Method("getPbftView", G, _no_args(G, lambda b: render.hexint(b.pbft_view()))),
     Method("getSealerList", G, _no_args(G, lambda b: [render.node_id(n) for n in b.sealers()])),

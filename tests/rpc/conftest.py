@@ -35,9 +35,12 @@ def alice() -> KeyPair:
     return KeyPair.from_secret(b"\x11" * 32)
 
 
+NOTIFY: Any = object()  # req(..., id=NOTIFY) builds a notification (no "id" member)
+
+
 def req(method: str, *params: Any, id: Any = 1) -> dict[str, Any]:
     out: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": list(params)}
-    if id is not None:
+    if id is not NOTIFY:
         out["id"] = id
     return out
 
@@ -55,8 +58,13 @@ def metrics_provider(ledger: Ledger) -> Any:
         return [
             gauge("ledgerlab_block_height", "committed head", ledger.head),
             gauge("ledgerlab_txpool_size", "pending txs", len(ledger.pool)),
-            labelled("ledgerlab_messages_in_total", "counter", "messages in", "type",
-                     {"prepare": 3, "commit": 2}),
+            labelled(
+                "ledgerlab_messages_in_total",
+                "counter",
+                "messages in",
+                "type",
+                {"prepare": 3, "commit": 2},
+            ),
         ]
 
     return provide

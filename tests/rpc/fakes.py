@@ -53,8 +53,9 @@ class Ledger:
         self.view_changes = 0
         self.config = {"tx_count_limit": 1000, "consensus_timeout": 3, "leader_period": 1}
         self.pool = TxPool(chain_id=CHAIN, group_id=GROUP, in_chain=lambda h: h in self.txs)
-        genesis = BlockHeader(0, bytes(32), 0, EMPTY_ROOT, EMPTY_ROOT, EMPTY_ROOT, 0,
-                              tuple(self.sealers), b"genesis")
+        genesis = BlockHeader(
+            0, bytes(32), 0, EMPTY_ROOT, EMPTY_ROOT, EMPTY_ROOT, 0, tuple(self.sealers), b"genesis"
+        )
         self.blocks.append(Block(genesis))
 
     @property
@@ -113,8 +114,9 @@ class Ledger:
             b"",
         )
         quorum = len(self.sealers) - (len(self.sealers) - 1) // 3
-        seal = Seal(self.view, tuple((i, self.sealer_keys[i].sign(header.hash))
-                                     for i in range(quorum)))
+        seal = Seal(
+            self.view, tuple((i, self.sealer_keys[i].sign(header.hash)) for i in range(quorum))
+        )
         block = Block.build(header, [v.tx for v in vtxs], seal)
         self.blocks.append(block)
         for i, (vtx, rc) in enumerate(zip(vtxs, receipts, strict=True)):
@@ -251,8 +253,12 @@ class LedgerBackend:
 
     def peers(self) -> Sequence[PeerData]:
         return [
-            {"node_id": key, "address": f"127.0.0.1:{30300 + i}", "agency": "agencyA",
-             "node": f"node{i}"}
+            {
+                "node_id": key,
+                "address": f"127.0.0.1:{30300 + i}",
+                "agency": "agencyA",
+                "node": f"node{i}",
+            }
             for i, key in enumerate(self.ledger.sealers[1:], start=1)
         ]
 
