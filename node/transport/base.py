@@ -173,6 +173,19 @@ class Transport(ABC):
     def broadcast(self, data: bytes) -> int:
         """Queue ``data`` for every connected peer; returns how many it was queued for."""
 
+    def backlog(self) -> int:
+        """Bytes accepted by ``send``/``broadcast`` but not yet handed to the network.
+
+        Producers that can wait (gossip, block sync, benchmarks) pause while it is large,
+        instead of running into the per-peer limit where frames are dropped.
+        """
+        return 0
+
+    @abstractmethod
+    def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
+        """Replace the admitted node ids (after a sealer/observer change); peers that are
+        no longer admitted are disconnected or ignored from now on."""
+
     @abstractmethod
     def peers(self) -> frozenset[str]:
         """Node ids currently reachable (connected, handshaken, admitted)."""

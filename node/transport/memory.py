@@ -103,7 +103,13 @@ class MemoryTransport(Transport):
         super().__init__(node_id, inbox_capacity=inbox_capacity)
         self.hub = hub
         self._allowed = frozenset(allowed) if allowed is not None else None
+        self._blacklist: frozenset[str] = frozenset()
         self._running = False
+
+    def _admits(self, node_id: str) -> bool:
+        if node_id in self._blacklist:
+            return False
+        return self._allowed is None or node_id in self._allowed
 
     async def start(self) -> None:
         self.hub._join(self)
@@ -115,14 +121,18 @@ class MemoryTransport(Transport):
             self.hub._leave(self)
         self._inbox.close()
 
+    def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
+        self._allowed = frozenset(allowed) if allowed is not None else None
+        self._blacklist = frozenset(blacklist)
+        self._notify_peers_changed()
+
     def peers(self) -> frozenset[str]:
         if not self._running:
             return frozenset()
-        peers = self.hub._peers_of(self.node_id)
-        return peers if self._allowed is None else peers & self._allowed
+        return frozenset(p for p in self.hub._peers_of(self.node_id) if self._admits(p))
 
     def send(self, peer_id: str, data: bytes) -> bool:
-        if not self._running or (self._allowed is not None and peer_id not in self._allowed):
+        if not self._running or not self._admits(peer_id):
             self.stats.dropped["not_connected"] += 1
             return False
         if not self.hub._transmit(self.node_id, peer_id, data):
@@ -136,7 +146,7 @@ class MemoryTransport(Transport):
         return sum(self.send(p, data) for p in self.peers())
 
     def _deliver(self, src: str, data: bytes) -> None:
-        if self._allowed is not None and src not in self._allowed:
+        if not self._admits(src):
             self.stats.dropped["not_member"] += 1
             return
         if self._inbox.over_capacity():

@@ -12,13 +12,14 @@ only on its own topics (docs/p2p.md has a Mosquitto example). The broker is untr
 every MQTT message is a signed *batch*::
 
     payload   = body || signature(65 bytes, secp256k1 r||s||v, the node's consensus key)
-    body      = msgpack [version=1, sender(64 B), boot_ms, boot_nonce(8 B), seq, ts_ms,
-                         [frame, frame, ...]]
+    body      = msgpack [version=1, sender(64 B), genesis_hash, boot_ms, boot_nonce(8 B),
+                         seq, ts_ms, [frame, frame, ...]]
     signature = sign(SHA3-256("ledgerlab/mqtt/v1" 0x00 topic 0x00 body))
 
 One signature per batch (not per frame) keeps the cost at one sign and one recover per
 publish; the topic is inside the digest so a batch cannot be redirected to another inbox;
-``(boot_ms, boot_nonce, seq)`` with a sliding window rejects replays, and a batch from a
+a batch from a node with another genesis is dropped (logged once per sender, naming both
+hashes); ``(boot_ms, boot_nonce, seq)`` with a sliding window rejects replays, and one from a
 sender's earlier boot (or a new boot older than ``max_age``) is dropped. Frames from
 non-members, blacklisted ids, forged or malformed batches are dropped and counted.
 
@@ -111,6 +112,7 @@ def seal_batch(
     topic: str,
     frames: list[bytes],
     *,
+    genesis_hash: bytes,
     boot_ms: int,
     boot_nonce: bytes,
     seq: int,
@@ -119,7 +121,9 @@ def seal_batch(
     """The signed MQTT payload carrying ``frames`` on ``topic`` (wire format above)."""
     if ts_ms is None:
         ts_ms = time.time_ns() // 1_000_000
-    body = pack([ENVELOPE_VERSION, key.public_key, boot_ms, boot_nonce, seq, ts_ms, frames])
+    body = pack(
+        [ENVELOPE_VERSION, key.public_key, genesis_hash, boot_ms, boot_nonce, seq, ts_ms, frames]
+    )
     return body + key.sign(batch_digest(topic, body))
 
 
@@ -143,6 +147,7 @@ class MqttTransport(Transport):
 
     Args:
         key: this node's consensus key; the node id is its public key in hex.
+        genesis_hash: batches from nodes with another genesis are dropped.
         broker_url: ``mqtt://host:port`` or ``mqtts://host:port`` (credentials may be
             in the URL; ``username``/``password`` override them).
         chain_id, group_id: name the topic tree, so chains can share a broker.
@@ -162,6 +167,7 @@ class MqttTransport(Transport):
         self,
         *,
         key: KeyPair,
+        genesis_hash: bytes,
         broker_url: str,
         chain_id: str,
         group_id: str | int,
@@ -196,6 +202,8 @@ class MqttTransport(Transport):
             if q not in (0, 1, 2):
                 raise ValueError("QoS must be 0, 1 or 2")
         self.key = key
+        self.genesis_hash = bytes(genesis_hash)
+        self._genesis_warned: set[str] = set()
         self.broker = parse_broker_url(broker_url)
         self.username = username if username is not None else self.broker.username
         self.password = password if password is not None else self.broker.password
@@ -269,6 +277,19 @@ class MqttTransport(Transport):
 
     def peers(self) -> frozenset[str]:
         return self._live
+
+    def backlog(self) -> int:
+        return self._pending_bytes
+
+    def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
+        if allowed is None:
+            raise ValueError("the MQTT transport needs an explicit member set")
+        self.members = frozenset(allowed) - {self.node_id}
+        self.blacklist = frozenset(blacklist)
+        live = frozenset(p for p in self._live if p in self.members and p not in self.blacklist)
+        if live != self._live:
+            self._live = live
+            self._notify_peers_changed()
 
     def send(self, peer_id: str, data: bytes) -> bool:
         if peer_id not in self.members or peer_id in self.blacklist:
@@ -423,6 +444,7 @@ class MqttTransport(Transport):
             self.key,
             topic,
             frames,
+            genesis_hash=self.genesis_hash,
             boot_ms=self.boot_ms,
             boot_nonce=self.boot_nonce,
             seq=self._seq,
@@ -467,20 +489,31 @@ class MqttTransport(Transport):
         if signer.hex() != sender:
             raise _Dropped("bad_signature")
         try:
-            fields = expect_list(unpack(body, max_size=self._max_message), 7, "batch")
+            fields = expect_list(unpack(body, max_size=self._max_message), 8, "batch")
             version = expect_int(fields[0], "batch.version")
             expect_bytes(fields[1], "batch.sender", size=64)
-            boot_ms = expect_int(fields[2], "batch.boot_ms")
-            boot_nonce = expect_bytes(fields[3], "batch.boot_nonce", size=8)
-            seq = expect_int(fields[4], "batch.seq")
-            ts_ms = expect_int(fields[5], "batch.ts_ms")
-            frames = expect_seq(fields[6], "batch.frames", max_len=self._max_message)
+            genesis = expect_bytes(fields[2], "batch.genesis", max_len=64)
+            boot_ms = expect_int(fields[3], "batch.boot_ms")
+            boot_nonce = expect_bytes(fields[4], "batch.boot_nonce", size=8)
+            seq = expect_int(fields[5], "batch.seq")
+            ts_ms = expect_int(fields[6], "batch.ts_ms")
+            frames = expect_seq(fields[7], "batch.frames", max_len=self._max_message)
             for f in frames:
                 expect_bytes(f, "frame", max_len=self.max_frame_size)
         except DecodeError:
             raise _Dropped("malformed") from None
         if version != ENVELOPE_VERSION or fields[1] != signer:
             raise _Dropped("malformed")
+        if genesis != self.genesis_hash:
+            if sender not in self._genesis_warned:
+                self._genesis_warned.add(sender)
+                log.error(
+                    "dropping node %s: genesis mismatch: ours %s, theirs %s",
+                    sender[:16],
+                    self.genesis_hash.hex(),
+                    genesis.hex(),
+                )
+            raise _Dropped("genesis_mismatch")
         self._check_replay(sender, boot_ms, boot_nonce, seq, ts_ms)
         if sender not in self._live:
             self._live = self._live | {sender}

@@ -257,6 +257,20 @@ class TcpTransport(Transport):
     def peers(self) -> frozenset[str]:
         return frozenset(self._conns)
 
+    def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
+        self.allowed = frozenset(allowed) if allowed is not None else None
+        self.blacklist = frozenset(blacklist)
+        for peer_id, conn in list(self._conns.items()):
+            if peer_id in self.blacklist:
+                conn.shut("blacklisted")
+            elif self.allowed is not None and peer_id not in self.allowed:
+                conn.shut("not_member")
+
+    def backlog(self) -> int:
+        return sum(
+            c.out_bytes + c.writer.transport.get_write_buffer_size() for c in self._conns.values()
+        )
+
     def send(self, peer_id: str, data: bytes) -> bool:
         conn = self._conns.get(peer_id)
         stats = self.stats

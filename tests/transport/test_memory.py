@@ -92,6 +92,19 @@ async def test_allowed_set_filters_both_ways() -> None:
         assert a.recv_nowait_many() == []
 
 
+async def test_set_members_and_blacklist() -> None:
+    hub = MemoryHub()
+    a, b, c = (MemoryTransport(hub, i) for i in IDS[:3])
+    async with a, b, c:
+        a.set_members(None, blacklist=[IDS[1]])
+        assert a.peers() == {IDS[2]}
+        assert not a.send(IDS[1], b"x")
+        b.send(IDS[0], b"y")
+        assert a.stats.dropped["not_member"] == 1
+        a.set_members(IDS[:2])
+        assert a.peers() == {IDS[1]}
+
+
 async def test_full_inbox_drops_and_counts() -> None:
     hub = MemoryHub()
     a, b = MemoryTransport(hub, IDS[0]), MemoryTransport(hub, IDS[1], inbox_capacity=3)

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.asyncio
 KEYS = [KeyPair.from_secret(bytes([i]) * 32) for i in range(1, 5)]
 IDS = [k.public_key.hex() for k in KEYS]
 OUTSIDER = KeyPair.from_secret(b"\x77" * 32)
+GENESIS = b"\xaa" * 32
 
 
 def make(
@@ -36,6 +37,7 @@ def make(
 ) -> MqttTransport:
     opts: dict[str, Any] = {
         "key": KEYS[i],
+        "genesis_hash": GENESIS,
         "broker_url": url,
         "chain_id": chain,
         "group_id": 1,
@@ -78,7 +80,12 @@ async def test_parse_broker_url() -> None:
 
 
 def _seal(key: KeyPair, topic: str, frames: list[bytes], seq: int, **kw: Any) -> bytes:
-    opts: dict[str, Any] = {"boot_ms": 1_000, "boot_nonce": b"\x01" * 8, "seq": seq}
+    opts: dict[str, Any] = {
+        "genesis_hash": GENESIS,
+        "boot_ms": 1_000,
+        "boot_nonce": b"\x01" * 8,
+        "seq": seq,
+    }
     opts.update(kw)
     return seal_batch(key, topic, frames, **opts)
 
@@ -160,6 +167,29 @@ async def test_replays_and_old_boots_are_dropped() -> None:
     stale = _seal(KEYS[2], f"{t.root}/bcast/{IDS[2]}", [b"x"], 1, ts_ms=old_ts)
     assert t.deliver(f"{t.root}/bcast/{IDS[2]}", stale) == 0
     assert t.stats.dropped["stale"] == 1
+
+
+async def test_other_genesis_is_dropped_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    t = make(0)
+    topic = f"{t.root}/bcast/{IDS[1]}"
+    other = b"\xbb" * 32
+    for seq in (1, 2):
+        assert t.deliver(topic, _seal(KEYS[1], topic, [b"x"], seq, genesis_hash=other)) == 0
+    assert t.stats.dropped == {"genesis_mismatch": 2}
+    lines = [r.getMessage() for r in caplog.records if "genesis mismatch" in r.getMessage()]
+    assert len(lines) == 1 and GENESIS.hex() in lines[0] and other.hex() in lines[0]
+
+
+async def test_membership_change_drops_removed_peer() -> None:
+    t = make(0)
+    topic = f"{t.root}/bcast/{IDS[1]}"
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"x"], 1)) == 1
+    assert t.peers() == {IDS[1]}
+    t.set_members([IDS[0], IDS[2]])
+    assert t.peers() == frozenset()
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"y"], 2)) == 0
+    assert t.stats.dropped == {"unknown_sender": 1}
+    assert not t.send(IDS[1], b"z")
 
 
 async def test_own_broadcast_echo_is_ignored_silently() -> None:

@@ -205,6 +205,20 @@ async def test_blacklisted_and_non_member_nodes_are_refused(pki: Pki) -> None:
             assert a.peers() == frozenset()
 
 
+async def test_membership_change_disconnects_removed_peers(pki: Pki) -> None:
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(make(pki, 0))
+        b = await stack.enter_async_context(make(pki, 1, peers=[addr(a)]))
+        c = await stack.enter_async_context(make(pki, 2, peers=[addr(a)]))
+        await a.wait_for_peers(pki.ids[1:3], timeout=5)
+        a.set_members(pki.ids[:2])
+        await until(lambda: a.peers() == {b.node_id})
+        assert a.stats.disconnects["not_member"] >= 1
+        a.set_members(pki.ids, blacklist=[b.node_id])
+        await until(lambda: a.peers() == {c.node_id}, timeout=10)  # c redials and is back
+        assert a.stats.disconnects["blacklisted"] >= 1
+
+
 async def test_genesis_mismatch_is_refused_with_both_hashes_logged(
     pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
