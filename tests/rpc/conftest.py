@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -90,3 +91,47 @@ async def raw_exchange(port: int, data: bytes, *, read_timeout: float = 5.0) -> 
             return await reader.read()
     finally:
         writer.close()
+
+
+class ThreadedServer:
+    """A server on its own event loop in a thread, for plain sockets and the sync client.
+
+    ``run(fn)`` executes ``fn(ledger)`` on the server's loop (the ledger is not
+    thread-safe) and returns its result.
+    """
+
+    def __init__(self, **server_kwargs: Any) -> None:
+        self.ledger = Ledger()
+        self.loop = asyncio.new_event_loop()
+        self.server = RpcServer(
+            Dispatcher({GROUP: LedgerBackend(self.ledger)}), port=0, **server_kwargs
+        )
+        self._thread = threading.Thread(target=self._run, name="rpc-test-server", daemon=True)
+        self._ready = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.start())
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.server.close())
+        self.loop.close()
+
+    def run(self, fn: Callable[[Ledger], Any]) -> Any:
+        async def call() -> Any:
+            return fn(self.ledger)
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
