@@ -23,7 +23,8 @@ class DecodeError(ValueError):
 
 def pack(fields: Any) -> bytes:
     """Encode a tree of lists/tuples, ints, bytes, str, bool and None."""
-    return msgpack.packb(fields, use_bin_type=True)
+    data: bytes = msgpack.packb(fields, use_bin_type=True)
+    return data
 
 
 def unpack(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Any:

@@ -1,0 +1,64 @@
+"""Static configuration of one replica: who the sealers are, its keys, timers and windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consensus.crypto import HASH_SIZE, PUBLIC_KEY_SIZE
+
+Signer = Callable[[bytes], bytes]
+"""``signer(digest32) -> signature65``: the sealer's key, injected (never stored here)."""
+Verifier = Callable[[bytes, bytes, bytes], bool]
+"""``verifier(public_key64, digest32, signature65) -> bool``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    """Everything a replica needs that does not change while it runs.
+
+    ``index`` is this node's position in ``sealers`` (None for an observer, which never
+    signs, votes or leads). ``timeout_ticks`` is FISCO's consensus_timeout in ticks; the
+    k-th view change in a row waits ``timeout_ticks * 1.5**min(k, backoff_cap)``.
+    ``height_window`` and ``view_window`` bound how far ahead a message may be before it is
+    dropped as far-future (the watermark window); nearer ones are buffered.
+    """
+
+    index: int | None
+    sealers: Sequence[bytes]
+    signer: Signer | None
+    verifier: Verifier
+    genesis_hash: bytes = bytes(HASH_SIZE)
+    timeout_ticks: int = 60
+    backoff_cap: int = 10
+    leader_period: int = 1
+    height_window: int = 50
+    view_window: int = 10
+    max_payload_bytes: int = 4 * 1024 * 1024
+    sync_interval_ticks: int = 0
+    """Least ticks between two RequestSync actions; 0 means ``timeout_ticks // 4``."""
+    max_evidence: int = 256
+
+    def __post_init__(self) -> None:
+        sealers = tuple(bytes(k) for k in self.sealers)
+        object.__setattr__(self, "sealers", sealers)
+        if not sealers:
+            raise ValueError("a replica needs at least one sealer")
+        if any(len(k) != PUBLIC_KEY_SIZE for k in sealers):
+            raise ValueError("sealer public keys must be 64 bytes")
+        if len(set(sealers)) != len(sealers):
+            raise ValueError("sealer public keys must be distinct")
+        if self.index is not None:
+            if not 0 <= self.index < len(sealers):
+                raise ValueError(f"index {self.index} is not a sealer position")
+            if self.signer is None:
+                raise ValueError("a sealer needs a signer")
+        if len(self.genesis_hash) != HASH_SIZE:
+            raise ValueError("genesis_hash must be 32 bytes")
+        for name in ("timeout_ticks", "leader_period", "height_window", "view_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.backoff_cap < 0 or self.sync_interval_ticks < 0 or self.max_evidence < 0:
+            raise ValueError("backoff_cap, sync_interval_ticks and max_evidence must be >= 0")
+        if self.max_payload_bytes < 1:
+            raise ValueError("max_payload_bytes must be at least 1")

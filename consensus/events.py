@@ -1,0 +1,181 @@
+"""What goes into a replica (events) and what comes out (actions), plus its durable state.
+
+The runtime feeds events to :meth:`Replica.step` and performs the returned actions **in
+list order**. Two ordering rules matter for safety:
+
+* :class:`PersistState` must be durably written (fsync) before the runtime performs any
+  later action of the same step. The replica emits it before the Commit broadcast that
+  announces a prepared certificate, and before any message of a new view.
+* :class:`CommitBlock` must be durably written before the runtime feeds
+  :class:`BlockPersisted` back; the replica does not vote on the next height until then.
+
+Everything else (sending, executing) may be done asynchronously, in any order relative to
+other steps; results come back as events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from consensus.codec import DecodeError, expect_int, expect_list, pack, unpack
+from consensus.messages import Message, PreparedCertificate, Proposal, Seal
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A consensus message from the network.
+
+    ``message`` is raw bytes (decoded and validated by the replica; garbage is counted and
+    dropped) or an already decoded message. ``peer`` is the transport-level sender id; it
+    is only a hint for RequestSync, never trusted: authority comes from the signature.
+    """
+
+    message: bytes | Message
+    peer: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One tick of the runtime's clock (the replica counts ticks, never reads a clock).
+
+    ``txs_pending`` tells whether the runtime has transactions waiting. The view-change
+    timer runs only while there is something to wait for, so an idle chain keeps its
+    height and view instead of changing views forever. Pass False when the pool is empty.
+    """
+
+    txs_pending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalReady:
+    """The runtime's payload for the next block (only when ``wants_proposal()``).
+
+    Never empty: the runtime only proposes when it has transactions (no empty blocks).
+    """
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockExecuted:
+    """Result of an :class:`ExecuteBlock`. ``ok=False``: the proposal is invalid, no vote.
+
+    ``block_hash`` and ``state_root`` must be a deterministic function of the proposal
+    and the parent state only (not of the view or of who re-proposed it).
+    """
+
+    height: int
+    proposal_digest: bytes
+    block_hash: bytes
+    state_root: bytes
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPersisted:
+    """The runtime durably committed block ``height`` (from CommitBlock or block sync)."""
+
+    height: int
+    block_hash: bytes
+
+
+Event = MessageReceived | Tick | ProposalReady | BlockExecuted | BlockPersisted
+
+
+# -- actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``message`` to sealer ``to`` (used to help a lagging peer catch up)."""
+
+    to: int
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send ``message`` to every other sealer (the replica handles its own copy)."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteBlock:
+    """Execute ``proposal`` on top of the head and answer with :class:`BlockExecuted`."""
+
+    height: int
+    view: int
+    proposal: Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class PersistState:
+    """Durably store ``state`` (replacing the previous one) before the next action."""
+
+    state: PersistedState
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBlock:
+    """Block ``height`` is decided: store it with ``seal``, then feed BlockPersisted."""
+
+    height: int
+    proposal: Proposal
+    block_hash: bytes
+    state_root: bytes
+    seal: Seal
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSync:
+    """This replica is behind: fetch and commit blocks up to ``target_height``.
+
+    ``peers`` are sealer indices that claimed to be ahead (a hint). Fetched blocks must be
+    checked with :func:`consensus.certs.verify_seal` and fed back as BlockPersisted.
+    """
+
+    target_height: int
+    peers: tuple[int, ...]
+
+
+Action = Send | Broadcast | ExecuteBlock | PersistState | CommitBlock | RequestSync
+
+
+# -- durable state -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The highest block the runtime has durably committed (height 0 is genesis)."""
+
+    height: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedState:
+    """What a replica needs after a crash: its view and highest prepared certificate.
+
+    Restoring it keeps the two promises a sealer makes: never to act in a view below one
+    it moved to, and never to forget a block it announced as prepared.
+    """
+
+    view: int
+    prepared: PreparedCertificate | None = None
+
+    def encode(self) -> bytes:
+        cert = self.prepared.to_fields() if self.prepared is not None else None
+        return pack([1, self.view, cert])
+
+    @classmethod
+    def decode(cls, data: bytes) -> PersistedState:
+        """Parse :meth:`encode` output; raises only DecodeError."""
+        f: list[Any] = expect_list(unpack(data), 3, "persisted state")
+        if f[0] != 1:
+            raise DecodeError("persisted state: unknown version")
+        cert = PreparedCertificate.from_fields(f[2]) if f[2] is not None else None
+        return cls(view=expect_int(f[1], "view"), prepared=cert)

@@ -1,0 +1,828 @@
+"""The PBFT replica: a sans-I/O state machine, ``step(event) -> list[Action]``.
+
+Theory of operation
+-------------------
+Heights are decided one at a time. The replica is at ``height`` = head + 1 and in
+``view``; views only grow and are shared by all heights (FISCO BCOS style), so the leader
+of a height is ``(view + height // leader_period) % n``.
+
+Normal case (execute, then vote; FISCO BCOS 2.x):
+
+1. The leader gets ProposalReady and broadcasts PrePrepare(view, proposal).
+2. Every replica checks leader, view, height and parent, and emits ExecuteBlock.
+3. On BlockExecuted(ok) it broadcasts Prepare signed over
+   ``seal_digest(view, height, proposal digest, block hash, state root)``.
+4. A quorum of matching Prepares that agree with its own execution makes it *prepared*:
+   it emits PersistState with the prepared certificate, **then** broadcasts Commit.
+5. Prepared plus a quorum of matching Commits: it emits CommitBlock with the seal (the
+   quorum of Prepare signatures) and, once the runtime answers BlockPersisted, moves to
+   the next height in the same view.
+
+View change (classic PBFT, adapted to one height at a time):
+
+* A timer of ``timeout * 1.5**k`` ticks runs while there is something to wait for. When
+  it fires the replica moves to ``view + 1``: PersistState(view), then a ViewChange with
+  its height and highest prepared certificate for that height. It no longer acts in
+  lower views. ``f + 1`` ViewChanges for higher views make it join the lowest of them.
+* The leader of (new view, its height H) gathers a quorum of ViewChanges for the view with
+  heights <= H and broadcasts NewView with them, re-proposing the proposal of the
+  highest-view certificate for H (select_reproposal), or nothing (then it proposes anew).
+  Replicas accept a NewView only if the proofs justify exactly that proposal.
+* A NewView for height H makes the view *active* for heights >= H only. Why that is safe:
+  if a block B committed at height h in view v, at least f + 1 honest replicas prepared
+  it in v before sending any ViewChange for a later view, and any quorum of ViewChanges
+  contains one of them; its ViewChange has height >= h and, if its height is h, a
+  certificate for B of view >= v. So a NewView for height h must re-propose B, and a valid
+  NewView for a height below h cannot exist. A replica at a lower height than H must not
+  vote in the new view before catching up, because nothing justified the heights between.
+
+Crash recovery: the runtime persists PersistState before acting further, so a restarted
+replica never returns to a view it left and keeps its prepared certificate. Because a
+Prepare is not persisted, after a restart the replica abstains from signing a Prepare (or
+proposing) in the restored (view, height) unless it matches the restored certificate.
+
+Message hygiene: decode strictly; drop (and count) non-sealers, bad signatures, stale and
+far-future messages (watermark windows), duplicates and conflicting messages (kept as
+Equivocation evidence); buffer near-future messages, verified, and replay them later.
+Only our own misuse raises (a bad event type, an empty payload).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from consensus.certs import check_new_view, select_reproposal, verify_certificate
+from consensus.codec import DecodeError
+from consensus.config import ReplicaConfig, Signer
+from consensus.counters import Counters, Equivocation
+from consensus.events import (
+    Action,
+    BlockExecuted,
+    BlockPersisted,
+    Broadcast,
+    ChainHead,
+    CommitBlock,
+    Event,
+    ExecuteBlock,
+    MessageReceived,
+    PersistedState,
+    PersistState,
+    ProposalReady,
+    RequestSync,
+    Send,
+    Tick,
+)
+from consensus.messages import (
+    MESSAGE_TYPES,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PreparedCertificate,
+    PrePrepare,
+    Proposal,
+    ViewChange,
+    commit_digest,
+    decode_message,
+    preprepare_digest,
+    seal_digest,
+    viewchange_digest,
+)
+from consensus.quorum import leader_of, max_faulty, quorum
+from consensus.slots import HeightSlot, Round, VoteKey
+
+
+class Replica:
+    """One PBFT sealer (or observer). Feed it events; perform the actions it returns.
+
+    ``restored`` is the last PersistedState the runtime stored (None on first start);
+    ``head`` is the highest block the runtime has durably committed (None = genesis).
+    """
+
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        *,
+        restored: PersistedState | None = None,
+        head: ChainHead | None = None,
+    ) -> None:
+        self.config = config
+        self._sealers: tuple[bytes, ...] = tuple(config.sealers)
+        self._n = len(self._sealers)
+        self._f = max_faulty(self._n)
+        self._quorum = quorum(self._n)
+        self._me = config.index
+        self._sign = config.signer
+        self._verify_sig = config.verifier
+        self.counters = Counters()
+        self.evidence: list[Equivocation] = []
+
+        if head is None:
+            head = ChainHead(0, config.genesis_hash)
+        self._head = head
+        self._height = head.height + 1
+        self._slot = HeightSlot(self._height)
+
+        self._view = restored.view if restored is not None else 0
+        self._persisted_view = self._view
+        # The view is active for heights >= _active_from; None while waiting for NewView.
+        self._active_from: int | None = 0 if self._view == 0 else None
+        cert = restored.prepared if restored is not None else None
+        self._cert: PreparedCertificate | None = (
+            cert if cert is not None and cert.height == self._height else None
+        )
+        # After a restart we may have signed a Prepare in (view, height) that we forgot.
+        self._amnesia: tuple[int, int] | None = (
+            (self._view, self._height) if restored is not None else None
+        )
+        self._announce = restored is not None and self._view > 0
+
+        self._now = 0
+        self._deadline: int | None = None
+        self._k = 0
+        self._txs_pending = False
+
+        self._seen: dict[int, dict[tuple[int, int, int], Message]] = {}
+        self._buffer: dict[int, list[Message]] = {}
+        self._vc_latest: dict[int, ViewChange] = {}
+        self._my_vc: ViewChange | None = None
+        self._new_views: dict[int, NewView] = {}
+        self._last_nv: NewView | None = None
+        self._sent_nv_view = -1
+        self._replied: set[tuple[int, int]] = set()
+        self._good_certs: set[bytes] = set()
+        self._claims: dict[int, int] = {}
+        self._last_sync_tick: int | None = None
+        self._last_sync_target = 0
+        self._sync_interval = config.sync_interval_ticks or max(1, config.timeout_ticks // 4)
+        self._out: list[Action] = []
+
+    # -- read-only view for the runtime ---------------------------------------------------
+
+    @property
+    def index(self) -> int | None:
+        return self._me
+
+    @property
+    def height(self) -> int:
+        """The height being decided (committed head + 1)."""
+        return self._height
+
+    @property
+    def view(self) -> int:
+        return self._view
+
+    @property
+    def head(self) -> ChainHead:
+        return self._head
+
+    @property
+    def view_active(self) -> bool:
+        """False while waiting for a NewView (or for block sync to reach the new view)."""
+        return self._active_from is not None and self._height >= self._active_from
+
+    @property
+    def prepared_certificate(self) -> PreparedCertificate | None:
+        return self._cert
+
+    def leader_of(self, view: int, height: int) -> int:
+        return leader_of(view, height, self._n, self.config.leader_period)
+
+    def is_leader(self) -> bool:
+        """This replica leads the current view at the current height."""
+        return self._me is not None and self.leader_of(self._view, self._height) == self._me
+
+    def wants_proposal(self) -> bool:
+        """True when the runtime should send ProposalReady (if it has transactions)."""
+        if not self.is_leader() or not self.view_active or self._slot.decided:
+            return False
+        if (self._view, self._height) == self._amnesia:
+            return False
+        r = self._slot.rounds.get(self._view)
+        if r is not None and r.proposal is not None:
+            return False
+        nv = self._new_views.get(self._height)
+        return not (nv is not None and nv.view == self._view and nv.proposal is not None)
+
+    def status(self) -> dict[str, object]:
+        """A JSON-ready summary for RPC and the simulator's live view."""
+        return {
+            "index": self._me,
+            "height": self._height,
+            "committed_height": self._head.height,
+            "view": self._view,
+            "view_active": self.view_active,
+            "leader": self.leader_of(self._view, self._height),
+            "is_leader": self.is_leader(),
+            "backoff": self._k,
+            "timer_running": self._deadline is not None,
+            "prepared_view": self._cert.view if self._cert is not None else None,
+            "idle": self._deadline is None and self.view_active,
+        }
+
+    # -- the one entry point --------------------------------------------------------------
+
+    def step(self, event: Event) -> list[Action]:
+        """Process one event; perform the returned actions in order (see events.py)."""
+        out: list[Action] = []
+        self._out = out
+        if self._announce and self._me is not None:
+            self._announce = False
+            self._broadcast_view_change()
+        if isinstance(event, MessageReceived):
+            self._on_message(event)
+        elif isinstance(event, Tick):
+            self._on_tick(event)
+        elif isinstance(event, ProposalReady):
+            self._on_proposal_ready(event)
+        elif isinstance(event, BlockExecuted):
+            self._on_block_executed(event)
+        elif isinstance(event, BlockPersisted):
+            self._on_block_persisted(event)
+        else:
+            raise TypeError(f"not a replica event: {type(event).__name__}")
+        self._out = []
+        return out
+
+    # -- hooks (overridden only by tests that break a rule on purpose) -------------------
+
+    def _select_reproposal(
+        self, view_changes: Sequence[ViewChange], height: int
+    ) -> Proposal | None:
+        return select_reproposal(view_changes, height)
+
+    # -- output helpers -------------------------------------------------------------------
+
+    def _emit(self, action: Action) -> None:
+        if isinstance(action, Broadcast):
+            if self._n == 1:
+                return
+            self.counters.messages_out[action.message.NAME] += 1
+        elif isinstance(action, Send):
+            self.counters.messages_out[action.message.NAME] += 1
+        self._out.append(action)
+
+    def _drop(self, reason: str) -> None:
+        self.counters.drops[reason] += 1
+
+    def _persist(self) -> None:
+        if self._me is None:
+            return
+        self._persisted_view = self._view
+        self._emit(PersistState(PersistedState(self._view, self._cert)))
+
+    def _signer(self) -> Signer:
+        assert self._sign is not None
+        return self._sign
+
+    def _timeout(self) -> int:
+        k = min(self._k, self.config.backoff_cap)
+        return int(self.config.timeout_ticks * 3**k // 2**k)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _on_message(self, event: MessageReceived) -> None:
+        raw = event.message
+        if isinstance(raw, MESSAGE_TYPES):
+            msg: Message = raw
+        elif isinstance(raw, (bytes, bytearray, memoryview)):
+            try:
+                msg = decode_message(bytes(raw))
+            except DecodeError:
+                self._drop("malformed")
+                return
+        else:
+            self._drop("malformed")
+            return
+        self.counters.messages_in[msg.NAME] += 1
+        if not 0 <= msg.sender < self._n:
+            self._drop("non_sealer")
+            return
+        if msg.sender == self._me:
+            self._drop("own_index")
+            return
+        if isinstance(msg, ViewChange):
+            self._on_view_change(msg)
+        elif isinstance(msg, NewView):
+            self._on_new_view(msg)
+        else:
+            self._admit(msg, verified=False)
+
+    def _valid_signature(self, msg: Message) -> bool:
+        return self._verify_sig(self._sealers[msg.sender], msg.digest, msg.signature)
+
+    def _check_signed(self, msg: PrePrepare | Prepare | Commit) -> bool:
+        """Dedupe, verify and detect equivocation; True if ``msg`` is new and valid."""
+        key = (msg.KIND, msg.view, msg.sender)
+        per_height = self._seen.get(msg.height)
+        prev = per_height.get(key) if per_height is not None else None
+        if prev is not None:
+            if prev.digest == msg.digest:
+                if prev.signature == msg.signature or self._valid_signature(msg):
+                    self._drop("duplicate")
+                else:
+                    self._drop("bad_signature")
+                return False
+            if not self._valid_signature(msg):
+                self._drop("bad_signature")
+                return False
+            self._record_equivocation(prev, msg)
+            return False
+        if not self._valid_signature(msg):
+            self._drop("bad_signature")
+            return False
+        if per_height is None:
+            per_height = self._seen[msg.height] = {}
+        per_height[key] = msg
+        self._note_claim(msg.sender, msg.height)
+        return True
+
+    def _record_equivocation(self, first: Message, second: Message) -> None:
+        self._drop("equivocation")
+        self.counters.equivocations += 1
+        if len(self.evidence) < self.config.max_evidence:
+            self.evidence.append(
+                Equivocation(second.sender, second.NAME, second.view, second.height, first, second)
+            )
+
+    def _admit(self, msg: PrePrepare | Prepare | Commit, *, verified: bool) -> None:
+        """Route a normal-case message: process now, buffer for later, or drop."""
+        h, v = msg.height, msg.view
+        if h < self._height or (h == self._height and self._slot.decided):
+            self._drop("stale")
+            return
+        if h > self._height + self.config.height_window or v > self._view + self.config.view_window:
+            self._claim_far(msg, verified)
+            self._drop("far_future")
+            return
+        current = h == self._height and self.view_active
+        if v < self._view:
+            # Votes of an earlier view at this height still count towards a local commit
+            # (a decision is final whatever our view); we never send anything there.
+            if not (current and not isinstance(msg, PrePrepare) and v in self._slot.rounds):
+                self._claim_far(msg, verified)
+                self._drop("stale")
+                return
+        elif v > self._view or not current:
+            if verified or (self._precheck(msg) and self._check_signed(msg)):
+                self._buffer.setdefault(h, []).append(msg)
+            return
+        if not verified:
+            if not self._precheck(msg):
+                return
+            if self._redundant(msg):
+                self._drop("redundant")
+                return
+            if not self._check_signed(msg):
+                return
+        if isinstance(msg, PrePrepare):
+            self._on_preprepare(msg)
+        elif isinstance(msg, Prepare):
+            r = self._slot.round(v)
+            r.prepares.setdefault(msg.key, {})[msg.sender] = msg.signature
+            self._evaluate(r)
+        else:
+            r = self._slot.round(v)
+            r.commits.setdefault(msg.key, set()).add(msg.sender)
+            self._evaluate(r)
+
+    def _precheck(self, msg: PrePrepare | Prepare | Commit) -> bool:
+        """Cheap checks that need no signature (done before verifying)."""
+        if isinstance(msg, PrePrepare):
+            if msg.sender != self.leader_of(msg.view, msg.height):
+                self._drop("not_leader")
+                return False
+            size = len(msg.proposal.payload)
+            if size == 0 or size > self.config.max_payload_bytes:
+                self._drop("invalid_proposal")
+                return False
+        return True
+
+    def _redundant(self, msg: PrePrepare | Prepare | Commit) -> bool:
+        """A vote that cannot change anything: its round already has its quorum."""
+        r = self._slot.rounds.get(msg.view)
+        if r is None or isinstance(msg, PrePrepare):
+            return False
+        if isinstance(msg, Prepare):
+            return r.prepared_key is not None
+        return r.committed(self._quorum)
+
+    def _claim_far(self, msg: Message, verified: bool) -> None:
+        """Learn from a message we drop that its sender is ahead (verified, once)."""
+        if msg.height <= self._claims.get(msg.sender, 0) or msg.height <= self._height:
+            return
+        if verified or self._valid_signature(msg):
+            self._note_claim(msg.sender, msg.height)
+
+    def _on_preprepare(self, msg: PrePrepare) -> None:
+        r = self._slot.round(msg.view)
+        if r.proposal is not None:
+            if r.proposal.digest == msg.proposal.digest:
+                self._drop("duplicate")
+            else:
+                nv = self._new_views.get(msg.height)
+                if nv is not None and nv.view == msg.view:
+                    self._record_equivocation(nv, msg)
+                else:
+                    self._drop("duplicate")
+            return
+        if msg.proposal.parent_hash != self._head.block_hash:
+            self._drop("bad_parent")
+            return
+        self._accept_proposal(r, msg.proposal)
+
+    def _accept_proposal(self, r: Round, proposal: Proposal) -> None:
+        r.proposal = proposal
+        self._arm_timer()
+        slot = self._slot
+        if proposal.digest in slot.executed:
+            self._evaluate(r)
+        elif proposal.digest not in slot.executing:
+            slot.executing.add(proposal.digest)
+            self.counters.executions += 1
+            self._emit(ExecuteBlock(self._height, r.view, proposal))
+
+    # -- voting ---------------------------------------------------------------------------
+
+    def _executed_key(self, r: Round) -> VoteKey | None:
+        if r.proposal is None:
+            return None
+        return self._slot.executed.get(r.proposal.digest)
+
+    def _evaluate(self, r: Round) -> None:
+        """Advance round ``r`` as far as its votes allow: vote, prepare, commit."""
+        slot = self._slot
+        if slot.decided:
+            return
+        key = self._executed_key(r)
+        if key is None:
+            return
+        if not r.prepare_sent and r.view == self._view and self.view_active:
+            self._send_prepare(r, key)
+        if r.prepared_key is None and r.prepared(self._quorum, key):
+            self._on_prepared(r, key)
+        if r.committed(self._quorum):
+            self._on_committed(r)
+
+    def _send_prepare(self, r: Round, key: VoteKey) -> None:
+        if self._me is None:
+            return
+        if (r.view, self._height) == self._amnesia and (
+            self._cert is None or self._cert.view != r.view or self._cert.proposal.digest != key[0]
+        ):
+            return  # we may have signed another Prepare here before a crash
+        digest, block_hash, state_root = key
+        sig = self._signer()(seal_digest(r.view, self._height, digest, block_hash, state_root))
+        r.prepare_sent = True
+        r.prepares.setdefault(key, {})[self._me] = sig
+        self._emit(
+            Broadcast(Prepare(r.view, self._height, digest, block_hash, state_root, self._me, sig))
+        )
+
+    def _on_prepared(self, r: Round, key: VoteKey) -> None:
+        r.prepared_key = key
+        cert = r.certificate(self._quorum)
+        if self._cert is None or cert.view > self._cert.view:
+            self._cert = cert
+            self._persist()  # durable BEFORE the Commit below leaves the node
+        if r.view != self._view or not self.view_active or self._me is None or r.commit_sent:
+            return
+        digest, block_hash, state_root = key
+        sig = self._signer()(commit_digest(r.view, self._height, digest, block_hash, state_root))
+        r.commit_sent = True
+        r.commits.setdefault(key, set()).add(self._me)
+        self._emit(
+            Broadcast(Commit(r.view, self._height, digest, block_hash, state_root, self._me, sig))
+        )
+
+    def _on_committed(self, r: Round) -> None:
+        assert r.prepared_key is not None and r.proposal is not None
+        self._slot.decided = True
+        _, block_hash, state_root = r.prepared_key
+        self.counters.commits += 1
+        self._k = 0
+        self._deadline = None
+        self._emit(
+            CommitBlock(self._height, r.proposal, block_hash, state_root, r.seal(self._quorum))
+        )
+
+    # -- runtime events -------------------------------------------------------------------
+
+    def _on_proposal_ready(self, event: ProposalReady) -> None:
+        if not event.payload:
+            raise ValueError("ProposalReady needs a non-empty payload (no empty blocks)")
+        if not self.wants_proposal() or len(event.payload) > self.config.max_payload_bytes:
+            self._drop("proposal_ignored")
+            return
+        assert self._me is not None
+        proposal = Proposal(self._height, self._head.block_hash, event.payload)
+        sig = self._signer()(preprepare_digest(self._view, self._height, proposal.digest))
+        self._emit(Broadcast(PrePrepare(self._view, proposal, self._me, sig)))
+        self._accept_proposal(self._slot.round(self._view), proposal)
+
+    def _on_block_executed(self, event: BlockExecuted) -> None:
+        slot = self._slot
+        if event.height != self._height or event.proposal_digest not in slot.executing:
+            return  # for a height we left, or not asked for: nothing to do
+        slot.executing.discard(event.proposal_digest)
+        if not event.ok:
+            slot.executed[event.proposal_digest] = None
+            self._drop("invalid_proposal")
+            return
+        slot.executed[event.proposal_digest] = (
+            event.proposal_digest,
+            event.block_hash,
+            event.state_root,
+        )
+        for r in list(slot.rounds.values()):
+            if r.proposal is not None and r.proposal.digest == event.proposal_digest:
+                self._evaluate(r)
+
+    def _on_block_persisted(self, event: BlockPersisted) -> None:
+        if event.height < self._height:
+            return
+        self._head = ChainHead(event.height, event.block_hash)
+        self._height = event.height + 1
+        self._slot = HeightSlot(self._height)
+        if self._cert is not None and self._cert.height < self._height:
+            self._cert = None
+        for table in (self._seen, self._buffer, self._new_views):
+            for h in [h for h in table if h < self._height]:
+                del table[h]
+        self._good_certs.clear()
+        self._k = 0  # progress, however it came
+        self._deadline = None
+        self._arm_timer()
+        self._replay()
+
+    def _arm_timer(self) -> None:
+        if self._deadline is None and self._me is not None and self._waiting():
+            self._deadline = self._now + self._timeout()
+
+    def _waiting(self) -> bool:
+        """Is there anything whose absence should make us suspect the leader?"""
+        if self._slot.decided:
+            return False
+        if not self.view_active or self._txs_pending:
+            return True
+        return any(r.proposal is not None for r in self._slot.rounds.values())
+
+    def _on_tick(self, event: Tick) -> None:
+        self._now += 1
+        self._txs_pending = event.txs_pending
+        if self._deadline is None:
+            self._arm_timer()
+            if self._me is None and self._behind(1):
+                self._request_sync()
+            return
+        if self._now >= self._deadline:
+            self._on_timeout()
+
+    def _on_timeout(self) -> None:
+        self._deadline = None
+        if self._highest_claim() > self._height:
+            self._request_sync()
+        if self._behind(1) or self._me is None:
+            # At least one honest sealer is ahead: catch up instead of changing views.
+            self._arm_timer()
+            return
+        if self.view_active:
+            self._start_view_change(self._view + 1)
+            return
+        support = sum(1 for vc in self._vc_latest.values() if vc.view >= self._view)
+        if support > self._f:
+            self._start_view_change(self._view + 1)
+        else:
+            # Alone in wanting this view: ask again rather than racing ahead of everyone.
+            self._k = min(self._k + 1, self.config.backoff_cap)
+            self._broadcast_view_change()
+            self._arm_timer()
+
+    # -- view change ----------------------------------------------------------------------
+
+    def _start_view_change(self, new_view: int) -> None:
+        self._view = new_view
+        self._active_from = None
+        self._k = min(self._k + 1, self.config.backoff_cap)
+        self.counters.view_changes += 1
+        self._replied = {x for x in self._replied if x[1] >= new_view}
+        self._deadline = None
+        self._persist()  # durable BEFORE the ViewChange (we promise to leave lower views)
+        self._broadcast_view_change()
+        self._arm_timer()
+        self._try_new_view()
+
+    def _broadcast_view_change(self) -> None:
+        assert self._me is not None
+        cert = self._cert if self._cert is not None and self._cert.height == self._height else None
+        digest = viewchange_digest(self._view, self._height, cert.digest if cert else None)
+        vc = ViewChange(self._view, self._height, cert, self._me, self._signer()(digest))
+        self._my_vc = vc
+        self._vc_latest[self._me] = vc
+        self._emit(Broadcast(vc))
+
+    def _on_view_change(self, vc: ViewChange) -> None:
+        cert = vc.prepared
+        if vc.view < 1 or (cert is not None and (cert.height != vc.height or cert.view >= vc.view)):
+            self._drop("malformed")
+            return
+        prev = self._vc_latest.get(vc.sender)
+        if prev is not None and vc.view <= prev.view:
+            if vc.view < prev.view:
+                self._drop("stale")
+            elif prev.digest == vc.digest:
+                self._drop("duplicate")
+            elif self._valid_signature(vc):
+                self._record_equivocation(prev, vc)
+            else:
+                self._drop("bad_signature")
+            return
+        useful = vc.view > self._view or (vc.view == self._view and not self.view_active)
+        if not useful:
+            self._help_lagging(vc)
+            return
+        if not self._valid_signature(vc):
+            self._drop("bad_signature")
+            return
+        self._note_claim(vc.sender, vc.height)
+        self._vc_latest[vc.sender] = vc
+        self._check_join()
+        self._try_new_view()
+
+    def _help_lagging(self, vc: ViewChange) -> None:
+        """``vc`` asks for a view we are past: show the sender the way forward, once."""
+        self._drop("stale")
+        if self._me is None or (vc.sender, self._view) in self._replied:
+            return
+        if not self._valid_signature(vc):
+            return
+        self._replied.add((vc.sender, self._view))
+        self._note_claim(vc.sender, vc.height)
+        if self.view_active and self._last_nv is not None and self._last_nv.view == self._view:
+            self._emit(Send(vc.sender, self._last_nv))
+        elif not self.view_active and self._my_vc is not None and self._my_vc.view == self._view:
+            self._emit(Send(vc.sender, self._my_vc))
+
+    def _check_join(self) -> None:
+        if self._me is None:
+            return
+        views = sorted(
+            (
+                vc.view
+                for s, vc in self._vc_latest.items()
+                if s != self._me and vc.view > self._view
+            ),
+            reverse=True,
+        )
+        if len(views) > self._f:
+            self._start_view_change(views[self._f])
+
+    def _cert_ok(self, cert: PreparedCertificate) -> bool:
+        if cert.digest in self._good_certs:
+            return True
+        if verify_certificate(self._sealers, self._verify_sig, cert):
+            self._good_certs.add(cert.digest)
+            return True
+        return False
+
+    def _try_new_view(self) -> None:
+        """As the new leader, send NewView once a quorum of ViewChanges is in."""
+        me = self._me
+        if (
+            me is None
+            or self.view_active
+            or self._sent_nv_view >= self._view
+            or self.leader_of(self._view, self._height) != me
+        ):
+            return
+        proofs = [
+            vc
+            for _, vc in sorted(self._vc_latest.items())
+            if vc.view == self._view and vc.height <= self._height
+        ]
+        if len(proofs) < self._quorum:
+            return
+        good = []
+        for vc in proofs:
+            if vc.prepared is None or self._cert_ok(vc.prepared):
+                good.append(vc)
+            else:
+                self._drop("invalid_certificate")
+                del self._vc_latest[vc.sender]
+        if len(good) < self._quorum:
+            return
+        proposal = self._select_reproposal(good, self._height)
+        unsigned = NewView(self._view, self._height, tuple(good), proposal, me, bytes(65))
+        sig = self._signer()(unsigned.digest)
+        nv = NewView(self._view, self._height, tuple(good), proposal, me, sig)
+        self._sent_nv_view = self._view
+        self._emit(Broadcast(nv))
+        self._accept_new_view(nv)
+
+    def _proof_known(self, vc: ViewChange) -> bool:
+        known = self._vc_latest.get(vc.sender)
+        if known is None or known.digest != vc.digest or known.signature != vc.signature:
+            return False
+        return vc.prepared is None or vc.prepared.digest in self._good_certs
+
+    def _on_new_view(self, nv: NewView) -> None:
+        if nv.view < self._view:
+            self._drop("stale")
+            return
+        if nv.view == self._view and self.view_active:
+            known = self._new_views.get(nv.height)
+            if (known is not None and known.view == nv.view) or nv.height != self._height:
+                self._drop("duplicate" if known is not None else "stale")
+                return
+        if nv.proposal is not None and nv.proposal.height != nv.height:
+            self._drop("malformed")
+            return
+        if nv.sender != self.leader_of(nv.view, nv.height):
+            self._drop("not_leader")
+            return
+        if not self._valid_signature(nv):
+            self._drop("bad_signature")
+            return
+        reason = check_new_view(
+            self._sealers,
+            self._verify_sig,
+            nv,
+            leader=self.leader_of(nv.view, nv.height),
+            verified=self._proof_known,
+            select=self._select_reproposal,
+        )
+        if reason is not None:
+            self._drop("invalid_new_view")
+            return
+        for vc in nv.view_changes:
+            if vc.prepared is not None:
+                self._good_certs.add(vc.prepared.digest)
+        self._note_claim(nv.sender, nv.height)
+        self._accept_new_view(nv)
+
+    def _accept_new_view(self, nv: NewView) -> None:
+        if nv.view > self._view:
+            self._view = nv.view
+            self.counters.view_changes += 1
+            self._active_from = None
+        if self._active_from is None or nv.height < self._active_from:
+            self._active_from = nv.height
+        self.counters.new_views += 1
+        self._new_views[nv.height] = nv
+        self._last_nv = nv
+        self._slot.prune_below(self._view - self.config.view_window)
+        if self._view > self._persisted_view:
+            self._persist()
+        self._deadline = None
+        self._arm_timer()
+        if nv.height > self._height:
+            self._request_sync(force=True)
+        self._replay()
+
+    # -- catching up ----------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        """Re-admit buffered messages that the new height or view may make useful."""
+        if not self.view_active:
+            return
+        nv = self._new_views.get(self._height)
+        if nv is not None and nv.view == self._view and nv.proposal is not None:
+            r = self._slot.round(self._view)
+            if r.proposal is None:
+                if nv.proposal.parent_hash == self._head.block_hash:
+                    self._accept_proposal(r, nv.proposal)
+                else:
+                    self._drop("bad_parent")
+        pending = self._buffer.pop(self._height, None)
+        if not pending:
+            return
+        for msg in pending:
+            if isinstance(msg, PrePrepare | Prepare | Commit):
+                self._admit(msg, verified=True)
+
+    def _note_claim(self, sender: int, height: int) -> None:
+        if height > self._claims.get(sender, 0):
+            self._claims[sender] = height
+            if height >= self._height + 2:
+                self._request_sync()
+
+    def _highest_claim(self) -> int:
+        return max(self._claims.values(), default=0)
+
+    def _behind(self, margin: int) -> bool:
+        """Have f+1 sealers (so at least one honest) shown heights >= ours + margin?"""
+        ahead = sum(1 for h in self._claims.values() if h >= self._height + margin)
+        return ahead > self._f
+
+    def _request_sync(self, *, force: bool = False) -> None:
+        target = self._highest_claim() - 1
+        if target < self._height:
+            return
+        last = self._last_sync_tick
+        if not force and last is not None and self._now - last < self._sync_interval:
+            return
+        self._last_sync_tick = self._now
+        self._last_sync_target = target
+        self.counters.sync_requests += 1
+        peers = tuple(sorted(s for s, h in self._claims.items() if h - 1 >= self._height))
+        self._emit(RequestSync(target, peers))

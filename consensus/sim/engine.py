@@ -1,0 +1,755 @@
+"""The discrete-event simulator: the real Replica code on a virtual clock and network.
+
+One heap of ``(virtual time in microseconds, sequence number, event)`` and one seeded
+``random.Random`` drive everything, so a seed fixes the whole run: keys, latencies, drops,
+Byzantine choices. Each simulated node plays the node runtime: it performs the replica's
+actions in order (PersistState is "durable" at once; CommitBlock appends to the node's
+durable chain before BlockPersisted is fed back), executes proposals with the fake
+executor, answers RequestSync from a peer's chain (every block checked with verify_seal
+and re-executed), and keeps only its chain and last PersistState across a crash.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from consensus.certs import verify_seal
+from consensus.config import ReplicaConfig
+from consensus.events import (
+    Action,
+    BlockExecuted,
+    BlockPersisted,
+    Broadcast,
+    ChainHead,
+    CommitBlock,
+    Event,
+    ExecuteBlock,
+    MessageReceived,
+    PersistedState,
+    PersistState,
+    ProposalReady,
+    RequestSync,
+    Send,
+    Tick,
+)
+from consensus.messages import (
+    Commit,
+    Message,
+    Prepare,
+    PreparedCertificate,
+    PrePrepare,
+    Proposal,
+    Seal,
+    ViewChange,
+    commit_digest,
+    preprepare_digest,
+    seal_digest,
+    viewchange_digest,
+)
+from consensus.quorum import leader_of
+from consensus.replica import Replica
+from consensus.sim.executor import (
+    GENESIS_HASH,
+    GENESIS_STATE_ROOT,
+    execute,
+    make_payload,
+    payload_txs,
+)
+from consensus.sim.keys import SimKeys, fake_keys, real_keys
+from consensus.sim.scenario import Scenario
+
+# event kinds (ints keep heap tuples cheap and comparable)
+_DELIVER, _TICK, _EXEC, _PERSISTED, _PROPOSE, _SYNC, _CRASH, _RESTART, _SPAM = range(9)
+_MS = 1000  # microseconds per millisecond
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A block in a node's durable chain."""
+
+    height: int
+    proposal: Proposal
+    block_hash: bytes
+    state_root: bytes
+    seal: Seal
+    time_us: int
+    synced: bool = False
+
+
+class SimNode:
+    """One endpoint: a replica plus the runtime around it (two endpoints for Twins)."""
+
+    def __init__(self, eid: int, index: int, behaviour: str | None, twin: int) -> None:
+        self.eid = eid
+        self.index = index
+        self.behaviour = behaviour
+        self.twin = twin
+        self.replica: Replica | None = None
+        self.chain: list[Block] = []
+        self.persisted: bytes | None = None
+        self.up = True
+        self.incarnation = 0
+        self.committed_txs: set[int] = set()
+        self.next_tx = 0
+        self.propose_scheduled = False
+        self.sync_inflight = False
+        self.progress_times: list[int] = []
+        self.view_change_times: list[int] = []
+        self.crashes = 0
+
+    @property
+    def head_hash(self) -> bytes:
+        return self.chain[-1].block_hash if self.chain else GENESIS_HASH
+
+    @property
+    def head_state_root(self) -> bytes:
+        return self.chain[-1].state_root if self.chain else GENESIS_STATE_ROOT
+
+    @property
+    def height(self) -> int:
+        return len(self.chain)
+
+
+ReplicaFactory = Callable[..., Replica]
+TraceSink = Callable[[dict[str, Any]], None]
+
+
+def _short(b: bytes) -> str:
+    return b.hex()[:12]
+
+
+def describe(msg: Message) -> dict[str, Any]:
+    """A small JSON-ready summary of a message for traces."""
+    d: dict[str, Any] = {"type": msg.NAME, "view": msg.view, "height": msg.height}
+    if isinstance(msg, PrePrepare):
+        d["proposal"] = _short(msg.proposal.digest)
+    elif isinstance(msg, Prepare | Commit):
+        d["proposal"] = _short(msg.proposal_digest)
+        d["block"] = _short(msg.block_hash)
+    elif isinstance(msg, ViewChange):
+        d["prepared"] = msg.prepared.view if msg.prepared is not None else None
+    else:
+        d["proofs"] = len(msg.view_changes)
+        d["proposal"] = _short(msg.proposal.digest) if msg.proposal is not None else None
+    return d
+
+
+class Simulation:
+    """Run one :class:`Scenario`; :meth:`run` returns the nodes for the checker."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        trace: TraceSink | None = None,
+        replica_factory: ReplicaFactory | None = None,
+    ) -> None:
+        scenario.validate()
+        self.scenario = s = scenario
+        self.rng = rng = random.Random(s.seed)
+        self.n = s.nodes
+        self.keys: SimKeys = (real_keys if s.signatures == "real" else fake_keys)(s.nodes, rng)
+        self._trace = trace
+        if replica_factory is None:
+            from consensus.sim.broken import factory_for
+
+            replica_factory = factory_for(s.break_rule)
+        self._factory = replica_factory
+        self.total_txs = s.blocks * s.txs_per_block
+        self.now = 0
+        self._seq = 0
+        self._heap: list[tuple[int, int, int, Any, Any, Any]] = []
+        self.nodes: list[SimNode] = []
+        self._endpoints: list[list[SimNode]] = [[] for _ in range(s.nodes)]
+        for i in range(s.nodes):
+            behaviour = s.byzantine.get(i)
+            copies = 2 if behaviour == "twins" else 1
+            for t in range(copies):
+                node = SimNode(len(self.nodes), i, behaviour, t)
+                self.nodes.append(node)
+                self._endpoints[i].append(node)
+        # which twin each endpoint talks to (Twins split the cluster between them)
+        self._twin_of = [rng.randrange(2) if s.twins_split else -1 for _ in self.nodes]
+        net = s.network
+        self._base = [
+            [int(net.latency_ms * _MS * (0.5 + rng.random())) for _ in self.nodes]
+            for _ in self.nodes
+        ]
+        self._jitter = int(net.jitter_ms * _MS)
+        self._tick_us = int(s.tick_ms * _MS)
+        self._timeout_ticks = max(1, round(s.timeout_ms / s.tick_ms))
+        self._exec_us = int(s.exec_ms * _MS)
+        self._partitions = [
+            (
+                {n: gi for gi, g in enumerate(p.groups) for n in g},
+                int(p.start_ms * _MS),
+                int(p.heal_ms * _MS) if p.heal_ms is not None else None,
+            )
+            for p in s.partitions
+        ]
+        self._drop_rules = s.drop_rules
+        gst = s.gst_ms()
+        self.gst_us: int | None = int(gst * _MS) if gst is not None else None
+        if s.max_time_ms is not None:
+            self.max_time_us = int(s.max_time_ms * _MS)
+        else:
+            per_block = 8 * net.latency_ms + net.jitter_ms * 4 + s.exec_ms * 2 + 50
+            budget = s.blocks * per_block * 4 + 60 * s.timeout_ms * (1.5 ** min(s.backoff_cap, 4))
+            self.max_time_us = int(((gst or 0.0) + budget) * _MS)
+        # statistics
+        self.proposed: dict[bytes, tuple[int, int, int, int]] = {}
+        """proposal digest -> (proposer index, view, height, first time)"""
+        self.net_messages: Counter[str] = Counter()
+        self.net_drops = 0
+        self.sync_failures = 0
+        self.events = 0
+        self.done = False
+
+    # -- scheduling --------------------------------------------------------------------
+
+    def _push(self, t: int, kind: int, a: Any = None, b: Any = None, c: Any = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, a, b, c))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self._trace is not None:
+            record["t"] = self.now
+            self._trace(record)
+
+    # -- setup and main loop -----------------------------------------------------------
+
+    def _make_replica(self, node: SimNode) -> Replica:
+        s = self.scenario
+        restored = PersistedState.decode(node.persisted) if node.persisted is not None else None
+        head = ChainHead(node.height, node.head_hash) if node.chain else None
+        config = ReplicaConfig(
+            index=node.index,
+            sealers=self.keys.public_keys,
+            signer=self.keys.signers[node.index],
+            verifier=self.keys.verifier,
+            genesis_hash=GENESIS_HASH,
+            timeout_ticks=self._timeout_ticks,
+            backoff_cap=s.backoff_cap,
+            leader_period=s.leader_period,
+        )
+        return self._factory(config, restored=restored, head=head)
+
+    def run(self) -> Simulation:
+        s = self.scenario
+        for node in self.nodes:
+            node.replica = self._make_replica(node)
+            if node.behaviour == "crash":
+                self._push(int(self.rng.uniform(300, 3000) * _MS), _CRASH, node.eid)
+            if node.behaviour == "spam":
+                self._push(int(self.rng.uniform(10, 200) * _MS), _SPAM, node.eid)
+        for c in s.crashes:
+            for node in self._endpoints[c.node]:
+                self._push(int(c.at_ms * _MS), _CRASH, node.eid, True)
+                if c.restart_ms is not None:
+                    self._push(int(c.restart_ms * _MS), _RESTART, node.eid, True)
+        self._push(self._tick_us, _TICK)
+        for node in self.nodes:
+            self._after_step(node)
+        heap = self._heap
+        while heap and not self.done:
+            t, _, kind, a, b, c = heapq.heappop(heap)
+            if t > self.max_time_us:
+                break
+            self.now = t
+            self.events += 1
+            if kind == _DELIVER:
+                self._deliver(a, b, c)
+            elif kind == _TICK:
+                self._tick()
+            elif kind in (_EXEC, _PERSISTED):
+                node = self.nodes[a]
+                if node.up and node.incarnation == b:
+                    self._step(node, c)
+            elif kind == _PROPOSE:
+                self._propose(self.nodes[a], b)
+            elif kind == _SYNC:
+                self._sync_done(self.nodes[a], b, c)
+            elif kind == _CRASH:
+                self._crash(self.nodes[a], bool(b))
+            elif kind == _RESTART:
+                self._restart(self.nodes[a], bool(b))
+            elif kind == _SPAM:
+                self._spam(self.nodes[a])
+        return self
+
+    def honest_nodes(self) -> list[SimNode]:
+        """Endpoints whose node follows the protocol (crashes included, Twins not)."""
+        faulty = set(self.scenario.byzantine)
+        return [n for n in self.nodes if n.index not in faulty]
+
+    def _check_done(self) -> None:
+        target = self.scenario.blocks
+        live = [n for n in self.honest_nodes() if not self._down_for_good(n)]
+        if live and all(n.height >= target for n in live):
+            self.done = True
+
+    def _down_for_good(self, node: SimNode) -> bool:
+        if node.up:
+            return False
+        return any(c.node == node.index and c.restart_ms is None for c in self.scenario.crashes)
+
+    # -- stepping a node ---------------------------------------------------------------
+
+    def _step(self, node: SimNode, event: Event) -> None:
+        replica = node.replica
+        assert replica is not None
+        before = (replica.height, replica.view, replica.view_active)
+        actions = replica.step(event)
+        after = (replica.height, replica.view, replica.view_active)
+        if self._trace is not None:
+            self._trace_event(node, event)
+            if after != before:
+                self._log(
+                    {
+                        "node": node.eid,
+                        "ev": "state",
+                        "height": after[0],
+                        "view": after[1],
+                        "active": after[2],
+                    }
+                )
+        if after[1] != before[1]:
+            node.view_change_times.append(self.now)
+        for action in actions:
+            self._perform(node, action)
+            if node.replica is not replica:
+                return  # crashed while performing (not modelled today; defensive)
+        if after[0] != before[0]:
+            node.progress_times.append(self.now)
+        self._after_step(node)
+
+    def _trace_event(self, node: SimNode, event: Event) -> None:
+        rec: dict[str, Any] = {"node": node.eid}
+        if isinstance(event, MessageReceived):
+            return  # logged at delivery, with the decoded summary
+        if isinstance(event, Tick):
+            return
+        if isinstance(event, ProposalReady):
+            rec.update(ev="proposal_ready", size=len(event.payload))
+        elif isinstance(event, BlockExecuted):
+            rec.update(
+                ev="executed",
+                height=event.height,
+                proposal=_short(event.proposal_digest),
+                ok=event.ok,
+            )
+        elif isinstance(event, BlockPersisted):
+            rec.update(ev="persisted", height=event.height, block=_short(event.block_hash))
+        self._log(rec)
+
+    def _after_step(self, node: SimNode) -> None:
+        r = node.replica
+        if (
+            r is not None
+            and not node.propose_scheduled
+            and r.wants_proposal()
+            and self._pool_nonempty(node)
+        ):
+            node.propose_scheduled = True
+            self._push(self.now + 1 * _MS, _PROPOSE, node.eid, node.incarnation)
+
+    def _perform(self, node: SimNode, action: Action) -> None:
+        if isinstance(action, Broadcast | Send):
+            self._outgoing(node, action)
+        elif isinstance(action, ExecuteBlock):
+            ok, block_hash, state_root = self._execute(node, action.proposal)
+            ev = BlockExecuted(action.height, action.proposal.digest, block_hash, state_root, ok)
+            self._log(
+                {
+                    "node": node.eid,
+                    "ev": "execute",
+                    "height": action.height,
+                    "view": action.view,
+                    "proposal": _short(action.proposal.digest),
+                }
+            )
+            self._push(self.now + self._exec_us, _EXEC, node.eid, node.incarnation, ev)
+        elif isinstance(action, PersistState):
+            node.persisted = action.state.encode()
+            cert = action.state.prepared
+            self._log(
+                {
+                    "node": node.eid,
+                    "ev": "persist_state",
+                    "view": action.state.view,
+                    "prepared": None if cert is None else [cert.view, cert.height],
+                }
+            )
+        elif isinstance(action, CommitBlock):
+            self._commit(node, action)
+        elif isinstance(action, RequestSync):
+            self._request_sync(node, action)
+
+    def _execute(self, node: SimNode, proposal: Proposal) -> tuple[bool, bytes, bytes]:
+        if proposal.parent_hash != node.head_hash or proposal.height != node.height + 1:
+            return False, bytes(32), bytes(32)
+        return execute(proposal, node.head_state_root, node.committed_txs, self.total_txs)
+
+    def _commit(self, node: SimNode, action: CommitBlock) -> None:
+        block = Block(
+            action.height,
+            action.proposal,
+            action.block_hash,
+            action.state_root,
+            action.seal,
+            self.now,
+        )
+        if action.height != node.height + 1:
+            raise AssertionError(
+                f"node {node.eid} committed height {action.height} on top of {node.height}"
+            )
+        self._append(node, block)
+        self._log(
+            {
+                "node": node.eid,
+                "ev": "commit",
+                "height": action.height,
+                "view": action.seal.view,
+                "block": _short(action.block_hash),
+            }
+        )
+        ev = BlockPersisted(action.height, action.block_hash)
+        self._push(self.now + 200, _PERSISTED, node.eid, node.incarnation, ev)
+
+    def _append(self, node: SimNode, block: Block) -> None:
+        node.chain.append(block)
+        txs = payload_txs(block.proposal.payload) or []
+        node.committed_txs.update(txs)
+        while node.next_tx in node.committed_txs:
+            node.next_tx += 1
+        if node.height >= self.scenario.blocks:
+            self._check_done()
+
+    # -- workload ----------------------------------------------------------------------
+
+    def _pool_nonempty(self, node: SimNode) -> bool:
+        return node.next_tx < self.total_txs
+
+    def _pool_take(self, node: SimNode) -> list[int]:
+        out: list[int] = []
+        t = node.next_tx
+        while t < self.total_txs and len(out) < self.scenario.txs_per_block:
+            if t not in node.committed_txs:
+                out.append(t)
+            t += 1
+        return out
+
+    def _propose(self, node: SimNode, incarnation: int) -> None:
+        if not node.up or node.incarnation != incarnation:
+            return
+        node.propose_scheduled = False
+        r = node.replica
+        if r is None or not r.wants_proposal():
+            return
+        txs = self._pool_take(node)
+        if not txs:
+            return
+        if node.twin == 1:
+            txs.reverse()  # the second twin proposes a different block
+        payload = make_payload(node.index, txs, node.twin)
+        digest = Proposal(r.height, r.head.block_hash, payload).digest
+        self.proposed.setdefault(digest, (node.index, r.view, r.height, self.now))
+        self._step(node, ProposalReady(payload))
+
+    def _tick(self) -> None:
+        for node in self.nodes:
+            if node.up and node.replica is not None:
+                self._step(node, Tick(txs_pending=self._pool_nonempty(node)))
+        self._push(self.now + self._tick_us, _TICK)
+
+    # -- network -----------------------------------------------------------------------
+
+    def _connected(self, a: int, b: int, t: int) -> bool:
+        for groups, start, heal in self._partitions:
+            if start <= t and (heal is None or t < heal) and groups.get(a, -1) != groups.get(b, -1):
+                return False
+        return True
+
+    def _twin_link(self, src: SimNode, dst: SimNode) -> bool:
+        if src.behaviour == "twins" and self._twin_of[dst.eid] >= 0:
+            return self._twin_of[dst.eid] == src.twin
+        if dst.behaviour == "twins" and self._twin_of[src.eid] >= 0:
+            return self._twin_of[src.eid] == dst.twin
+        return True
+
+    def _rule_drops(self, src: SimNode, dst: SimNode, kind: str) -> bool:
+        t = self.now
+        for r in self._drop_rules:
+            if r.kinds and kind not in r.kinds:
+                continue
+            if r.src and src.index not in r.src:
+                continue
+            if r.dst and dst.index not in r.dst:
+                continue
+            if t < r.start_ms * _MS or (r.end_ms is not None and t >= r.end_ms * _MS):
+                continue
+            return True
+        return False
+
+    def _transmit(self, src: SimNode, dst_index: int, data: bytes, kind: str) -> None:
+        net = self.scenario.network
+        rng = self.rng
+        for dst in self._endpoints[dst_index]:
+            if dst is src or not self._twin_link(src, dst):
+                continue
+            self.net_messages[kind] += 1
+            if (
+                not self._connected(src.index, dst.index, self.now)
+                or (self._drop_rules and self._rule_drops(src, dst, kind))
+                or (net.drop and rng.random() < net.drop)
+            ):
+                self.net_drops += 1
+                continue
+            delay = self._base[src.eid][dst.eid]
+            if self._jitter:
+                delay += rng.randrange(self._jitter + 1)
+            if net.reorder and rng.random() < net.reorder:
+                delay += rng.randrange(int(net.latency_ms * _MS * 5) + 1)
+            self._push(self.now + delay, _DELIVER, dst.eid, data, src.index)
+            if net.duplicate and rng.random() < net.duplicate:
+                extra = rng.randrange(self._jitter + int(net.latency_ms * _MS) + 1)
+                self._push(self.now + delay + extra, _DELIVER, dst.eid, data, src.index)
+
+    def _deliver(self, eid: int, data: bytes, src_index: int) -> None:
+        node = self.nodes[eid]
+        if not node.up or node.replica is None:
+            return
+        if not self._connected(src_index, node.index, self.now):
+            self.net_drops += 1
+            return
+        if self._trace is not None:
+            from consensus.messages import decode_message
+
+            try:
+                summary: dict[str, Any] = describe(decode_message(data))
+            except Exception:
+                summary = {"type": "garbage", "size": len(data)}
+            self._log({"node": eid, "ev": "recv", "from": src_index, **summary})
+        self._step(node, MessageReceived(data, src_index))
+
+    def _outgoing(self, node: SimNode, action: Send | Broadcast) -> None:
+        """Send what the replica asked for, as transformed by the node's behaviour."""
+        msg = action.message
+        targets = (
+            [action.to]
+            if isinstance(action, Send)
+            else [i for i in range(self.n) if i != node.index or node.behaviour == "twins"]
+        )
+        if self._trace is not None:
+            self._log(
+                {
+                    "node": node.eid,
+                    "ev": "send" if isinstance(action, Send) else "bcast",
+                    **describe(msg),
+                }
+            )
+        behaviour = node.behaviour
+        if behaviour == "silent":
+            return
+        if behaviour == "withhold" and isinstance(msg, Commit):
+            return
+        if behaviour == "bad-signature":
+            msg = self._corrupt(node, msg)
+        if behaviour == "equivocate" and isinstance(msg, PrePrepare):
+            self._equivocate(node, msg, targets)
+            return
+        if behaviour == "double-vote" and isinstance(msg, Prepare | Commit):
+            self._double_vote(node, msg, targets)
+            return
+        data = msg.encode()
+        for i in targets:
+            self._transmit(node, i, data, msg.NAME)
+        if behaviour == "spam":
+            for i in targets:
+                self._transmit(node, i, data, msg.NAME)  # duplicates
+
+    # -- Byzantine behaviours --------------------------------------------------------------
+
+    def _sign(self, node: SimNode, digest: bytes) -> bytes:
+        return self.keys.signers[node.index](digest)
+
+    def _corrupt(self, node: SimNode, msg: Message) -> Message:
+        rng = self.rng
+        if self.n > 1 and rng.random() < 0.5:
+            other = rng.choice([i for i in range(self.n) if i != node.index])
+            return replace(msg, sender=other)  # forged sender, our own signature
+        sig = bytearray(msg.signature)
+        sig[rng.randrange(64)] ^= 1 << rng.randrange(8)
+        return replace(msg, signature=bytes(sig))
+
+    def _equivocate(self, node: SimNode, msg: PrePrepare, targets: list[int]) -> None:
+        txs = payload_txs(msg.proposal.payload) or []
+        alt_txs = list(reversed(txs)) if len(txs) > 1 else [*txs, txs[0]] if txs else [0]
+        alt = Proposal(
+            msg.proposal.height, msg.proposal.parent_hash, make_payload(node.index, alt_txs, 7)
+        )
+        sig = self._sign(node, preprepare_digest(msg.view, alt.height, alt.digest))
+        alt_msg = PrePrepare(msg.view, alt, node.index, sig)
+        self.proposed.setdefault(alt.digest, (node.index, msg.view, alt.height, self.now))
+        half = len(targets) // 2
+        a, b = msg.encode(), alt_msg.encode()
+        for pos, i in enumerate(targets):
+            self._transmit(node, i, a if pos < half else b, msg.NAME)
+
+    def _double_vote(self, node: SimNode, msg: Prepare | Commit, targets: list[int]) -> None:
+        fake_hash = bytes(self.rng.randbytes(32))
+        fn = seal_digest if isinstance(msg, Prepare) else commit_digest
+        sig = self._sign(
+            node, fn(msg.view, msg.height, msg.proposal_digest, fake_hash, msg.state_root)
+        )
+        other = replace(msg, block_hash=fake_hash, signature=sig)
+        a, b = msg.encode(), other.encode()
+        for pos, i in enumerate(targets):
+            if pos % 2 == 0:
+                self._transmit(node, i, a, msg.NAME)
+            else:
+                self._transmit(node, i, b, msg.NAME)
+                if self.rng.random() < 0.5:
+                    self._transmit(node, i, a, msg.NAME)
+
+    def _spam(self, node: SimNode) -> None:
+        """Stale-view, far-future and garbage messages, validly signed where it matters."""
+        if node.up and node.replica is not None:
+            r = node.replica
+            rng = self.rng
+            h, v = r.height, r.view
+            junk: list[tuple[bytes, str]] = []
+            fake = bytes(rng.randbytes(32))
+            for view, height in ((max(0, v - 1), h), (v, h + 1000), (v + 1000, h)):
+                sig = self._sign(node, seal_digest(view, height, fake, fake, fake))
+                junk.append(
+                    (Prepare(view, height, fake, fake, fake, node.index, sig).encode(), "Prepare")
+                )
+            sig = self._sign(node, viewchange_digest(v + 500, h, None))
+            junk.append((ViewChange(v + 500, h, None, node.index, sig).encode(), "ViewChange"))
+            if v > 0:
+                sig = self._sign(node, viewchange_digest(v, max(1, h - 1), None))
+                junk.append(
+                    (ViewChange(v, max(1, h - 1), None, node.index, sig).encode(), "ViewChange")
+                )
+            junk.append((bytes(rng.randbytes(rng.randrange(1, 64))), "garbage"))
+            for data, kind in junk:
+                for i in range(self.n):
+                    if i != node.index:
+                        self._transmit(node, i, data, kind)
+        self._push(self.now + int(self.rng.uniform(50, 400) * _MS), _SPAM, node.eid)
+
+    # -- crash and restart -----------------------------------------------------------------
+
+    def _crash(self, node: SimNode, scheduled: bool) -> None:
+        if not node.up:
+            return
+        node.up = False
+        node.replica = None
+        node.incarnation += 1
+        node.crashes += 1
+        node.propose_scheduled = False
+        node.sync_inflight = False
+        self._log({"node": node.eid, "ev": "crash"})
+        if not scheduled:  # crash-recover behaviour schedules its own restart
+            self._push(self.now + int(self.rng.uniform(500, 5000) * _MS), _RESTART, node.eid)
+
+    def _restart(self, node: SimNode, scheduled: bool) -> None:
+        if node.up:
+            return
+        node.up = True
+        node.replica = self._make_replica(node)
+        self._log({"node": node.eid, "ev": "restart", "height": node.height})
+        if not scheduled and node.behaviour == "crash":
+            self._push(self.now + int(self.rng.uniform(1000, 8000) * _MS), _CRASH, node.eid)
+        self._after_step(node)
+
+    # -- block sync --------------------------------------------------------------------
+
+    def _request_sync(self, node: SimNode, action: RequestSync) -> None:
+        self._log(
+            {
+                "node": node.eid,
+                "ev": "request_sync",
+                "target": action.target_height,
+                "peers": list(action.peers),
+            }
+        )
+        if node.sync_inflight:
+            return
+        hinted = [e for i in action.peers for e in self._endpoints[i]]
+        sources = [
+            e
+            for e in (hinted or self.nodes)
+            if e is not node
+            and e.up
+            and e.height > node.height
+            and self._connected(node.index, e.index, self.now)
+        ]
+        if not sources:
+            return
+        best = max(sources, key=lambda e: (e.height, -e.eid))
+        node.sync_inflight = True
+        delay = 2 * self._base[node.eid][best.eid] + 1 * _MS
+        self._push(self.now + delay, _SYNC, node.eid, best.eid, node.incarnation)
+
+    def _sync_done(self, node: SimNode, source_eid: int, incarnation: int) -> None:
+        if not node.up or node.incarnation != incarnation:
+            return
+        node.sync_inflight = False
+        source = self.nodes[source_eid]
+        if not self._connected(node.index, source.index, self.now):
+            return
+        for block in list(source.chain[node.height :]):
+            ok_seal = verify_seal(
+                self.keys.public_keys,
+                self.keys.verifier,
+                block.height,
+                block.block_hash,
+                block.state_root,
+                block.seal,
+            )
+            ok, bh, sr = self._execute(node, block.proposal)
+            if not (
+                ok_seal
+                and ok
+                and bh == block.block_hash
+                and sr == block.state_root
+                and block.seal.proposal_digest == block.proposal.digest
+            ):
+                self.sync_failures += 1
+                return
+            self._append(node, replace(block, time_us=self.now, synced=True))
+            self._log(
+                {
+                    "node": node.eid,
+                    "ev": "synced",
+                    "height": block.height,
+                    "block": _short(block.block_hash),
+                }
+            )
+            if node.replica is None:
+                return
+            self._step(node, BlockPersisted(block.height, block.block_hash))
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    trace: TraceSink | None = None,
+    replica_factory: ReplicaFactory | None = None,
+) -> Simulation:
+    """Build and run a simulation (the checker then reads ``sim.nodes``)."""
+    return Simulation(scenario, trace=trace, replica_factory=replica_factory).run()
+
+
+def leader_for(sim: Simulation, view: int, height: int) -> int:
+    return leader_of(view, height, sim.n, sim.scenario.leader_period)
+
+
+__all__ = ["Block", "PreparedCertificate", "SimNode", "Simulation", "describe", "run_scenario"]
