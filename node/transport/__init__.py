@@ -7,13 +7,17 @@ The runtime programs against :class:`Transport` and builds the configured one wi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from node.certs import NodeIdentity
 from node.transport.base import Transport, TransportClosed, TransportError, TransportStats
 from node.transport.memory import MemoryHub, MemoryTransport
 from node.transport.mqtt import MqttTransport
-from node.transport.tcp import TcpTransport
+from node.transport.tcp import TcpTransport, parse_address
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
 
 __all__ = [
     "MemoryHub",
@@ -25,6 +29,7 @@ __all__ = [
     "TransportError",
     "TransportStats",
     "create_transport",
+    "transport_from_node_config",
 ]
 
 _COMMON = {"transport", "blacklist", "max_frame_size", "inbox_capacity"}
@@ -130,3 +135,41 @@ def _check(cfg: Mapping[str, Any], known: set[str], table: str) -> None:
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ValueError(f"[{table}] unknown setting(s): {', '.join(unknown)}")
+
+
+def transport_from_node_config(
+    config: NodeConfig,
+    *,
+    identity: NodeIdentity,
+    genesis_hash: bytes,
+    members: Iterable[str],
+    chain_id: str,
+    group_id: str | int,
+    hub: MemoryHub | None = None,
+) -> Transport:
+    """Build the transport from a loaded ``node.config.NodeConfig`` (``[p2p]``/``[mqtt]``).
+
+    Other tuning keeps the defaults documented in docs/p2p.md.
+    """
+    host, port = parse_address(config.p2p_listen)
+    p2p: dict[str, Any] = {"transport": config.transport, "blacklist": list(config.blacklist)}
+    if config.transport == "mqtt":
+        mqtt: dict[str, Any] = {"broker_url": config.mqtt_broker}
+        if config.mqtt_username is not None:
+            mqtt["username"] = config.mqtt_username
+        if config.mqtt_password is not None:
+            mqtt["password"] = config.mqtt_password
+        if config.mqtt_tls_ca:
+            mqtt["tls_ca"] = str(config.path(Path(config.mqtt_tls_ca)))
+        p2p["mqtt"] = mqtt
+    elif config.transport == "tcp":
+        p2p.update(listen_host=host, listen_port=port, peers=list(config.peers))
+    return create_transport(
+        p2p,
+        identity=identity,
+        genesis_hash=genesis_hash,
+        members=members,
+        chain_id=chain_id,
+        group_id=group_id,
+        hub=hub,
+    )

@@ -127,6 +127,15 @@ def seal_batch(
     return body + key.sign(batch_digest(topic, body))
 
 
+def _retrieve_disconnect_error(client: aiomqtt.Client) -> None:
+    """Mark aiomqtt's disconnect future as seen: we already handled (and logged) the loss,
+    and aiomqtt 2.5 leaves it unretrieved, so asyncio would log 'Future exception was
+    never retrieved' on every broker restart."""
+    fut = getattr(client, "_disconnected", None)
+    if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+        fut.exception()
+
+
 class _Dropped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -333,6 +342,7 @@ class MqttTransport(Transport):
         delay = self.backoff_initial
         where = f"{self.broker.host}:{self.broker.port}"
         while True:
+            client: aiomqtt.Client | None = None
             try:
                 client = aiomqtt.Client(
                     self.broker.host,
@@ -372,6 +382,8 @@ class MqttTransport(Transport):
             except* Exception:  # our bug: keep the node, reconnect
                 self.stats.disconnects["internal_error"] += 1
                 log.exception("%s: MQTT connection loop failed", self.node_id[:8])
+            if client is not None:
+                _retrieve_disconnect_error(client)
             self._set_connected(False)
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
             delay = min(delay * 2, self.backoff_max)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from node.config import NodeConfig
 from node.transport import (
     MemoryHub,
     MemoryTransport,
     MqttTransport,
     TcpTransport,
     create_transport,
+    transport_from_node_config,
 )
 from tests.transport.conftest import GENESIS, Pki
 
@@ -84,3 +88,25 @@ async def test_memory_from_config(pki: Pki) -> None:
 async def test_config_errors_are_clear(pki: Pki, p2p: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build(pki, p2p)
+
+
+async def test_from_node_config(pki: Pki, tmp_path: Path) -> None:
+    common = {"identity": pki.nodes[0], "genesis_hash": GENESIS, "members": pki.ids}
+    cfg = NodeConfig(home=tmp_path, p2p_listen="127.0.0.1:30305", peers=("127.0.0.1:30306",))
+    t = transport_from_node_config(cfg, chain_id="c", group_id=1, **common)
+    assert isinstance(t, TcpTransport)
+    assert (t.listen_host, t.listen_port, t.peer_addresses) == (
+        "127.0.0.1",
+        30305,
+        [("127.0.0.1", 30306)],
+    )
+    cfg = NodeConfig(
+        home=tmp_path,
+        transport="mqtt",
+        mqtt_broker="mqtt://127.0.0.1:1884",
+        mqtt_username="u",
+        blacklist=(pki.ids[2],),
+    )
+    m = transport_from_node_config(cfg, chain_id="c", group_id=1, **common)
+    assert isinstance(m, MqttTransport)
+    assert (m.broker.port, m.username, m.blacklist) == (1884, "u", {pki.ids[2]})
