@@ -21,7 +21,7 @@ from typing import Any
 
 from consensus.codec import MAX_MESSAGE_SIZE, DecodeError, pack, unpack
 from consensus.crypto import ADDRESS_SIZE, HASH_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, hash32
-from node.tx import MAX_TX_SIZE, UINT64_MAX, SignedTransaction
+from node.tx import MAX_TX_SIZE, UINT64_MAX, SignedTransaction, pack_fields
 
 FORMAT_VERSION = 0
 MAX_BLOCK_SIZE = MAX_MESSAGE_SIZE
@@ -37,21 +37,25 @@ MAX_RECEIPT_SIZE = 128 * 1024
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 EMPTY_ROOT = hash32(b"")
-"""The Merkle root of no items (an empty block's tx and receipt roots)."""
+"""The Merkle root of no leaves (an empty block's tx and receipt roots)."""
 
 
-def merkle_root(items: Sequence[bytes]) -> bytes:
-    """Binary Merkle root (RFC 6962 style prefixes) over ``items`` in order.
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """Binary Merkle root over 32-byte hashes (transaction or receipt hashes), in order.
 
-    Leaves are ``hash32(0x00 || item)`` and inner nodes ``hash32(0x01 || left || right)``,
-    so a leaf can never pass for an inner node. A level with an odd count carries its last
-    node up unchanged (no duplication, so ``[a, b, c]`` and ``[a, b, c, c]`` differ).
-    No items give :data:`EMPTY_ROOT`. Items are transaction or receipt hashes.
+    An inner node is ``hash32(0x01 || left || right)``; the leaves are the hashes
+    themselves. They are hashes of encodings that start with a msgpack array header
+    (0x9_), never 0x01, so a leaf cannot pass for an inner node. A level with an odd count
+    carries its last node up unchanged (no duplication: ``[a, b, c]`` and ``[a, b, c, c]``
+    differ). One leaf is its own root; no leaves give :data:`EMPTY_ROOT`.
+    Raises ``ValueError`` for a leaf that is not 32 bytes.
     """
-    if not items:
+    if not leaves:
         return EMPTY_ROOT
+    level = list(leaves)
+    if any(type(leaf) is not bytes or len(leaf) != HASH_SIZE for leaf in level):
+        raise ValueError("Merkle leaves are 32-byte hashes")
     sha3 = hashlib.sha3_256  # hash32 without the call overhead: thousands per block
-    level = [sha3(b"\x00" + item).digest() for item in items]
     while len(level) > 1:
         paired = [
             sha3(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
@@ -355,13 +359,13 @@ class Receipt:
             self.index,
             self.status,
             self.output,
-            [e.fields() for e in self.events],
+            [e.fields() for e in self.events] if self.events else [],
             self.sender,
             self.to,
         ]
 
     def encode(self) -> bytes:
-        return pack(self.fields())
+        return pack_fields(self.fields())
 
     @property
     def hash(self) -> bytes:

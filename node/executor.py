@@ -41,6 +41,7 @@ from node.block import (
 from node.genesis import GenesisConfig
 from node.precompiles import (
     CALL_ADDRESS_ERROR,
+    NO_PERMISSION,
     PRECOMPILED_ERROR,
     UNKNOWN_FUNCTION,
     CallContext,
@@ -49,6 +50,8 @@ from node.precompiles import (
     SystemConfigValues,
     registered,
 )
+from node.precompiles import dag_transfer as dag
+from node.precompiles import system_config as sysconfig
 from node.precompiles.system_config import read_system_config
 from node.tx import MAX_ARG_CHARS, UINT256_MAX, VerifiedTx
 from storage.ledger import BlockCommit
@@ -165,7 +168,9 @@ class Executor:
         mark = overlay.mark
         revert = overlay.revert
         receipts: list[Receipt] = []
-        append = receipts.append
+        encoded: list[bytes] = []
+        receipt_hashes: list[bytes] = []
+        sha3 = hashlib.sha3_256
         for index, vtx in enumerate(txs):
             stx = vtx.tx
             tx = stx.tx
@@ -175,18 +180,21 @@ class Executor:
             if status:
                 revert(savepoint)
                 events = ()
-            append(Receipt(stx.hash, number, index, status, output, events, sender, tx.to))
+            receipt = Receipt(stx.hash, number, index, status, output, events, sender, tx.to)
+            raw = receipt.encode()
+            receipts.append(receipt)
+            encoded.append(raw)
+            receipt_hashes.append(sha3(raw).digest())
         write_set = tuple(overlay.write_set())
         tx_hashes = tuple(v.tx.hash for v in txs)
-        encoded = tuple(r.encode() for r in receipts)
         return ExecutionResult(
             number=number,
             tx_hashes=tx_hashes,
             receipts=tuple(receipts),
-            encoded_receipts=encoded,
+            encoded_receipts=tuple(encoded),
             write_set=write_set,
             tx_root=merkle_root(tx_hashes),
-            receipt_root=receipt_root_of(encoded),
+            receipt_root=merkle_root(receipt_hashes),
             state_root=next_state_root(parent_state_root, write_set),
             config=config,
         )
@@ -208,7 +216,7 @@ class Executor:
         Raises ``ValueError`` if ``to`` is not an address.
         """
         address = parse_address(to)
-        if type(method) is not str:
+        if type(method) is not str or not all(_valid_arg(a) for a in args):
             return PRECOMPILED_ERROR, b""
         ctx = CallContext(
             sender, StateOverlay(state), block_number, self.genesis, self.system_config(state)
@@ -249,10 +257,7 @@ class Executor:
         if not spec.min_args <= len(args) <= len(types):
             return _PRECOMPILED_ERROR
         for arg, kind in zip(args, types, strict=False):
-            if kind is int:
-                if type(arg) is not int or not 0 <= arg <= UINT256_MAX:
-                    return _PRECOMPILED_ERROR
-            elif type(arg) is not str or len(arg) > MAX_ARG_CHARS:
+            if type(arg) is not kind:  # ranges and lengths: checked by the tx or by call()
                 return _PRECOMPILED_ERROR
         try:
             result = spec.func(precompile, ctx, *args)
@@ -267,6 +272,34 @@ class Executor:
             )
             return _PRECOMPILED_ERROR
         return result
+
+
+STATUS_NAMES: dict[int, str] = {
+    0: "Success",
+    PRECOMPILED_ERROR: "PrecompiledError",
+    CALL_ADDRESS_ERROR: "CallAddressError",
+    NO_PERMISSION: "NoPermission",
+    UNKNOWN_FUNCTION: "UnknownFunction",
+    dag.INVALID_USER_NAME: "InvalidUserName",
+    dag.INVALID_AMOUNT: "InvalidAmount",
+    dag.USER_NOT_EXIST: "UserNotExist",
+    dag.USER_ALREADY_EXIST: "UserAlreadyExist",
+    dag.INSUFFICIENT_BALANCE: "InsufficientBalance",
+    dag.BALANCE_OVERFLOW: "BalanceOverflow",
+    sysconfig.INVALID_CONFIGURATION_VALUES: "InvalidConfigurationValues",
+}
+
+
+def status_name(status: int) -> str:
+    """A receipt status as the name FISCO BCOS gives it (or the number if unknown)."""
+    return STATUS_NAMES.get(status, str(status))
+
+
+def _valid_arg(arg: Any) -> bool:
+    """What a decoded transaction guarantees about an argument, for ``call``'s args."""
+    if type(arg) is int:
+        return 0 <= arg <= UINT256_MAX
+    return type(arg) is str and len(arg) <= MAX_ARG_CHARS
 
 
 def receipt_root_of(encoded_receipts: Sequence[bytes]) -> bytes:

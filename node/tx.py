@@ -19,10 +19,13 @@ layout is in docs/wire-format.md.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgpack
 
 from consensus.codec import DecodeError, pack, unpack
 from consensus.crypto import (
@@ -43,7 +46,9 @@ MAX_ARG_CHARS = 256
 MAX_NAME_CHARS = 64  # chain id, group id, nonce, method
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
-_HALF_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+_HALF_ORDER_BYTES = (
+    0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+).to_bytes(32, "big")
 
 # The 9-element signed array is the 8-element body (fixarray 0x98) with another header
 # byte and the signature (msgpack bin 8 of 65 bytes) appended.
@@ -52,7 +57,11 @@ _SIGNATURE_PREFIX = b"\xc4\x41"
 
 Arg = str | int
 _new = object.__new__
-_set = object.__setattr__
+
+pack_fields = msgpack.Packer(use_bin_type=True).pack
+""":func:`consensus.codec.pack` with one reused Packer: the same bytes, ~0.3 us cheaper
+per call on the admission and execution paths. Safe to share between threads: the
+Packer runs entirely under the GIL on plain lists, ints, str and bytes."""
 
 
 def _check_fields(
@@ -248,30 +257,31 @@ class SignedTransaction:
         # The fields are valid, so packing them gives the canonical body; the input must
         # be exactly that body plus the signature.
         del fields[8]
-        body = pack(fields)
+        body = pack_fields(fields)
         if data != _SIGNED_HEADER + body[1:] + _SIGNATURE_PREFIX + signature:
             raise DecodeError("transaction: not the canonical encoding")
-        # Fields are checked: build both objects without running __post_init__ again.
+        # Everything is checked: fill both objects through their slots, skipping
+        # __post_init__ (this is the admission hot path).
         tx = _new(Transaction)
-        _set(tx, "chain_id", chain_id)
-        _set(tx, "group_id", group_id)
-        _set(tx, "nonce", nonce)
-        _set(tx, "block_limit", block_limit)
-        _set(tx, "to", to)
-        _set(tx, "method", method)
-        _set(tx, "args", native)
-        _set(tx, "body", body)
-        _set(tx, "signing_hash", hash32(body))
+        _tx_chain_id(tx, chain_id)
+        _tx_group_id(tx, group_id)
+        _tx_nonce(tx, nonce)
+        _tx_block_limit(tx, block_limit)
+        _tx_to(tx, to)
+        _tx_method(tx, method)
+        _tx_args(tx, native)
+        _tx_body(tx, body)
+        _tx_signing_hash(tx, _sha3(body).digest())
         stx = _new(cls)
-        _set(stx, "tx", tx)
-        _set(stx, "signature", signature)
-        _set(stx, "encoded", data)
-        _set(stx, "hash", hash32(data))
+        _stx_tx(stx, tx)
+        _stx_signature(stx, signature)
+        _stx_encoded(stx, data)
+        _stx_hash(stx, _sha3(data).digest())
         return stx
 
     def recover_sender(self) -> bytes:
         """The sender's address; :class:`InvalidSignature` if the signature is bad."""
-        if int.from_bytes(self.signature[32:64], "big") > _HALF_ORDER:
+        if self.signature[32:64] > _HALF_ORDER_BYTES:  # big-endian: bytes order = int order
             raise InvalidSignature("high-s signature (not canonical)")
         return address_of(recover(self.tx.signing_hash, self.signature))
 
@@ -290,6 +300,37 @@ class VerifiedTx:
     @property
     def hash(self) -> bytes:
         return self.tx.hash
+
+
+# Slot setters for SignedTransaction.decode (hash32 is SHA3-256; called directly there).
+_sha3 = hashlib.sha3_256
+(
+    _tx_chain_id,
+    _tx_group_id,
+    _tx_nonce,
+    _tx_block_limit,
+    _tx_to,
+    _tx_method,
+    _tx_args,
+    _tx_body,
+    _tx_signing_hash,
+) = (
+    getattr(Transaction, name).__set__
+    for name in (
+        "chain_id",
+        "group_id",
+        "nonce",
+        "block_limit",
+        "to",
+        "method",
+        "args",
+        "body",
+        "signing_hash",
+    )
+)
+_stx_tx, _stx_signature, _stx_encoded, _stx_hash = (
+    getattr(SignedTransaction, name).__set__ for name in ("tx", "signature", "encoded", "hash")
+)
 
 
 def decode_transaction(data: bytes) -> SignedTransaction:

@@ -46,10 +46,6 @@ def sig(i: int) -> bytes:
 # ------------------------------------------------------------------ Merkle
 
 
-def leaf(x: bytes) -> bytes:
-    return hashlib.sha3_256(b"\x00" + x).digest()
-
-
 def node(a: bytes, b: bytes) -> bytes:
     return hashlib.sha3_256(b"\x01" + a + b).digest()
 
@@ -57,18 +53,23 @@ def node(a: bytes, b: bytes) -> bytes:
 def test_merkle_documented_shapes() -> None:
     a, b, c = b"a" * 32, b"b" * 32, b"c" * 32
     assert merkle_root([]) == EMPTY_ROOT == hashlib.sha3_256(b"").digest()
-    assert merkle_root([a]) == leaf(a)
-    assert merkle_root([a, b]) == node(leaf(a), leaf(b))
+    assert merkle_root([a]) == a
+    assert merkle_root([a, b]) == node(a, b)
     # An odd node is carried up unchanged, not duplicated.
-    assert merkle_root([a, b, c]) == node(node(leaf(a), leaf(b)), leaf(c))
+    assert merkle_root([a, b, c]) == node(node(a, b), c)
     assert merkle_root([a, b, c]) != merkle_root([a, b, c, c])
     assert merkle_root([a, b]) != merkle_root([b, a])
 
 
 def test_merkle_five() -> None:
     xs = [bytes([i]) * 32 for i in range(5)]
-    l0, l1, l2, l3, l4 = map(leaf, xs)
-    assert merkle_root(xs) == node(node(node(l0, l1), node(l2, l3)), l4)
+    assert merkle_root(xs) == node(node(node(xs[0], xs[1]), node(xs[2], xs[3])), xs[4])
+
+
+def test_merkle_rejects_non_hash_leaves() -> None:
+    for bad in ([b"short"], [b"a" * 32, "b" * 32], [b"a" * 33]):
+        with pytest.raises(ValueError):
+            merkle_root(bad)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ header and seal

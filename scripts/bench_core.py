@@ -1,0 +1,323 @@
+"""Ledger-core micro-benchmark: admission, execution and block commit rates.
+
+    python -m scripts.bench_core [--txs 20000] [--blocks 20] [--backend rocksdb]
+                                 [--dir /tmp] [--profile admission|execute|commit]
+
+Prints, on one core (one Python thread):
+
+* decode+hash: ``SignedTransaction.decode`` of a DagTransfer transaction;
+* admission: ``TxPool.admit`` = decode, chain/group/duplicate/block-limit/nonce checks
+  and sender recovery, and the bare decode+recover it is built on (target >= 25,000/s);
+* transfer executions: ``Executor.execute_block`` of 1,000-transfer blocks, senders
+  known (no signature work), including receipts and the tx, receipt and state roots;
+  on a plain dict (the executor alone: target >= 100,000/s), on a ledger in memory and
+  on the persistent ledger (reads go through LedgerStore's state view);
+* block commit: ``LedgerStore.commit_block`` of those blocks (block, receipts, tx index,
+  state diff, head in one synced batch) on the persistent backend (target <= 20 ms).
+
+Figures go to docs/performance.md ("Ledger core"). Setup (signing) is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from consensus.crypto import KeyPair
+from node.block import Block
+from node.executor import ExecutionResult, Executor
+from node.genesis import GenesisConfig
+from node.tx import SignedTransaction, Transaction, VerifiedTx
+from node.txpool import TxPool
+from storage.backends import DEFAULT_BACKEND, open_store
+from storage.ledger import LedgerStore
+from storage.memory import MemoryKV
+
+BLOCK_TXS = 1000
+USERS = 10_000
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:>12,.0f} /s  ({seconds / count * 1e6:6.2f} us each)"
+
+
+def profiled(enabled: bool, fn: Callable[[], Any]) -> Any:
+    if not enabled:
+        return fn()
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    try:
+        return fn()
+    finally:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False))
+
+
+def signed_txs(genesis: GenesisConfig, calls: Sequence[tuple[str, tuple[Any, ...]]],
+               keys: Sequence[KeyPair], block_limit: int) -> list[VerifiedTx]:  # fmt: skip
+    out = []
+    for i, (method, args) in enumerate(calls):
+        kp = keys[i % len(keys)]
+        tx = Transaction.build(
+            chain_id=genesis.chain_id,
+            group_id=genesis.group_id,
+            to="0x5002",
+            method=method,
+            args=args,
+            block_limit=block_limit,
+        )
+        out.append(VerifiedTx(tx.sign(kp), kp.address))
+    return out
+
+
+# ---------------------------------------------------------------------------- admission
+
+
+def bench_admission(genesis: GenesisConfig, keys: list[KeyPair], n: int, profile: bool) -> None:
+    rng = random.Random(1)
+    calls = [
+        ("userTransfer", (f"u{rng.randrange(USERS)}", f"u{rng.randrange(USERS)}", 1 + i % 97))
+        for i in range(n)
+    ]
+    raws = [v.tx.encode() for v in signed_txs(genesis, calls, keys, block_limit=500)]
+    print(f"  {n} signed DagTransfer transactions of ~{len(raws[0])} bytes")
+
+    t0 = time.perf_counter()
+    for raw in raws:
+        SignedTransaction.decode(raw)
+    print(f"  decode+hash (SignedTransaction.decode)   {rate(n, time.perf_counter() - t0)}")
+
+    t0 = time.perf_counter()
+    for raw in raws:
+        SignedTransaction.decode(raw).recover_sender()
+    print(f"  decode+hash+recover sender               {rate(n, time.perf_counter() - t0)}")
+
+    pool = TxPool(
+        chain_id=genesis.chain_id,
+        group_id=genesis.group_id,
+        in_chain=lambda _h: False,
+        capacity=n + 1,
+    )
+
+    def admit_all() -> float:
+        t0 = time.perf_counter()
+        for raw in raws:
+            pool.admit(raw, 0)
+        return time.perf_counter() - t0
+
+    elapsed = profiled(profile, admit_all)
+    assert pool.admitted == n
+    print(f"  admission (TxPool.admit, all checks)     {rate(n, elapsed)}   target >= 25,000/s")
+
+
+# ---------------------------------------------------------------------------- execution
+
+
+class DictState(dict[bytes, bytes]):
+    """Committed state as a plain dict: measures the executor without a store under it."""
+
+    def apply(self, write_set: Sequence[tuple[bytes, bytes | None]]) -> None:
+        for key, value in write_set:
+            if value is None:
+                self.pop(key, None)
+            else:
+                self[key] = value
+
+
+class Node:
+    """Executes and commits blocks on one LedgerStore, as a node's commit path does."""
+
+    def __init__(self, genesis: GenesisConfig, store: LedgerStore) -> None:
+        self.genesis = genesis
+        self.executor = Executor(genesis)
+        self.store = store
+        self.store.commit_block(genesis.block_commit())
+        self.head = genesis.block()
+
+    def execute(self, txs: Sequence[VerifiedTx]) -> ExecutionResult:
+        return self.executor.execute_block(
+            self.store.state,
+            number=self.head.number + 1,
+            parent_state_root=self.head.header.state_root,
+            txs=txs,
+        )
+
+    def seal(self, result: ExecutionResult, txs: Sequence[VerifiedTx]) -> Block:
+        header = result.header(
+            parent_hash=self.head.hash,
+            timestamp=1_700_000_000_000 + result.number,
+            sealer=0,
+            sealer_list=self.genesis.sealers,
+        )
+        return Block.build(header, [v.tx for v in txs])
+
+    def commit(self, result: ExecutionResult, block: Block) -> None:
+        self.store.commit_block(result.block_commit(block))
+        self.head = block
+
+
+def bench_blocks(
+    genesis: GenesisConfig,
+    keys: list[KeyPair],
+    blocks: int,
+    backend: str,
+    directory: str,
+    profile: str | None,
+) -> None:
+    rng = random.Random(2)
+    setup = [
+        signed_txs(
+            genesis,
+            [("userAdd", (f"u{i}", 10**12)) for i in range(b, b + BLOCK_TXS)],
+            keys,
+            10**6,
+        )
+        for b in range(0, USERS, BLOCK_TXS)
+    ]
+    transfer_blocks = [
+        signed_txs(
+            genesis,
+            [
+                ("userTransfer", (f"u{rng.randrange(USERS)}", f"u{rng.randrange(USERS)}", 1 + j))
+                for j in range(BLOCK_TXS)
+            ],
+            keys,
+            10**6,
+        )
+        for _ in range(blocks)
+    ]
+    print(f"  {USERS} users, {blocks} blocks of {BLOCK_TXS} userTransfer transactions")
+
+    # The executor alone: state in a plain dict, nothing committed.
+    dict_state = DictState()
+    root = genesis.block().header.state_root
+    for number, txs in enumerate(setup, start=1):
+        result = Executor(genesis).execute_block(
+            dict_state, number=number, parent_state_root=root, txs=txs
+        )
+        dict_state.apply(result.write_set)
+        root = result.state_root
+    executor = Executor(genesis)
+
+    def run_dict() -> float:
+        t0 = time.perf_counter()
+        for txs in transfer_blocks:  # every block on the same parent state
+            executor.execute_block(dict_state, number=len(setup) + 1, parent_state_root=root,
+                                   txs=txs)  # fmt: skip
+        return time.perf_counter() - t0
+
+    elapsed = profiled(profile == "execute", run_dict)
+    print(
+        f"  transfer executions, dict state          {rate(blocks * BLOCK_TXS, elapsed)}"
+        "   target >= 100,000/s"
+    )
+
+    # Execution on a ledger in memory (the simulator's set-up), committing each block.
+    mem = Node(genesis, LedgerStore(MemoryKV()))
+    for txs in setup:
+        result = mem.execute(txs)
+        mem.commit(result, mem.seal(result, txs))
+
+    def run_memory() -> list[float]:
+        times = []
+        for txs in transfer_blocks:
+            t0 = time.perf_counter()
+            result = mem.execute(txs)
+            times.append(time.perf_counter() - t0)
+            assert all(r.status == 0 for r in result.receipts)
+            mem.commit(result, mem.seal(result, txs))
+        return times
+
+    times = run_memory()
+    print(f"  transfer executions, memory ledger       {rate(blocks * BLOCK_TXS, sum(times))}")
+
+    # Execution and commit on the persistent backend, synced as a node runs it.
+    path = tempfile.mkdtemp(prefix="ledgerlab-bench-core-", dir=directory)
+    try:
+        kv = open_store(path, backend, sync=True)
+        disk = Node(genesis, LedgerStore(kv))
+        for txs in setup:
+            result = disk.execute(txs)
+            disk.commit(result, disk.seal(result, txs))
+
+        def run_disk() -> tuple[list[float], list[float]]:
+            exec_times, commit_times = [], []
+            for txs in transfer_blocks:
+                t0 = time.perf_counter()
+                result = disk.execute(txs)
+                t1 = time.perf_counter()
+                block = disk.seal(result, txs)
+                t2 = time.perf_counter()
+                disk.commit(result, block)
+                t3 = time.perf_counter()
+                exec_times.append(t1 - t0)
+                commit_times.append(t3 - t2)
+            return exec_times, commit_times
+
+        exec_times, commit_times = profiled(profile == "commit", run_disk)
+        assert disk.head.header.state_root == mem.head.header.state_root
+        kv.close()
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    print(
+        f"  transfer executions, {backend} ledger{' ' * (18 - len(backend))}"
+        f"{rate(blocks * BLOCK_TXS, sum(exec_times))}"
+    )
+    commit_ms = sorted(t * 1000 for t in commit_times)
+    p90 = commit_ms[int(0.9 * (len(commit_ms) - 1))]
+    print(
+        f"  block commit ({backend}, sync, {BLOCK_TXS} txs)  median "
+        f"{statistics.median(commit_ms):.2f} ms, p90 {p90:.2f} ms, max {commit_ms[-1]:.2f} ms"
+        f" = {1000 / statistics.median(commit_ms):,.0f} commits/s   target <= 20 ms"
+    )
+    per_block = [e + c for e, c in zip(exec_times, commit_times, strict=True)]
+    print(
+        f"  execute+commit per block                 median "
+        f"{statistics.median(per_block) * 1000:.2f} ms"
+        f" = {BLOCK_TXS / statistics.median(per_block):,.0f} tx/s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--txs", type=int, default=20_000, help="transactions for admission")
+    parser.add_argument("--blocks", type=int, default=20, help="1,000-tx blocks to run")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND)
+    parser.add_argument("--dir", default=None, help="where the temporary store goes")
+    parser.add_argument("--profile", choices=["admission", "execute", "commit"])
+    args = parser.parse_args(argv)
+
+    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}")
+    rng = random.Random(0)
+    keys = [KeyPair.generate(rng) for _ in range(50)]
+    genesis = GenesisConfig(sealers=(KeyPair.generate(rng).public_key,))
+    print("admission")
+    bench_admission(genesis, keys, args.txs, args.profile == "admission")
+    print("execution and commit")
+    bench_blocks(genesis, keys, args.blocks, args.backend, args.dir, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
