@@ -122,7 +122,7 @@ class Ledger:
         for i, (vtx, rc) in enumerate(zip(vtxs, receipts, strict=True)):
             self.txs[vtx.hash] = (vtx.tx, number, i)
             self.receipts[vtx.hash] = rc
-        self.pool.on_commit(number, vtxs)
+        self.pool.on_commit(number, [v.tx for v in vtxs])
         return block
 
 
@@ -196,9 +196,9 @@ class LedgerBackend:
             return {"block_number": head, "status": 26, "output": b""}
         if method == "userBalance" and len(args) == 1 and type(args[0]) is str:
             balance = self.ledger.balances.get(args[0])
-            if balance is None:
-                return {"block_number": head, "status": 0, "output": encode_values([NO_USER])}
-            return {"block_number": head, "status": 0, "output": encode_values([0, balance])}
+            if balance is None:  # as node.precompiles.dag_transfer: a status, no output
+                return {"block_number": head, "status": NO_USER, "output": b""}
+            return {"block_number": head, "status": 0, "output": encode_values([balance])}
         return {"block_number": head, "status": 21, "output": b""}
 
     def pbft_view(self) -> int:

@@ -96,7 +96,7 @@ async def test_send_tx_waits_for_receipt_and_call_reads_state(
     assert int(failed["status"], 16) == INSUFFICIENT
 
     balance = await client.user_balance("alice")
-    assert balance["status"] == 0 and balance["values"] == [0, 100]
+    assert balance["status"] == 0 and balance["values"] == [100]
     assert balance["block_number"] == 2
     other = await client.call("0x1000", "getValueByKey", ["tx_count_limit"], sender=alice.address)
     assert other["status"] == 26 and other["values"] == []
@@ -235,7 +235,7 @@ def test_sync_client(threaded: ThreadedServer, alice: KeyPair) -> None:
         receipt = client.wait_for_receipt(sent["transactionHash"], timeout=5)
         assert receipt["status"] == "0x0"
         assert client.block_number() == start + 1
-        assert client.user_balance("zed")["values"] == [0, 7]
+        assert client.user_balance("zed")["values"] == [7]
         assert client.get_block(start + 1)["transactions"] == [sent["transactionHash"]]
         assert client.system_config("tx_count_limit") == "1000"
         with pytest.raises(RpcError) as err:

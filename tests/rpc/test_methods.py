@@ -13,7 +13,7 @@ from node.rpc.calldata import decode_call
 from node.rpc.methods import METHODS
 from node.tx import SignedTransaction, decode_values
 from tests.rpc.conftest import rpc
-from tests.rpc.fakes import GROUP, INSUFFICIENT, Ledger
+from tests.rpc.fakes import GROUP, INSUFFICIENT, NO_USER, Ledger
 
 pytestmark = pytest.mark.asyncio
 
@@ -338,7 +338,7 @@ async def test_call_forms_and_result(dispatcher: Dispatcher, chain: Chain) -> No
     result = await ok(dispatcher, "call", GROUP, {"to": "0x5002", "data": data})
     assert set(result) == {"currentBlockNumber", "output", "status"}
     assert result["currentBlockNumber"] == "0x2" and result["status"] == "0x0"
-    assert decode_values(bytes.fromhex(result["output"][2:])) == (0, 35)
+    assert decode_values(bytes.fromhex(result["output"][2:])) == (35,)
     same = await ok(
         dispatcher,
         "call",
@@ -348,6 +348,10 @@ async def test_call_forms_and_result(dispatcher: Dispatcher, chain: Chain) -> No
     assert same == result
     other = await ok(dispatcher, "call", GROUP, {"to": "0x1000", "data": data})
     assert other["status"] == hex(26)
+    nobody = await ok(
+        dispatcher, "call", GROUP, {"to": "0x5002", "method": "userBalance", "args": ["nobody"]}
+    )
+    assert int(nobody["status"], 16) == NO_USER and nobody["output"] == "0x"
 
 
 @pytest.mark.parametrize(
