@@ -1,0 +1,571 @@
+"""Chain verbs: init, up, down, status, logs, stop-node, start-node.
+
+The work is in :mod:`scripts.launcher`; this module parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.live import Live
+from rich.table import Table
+
+from scripts.cli import CommandError
+from scripts.launcher import cluster, procs
+from scripts.launcher import status as status_mod
+from scripts.launcher.layout import (
+    DEFAULT_BROKER,
+    DEFAULT_P2P_PORT,
+    DEFAULT_RPC_PORT,
+    Chain,
+    NodeEntry,
+    init_chain,
+    is_chain,
+    load_chain,
+)
+from scripts.launcher.options import add_dir, add_parser, chain_dir, console, open_chain
+
+# Init options, with their defaults; `up` takes the same ones with default None so it
+# can tell which were given (they only matter when it has to create the chain).
+INIT_DEFAULTS: dict[str, Any] = {
+    "nodes": 4,
+    "observers": 0,
+    "transport": "tcp",
+    "broker": DEFAULT_BROKER,
+    "p2p_port": DEFAULT_P2P_PORT,
+    "rpc_port": DEFAULT_RPC_PORT,
+    "chain_id": "chain0",
+    "group": "group0",
+    "permissioned": False,
+}
+
+
+def _add_init_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    def d(key: str) -> Any:
+        return INIT_DEFAULTS[key] if defaults else None
+
+    p.add_argument(
+        "--nodes",
+        "-n",
+        type=int,
+        default=d("nodes"),
+        metavar="N",
+        help="number of sealer nodes (default 4: tolerates f=1 fault)",
+    )
+    p.add_argument(
+        "--observers",
+        type=int,
+        default=d("observers"),
+        metavar="M",
+        help="extra observer nodes that sync but do not vote (default 0)",
+    )
+    p.add_argument(
+        "--transport",
+        choices=("tcp", "mqtt"),
+        default=d("transport"),
+        help="P2P transport: direct TCP with mutual TLS, or an MQTT broker (default tcp)",
+    )
+    p.add_argument(
+        "--broker",
+        default=d("broker"),
+        metavar="URL",
+        help=f"MQTT broker for --transport mqtt (default {DEFAULT_BROKER})",
+    )
+    p.add_argument(
+        "--p2p-port",
+        type=int,
+        default=d("p2p_port"),
+        metavar="PORT",
+        help=f"node i listens for peers on PORT+i (default {DEFAULT_P2P_PORT})",
+    )
+    p.add_argument(
+        "--rpc-port",
+        type=int,
+        default=d("rpc_port"),
+        metavar="PORT",
+        help=f"node i serves JSON-RPC on PORT+i (default {DEFAULT_RPC_PORT})",
+    )
+    p.add_argument("--chain-id", default=d("chain_id"), help="chain id (default chain0)")
+    p.add_argument("--group", default=d("group"), help="group id (default group0)")
+    p.add_argument(
+        "--permissioned",
+        action="store_true",
+        default=d("permissioned"),
+        help="only the admin account may mint assets (default: open mode, "
+        "as FISCO's performance tests)",
+    )
+    p.add_argument(
+        "--tx-count-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="max transactions per block in genesis (default 1000)",
+    )
+
+
+def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    def get(key: str, attr: str | None = None) -> Any:
+        value = getattr(args, attr or key)
+        return INIT_DEFAULTS[key] if value is None else value
+
+    return {
+        "nodes": get("nodes"),
+        "observers": get("observers"),
+        "transport": get("transport"),
+        "broker": get("broker"),
+        "p2p_port": get("p2p_port"),
+        "rpc_port": get("rpc_port"),
+        "chain_id": get("chain_id"),
+        "group_id": get("group"),
+        "permissioned": bool(get("permissioned")),
+        "tx_count_limit": args.tx_count_limit,
+    }
+
+
+def _refuse_if_running(root: Path) -> None:
+    if not is_chain(root):
+        return
+    running = procs.running_nodes(load_chain(root))
+    if running:
+        names = ", ".join(f"node{i} (pid {p})" for i, p in sorted(running.items()))
+        raise CommandError(
+            f"the chain in {root} is running: {names}",
+            hint=f"stop it first: ledgerlab down --dir {root}",
+        )
+
+
+def _nodes_table(
+    chain: Chain, *, title: str, extra: dict[str, dict[str, str]] | None = None
+) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("node")
+    table.add_column("role")
+    table.add_column("node id")
+    table.add_column("P2P")
+    table.add_column("RPC URL")
+    extra_cols: list[str] = []
+    if extra:
+        extra_cols = sorted({k for row in extra.values() for k in row})
+        for col in extra_cols:
+            table.add_column(col, justify="right")
+    for n in chain.nodes:
+        row = [n.name, n.role, n.node_id[:12] + "…", n.p2p, n.rpc_url]
+        row += [(extra or {}).get(n.name, {}).get(col, "-") for col in extra_cols]
+        table.add_row(*row)
+    return table
+
+
+# ----------------------------------------------------------------------------- init
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    root = chain_dir(args)
+    if args.force:
+        _refuse_if_running(root)
+    with console.status("generating CA, agency, node keys and certificates…"):
+        chain = init_chain(root, force=args.force, **_init_kwargs(args))
+    _print_init(chain)
+    console.print(f"next: [bold]ledgerlab up{_dir_flag(args)}[/]")
+    return 0
+
+
+def _print_init(chain: Chain) -> None:
+    genesis = chain.genesis()
+    f = (len(chain.sealers) - 1) // 3
+    mode = "permissioned (admin mints)" if chain.permissioned else "open (anyone may mint)"
+    console.print(
+        _nodes_table(
+            chain,
+            title=f"chain {chain.chain_id} / {chain.group_id} in {chain.root}: "
+            f"{len(chain.sealers)} sealers (tolerates f={f}), {len(chain.observers)} observers, "
+            f"{chain.transport}" + (f" via {chain.broker}" if chain.transport == "mqtt" else ""),
+        )
+    )
+    admin = "0x" + genesis.governors[0].hex() if genesis.governors else "-"
+    console.print(f"assets: {mode}; admin account {admin} (key in {chain.accounts_dir}/admin.key)")
+
+
+def _dir_flag(args: argparse.Namespace) -> str:
+    return f" --dir {args.dir}" if getattr(args, "dir", None) else ""
+
+
+# ----------------------------------------------------------------------------- up
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    root = chain_dir(args)
+    if not is_chain(root):
+        with console.status("initialising a new chain…"):
+            chain = init_chain(root, **_init_kwargs(args))
+        _print_init(chain)
+    else:
+        chain = load_chain(root)
+        _check_up_options(args, chain)
+    with console.status(f"starting {len(chain.nodes)} nodes…"):
+        result = cluster.start_nodes(chain, timeout=args.timeout)
+    for line in result.warnings:
+        console.print(f"[yellow]warning:[/] {line}")
+    if not result.started:
+        console.print(f"all {len(chain.nodes)} nodes of {chain.root} were already running")
+    statuses = asyncio.run(status_mod.collect(chain))
+    extra = {
+        st.node.name: {
+            "pid": str(st.pid or "-"),
+            "height": str(st.height) if st.answered else "-",
+            "peers": f"{st.peers}/{len(chain.nodes) - 1}" if st.answered else "-",
+            "state": "started" if st.node.name in result.started else "was running",
+        }
+        for st in statuses
+    }
+    console.print(
+        _nodes_table(chain, title=f"chain {chain.chain_id} is up ({chain.root})", extra=extra)
+    )
+    d = _dir_flag(args)
+    console.print(
+        f"try: [bold]ledgerlab status{d}[/]  ·  [bold]ledgerlab asset add alice 1000{d}[/]  ·  "
+        f"[bold]ledgerlab down{d}[/]"
+    )
+    return 0
+
+
+def _check_up_options(args: argparse.Namespace, chain: Chain) -> None:
+    """Init options given to `up` for an existing chain must agree with it."""
+    given = {
+        "--nodes": (args.nodes, len(chain.sealers)),
+        "--observers": (args.observers, len(chain.observers)),
+        "--transport": (args.transport, chain.transport),
+        "--p2p-port": (args.p2p_port, chain.p2p_port),
+        "--rpc-port": (args.rpc_port, chain.rpc_port),
+        "--chain-id": (args.chain_id, chain.chain_id),
+        "--group": (args.group, chain.group_id),
+    }
+    for flag, (wanted, actual) in given.items():
+        if wanted is not None and wanted != actual:
+            raise CommandError(
+                f"{chain.root} already holds a chain with {flag} {actual}, not {wanted}",
+                hint=f"use it as it is, or re-create it: ledgerlab down{_dir_flag(args)} && "
+                f"ledgerlab init --force {flag} {wanted}{_dir_flag(args)}",
+            )
+
+
+# ----------------------------------------------------------------------------- down / stop / start
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    with console.status("stopping nodes…"):
+        report = procs.stop_nodes(chain.nodes, timeout=args.timeout)
+    stopped = [name for name, what in report.items() if not what.startswith("not running")]
+    for name, what in report.items():
+        console.print(f"{name}: {what}")
+    if stopped:
+        console.print(f"stopped {len(stopped)} node(s); data kept in {chain.root}")
+    else:
+        console.print(f"nothing was running in {chain.root}")
+    return 0
+
+
+def cmd_stop_node(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    node = chain.node(args.index)
+    state = procs.read_pid(node)
+    if not state.alive:
+        raise CommandError(
+            f"{node.name} is not running", hint=f"start it with `ledgerlab start-node {node.index}`"
+        )
+    report = procs.stop_nodes([node], timeout=args.timeout)
+    console.print(f"{node.name}: {report[node.name]}")
+    _print_fault_budget(chain)
+    return 0
+
+
+def _print_fault_budget(chain: Chain) -> None:
+    running = procs.running_nodes(chain)
+    sealers = chain.sealers
+    down = [n for n in sealers if n.index not in running]
+    f = (len(sealers) - 1) // 3
+    if not down:
+        return
+    if len(down) <= f:
+        console.print(
+            f"{len(down)} of {len(sealers)} sealers down: within f={f}, the chain keeps committing"
+        )
+    else:
+        console.print(
+            f"[yellow]{len(down)} of {len(sealers)} sealers down: more than f={f}, "
+            f"the chain cannot commit until enough of them are back[/]"
+        )
+
+
+def cmd_start_node(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    node = chain.node(args.index)
+    with console.status(f"starting {node.name}…"):
+        result = cluster.start_nodes(chain, [node], timeout=args.timeout)
+    for line in result.warnings:
+        console.print(f"[yellow]warning:[/] {line}")
+    if node.name in result.already:
+        console.print(f"{node.name} is already running (pid {result.already[node.name]})")
+        return 0
+    statuses = asyncio.run(status_mod.collect(chain))
+    mine = next(s for s in statuses if s.node.index == node.index)
+    best = max((s.height for s in statuses if s.answered), default=0)
+    lag = best - mine.height
+    tail = f"height {mine.height}" + (f", catching up {lag} blocks" if lag > 0 else ", in step")
+    console.print(
+        f"{node.name} started (pid {result.started[node.name]}), RPC {node.rpc_url}, "
+        f"{mine.peers} peers, {tail}"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    if args.json:
+        statuses = asyncio.run(status_mod.collect(chain, recent_blocks=True))
+        print(json.dumps([s.as_json() for s in statuses], indent=2))
+        return 0
+    if not args.watch:
+        statuses = asyncio.run(status_mod.collect(chain, recent_blocks=True))
+        console.print(status_mod.render(chain, statuses))
+        if not any(s.answered for s in statuses):
+            console.print(
+                f"no node is answering; start the chain with `ledgerlab up{_dir_flag(args)}`"
+            )
+        return 0
+    tracker = status_mod.TpsTracker()
+    try:
+        with Live(console=console, auto_refresh=False) as live:
+            while True:
+                statuses = asyncio.run(status_mod.collect(chain, tracker=tracker))
+                stamp = time.strftime("%H:%M:%S")
+                live.update(
+                    status_mod.render(
+                        chain,
+                        statuses,
+                        title=f"chain {chain.chain_id} / {chain.group_id}  ({chain.root})  "
+                        f"{stamp}  · Ctrl-C to quit",
+                    ),
+                    refresh=True,
+                )
+                time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 256 * 1024))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return data.splitlines()[-lines:] if lines > 0 else []
+
+
+def _log_files(node: NodeEntry) -> list[Path]:
+    return [p for p in (node.log_path, node.stderr_path) if p.exists()]
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    nodes = [chain.node(args.index)] if args.index is not None else list(chain.nodes)
+    prefix = len(nodes) > 1
+    files = [(n, p) for n in nodes for p in _log_files(n)]
+    if not files:
+        raise CommandError(
+            f"no logs yet for {', '.join(n.name for n in nodes)}",
+            hint="logs appear once the node has been started (`ledgerlab up`)",
+        )
+    for n, path in files:
+        for line in _tail(path, args.lines):
+            _print_log_line(n, path, line, prefix)
+    if not args.follow:
+        return 0
+    try:
+        for n, path, line in _follow(files):
+            _print_log_line(n, path, line, prefix)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _print_log_line(node: NodeEntry, path: Path, line: str, prefix: bool) -> None:
+    tag = node.name + (":stderr" if path.name == "stderr.log" else "")
+    if prefix or path.name == "stderr.log":
+        console.print(f"[cyan]{tag:<13}[/] {line}", markup=True, soft_wrap=True, highlight=False)
+    else:
+        print(line)
+
+
+def _follow(files: list[tuple[NodeEntry, Path]]) -> Iterator[tuple[NodeEntry, Path, str]]:
+    """Yield lines appended to the files from now on (new files are picked up too)."""
+    offsets = {p: p.stat().st_size if p.exists() else 0 for _, p in files}
+    candidates = {(n, p) for n, p in files}
+    for n, _ in files:
+        for p in (n.log_path, n.stderr_path):
+            candidates.add((n, p))
+            offsets.setdefault(p, 0)
+    partial: dict[Path, str] = {}
+    while True:
+        any_new = False
+        for n, p in sorted(candidates, key=lambda x: str(x[1])):
+            try:
+                size = p.stat().st_size
+            except OSError:
+                continue
+            if size < offsets[p]:  # truncated or rotated
+                offsets[p] = 0
+            if size == offsets[p]:
+                continue
+            with open(p, "rb") as f:
+                f.seek(offsets[p])
+                data = f.read()
+            offsets[p] += len(data)
+            text = partial.pop(p, "") + data.decode(errors="replace")
+            *complete, rest = text.split("\n")
+            if rest:
+                partial[p] = rest
+            for line in complete:
+                any_new = True
+                yield n, p, line
+        if not any_new:
+            time.sleep(0.25)
+
+
+# ----------------------------------------------------------------------------- register
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = add_parser(
+        sub,
+        "init",
+        "create a chain directory: CA, agency, node keys and certificates, genesis, configs",
+        """
+        ledgerlab init                         # 4 sealers in ./chain, ports 30300+i / 20200+i
+        ledgerlab init --nodes 7 --observers 1 --dir mychain
+        ledgerlab init --transport mqtt --broker mqtt://127.0.0.1:1883
+        ledgerlab init --force --p2p-port 31300 --rpc-port 21200   # replace ./chain
+        """,
+    )
+    add_dir(p)
+    _add_init_options(p, defaults=True)
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing chain (its data is lost)"
+    )
+    p.set_defaults(func=cmd_init)
+
+    p = add_parser(
+        sub,
+        "up",
+        "start every node in the background (initialising the chain first if needed)",
+        """
+        ledgerlab up                  # ./chain, created with 4 nodes if missing
+        ledgerlab up --nodes 7 --dir big
+        ledgerlab up --transport mqtt
+        """,
+    )
+    add_dir(p)
+    _add_init_options(p, defaults=False)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=cluster.START_TIMEOUT,
+        help="seconds to wait for all nodes to answer and connect (default 30)",
+    )
+    p.set_defaults(func=cmd_up)
+
+    p = add_parser(
+        sub,
+        "down",
+        "stop every node of the chain (data is kept)",
+        "ledgerlab down\nledgerlab down --dir mychain",
+    )
+    add_dir(p)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=procs.STOP_TIMEOUT,
+        help="seconds to wait after SIGTERM before SIGKILL (default 10)",
+    )
+    p.set_defaults(func=cmd_down)
+
+    p = add_parser(
+        sub,
+        "stop-node",
+        "stop one node (the others keep going if at most f are down)",
+        "ledgerlab stop-node 3",
+    )
+    add_dir(p)
+    p.add_argument("index", type=int, metavar="I", help="node index (node I)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=procs.STOP_TIMEOUT,
+        help="seconds to wait after SIGTERM before SIGKILL (default 10)",
+    )
+    p.set_defaults(func=cmd_stop_node)
+
+    p = add_parser(
+        sub,
+        "start-node",
+        "start one stopped node; it catches up from its peers",
+        "ledgerlab start-node 3",
+    )
+    add_dir(p)
+    p.add_argument("index", type=int, metavar="I", help="node index (node I)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=cluster.START_TIMEOUT,
+        help="seconds to wait for it to answer and connect (default 30)",
+    )
+    p.set_defaults(func=cmd_start_node)
+
+    p = add_parser(
+        sub,
+        "status",
+        "a table per node: role, height, head, view, leader, peers, txpool, committed, TPS",
+        """
+        ledgerlab status
+        ledgerlab status --watch            # live, refreshes every second
+        ledgerlab status --json | jq '.[].height'
+        """,
+    )
+    add_dir(p)
+    p.add_argument("--watch", "-w", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_status)
+
+    p = add_parser(
+        sub,
+        "logs",
+        "show node logs (all nodes, or node I)",
+        """
+        ledgerlab logs            # last lines of every node's log
+        ledgerlab logs 2 -n 200
+        ledgerlab logs --follow   # like tail -f, Ctrl-C to stop
+        """,
+    )
+    add_dir(p)
+    p.add_argument("index", type=int, nargs="?", default=None, metavar="I", help="node index")
+    p.add_argument(
+        "--lines", "-n", type=int, default=20, help="lines to show per file (default 20)"
+    )
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    p.set_defaults(func=cmd_logs)

@@ -1,0 +1,409 @@
+"""A chain directory: what ``ledgerlab init`` writes and every other verb reads.
+
+Layout (like FISCO BCOS's ``build_chain.sh`` output)::
+
+    <dir>/chain.toml          launcher metadata: ids, transport, ports, one [[nodes]] entry each
+    <dir>/ca/                 chain CA              (node.certs.generate_chain_ca)
+    <dir>/agency/             agency                (node.certs.generate_agency)
+    <dir>/genesis.toml        shared genesis (sealers, observers, governors, asset admins)
+    <dir>/accounts/           client keys (admin.key, ``accounts new``), mode 0600
+    <dir>/nodeI/config.toml   node.config.NodeConfig
+    <dir>/nodeI/conf/         node certificates and keys + a copy of genesis.toml
+    <dir>/nodeI/node.pid, data/, log/
+
+``chain.toml`` is only for the launcher: the nodes read their own ``config.toml``, so a
+node folder can be copied to another machine and run by hand.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from node.certs import generate_agency, generate_chain_ca, generate_node
+from node.config import NodeConfig
+from node.genesis import GenesisConfig, GenesisError
+from scripts.cli import CommandError
+from scripts.launcher import accounts
+
+CHAIN_FILE = "chain.toml"
+DEFAULT_DIR = "chain"
+DEFAULT_P2P_PORT = 30300
+DEFAULT_RPC_PORT = 20200
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+HOST = "127.0.0.1"
+MAX_NODES = 64
+_OWNED = ("ca", "agency", "accounts", "genesis.toml", CHAIN_FILE)
+
+
+class ChainError(CommandError):
+    """A chain directory that is missing, malformed, or would be overwritten."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One node as the launcher knows it."""
+
+    index: int
+    name: str
+    role: str  # "sealer" | "observer"
+    node_id: str  # 128 hex digits (the consensus public key)
+    p2p: str  # host:port
+    rpc: str  # host:port
+    home: Path  # the node folder
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{self.rpc}"
+
+    @property
+    def rpc_port(self) -> int:
+        return int(self.rpc.rpartition(":")[2])
+
+    @property
+    def p2p_port(self) -> int:
+        return int(self.p2p.rpartition(":")[2])
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "node.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "log" / "node.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        """Where the process's own stdout/stderr go (start-up errors land here)."""
+        return self.home / "log" / "stderr.log"
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A chain directory made by :func:`init_chain`."""
+
+    root: Path
+    chain_id: str
+    group_id: str
+    transport: str
+    broker: str
+    p2p_port: int
+    rpc_port: int
+    permissioned: bool
+    nodes: tuple[NodeEntry, ...]
+
+    @property
+    def sealers(self) -> tuple[NodeEntry, ...]:
+        return tuple(n for n in self.nodes if n.role == "sealer")
+
+    @property
+    def observers(self) -> tuple[NodeEntry, ...]:
+        return tuple(n for n in self.nodes if n.role == "observer")
+
+    @property
+    def accounts_dir(self) -> Path:
+        return self.root / "accounts"
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.root / "genesis.toml"
+
+    def node(self, index: int) -> NodeEntry:
+        for n in self.nodes:
+            if n.index == index:
+                return n
+        raise ChainError(
+            f"no node {index} in {self.root} (it has nodes 0..{len(self.nodes) - 1})",
+            hint="ledgerlab status shows the nodes",
+        )
+
+    def name_of(self, node_id: str) -> str | None:
+        """The node name for a node id (hex, with or without 0x), None for strangers."""
+        node_id = node_id.removeprefix("0x").lower()
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n.name
+        return None
+
+    def genesis(self) -> GenesisConfig:
+        try:
+            return GenesisConfig.load(self.genesis_path)
+        except GenesisError as exc:
+            raise ChainError(f"{self.genesis_path}: {exc}") from None
+
+
+def resolve_dir(value: str | Path | None) -> Path:
+    return Path(value if value is not None else DEFAULT_DIR).expanduser()
+
+
+def is_chain(root: Path) -> bool:
+    return (root / CHAIN_FILE).is_file()
+
+
+def load_chain(root: str | Path | None) -> Chain:
+    """Read ``<root>/chain.toml``; a one-line :class:`ChainError` when it is not a chain."""
+    root = resolve_dir(root)
+    path = root / CHAIN_FILE
+    if not path.is_file():
+        where = "no chain directory" if not root.exists() else "no chain"
+        raise ChainError(
+            f"{where} at {root} (missing {CHAIN_FILE})",
+            hint="create one with `ledgerlab init --nodes 4` or `ledgerlab up`, "
+            "or point to it with --dir",
+        )
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        chain = doc["chain"]
+        nodes = tuple(
+            NodeEntry(
+                index=int(n["index"]),
+                name=str(n["name"]),
+                role=str(n["role"]),
+                node_id=str(n["node_id"]),
+                p2p=str(n["p2p"]),
+                rpc=str(n["rpc"]),
+                home=root / str(n["name"]),
+            )
+            for n in doc["nodes"]
+        )
+        return Chain(
+            root=root,
+            chain_id=str(chain["chain_id"]),
+            group_id=str(chain["group_id"]),
+            transport=str(chain["transport"]),
+            broker=str(chain.get("broker", DEFAULT_BROKER)),
+            p2p_port=int(chain["p2p_port"]),
+            rpc_port=int(chain["rpc_port"]),
+            permissioned=bool(chain.get("permissioned", False)),
+            nodes=nodes,
+        )
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ChainError(f"{path} is unreadable: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChainError(
+            f"{path} is malformed ({exc!r})", hint="re-create it with --force"
+        ) from None
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _chain_toml(chain: Chain) -> str:
+    lines = [
+        "# ledgerlab chain directory, written by `ledgerlab init`; read by the launcher only.",
+        "# Each node runs from its own folder's config.toml.",
+        "[chain]",
+        f"chain_id = {_toml_str(chain.chain_id)}",
+        f"group_id = {_toml_str(chain.group_id)}",
+        f"transport = {_toml_str(chain.transport)}",
+        f"broker = {_toml_str(chain.broker)}",
+        f"p2p_port = {chain.p2p_port}",
+        f"rpc_port = {chain.rpc_port}",
+        f"permissioned = {'true' if chain.permissioned else 'false'}",
+        "",
+    ]
+    for n in chain.nodes:
+        lines += [
+            "[[nodes]]",
+            f"index = {n.index}",
+            f"name = {_toml_str(n.name)}",
+            f"role = {_toml_str(n.role)}",
+            f"node_id = {_toml_str(n.node_id)}",
+            f"p2p = {_toml_str(n.p2p)}",
+            f"rpc = {_toml_str(n.rpc)}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _check_options(
+    nodes: int, observers: int, p2p_port: int, rpc_port: int, transport: str, broker: str
+) -> None:
+    if not 1 <= nodes <= MAX_NODES:
+        raise ChainError(f"--nodes must be between 1 and {MAX_NODES}, got {nodes}")
+    if observers < 0 or nodes + observers > MAX_NODES:
+        raise ChainError(f"--observers must be 0..{MAX_NODES - nodes}, got {observers}")
+    total = nodes + observers
+    for what, base in (("--p2p-port", p2p_port), ("--rpc-port", rpc_port)):
+        if base < 1024 or base + total - 1 > 65535:
+            raise ChainError(
+                f"{what} {base}: node ports {base}..{base + total - 1} must fit 1024..65535"
+            )
+    if p2p_port < rpc_port + total and rpc_port < p2p_port + total:
+        raise ChainError(
+            f"P2P ports {p2p_port}.. and RPC ports {rpc_port}.. overlap for {total} nodes",
+            hint="pick bases at least the node count apart, e.g. --p2p-port 30300 --rpc-port 20200",
+        )
+    if transport not in ("tcp", "mqtt"):
+        raise ChainError(f"--transport must be tcp or mqtt, got {transport!r}")
+    parts = urlsplit(broker if "://" in broker else f"mqtt://{broker}")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ChainError(f"--broker must look like mqtt://host:port, got {broker!r}")
+
+
+def remove_chain(root: Path) -> None:
+    """Delete what :func:`init_chain` wrote (and only that) from ``root``."""
+    if not is_chain(root):
+        return
+    try:
+        chain = load_chain(root)
+        node_dirs = [n.home for n in chain.nodes]
+    except ChainError:
+        node_dirs = [p for p in root.glob("node*") if (p / "config.toml").is_file()]
+    for path in [root / name for name in _OWNED] + node_dirs:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def init_chain(
+    root: str | Path | None,
+    *,
+    nodes: int = 4,
+    observers: int = 0,
+    transport: str = "tcp",
+    broker: str = DEFAULT_BROKER,
+    p2p_port: int = DEFAULT_P2P_PORT,
+    rpc_port: int = DEFAULT_RPC_PORT,
+    chain_id: str = "chain0",
+    group_id: str = "group0",
+    permissioned: bool = False,
+    force: bool = False,
+    tx_count_limit: int | None = None,
+) -> Chain:
+    """Generate a chain directory; refuses to touch an existing one unless ``force``.
+
+    ``force`` removes only what a previous ``init`` wrote; callers must stop running
+    nodes first (see :func:`scripts.launcher.procs.running_nodes`).
+    """
+    root = resolve_dir(root)
+    _check_options(nodes, observers, p2p_port, rpc_port, transport, broker)
+    if is_chain(root):
+        if not force:
+            raise ChainError(
+                f"a chain already exists in {root}",
+                hint="use it with `ledgerlab up`, or replace it (data is lost) with --force",
+            )
+        remove_chain(root)
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ChainError(
+            f"{root} exists and is not a ledgerlab chain directory",
+            hint="choose another folder with --dir",
+        )
+    try:
+        return _write_chain(
+            root,
+            nodes=nodes,
+            observers=observers,
+            transport=transport,
+            broker=broker if "://" in broker else f"mqtt://{broker}",
+            p2p_port=p2p_port,
+            rpc_port=rpc_port,
+            chain_id=chain_id,
+            group_id=group_id,
+            permissioned=permissioned,
+            tx_count_limit=tx_count_limit,
+        )
+    except GenesisError as exc:
+        remove_chain(root)
+        raise ChainError(f"bad chain settings: {exc}") from None
+    except OSError as exc:
+        raise ChainError(
+            f"cannot write the chain directory {root}: {exc.strerror or exc}"
+        ) from None
+
+
+def _write_chain(
+    root: Path,
+    *,
+    nodes: int,
+    observers: int,
+    transport: str,
+    broker: str,
+    p2p_port: int,
+    rpc_port: int,
+    chain_id: str,
+    group_id: str,
+    permissioned: bool,
+    tx_count_limit: int | None,
+) -> Chain:
+    root.mkdir(parents=True, exist_ok=True)
+    generate_chain_ca(root / "ca", chain_name=chain_id)
+    generate_agency(root / "ca", root / "agency", name="agency0")
+    total = nodes + observers
+    identities = []
+    for i in range(total):
+        identities.append(
+            generate_node(root / "agency", root / f"node{i}" / "conf", name=f"node{i}")
+        )
+    admin = accounts.new_account(root / "accounts", accounts.ADMIN)
+    extra: dict[str, Any] = {}
+    if tx_count_limit is not None:
+        extra["tx_count_limit"] = tx_count_limit
+    genesis = GenesisConfig(
+        chain_id=chain_id,
+        group_id=group_id,
+        sealers=tuple(bytes.fromhex(ident.node_id) for ident in identities[:nodes]),
+        observers=tuple(bytes.fromhex(ident.node_id) for ident in identities[nodes:]),
+        governors=(admin.address,),
+        asset_admins=(admin.address,) if permissioned else (),
+        timestamp=int(time.time() * 1000),
+        **extra,
+    )
+    genesis.dump(root / "genesis.toml")
+    entries = []
+    p2p_addrs = [f"{HOST}:{p2p_port + i}" for i in range(total)]
+    for i, ident in enumerate(identities):
+        home = root / f"node{i}"
+        config = NodeConfig(
+            home=home,
+            name=f"node{i}",
+            transport=transport,
+            p2p_listen=p2p_addrs[i],
+            peers=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
+            mqtt_broker=broker,
+            rpc_listen=f"{HOST}:{rpc_port + i}",
+            conf_dir=Path("conf"),
+            genesis=Path("conf/genesis.toml"),
+            data_dir=Path("data"),
+            log_file=Path("log/node.log"),
+        )
+        (home / "config.toml").write_text(config.to_toml(), encoding="utf-8")
+        genesis.dump(home / "conf" / "genesis.toml")
+        (home / "data").mkdir(exist_ok=True)
+        (home / "log").mkdir(exist_ok=True)
+        entries.append(
+            NodeEntry(
+                index=i,
+                name=f"node{i}",
+                role="sealer" if i < nodes else "observer",
+                node_id=ident.node_id,
+                p2p=p2p_addrs[i],
+                rpc=f"{HOST}:{rpc_port + i}",
+                home=home,
+            )
+        )
+    chain = Chain(
+        root=root,
+        chain_id=chain_id,
+        group_id=group_id,
+        transport=transport,
+        broker=broker,
+        p2p_port=p2p_port,
+        rpc_port=rpc_port,
+        permissioned=permissioned,
+        nodes=tuple(entries),
+    )
+    (root / CHAIN_FILE).write_text(_chain_toml(chain), encoding="utf-8")
+    return chain

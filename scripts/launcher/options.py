@@ -1,0 +1,153 @@
+"""Argument-parsing helpers the chain and console verbs share.
+
+The chain directory comes from ``--dir``, else ``$LEDGERLAB_DIR``, else ``./chain``.
+Console verbs talk to ``--node I`` of that chain, or to ``--rpc URL``, or by default to
+the first node that is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from rich.console import Console
+
+from node.client import RpcClient, RpcError, RpcTransportError
+from scripts.cli import CommandError
+from scripts.launcher import procs
+from scripts.launcher.layout import DEFAULT_DIR, Chain, NodeEntry, load_chain
+
+# Piped output (tests, scripts) is not wrapped at rich's default 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+DIR_ENV = "LEDGERLAB_DIR"
+
+
+def default_dir() -> str:
+    return os.environ.get(DIR_ENV) or DEFAULT_DIR
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    examples: str,
+    *,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A verb parser whose ``--help`` ends with examples."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        default=None,
+        metavar="DIR",
+        help=f"chain directory (default: ${DIR_ENV} or ./{DEFAULT_DIR})",
+    )
+
+
+def chain_dir(args: argparse.Namespace) -> Path:
+    return Path(args.dir or default_dir()).expanduser()
+
+
+def open_chain(args: argparse.Namespace) -> Chain:
+    return load_chain(chain_dir(args))
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    """``--dir``, ``--node`` and ``--rpc``: which node a console verb talks to."""
+    add_dir(parser)
+    parser.add_argument(
+        "--node",
+        type=int,
+        default=None,
+        metavar="I",
+        help="talk to node I (default: first running)",
+    )
+    parser.add_argument(
+        "--rpc", default=None, metavar="URL", help="talk to this JSON-RPC endpoint instead"
+    )
+    parser.add_argument("--group", default=None, help="group id (default: the chain's)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for answers/receipts"
+    )
+
+
+def _client_for(node: NodeEntry, group: str, timeout: float) -> RpcClient:
+    return RpcClient(
+        "127.0.0.1" if not node.rpc else node.rpc.rpartition(":")[0],
+        node.rpc_port,
+        group=group,
+        timeout=timeout,
+    )
+
+
+def connect(args: argparse.Namespace) -> tuple[RpcClient, Chain | None, str]:
+    """A connected client, the chain (None with ``--rpc`` and no chain dir), and a label."""
+    chain: Chain | None = None
+    if args.rpc:
+        try:
+            chain = open_chain(args)
+        except CommandError:
+            chain = None
+        group = args.group or (chain.group_id if chain else "group0")
+        try:
+            client = RpcClient.from_url(args.rpc, group=group, timeout=args.timeout)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        _ping(client, args.rpc, hint="check the URL, e.g. --rpc http://127.0.0.1:20200")
+        return client, chain, args.rpc
+    chain = open_chain(args)
+    group = args.group or chain.group_id
+    if args.node is not None:
+        node = chain.node(args.node)
+        client = _client_for(node, group, args.timeout)
+        state = procs.read_pid(node)
+        hint = (
+            f"start it with `ledgerlab start-node {node.index}`"
+            if not state.alive
+            else f"it is running (pid {state.pid}); see `ledgerlab logs {node.index}`"
+        )
+        _ping(client, f"{node.name} at {node.rpc_url}", hint=hint)
+        return client, chain, node.name
+    running = procs.running_nodes(chain)
+    for node in chain.nodes:
+        if node.index not in running:
+            continue
+        client = _client_for(node, group, min(args.timeout, 5.0))
+        try:
+            client.block_number()
+        except (RpcTransportError, RpcError):
+            client.close()
+            continue
+        client.close()
+        return _client_for(node, group, args.timeout), chain, node.name
+    raise CommandError(
+        f"no node of the chain in {chain.root} is running"
+        if not running
+        else f"none of the running nodes of {chain.root} answers RPC",
+        hint="start the chain with `ledgerlab up"
+        + (f" --dir {args.dir}" if args.dir else "")
+        + "`",
+    )
+
+
+def _ping(client: RpcClient, label: str, *, hint: str) -> None:
+    try:
+        client.block_number()
+    except RpcTransportError as exc:
+        client.close()
+        raise CommandError(f"cannot reach {label}: {exc}", hint=hint) from None
+    except RpcError as exc:
+        client.close()
+        raise CommandError(f"{label} refused: {exc.message} (code {exc.code})") from None
