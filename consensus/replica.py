@@ -139,6 +139,7 @@ class Replica:
 
         self._now = 0
         self._deadline: int | None = None
+        self._resend_at: int | None = None
         self._k = 0
         self._txs_pending = False
 
@@ -570,6 +571,12 @@ class Replica:
     def _on_tick(self, event: Tick) -> None:
         self._now += 1
         self._txs_pending = event.txs_pending
+        if self._resend_at is not None and self._now >= self._resend_at:
+            # Half-way to the timeout, say it again: a lost ViewChange (or a NewView we
+            # missed, which peers re-send on seeing it) must not cost a whole view.
+            self._resend_at = None
+            if not self.view_active and self._my_vc is not None and self._my_vc.view == self._view:
+                self._emit(Broadcast(self._my_vc))
         if self._deadline is None:
             self._arm_timer()
             if self._me is None and self._behind(1):
@@ -619,6 +626,7 @@ class Replica:
         vc = ViewChange(self._view, self._height, cert, self._me, self._signer()(digest))
         self._my_vc = vc
         self._vc_latest[self._me] = vc
+        self._resend_at = self._now + max(1, self._timeout() // 2)
         self._emit(Broadcast(vc))
 
     def _on_view_change(self, vc: ViewChange) -> None:

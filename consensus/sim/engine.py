@@ -64,7 +64,10 @@ from consensus.sim.keys import SimKeys, fake_keys, real_keys
 from consensus.sim.scenario import Scenario
 
 # event kinds (ints keep heap tuples cheap and comparable)
-_DELIVER, _TICK, _EXEC, _PERSISTED, _PROPOSE, _SYNC, _CRASH, _RESTART, _SPAM = range(9)
+_DELIVER, _TICK, _EXEC, _PERSISTED, _PROPOSE, _SYNC, _CRASH, _RESTART, _SPAM, _ARRIVE, _STATUS = (
+    range(11)
+)
+_STATUS_US = 1_000_000  # block sync's status exchange, as the node runtime does it
 _MS = 1000  # microseconds per millisecond
 
 
@@ -200,7 +203,9 @@ class Simulation:
         else:
             per_block = 8 * net.latency_ms + net.jitter_ms * 4 + s.exec_ms * 2 + 50
             budget = s.blocks * per_block * 4 + 60 * s.timeout_ms * (1.5 ** min(s.backoff_cap, 4))
-            self.max_time_us = int(((gst or 0.0) + budget) * _MS)
+            start = max(gst or 0.0, s.blocks * s.tx_interval_ms)
+            self.max_time_us = int((start + budget) * _MS)
+        self.available_txs = self.total_txs if s.tx_interval_ms == 0 else s.txs_per_block
         # statistics
         self.proposed: dict[bytes, tuple[int, int, int, int]] = {}
         """proposal digest -> (proposer index, view, height, first time)"""
@@ -253,6 +258,9 @@ class Simulation:
                 if c.restart_ms is not None:
                     self._push(int(c.restart_ms * _MS), _RESTART, node.eid, True)
         self._push(self._tick_us, _TICK)
+        self._push(_STATUS_US, _STATUS)
+        if self.available_txs < self.total_txs:
+            self._push(int(s.tx_interval_ms * _MS), _ARRIVE)
         for node in self.nodes:
             self._after_step(node)
         heap = self._heap
@@ -280,6 +288,10 @@ class Simulation:
                 self._restart(self.nodes[a], bool(b))
             elif kind == _SPAM:
                 self._spam(self.nodes[a])
+            elif kind == _ARRIVE:
+                self._arrive()
+            elif kind == _STATUS:
+                self._status()
         return self
 
     def honest_nodes(self) -> list[SimNode]:
@@ -432,13 +444,22 @@ class Simulation:
 
     # -- workload ----------------------------------------------------------------------
 
+    def _arrive(self) -> None:
+        s = self.scenario
+        self.available_txs = min(self.total_txs, self.available_txs + s.txs_per_block)
+        self._log({"ev": "txs_arrive", "available": self.available_txs})
+        if self.available_txs < self.total_txs:
+            self._push(self.now + int(s.tx_interval_ms * _MS), _ARRIVE)
+        for node in self.nodes:
+            self._after_step(node)
+
     def _pool_nonempty(self, node: SimNode) -> bool:
-        return node.next_tx < self.total_txs
+        return node.next_tx < self.available_txs
 
     def _pool_take(self, node: SimNode) -> list[int]:
         out: list[int] = []
         t = node.next_tx
-        while t < self.total_txs and len(out) < self.scenario.txs_per_block:
+        while t < self.available_txs and len(out) < self.scenario.txs_per_block:
             if t not in node.committed_txs:
                 out.append(t)
             t += 1
@@ -670,6 +691,28 @@ class Simulation:
         self._after_step(node)
 
     # -- block sync --------------------------------------------------------------------
+
+    def _status(self) -> None:
+        """Peers exchange (height, head) now and then; a node behind starts block sync.
+
+        This is the runtime's job, not the replica's: an idle chain sends no consensus
+        messages, so a replica that missed the last block cannot learn of it otherwise.
+        """
+        for node in self.nodes:
+            if not node.up or node.replica is None or node.sync_inflight:
+                continue
+            ahead = [
+                e.index
+                for e in self.nodes
+                if e.up
+                and e.height > node.height
+                and e.index != node.index
+                and self._connected(node.index, e.index, self.now)
+            ]
+            if ahead:
+                target = max(e.height for e in self.nodes if e.index in ahead)
+                self._request_sync(node, RequestSync(target, tuple(sorted(set(ahead)))))
+        self._push(self.now + _STATUS_US, _STATUS)
 
     def _request_sync(self, node: SimNode, action: RequestSync) -> None:
         self._log(

@@ -91,6 +91,8 @@ class Scenario:
     backoff_cap: int = 6
     leader_period: int = 1
     exec_ms: float = 2.0
+    tx_interval_ms: float = 0.0
+    """A block's worth of transactions arrives every this many ms (0: all at the start)."""
     max_time_ms: float | None = None
     signatures: str = "real"
     twins_split: bool = True
@@ -154,6 +156,8 @@ class Scenario:
                 raise ScenarioError(f"network {name} must be in [0, 1)")
         if n.latency_ms < 0 or n.jitter_ms < 0:
             raise ScenarioError("latency and jitter must be >= 0")
+        if self.tx_interval_ms < 0 or self.exec_ms < 0:
+            raise ScenarioError("tx_interval_ms and exec_ms must be >= 0")
         if self.timeout_ms < self.tick_ms or self.tick_ms <= 0:
             raise ScenarioError("need 0 < tick_ms <= timeout_ms")
         if self.signatures not in ("real", "fake"):
@@ -213,6 +217,7 @@ def from_dict(data: dict[str, Any]) -> Scenario:
         ("backoff_cap", int),
         ("leader_period", int),
         ("exec_ms", float),
+        ("tx_interval_ms", float),
         ("max_time_ms", float),
         ("signatures", str),
         ("twins_split", bool),
@@ -270,6 +275,7 @@ def random_scenario(seed: int, *, signatures: str = "fake") -> Scenario:
     s.tick_ms = s.timeout_ms / rng.choice((5, 10, 20))
     s.backoff_cap = rng.choice((2, 4, 6))
     s.leader_period = rng.choice((1, 1, 2))
+    s.tx_interval_ms = rng.choice((0.0, 200.0, 500.0, 1000.0))
     s.network = NetworkSpec(
         latency_ms=rng.choice((1.0, 10.0, 30.0)),
         jitter_ms=rng.choice((0.0, 5.0, 20.0)),
