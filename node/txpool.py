@@ -165,14 +165,17 @@ class TxPool:
 
     # -- after a commit --------------------------------------------------------------
 
-    def on_commit(self, number: int, txs: Sequence[VerifiedTx]) -> None:
-        """Block ``number`` committed ``txs``: drop them, remember their nonces, expire."""
+    def on_commit(self, number: int, txs: Sequence[SignedTransaction]) -> None:
+        """Block ``number`` committed ``txs``: drop them, remember their nonces, expire.
+
+        Also called at start-up for the last ``nonce_memory`` blocks of the chain.
+        """
         nonces = []
-        for vtx in txs:
-            nonce = vtx.tx.tx.nonce
+        for stx in txs:
+            nonce = stx.tx.nonce
             nonces.append(nonce)
             self._chain_nonces.add(nonce)
-            if self._pending.pop(vtx.hash, None) is not None:
+            if self._pending.pop(stx.hash, None) is not None:
                 self._pool_nonces.pop(nonce, None)
             else:
                 # another transaction with this nonce may wait in the pool: now invalid

@@ -86,7 +86,7 @@ def test_duplicate_hash_nonce_and_chain_replay() -> None:
     pool.admit(raw, 0)
     assert rejected(pool, raw) is Reason.ALREADY_KNOWN
     assert rejected(pool, raw_tx(nonce="n1", key=OTHER)) is Reason.NONCE_CHECK_FAIL
-    committed_pool = make_pool(committed={pool.get(next(iter(pool._pending))).hash})  # type: ignore[union-attr]
+    committed_pool = make_pool(committed={make_pool().admit(raw, 0).hash})
     assert rejected(committed_pool, raw) is Reason.ALREADY_IN_CHAIN
 
 
@@ -122,7 +122,7 @@ def test_commit_removes_txs_remembers_nonces_and_expires() -> None:
     pool = make_pool(nonce_memory=3)
     a = pool.admit(raw_tx(nonce="a", block_limit=5), 0)
     b = pool.admit(raw_tx(nonce="b", block_limit=50), 0)
-    pool.on_commit(1, [a])
+    pool.on_commit(1, [a.tx])
     assert a.hash not in pool and b.hash in pool
     assert not pool.includable(a, 2)  # its nonce is now in the chain
     assert rejected(pool, raw_tx(nonce="a", key=OTHER), head=1) is Reason.NONCE_CHECK_FAIL
@@ -138,5 +138,5 @@ def test_committing_a_peer_tx_evicts_our_tx_with_the_same_nonce() -> None:
     pool = make_pool()
     mine = pool.admit(raw_tx(nonce="same"), 0)
     theirs = make_pool().admit(raw_tx(nonce="same", key=OTHER), 0)
-    pool.on_commit(1, [theirs])
+    pool.on_commit(1, [theirs.tx])
     assert mine.hash not in pool and len(pool) == 0

@@ -1,0 +1,584 @@
+"""The node runtime: the composition root that turns a PBFT replica into a running node.
+
+Theory of operation
+-------------------
+``async with Node(...) as node:`` opens storage, restores the replica from its persisted
+view and prepared certificate, starts the transport and the JSON-RPC server, and runs the
+node's loops in one named TaskGroup: inbound frames, ticks, sealing, gossip, status and
+block sync. Leaving the block cancels the loops and closes everything, storage last.
+
+Every replica event goes through :meth:`Node._feed`, which steps the replica and performs
+its actions strictly in order, one event at a time (events raised while performing are
+queued, never nested). So PersistState is on disk before the Commit broadcast that follows
+it, and CommitBlock is on disk before BlockPersisted goes back in. Executing a proposal
+may need transactions this node lacks: it asks the proposer (then other peers) for exactly
+those and feeds BlockExecuted when it has them; everything else is synchronous.
+
+Nothing a peer sends can stop the node: every inbound frame is decoded into a typed
+message or dropped and counted, and a handler failure is logged and counted, never
+raised out of a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consensus import (
+    BlockExecuted,
+    BlockPersisted,
+    Broadcast,
+    ChainHead,
+    CommitBlock,
+    Event,
+    ExecuteBlock,
+    MessageReceived,
+    PersistedState,
+    PersistState,
+    ProposalReady,
+    Replica,
+    ReplicaConfig,
+    RequestSync,
+    Send,
+    Tick,
+    encode_message,
+)
+from consensus.codec import DecodeError
+from consensus.crypto import KeyPair, verify
+from node import wire
+from node.block import Block, Seal
+from node.certs import NodeIdentity, load_node
+from node.chain import Chain, ChainError, ExecutedBlock, ProposalBody
+from node.config import NodeConfig, split_hostport
+from node.genesis import GenesisConfig
+from node.sync import BlockSync
+from node.transport import MemoryHub, Transport, create_transport
+from node.txpool import TxPool, TxRejected
+from storage.backends import open_store
+from storage.kv import KVStore
+from storage.ledger import LedgerStore
+
+log = logging.getLogger("ledgerlab.node")
+
+PBFT_META = "pbft"
+STATUS_INTERVAL = 1.0
+TX_FETCH_TIMEOUT = 2.0
+
+
+class NodeError(Exception):
+    """The node cannot start with this configuration (printed as one line)."""
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """Transactions a proposal needs that the pool did not have yet."""
+
+    wanted: set[bytes]
+    done: asyncio.Event
+
+
+class Node:
+    """One node of one group; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        config: NodeConfig,
+        genesis: GenesisConfig,
+        identity: NodeIdentity | None = None,
+        keypair: KeyPair | None = None,
+        kv: KVStore | None = None,
+        hub: MemoryHub | None = None,
+        rpc: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``identity`` (certificates) is needed for TCP; ``keypair`` suffices in memory."""
+        self.config = config
+        self.genesis = genesis
+        self.identity = identity
+        if keypair is None:
+            if identity is None:
+                raise NodeError("a node needs its identity (certificates) or at least a key")
+            keypair = identity.consensus
+        self.key = keypair
+        self.node_id = keypair.public_key.hex()
+        if keypair.public_key in genesis.sealers:
+            self.index: int | None = genesis.sealers.index(keypair.public_key)
+            self.role = "sealer"
+        elif keypair.public_key in genesis.observers:
+            self.index = None
+            self.role = "observer"
+        else:
+            raise NodeError("this node's key is neither a sealer nor an observer in genesis")
+        self.sealer_ids = [k.hex() for k in genesis.sealers]
+        self.members = self.sealer_ids + [k.hex() for k in genesis.observers]
+        self._kv = kv
+        self._hub = hub
+        self._rpc_enabled = rpc
+        self._clock = clock
+        self.store: LedgerStore | None = None
+        self.chain: Chain
+        self.pool: TxPool
+        self.replica: Replica
+        self.transport: Transport
+        self.sync: BlockSync
+        self.rpc_server: Any = None
+        self._events: deque[Event] = deque()
+        self._stepping = False
+        self._executed: dict[bytes, ExecutedBlock] = {}
+        self._fetches: list[_Fetch] = []
+        self._gossip: list[bytes] = []
+        self._gossip_wake = asyncio.Event()
+        self._seal_wake = asyncio.Event()
+        self._commit_waiters: list[asyncio.Future[None]] = []
+        self._tasks: asyncio.TaskGroup | None = None
+        self._loops: set[asyncio.Task[None]] = set()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.started_at = clock()
+        self.frames_in: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.commit_times: deque[tuple[float, int]] = deque(maxlen=64)
+
+    # -- construction from a node folder ---------------------------------------------
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> Node:
+        config = NodeConfig.load(path)
+        genesis = GenesisConfig.load(config.path(config.genesis))
+        identity = load_node(config.path(config.conf_dir))
+        return cls(config=config, genesis=genesis, identity=identity)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        cfg = self.config
+        kv = self._kv
+        if kv is None:
+            data_dir = cfg.path(cfg.data_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                kv = open_store(str(data_dir), cfg.storage_backend)
+            except Exception as exc:
+                raise NodeError(f"cannot open storage at {data_dir}: {exc}") from None
+            stack.callback(kv.close)
+        self.store = LedgerStore(kv)
+        try:
+            self.chain = Chain(self.store, self.genesis)
+        except ChainError as exc:
+            raise NodeError(str(exc)) from None
+        self.pool = TxPool(
+            chain_id=self.genesis.chain_id,
+            group_id=self.genesis.group_id,
+            in_chain=lambda h: self.store is not None and self.store.tx_location(h) is not None,
+            capacity=cfg.txpool_capacity,
+        )
+        self._remember_recent_nonces()
+        self.replica = self._new_replica()
+        self.transport = self._new_transport()
+        await stack.enter_async_context(self.transport)
+        self.sync = BlockSync(self)
+        if self._rpc_enabled:
+            from node.service import start_rpc  # the RPC door is optional in tests
+
+            self.rpc_server = await start_rpc(self, stack)
+        self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        stack.push_async_callback(self._cancel_tasks)
+        for name, loop in (
+            ("inbound", self._inbound_loop),
+            ("tick", self._tick_loop),
+            ("seal", self._seal_loop),
+            ("gossip", self._gossip_loop),
+            ("status", self._status_loop),
+            ("sync", self.sync.run),
+        ):
+            self._spawn(loop(), name)
+        log.info(
+            "%s started as %s%s at height %d (view %d)",
+            cfg.name,
+            self.role,
+            "" if self.index is None else f" {self.index}",
+            self.chain.head.number,
+            self.replica.view,
+        )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        assert self._tasks is not None
+        task = self._tasks.create_task(coro, name=f"{self.config.name}:{name}")
+        self._loops.add(task)
+        task.add_done_callback(self._loops.discard)
+
+    async def _cancel_tasks(self) -> None:
+        for task in list(self._loops):
+            task.cancel()
+
+    def _remember_recent_nonces(self) -> None:
+        """Rebuild the txpool's nonce memory from the last blocks (replay protection)."""
+        head = self.chain.head.number
+        for number in range(max(1, head - self.pool._nonce_memory + 1), head + 1):
+            block = self.chain.block(number)
+            if block is not None:
+                self.pool.on_commit(number, block.decode_transactions())
+
+    def _new_replica(self) -> Replica:
+        assert self.store is not None
+        restored = None
+        raw = self.store.get_meta(PBFT_META)
+        if raw is not None:
+            try:
+                restored = PersistedState.decode(raw)
+            except DecodeError as exc:
+                raise NodeError(f"corrupt persisted consensus state: {exc}") from None
+        config = self.chain.executor.system_config(self.store.state)
+        head = self.chain.head
+        ticks_per_second = 1000 / self.config.tick_ms
+        return Replica(
+            ReplicaConfig(
+                index=self.index,
+                sealers=self.genesis.sealers,
+                signer=self.key.sign if self.index is not None else None,
+                verifier=verify,
+                genesis_hash=self.chain.genesis_hash,
+                timeout_ticks=max(1, round(config.consensus_timeout * ticks_per_second)),
+                leader_period=config.leader_period,
+            ),
+            restored=restored,
+            head=ChainHead(head.number, head.block_hash),
+        )
+
+    def _new_transport(self) -> Transport:
+        cfg = self.config
+        p2p: dict[str, Any] = {"transport": cfg.transport, "blacklist": list(cfg.blacklist)}
+        if cfg.transport == "tcp":
+            host, port = split_hostport(cfg.p2p_listen, "p2p.listen")
+            p2p.update(listen_host=host, listen_port=port, peers=list(cfg.peers))
+        elif cfg.transport == "mqtt":
+            mqtt: dict[str, Any] = {"broker_url": cfg.mqtt_broker}
+            if cfg.mqtt_username:
+                mqtt["username"] = cfg.mqtt_username
+            if cfg.mqtt_password:
+                mqtt["password"] = cfg.mqtt_password
+            if cfg.mqtt_tls_ca:
+                mqtt["tls_ca"] = str(cfg.path(Path(cfg.mqtt_tls_ca)))
+            p2p["mqtt"] = mqtt
+        identity = self.identity or _KeyOnlyIdentity(self.key)
+        try:
+            return create_transport(
+                p2p,
+                identity=identity,  # type: ignore[arg-type]
+                genesis_hash=self.chain.genesis_hash,
+                members=self.members,
+                chain_id=self.genesis.chain_id,
+                group_id=self.genesis.group_id,
+                hub=self._hub,
+            )
+        except (ValueError, OSError) as exc:
+            raise NodeError(f"cannot set up the {cfg.transport} transport: {exc}") from None
+
+    # -- the replica's event path ------------------------------------------------------
+
+    def _feed(self, event: Event) -> None:
+        """Step the replica with ``event`` and perform its actions, in order."""
+        self._events.append(event)
+        if self._stepping:
+            return
+        self._stepping = True
+        try:
+            while self._events:
+                for action in self.replica.step(self._events.popleft()):
+                    self._perform(action)
+        finally:
+            self._stepping = False
+        self._seal_wake.set()
+
+    def _perform(self, action: Any) -> None:
+        if isinstance(action, Broadcast):
+            self.transport.broadcast(wire.encode(wire.Consensus(encode_message(action.message))))
+        elif isinstance(action, Send):
+            if 0 <= action.to < len(self.sealer_ids):
+                frame = wire.encode(wire.Consensus(encode_message(action.message)))
+                self.transport.send(self.sealer_ids[action.to], frame)
+        elif isinstance(action, PersistState):
+            assert self.store is not None
+            self.store.put_meta(PBFT_META, action.state.encode())  # durable before what follows
+        elif isinstance(action, ExecuteBlock):
+            self._execute(action)
+        elif isinstance(action, CommitBlock):
+            self._commit(action)
+        elif isinstance(action, RequestSync):
+            peers = [self.sealer_ids[i] for i in action.peers if 0 <= i < len(self.sealer_ids)]
+            self.sync.want(action.target_height, peers)
+        else:  # pragma: no cover - the replica emits only the actions above
+            raise TypeError(f"unknown action {action!r}")
+
+    def _execute(self, action: ExecuteBlock) -> None:
+        try:
+            body = ProposalBody.decode(action.proposal.payload)
+        except DecodeError:
+            self._feed(self._not_executed(action))
+            return
+        missing = self.pool.missing(body.tx_hashes)
+        if not missing:
+            self._feed(self._run_proposal(action, body))
+            return
+        self._spawn(self._fetch_then_execute(action, body, missing), "fetch")
+
+    async def _fetch_then_execute(
+        self, action: ExecuteBlock, body: ProposalBody, missing: list[bytes]
+    ) -> None:
+        fetch = _Fetch(set(missing), asyncio.Event())
+        self._fetches.append(fetch)
+        leader = self.replica.leader_of(action.view, action.height)
+        request = wire.encode(wire.TxRequest(action.height, tuple(missing)))
+        targets = [self.sealer_ids[body.proposer], self.sealer_ids[leader]]
+        targets += [p for p in self.transport.peers() if p not in targets]
+        try:
+            for target in dict.fromkeys(targets):
+                if target == self.node_id:
+                    continue
+                self.transport.send(target, request)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TX_FETCH_TIMEOUT):
+                        await fetch.done.wait()
+                if not fetch.wanted:
+                    break
+        finally:
+            self._fetches.remove(fetch)
+        if self.replica.height != action.height:
+            return  # the chain moved on (sync) while we waited
+        if fetch.wanted:
+            log.warning("block %d: %d transactions unavailable", action.height, len(fetch.wanted))
+            self._feed(self._not_executed(action))
+        else:
+            self._feed(self._run_proposal(action, body))
+
+    def _run_proposal(self, action: ExecuteBlock, body: ProposalBody) -> BlockExecuted:
+        proposal = action.proposal
+        txs = [self.pool.get(h) for h in body.tx_hashes]
+        parent = self.chain.block(self.chain.head.number)
+        parent_time = parent.header.timestamp if parent is not None else 0
+        if body.timestamp < parent_time or any(
+            v is None or not self.pool.includable(v, action.height) for v in txs
+        ):
+            return self._not_executed(action)
+        try:
+            executed = self.chain.execute(
+                action.height, proposal.parent_hash, body, [v for v in txs if v is not None]
+            )
+        except ChainError as exc:
+            log.info("block %d not executed: %s", action.height, exc)
+            return self._not_executed(action)
+        self._executed[executed.block_hash] = executed
+        return BlockExecuted(
+            action.height, proposal.digest, executed.block_hash, executed.block.header.state_root
+        )
+
+    @staticmethod
+    def _not_executed(action: ExecuteBlock) -> BlockExecuted:
+        return BlockExecuted(action.height, action.proposal.digest, bytes(32), bytes(32), ok=False)
+
+    def _commit(self, action: CommitBlock) -> None:
+        head = self.chain.head
+        if action.height <= head.number:  # block sync got there first
+            self._feed(BlockPersisted(head.number, head.block_hash))
+            return
+        executed = self._executed.get(action.block_hash)
+        if executed is None or action.height != head.number + 1:
+            self.sync.want(action.height, [])
+            return
+        block = self.chain.commit(executed, Seal(action.seal.view, action.seal.signatures))
+        self._after_commit(block, executed)
+        self._feed(BlockPersisted(action.height, action.block_hash))
+
+    def _after_commit(self, block: Block, executed: ExecutedBlock) -> None:
+        """Bookkeeping common to consensus commits and synced blocks."""
+        self._executed.clear()
+        self.pool.on_commit(block.number, [v.tx for v in executed.txs])
+        self.commit_times.append((self._clock(), len(executed.txs)))
+        self.transport.broadcast(wire.encode(self._status()))
+        waiters, self._commit_waiters = self._commit_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def on_synced(self, block: Block, executed: ExecutedBlock) -> None:
+        """Block sync committed ``block``: tell the replica and the pool."""
+        self._after_commit(block, executed)
+        self._feed(BlockPersisted(block.number, block.hash))
+
+    async def wait_for_commit(self) -> None:
+        """Until the next block commits (tests and the RPC receipt waiters)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append(fut)
+        await fut
+
+    # -- inbound frames ----------------------------------------------------------------
+
+    async def _inbound_loop(self) -> None:
+        while True:
+            peer, frame = await self.transport.recv()
+            try:
+                self._on_frame(peer, frame)
+            except Exception:  # our own bug must not kill the loop; it is logged loudly
+                self.dropped["handler_error"] += 1
+                log.exception("error handling a frame from %s", peer[:16])
+
+    def _on_frame(self, peer: str, frame: bytes) -> None:
+        try:
+            msg = wire.decode(frame)
+        except DecodeError as exc:
+            self.dropped["malformed"] += 1
+            log.debug("malformed frame from %s: %s", peer[:16], exc)
+            return
+        self.frames_in[type(msg).__name__] += 1
+        if isinstance(msg, wire.Consensus):
+            self._feed(MessageReceived(msg.data, self._sealer_index(peer)))
+        elif isinstance(msg, wire.Txs):
+            self._admit_from_peer(msg.raw)
+        elif isinstance(msg, wire.TxRequest):
+            found = [v.tx.encoded for h in msg.hashes if (v := self.pool.get(h)) is not None]
+            self.transport.send(peer, wire.encode(wire.TxResponse(msg.number, tuple(found))))
+        elif isinstance(msg, wire.TxResponse):
+            self._admit_from_peer(msg.raw)
+        elif isinstance(msg, wire.Status):
+            self.sync.on_status(peer, msg)
+        elif isinstance(msg, wire.BlockRequest):
+            self.sync.serve(peer, msg)
+        elif isinstance(msg, wire.BlockResponse):
+            self.sync.on_blocks(peer, msg)
+
+    def _sealer_index(self, peer: str) -> int | None:
+        try:
+            return self.sealer_ids.index(peer)
+        except ValueError:
+            return None
+
+    def _admit_from_peer(self, raws: tuple[bytes, ...]) -> None:
+        head = self.chain.head.number
+        for raw in raws:
+            try:
+                vtx = self.pool.admit(raw, head)
+            except TxRejected:
+                continue
+            for fetch in self._fetches:
+                fetch.wanted.discard(vtx.hash)
+                if not fetch.wanted:
+                    fetch.done.set()
+        self._seal_wake.set()
+
+    # -- client transactions -----------------------------------------------------------
+
+    def submit(self, raws: list[bytes]) -> list[bytes | TxRejected]:
+        """Admit client transactions; accepted ones are gossiped in batches."""
+        head = self.chain.head.number
+        out: list[bytes | TxRejected] = []
+        for raw in raws:
+            try:
+                vtx = self.pool.admit(raw, head)
+            except TxRejected as exc:
+                out.append(exc)
+                continue
+            out.append(vtx.hash)
+            self._gossip.append(vtx.tx.encoded)
+        if len(self._gossip) >= self.config.gossip_max_batch:
+            self._gossip_wake.set()
+        self._seal_wake.set()
+        return out
+
+    async def _gossip_loop(self) -> None:
+        delay = self.config.gossip_max_delay_ms / 1000
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._gossip_wake.wait()
+            self._gossip_wake.clear()
+            batch_size = self.config.gossip_max_batch
+            while self._gossip:
+                batch, self._gossip = self._gossip[:batch_size], self._gossip[batch_size:]
+                self.transport.broadcast(wire.encode(wire.Txs(tuple(batch))))
+
+    # -- timers and sealing ------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        interval = self.config.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._feed(Tick(txs_pending=len(self.pool) > 0))
+
+    async def _seal_loop(self) -> None:
+        max_wait = self.config.seal_max_wait_ms / 1000
+        ready_since: float | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait / 4):
+                    await self._seal_wake.wait()
+            self._seal_wake.clear()
+            if not (len(self.pool) and self.replica.wants_proposal()):
+                ready_since = None
+                continue
+            now = time.monotonic()
+            ready_since = ready_since if ready_since is not None else now
+            limit = self.chain.executor.system_config(self.chain.store.state).tx_count_limit
+            if len(self.pool) < limit and now - ready_since < max_wait:
+                continue
+            ready_since = None
+            self._propose(limit)
+
+    def _propose(self, limit: int) -> None:
+        height = self.replica.height
+        txs = [v for v in self.pool.seal(limit, height) if self.pool.includable(v, height)]
+        if not txs or self.index is None:
+            return
+        parent = self.chain.block(self.chain.head.number)
+        timestamp = max(int(self._clock() * 1000), parent.header.timestamp if parent else 0)
+        body = ProposalBody(timestamp, self.index, tuple(v.hash for v in txs))
+        self._feed(ProposalReady(body.encode()))
+
+    # -- status ------------------------------------------------------------------------
+
+    def _status(self) -> wire.Status:
+        head = self.chain.head
+        return wire.Status(head.number, head.block_hash, self.chain.genesis_hash)
+
+    async def _status_loop(self) -> None:
+        while True:
+            self.transport.broadcast(wire.encode(self._status()))
+            await asyncio.sleep(STATUS_INTERVAL)
+
+    def tps(self, window: float = 10.0) -> float:
+        """Committed transactions per second over the last ``window`` seconds."""
+        now = self._clock()
+        recent = [(t, n) for t, n in self.commit_times if now - t <= window]
+        if not recent:
+            return 0.0
+        span = max(now - recent[0][0], 1.0)
+        return sum(n for _, n in recent) / span
+
+
+class _KeyOnlyIdentity:
+    """What the memory transport reads of an identity: the node id and consensus key."""
+
+    def __init__(self, key: KeyPair) -> None:
+        self.node_id = key.public_key.hex()
+        self.consensus = key

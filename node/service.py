@@ -1,0 +1,290 @@
+"""The node as the JSON-RPC layer sees it: :class:`NodeService` implements NodeBackend.
+
+Reads go to committed storage and in-memory status; :meth:`NodeService.submit` goes
+through the txpool's admission (one signature recovery per new transaction). Metrics for
+``GET /metrics`` are assembled here from the replica, txpool, transport and sync counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from consensus import max_faulty, quorum
+from node.block import Block, Receipt
+from node.config import split_hostport
+from node.rpc import metrics as prom
+from node.rpc.adapt import block_data, receipt_data, tx_data
+from node.rpc.backend import (
+    BlockData,
+    CallResult,
+    ConsensusData,
+    PeerData,
+    ReceiptData,
+    SyncData,
+    TotalTxData,
+    TxData,
+)
+from node.rpc.http import RpcServer
+from node.rpc.jsonrpc import Dispatcher
+from node.tx import SignedTransaction
+from node.txpool import TxRejected
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+
+class NodeService:
+    """One group of one running :class:`~node.runtime.Node`, for the RPC dispatcher."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def _chain(self):  # type: ignore[no-untyped-def]
+        return self.node.chain
+
+    def chain_id(self) -> str:
+        return self.node.genesis.chain_id
+
+    def block_number(self) -> int:
+        return int(self._chain.head.number)
+
+    def _block(self, block: Block | None, full_txs: bool) -> BlockData | None:
+        if block is None:
+            return None
+        senders = None
+        if full_txs:
+            store = self._chain.store
+            senders = []
+            for tx_hash in block.tx_hashes():
+                raw = store.receipt(tx_hash)
+                if raw is None:
+                    senders = None
+                    break
+                senders.append(Receipt.decode(raw).sender)
+        return block_data(block, full_txs=full_txs, senders=senders)
+
+    def block_by_number(self, number: int, full_txs: bool) -> BlockData | None:
+        return self._block(self._chain.block(number), full_txs)
+
+    def block_by_hash(self, block_hash: bytes, full_txs: bool) -> BlockData | None:
+        raw = self._chain.store.block_by_hash(block_hash)
+        return self._block(None if raw is None else Block.decode(raw), full_txs)
+
+    def block_hash(self, number: int) -> bytes | None:
+        return self._chain.store.hash_by_number(number)  # type: ignore[no-any-return]
+
+    def _committed(self, tx_hash: bytes) -> tuple[Block, int] | None:
+        loc = self._chain.store.tx_location(tx_hash)
+        if loc is None:
+            return None
+        block = self._chain.block(loc[0])
+        return None if block is None else (block, loc[1])
+
+    def transaction(self, tx_hash: bytes) -> TxData | None:
+        found = self._committed(tx_hash)
+        if found is not None:
+            block, index = found
+            stx = SignedTransaction.decode(block.transactions[index])
+            raw = self._chain.store.receipt(tx_hash)
+            sender = Receipt.decode(raw).sender if raw is not None else stx.recover_sender()
+            return tx_data(
+                stx, sender, block_number=block.number, block_hash=block.hash, index=index
+            )
+        vtx = self.node.pool.get(tx_hash)
+        return None if vtx is None else tx_data(vtx.tx, vtx.sender)
+
+    def receipt(self, tx_hash: bytes) -> ReceiptData | None:
+        raw = self._chain.store.receipt(tx_hash)
+        found = self._committed(tx_hash)
+        if raw is None or found is None:
+            return None
+        block, index = found
+        stx = SignedTransaction.decode(block.transactions[index])
+        return receipt_data(Receipt.decode(raw), block_hash=block.hash, tx=stx)
+
+    async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[bytes | TxRejected]:
+        return self.node.submit(list(raw_txs))
+
+    def call(
+        self, to: bytes, method: str, args: Sequence[str | int], sender: bytes | None
+    ) -> CallResult:
+        status, output = self._chain.call(to, method, args, sender)
+        return {"block_number": self.block_number(), "status": status, "output": output}
+
+    def pbft_view(self) -> int:
+        return self.node.replica.view
+
+    def sealers(self) -> Sequence[bytes]:
+        return list(self.node.genesis.sealers)
+
+    def observers(self) -> Sequence[bytes]:
+        return list(self.node.genesis.observers)
+
+    def consensus_status(self) -> ConsensusData:
+        node, replica = self.node, self.node.replica
+        status = replica.status()
+        n = len(node.genesis.sealers)
+        head = self._chain.head
+        connected = node.transport.peers()
+        timeout_ticks = replica.config.timeout_ticks * 1.5 ** int(status["backoff"])  # type: ignore[call-overload]
+        return {
+            "node_id": node.key.public_key,
+            "node_index": node.index,
+            "sealers": list(node.genesis.sealers),
+            "view": replica.view,
+            "to_view": replica.view,
+            "leader_index": int(status["leader"]),  # type: ignore[call-overload]
+            "leader_failed": not replica.view_active,
+            "block_number": head.number,
+            "block_hash": head.block_hash,
+            "max_faulty": max_faulty(n),
+            "quorum": quorum(n),
+            "view_changes": replica.counters.view_changes,
+            "connected": sum(1 for s in node.sealer_ids if s in connected),
+            "timeout_ms": int(timeout_ticks * node.config.tick_ms),
+        }
+
+    def sync_status(self) -> SyncData:
+        node = self.node
+        head = self._chain.head
+        highest, highest_hash = node.sync.known_highest()
+        return {
+            "node_id": node.key.public_key,
+            "block_number": head.number,
+            "latest_hash": head.block_hash,
+            "genesis_hash": self._chain.genesis_hash,
+            "is_syncing": node.sync.syncing,
+            "known_highest_number": highest,
+            "known_latest_hash": highest_hash,
+            "tx_pool_size": len(node.pool),
+            "peers": [
+                {
+                    "node_id": bytes.fromhex(peer),
+                    "block_number": s.height,
+                    "latest_hash": s.head_hash,
+                    "genesis_hash": s.genesis_hash,
+                }
+                for peer, s in sorted(node.sync.peers.items())
+            ],
+        }
+
+    def peers(self) -> Sequence[PeerData]:
+        out: list[PeerData] = []
+        for peer in sorted(self.node.transport.peers()):
+            item: PeerData = {"node_id": bytes.fromhex(peer), "address": ""}
+            with contextlib.suppress(ValueError):
+                index = self.node.members.index(peer)
+                item["node"] = f"node{index}"
+            out.append(item)
+        return out
+
+    def pending_tx_size(self) -> int:
+        return len(self.node.pool)
+
+    def total_transaction_count(self) -> TotalTxData:
+        store = self._chain.store
+        return {
+            "tx_sum": store.total_tx_count(),
+            "failed_tx_sum": 0,
+            "block_number": self.block_number(),
+        }
+
+    def system_config(self, key: str) -> str | None:
+        values = self._chain.executor.system_config(self._chain.store.state)
+        value = getattr(values, key, None)
+        return None if value is None else str(value)
+
+    # -- /metrics ----------------------------------------------------------------------
+
+    def metrics(self) -> Iterable[prom.Metric]:
+        node = self.node
+        c = node.replica.counters
+        t = node.transport.stats
+        yield prom.gauge("ledgerlab_block_height", "Committed head.", node.chain.head.number)
+        yield prom.gauge("ledgerlab_pbft_view", "Current PBFT view.", node.replica.view)
+        yield prom.counter("ledgerlab_view_changes_total", "View changes started.", c.view_changes)
+        yield prom.gauge("ledgerlab_txpool_size", "Pending transactions.", len(node.pool))
+        yield prom.counter(
+            "ledgerlab_committed_txs_total",
+            "Committed transactions.",
+            node.chain.store.total_tx_count(),
+        )
+        yield prom.gauge("ledgerlab_peers", "Connected peers.", len(node.transport.peers()))
+        yield prom.labelled(
+            "ledgerlab_consensus_messages_in_total",
+            "counter",
+            "Consensus messages received, by type.",
+            "type",
+            c.messages_in,
+        )
+        yield prom.labelled(
+            "ledgerlab_consensus_messages_out_total",
+            "counter",
+            "Consensus messages sent, by type.",
+            "type",
+            c.messages_out,
+        )
+        yield prom.labelled(
+            "ledgerlab_consensus_dropped_total",
+            "counter",
+            "Consensus messages dropped, by reason.",
+            "reason",
+            c.drops,
+        )
+        yield prom.labelled(
+            "ledgerlab_frames_in_total",
+            "counter",
+            "Node frames received, by kind.",
+            "kind",
+            node.frames_in,
+        )
+        yield prom.labelled(
+            "ledgerlab_frames_dropped_total",
+            "counter",
+            "Node frames dropped, by reason.",
+            "reason",
+            node.dropped,
+        )
+        yield prom.labelled(
+            "ledgerlab_txpool_rejected_total",
+            "counter",
+            "Transactions refused, by reason.",
+            "reason",
+            {r.value: n for r, n in node.pool.rejected.items()},
+        )
+        yield prom.counter("ledgerlab_p2p_frames_out_total", "Transport frames sent.", t.frames_out)
+        yield prom.labelled(
+            "ledgerlab_p2p_disconnects_total",
+            "counter",
+            "Peers disconnected, by reason.",
+            "reason",
+            t.disconnects,
+        )
+        yield prom.labelled(
+            "ledgerlab_sync_total", "counter", "Block sync events.", "event", node.sync.stats
+        )
+
+
+async def start_rpc(node: Node, stack: contextlib.AsyncExitStack) -> RpcServer:
+    """Serve JSON-RPC for ``node`` on its configured address until ``stack`` closes."""
+    service = NodeService(node)
+    host, port = split_hostport(node.config.rpc_listen, "rpc.listen")
+    server = RpcServer(
+        Dispatcher({node.genesis.group_id: service}),
+        host=host,
+        port=port,
+        metrics=service.metrics,
+    )
+    try:
+        await stack.enter_async_context(server)
+    except OSError as exc:
+        from node.runtime import NodeError
+
+        raise NodeError(f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}") from None
+    return server
+
+
+__all__ = ["NodeService", "start_rpc"]

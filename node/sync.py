@@ -1,0 +1,166 @@
+"""Block sync: how a node that is behind catches up from its peers.
+
+Nodes broadcast :class:`~node.wire.Status` (height, head hash, genesis hash) every second
+and after every commit. A node that sees a peer ahead of it -- or whose replica asks with
+RequestSync -- requests the missing range in chunks, rotating over the peers that are
+ahead, and imports each block only after :meth:`node.chain.Chain.import_block` has
+checked its seal against the sealer list and re-executed it to the same header. Serving
+requests only reads storage, so a node catching up 10,000 blocks does not slow the
+others' consensus beyond the bytes it asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from consensus.codec import DecodeError
+from node import wire
+from node.block import Block
+from node.chain import ChainError
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+log = logging.getLogger("ledgerlab.sync")
+
+REQUEST_TIMEOUT = 5.0
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+class BlockSync:
+    """Peer heads, the sync loop, and the server side of block requests."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.peers: dict[str, wire.Status] = {}
+        self.stats: Counter[str] = Counter()
+        self._target = 0
+        self._hint: list[str] = []
+        self._wake = asyncio.Event()
+        self._waiting: dict[str, asyncio.Future[wire.BlockResponse]] = {}
+        self._turn = 0
+        self.syncing = False
+
+    # -- what we hear -----------------------------------------------------------------
+
+    def on_status(self, peer: str, status: wire.Status) -> None:
+        if status.genesis_hash != self.node.chain.genesis_hash:
+            self.stats["genesis_mismatch"] += 1
+            log.warning(
+                "peer %s has another genesis (%s); ignoring it",
+                peer[:16],
+                status.genesis_hash.hex()[:16],
+            )
+            return
+        self.peers[peer] = status
+        if status.height > self.node.chain.head.number:
+            self._wake.set()
+
+    def want(self, target: int, peers: list[str]) -> None:
+        """The replica (or a commit we could not make) says we are behind."""
+        self._target = max(self._target, target)
+        self._hint = peers
+        self._wake.set()
+
+    def known_highest(self) -> tuple[int, bytes]:
+        head = self.node.chain.head
+        best = (head.number, head.block_hash)
+        for status in self.peers.values():
+            if status.height > best[0]:
+                best = (status.height, status.head_hash)
+        return best
+
+    # -- serving ----------------------------------------------------------------------
+
+    def serve(self, peer: str, request: wire.BlockRequest) -> None:
+        store = self.node.chain.store
+        end = min(request.end, self.node.chain.head.number)
+        blocks: list[bytes] = []
+        size = 0
+        for number in range(request.start, end + 1):
+            raw = store.block_by_number(number)
+            if raw is None or (blocks and size + len(raw) > MAX_RESPONSE_BYTES):
+                break
+            blocks.append(raw)
+            size += len(raw)
+        self.stats["served_blocks"] += len(blocks)
+        self.node.transport.send(peer, wire.encode(wire.BlockResponse(tuple(blocks))))
+
+    def on_blocks(self, peer: str, response: wire.BlockResponse) -> None:
+        waiter = self._waiting.get(peer)
+        if waiter is None or waiter.done():
+            self.stats["unsolicited"] += 1
+            return
+        waiter.set_result(response)
+
+    # -- catching up ------------------------------------------------------------------
+
+    def _candidates(self, head: int) -> list[str]:
+        connected = self.node.transport.peers()
+        ahead = [p for p, s in self.peers.items() if s.height > head and p in connected]
+        hinted = [p for p in self._hint if p in connected and p not in ahead]
+        return ahead + hinted
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
+            self._wake.clear()
+            while True:
+                head = self.node.chain.head.number
+                target = max(self._target, self.known_highest()[0])
+                peers = self._candidates(head)
+                if target <= head or not peers:
+                    break
+                self.syncing = True
+                peer = peers[self._turn % len(peers)]
+                self._turn += 1
+                end = min(target, head + self.node.config.sync_batch)
+                await self._fetch_and_import(peer, head + 1, end)
+            self.syncing = False
+
+    async def _fetch_and_import(self, peer: str, start: int, end: int) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[peer] = waiter
+        try:
+            self.node.transport.send(peer, wire.encode(wire.BlockRequest(start, end)))
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                response = await waiter
+        except TimeoutError:
+            self.stats["timeouts"] += 1
+            return
+        finally:
+            self._waiting.pop(peer, None)
+        if not response.blocks:
+            # the peer is not as far as it said: forget its status until it speaks again
+            self.peers.pop(peer, None)
+            return
+        for raw in response.blocks:
+            if not self._import(peer, raw):
+                return
+            await asyncio.sleep(0)  # let consensus and RPC run between blocks
+
+    def _import(self, peer: str, raw: bytes) -> bool:
+        node = self.node
+        try:
+            block = Block.decode(raw)
+        except DecodeError:
+            self.stats["bad_blocks"] += 1
+            return False
+        if block.number <= node.chain.head.number:
+            return True  # consensus committed it meanwhile
+        try:
+            executed = node.chain.import_block(block, known=node.pool.get)
+        except ChainError as exc:
+            self.stats["bad_blocks"] += 1
+            self.peers.pop(peer, None)
+            log.warning("block %d from %s refused: %s", block.number, peer[:16], exc)
+            return False
+        self.stats["imported"] += 1
+        node.on_synced(block, executed)
+        return True

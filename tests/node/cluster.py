@@ -1,0 +1,106 @@
+"""In-process clusters for tests: N nodes on a memory hub or on loopback TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from consensus.crypto import KeyPair
+from node.certs import generate_agency, generate_chain_ca, generate_node
+from node.config import NodeConfig
+from node.genesis import GenesisConfig
+from node.runtime import Node
+from node.transport import MemoryHub
+from node.tx import Transaction
+from storage.backends import open_store
+
+CLIENT = KeyPair.generate(random.Random(99))
+
+
+def transfer(
+    i: int,
+    *,
+    head: int = 0,
+    method: str = "userSave",
+    args: list | None = None,
+    key: KeyPair = CLIENT,
+) -> bytes:
+    tx = Transaction.build(
+        chain_id="chain0",
+        group_id="group0",
+        to="0x5002",
+        method=method,
+        args=args if args is not None else [f"user{i % 50}", 1 + i],
+        block_limit=head + 500,
+        nonce=f"t{i}-{random.random()}",
+    )
+    return tx.sign(key).encode()
+
+
+@contextlib.asynccontextmanager
+async def memory_cluster(
+    n: int = 4, *, seed: int = 1, tick_ms: int = 20, consensus_timeout: int = 3
+) -> AsyncIterator[list[Node]]:
+    rng = random.Random(seed)
+    keys = [KeyPair.generate(rng) for _ in range(n)]
+    genesis = GenesisConfig(
+        sealers=tuple(k.public_key for k in keys), consensus_timeout=consensus_timeout
+    )
+    hub = MemoryHub()
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = []
+        for i, key in enumerate(keys):
+            cfg = NodeConfig(
+                home=Path("."),
+                name=f"node{i}",
+                transport="memory",
+                tick_ms=tick_ms,
+                seal_max_wait_ms=20,
+            )
+            node = Node(
+                config=cfg, genesis=genesis, keypair=key, kv=open_store(None), hub=hub, rpc=False
+            )
+            nodes.append(await stack.enter_async_context(node))
+        yield nodes
+
+
+def tcp_chain(
+    tmp: Path, n: int, base_port: int, *, tick_ms: int = 20, observers: int = 0
+) -> tuple[GenesisConfig, list[NodeConfig]]:
+    """Certificates, genesis and configs for ``n`` sealers (+ observers) on loopback."""
+    generate_chain_ca(tmp / "ca")
+    generate_agency(tmp / "ca", tmp / "agency")
+    identities = [
+        generate_node(tmp / "agency", tmp / f"node{i}" / "conf", name=f"node{i}")
+        for i in range(n + observers)
+    ]
+    genesis = GenesisConfig(
+        sealers=tuple(x.consensus.public_key for x in identities[:n]),
+        observers=tuple(x.consensus.public_key for x in identities[n:]),
+    )
+    p2p = [f"127.0.0.1:{base_port + i}" for i in range(n + observers)]
+    configs = []
+    for i in range(n + observers):
+        home = tmp / f"node{i}"
+        genesis.dump(home / "conf" / "genesis.toml")
+        cfg = NodeConfig(
+            home=home,
+            name=f"node{i}",
+            p2p_listen=p2p[i],
+            peers=tuple(p for j, p in enumerate(p2p) if j != i),
+            rpc_listen=f"127.0.0.1:{base_port + 100 + i}",
+            tick_ms=tick_ms,
+            seal_max_wait_ms=20,
+        )
+        (home / "config.toml").write_text(cfg.to_toml())
+        configs.append(cfg)
+    return genesis, configs
+
+
+async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(interval)
