@@ -26,10 +26,17 @@ Verifier = Callable[[bytes, bytes, bytes], bool]
 
 
 def _quorum_signed(
-    sealers: Sequence[bytes], verifier: Verifier, digest: bytes, signatures: Signatures
+    sealers: Sequence[bytes],
+    verifier: Verifier,
+    digest: bytes,
+    signatures: Signatures,
+    need: int | None = None,
 ) -> bool:
     n = len(sealers)
-    if n == 0 or len(signatures) < quorum(n):
+    if n == 0:
+        return False
+    need = quorum(n) if need is None else need
+    if len(signatures) < need:
         return False
     seen: set[int] = set()
     for index, signature in signatures:
@@ -38,7 +45,7 @@ def _quorum_signed(
         seen.add(index)
         if not verifier(sealers[index], digest, signature):
             return False
-    return len(seen) >= quorum(n)
+    return len(seen) >= need
 
 
 def verify_seal(
@@ -66,10 +73,14 @@ def verify_seal(
 
 
 def verify_certificate(
-    sealers: Sequence[bytes], verifier: Verifier, cert: PreparedCertificate
+    sealers: Sequence[bytes],
+    verifier: Verifier,
+    cert: PreparedCertificate,
+    *,
+    need: int | None = None,
 ) -> bool:
-    """True when ``cert`` carries a quorum of valid Prepare signatures."""
-    return _quorum_signed(sealers, verifier, cert.signed_digest, cert.signatures)
+    """True when ``cert`` carries a quorum (or ``need``) of valid Prepare signatures."""
+    return _quorum_signed(sealers, verifier, cert.signed_digest, cert.signatures, need)
 
 
 def select_reproposal(view_changes: Sequence[ViewChange], height: int) -> Proposal | None:
@@ -103,12 +114,14 @@ def check_new_view(
     leader: int,
     verified: Callable[[ViewChange], bool] | None = None,
     select: Callable[[Sequence[ViewChange], int], Proposal | None] = select_reproposal,
+    need: int | None = None,
 ) -> str | None:
     """Why ``message`` does not justify itself, or None when it does.
 
     Checks structure and proofs only; the NewView's own signature and the parent of its
     proposal are the caller's business. ``verified(vc)`` may report proofs whose
     signature and certificate the caller already checked, to skip re-verifying them.
+    ``need`` overrides the quorum size (only tests that break the rules use it).
     """
     n = len(sealers)
     if message.sender != leader:
@@ -126,7 +139,7 @@ def check_new_view(
         if not 0 <= vc.sender < n or vc.sender in senders:
             return "a proof is from a non-sealer or repeated"
         senders.add(vc.sender)
-    if len(senders) < quorum(n):
+    if len(senders) < (quorum(n) if need is None else need):
         return "fewer proofs than a quorum"
     expected = select(message.view_changes, message.height)
     got = message.proposal
@@ -139,6 +152,8 @@ def check_new_view(
             continue
         if not verifier(sealers[vc.sender], vc.digest, vc.signature):
             return "a proof has a bad signature"
-        if vc.prepared is not None and not verify_certificate(sealers, verifier, vc.prepared):
+        if vc.prepared is not None and not verify_certificate(
+            sealers, verifier, vc.prepared, need=need
+        ):
             return "a proof carries an invalid prepared certificate"
     return None

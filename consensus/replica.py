@@ -688,7 +688,7 @@ class Replica:
     def _cert_ok(self, cert: PreparedCertificate) -> bool:
         if cert.digest in self._good_certs:
             return True
-        if verify_certificate(self._sealers, self._verify_sig, cert):
+        if verify_certificate(self._sealers, self._verify_sig, cert, need=self._quorum):
             self._good_certs.add(cert.digest)
             return True
         return False
@@ -758,6 +758,7 @@ class Replica:
             leader=self.leader_of(nv.view, nv.height),
             verified=self._proof_known,
             select=self._select_reproposal,
+            need=self._quorum,
         )
         if reason is not None:
             self._drop("invalid_new_view")

@@ -67,7 +67,6 @@ from consensus.sim.scenario import Scenario
 _DELIVER, _TICK, _EXEC, _PERSISTED, _PROPOSE, _SYNC, _CRASH, _RESTART, _SPAM, _ARRIVE, _STATUS = (
     range(11)
 )
-_STATUS_US = 1_000_000  # block sync's status exchange, as the node runtime does it
 _MS = 1000  # microseconds per millisecond
 
 
@@ -258,7 +257,9 @@ class Simulation:
                 if c.restart_ms is not None:
                     self._push(int(c.restart_ms * _MS), _RESTART, node.eid, True)
         self._push(self._tick_us, _TICK)
-        self._push(_STATUS_US, _STATUS)
+        self._status_us = int(s.status_ms * _MS)
+        if self._status_us > 0:
+            self._push(self._status_us, _STATUS)
         if self.available_txs < self.total_txs:
             self._push(int(s.tx_interval_ms * _MS), _ARRIVE)
         for node in self.nodes:
@@ -712,7 +713,7 @@ class Simulation:
             if ahead:
                 target = max(e.height for e in self.nodes if e.index in ahead)
                 self._request_sync(node, RequestSync(target, tuple(sorted(set(ahead)))))
-        self._push(self.now + _STATUS_US, _STATUS)
+        self._push(self.now + self._status_us, _STATUS)
 
     def _request_sync(self, node: SimNode, action: RequestSync) -> None:
         self._log(

@@ -94,6 +94,8 @@ class Scenario:
     tx_interval_ms: float = 0.0
     """A block's worth of transactions arrives every this many ms (0: all at the start)."""
     max_time_ms: float | None = None
+    status_ms: float = 1000.0
+    """How often nodes exchange (height, head) for block sync; 0 turns it off."""
     signatures: str = "real"
     twins_split: bool = True
     break_rule: str | None = None
@@ -219,6 +221,7 @@ def from_dict(data: dict[str, Any]) -> Scenario:
         ("exec_ms", float),
         ("tx_interval_ms", float),
         ("max_time_ms", float),
+        ("status_ms", float),
         ("signatures", str),
         ("twins_split", bool),
     ):

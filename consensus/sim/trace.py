@@ -63,22 +63,21 @@ def explain(records: list[dict[str, Any]], height: int) -> list[str]:
     lines: list[str] = []
     at_height: dict[int, int] = {}
     for rec in records:
-        node = rec.get("node")
+        node = int(rec.get("node", -1))
         t = rec["t"] / 1000
         ev = rec["ev"]
-        if ev == "state" and node is not None:
-            at_height[node] = rec["height"]
         h = rec.get("height")
-        if ev in ("state",):
-            if at_height.get(node) == height or (h is not None and h == height):
+        if ev == "state":
+            was = at_height.get(node)
+            at_height[node] = rec["height"]
+            if height in (was, h):
                 active = "" if rec["active"] else " (waiting for NewView)"
                 lines.append(
                     f"{t:10.3f} ms  node {node}: now at height {h}, view {rec['view']}{active}"
                 )
             continue
-        if h != height and not (ev in ("crash", "restart") and at_height.get(node) == height):
-            if not (ev == "persist_state" and at_height.get(node, 1) == height):
-                continue
+        if not (h == height or (h is None and at_height.get(node, 1) == height)):
+            continue
         if ev in _WHAT:
             who = f"from {rec['from']}" if ev == "recv" else ""
             extra = ""
