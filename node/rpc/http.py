@@ -353,6 +353,9 @@ class RpcServer:
         keep_alive: bool,
     ) -> bool:
         path = target.split(b"?", 1)[0]
+        if path[:7].lower() == b"http://":  # absolute-form target: keep only the path
+            parts = path.split(b"/", 3)
+            path = b"/" + (parts[3] if len(parts) > 3 else b"")
         if method == b"POST":
             if path != b"/":
                 await self._send(

@@ -127,6 +127,17 @@ async def test_pipelined_requests_answered_in_order(server: RpcServer) -> None:
     assert [a["id"] for a in json.loads(answers[3][2])] == [4, 5]
 
 
+async def test_absolute_form_targets_and_queries(server: RpcServer) -> None:
+    body = json.dumps(req("getBlockNumber", GROUP)).encode()
+    async with connection(server.port) as (reader, writer):
+        for target in (b"http://127.0.0.1:20200/", b"http://127.0.0.1:20200", b"/?x=1"):
+            writer.write(b"POST " + target + b" HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body))
+            writer.write(body)
+            assert (await read_response(reader))[0] == 200
+        writer.write(b"GET http://h/health HTTP/1.1\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+
+
 async def test_notification_only_gets_204(server: RpcServer) -> None:
     async with connection(server.port) as (reader, writer):
         writer.write(post(req("getBlockNumber", GROUP, id=NOTIFY)))
