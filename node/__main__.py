@@ -1,0 +1,83 @@
+"""``python -m node --config NODE_DIR/config.toml``: run one node until SIGTERM or SIGINT.
+
+Logs go to the config's log file (and stderr with ``--console``). A configuration or
+start-up problem prints one line and exits with status 2; a clean shutdown exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from node.certs import CertificateError
+from node.config import ConfigError
+from node.genesis import GenesisError
+from node.runtime import Node, NodeError
+
+
+def _setup_logging(node: Node, console: bool) -> None:
+    cfg = node.config
+    handlers: list[logging.Handler] = []
+    if cfg.log_file is not None:
+        path = cfg.path(cfg.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(path))
+    if console or not handlers:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s {cfg.name} %(name)s: %(message)s",
+        handlers=handlers,
+    )
+
+
+async def _run(node: Node) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with node:
+        logging.getLogger("ledgerlab.node").info(
+            "%s ready: rpc %s, p2p %s (%s)",
+            node.config.name,
+            node.config.rpc_listen,
+            node.config.p2p_listen,
+            node.config.transport,
+        )
+        await stop.wait()
+    logging.getLogger("ledgerlab.node").info("%s stopped cleanly", node.config.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m node", description="Run one ledgerlab node.")
+    parser.add_argument("--config", required=True, type=Path, help="the node's config.toml")
+    parser.add_argument("--console", action="store_true", help="also log to stderr")
+    args = parser.parse_args(argv)
+    try:
+        node = Node.from_config(args.config)
+    except (ConfigError, GenesisError, CertificateError, NodeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(node, args.console)
+    try:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+        asyncio.run(_run(node))
+    except NodeError as exc:
+        logging.getLogger("ledgerlab.node").error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
