@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,7 @@ _SIGNATURE_PREFIX = b"\xc4\x41"
 Arg = str | int
 _new = object.__new__
 
-pack_fields = msgpack.Packer(use_bin_type=True).pack
+pack_fields: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 """:func:`consensus.codec.pack` with one reused Packer: the same bytes, ~0.3 us cheaper
 per call on the admission and execution paths. Safe to share between threads: the
 Packer runs entirely under the GIL on plain lists, ints, str and bytes."""

@@ -8,7 +8,7 @@ import msgpack
 import pytest
 
 from consensus.codec import DecodeError, pack, unpack
-from consensus.crypto import InvalidSignature, hash32
+from consensus.crypto import InvalidSignature, KeyPair, hash32
 from node.accounts import format_address, parse_address
 from node.tx import (
     MAX_ARGS,
@@ -209,3 +209,26 @@ def test_parse_address_forms() -> None:
     for bad in ("", "0x", "0x1_0", "g", b"\x00", True, 2**160, None):
         with pytest.raises(ValueError):
             parse_address(bad)  # type: ignore[arg-type]
+
+
+def test_worked_example() -> None:
+    """The test vector in docs/wire-format.md."""
+    kp = KeyPair.from_secret(bytes([1]) * 32)
+    assert format_address(kp.address) == "0xd6f6c0b6fd9c730b2f73fa15c99abc9322d132b1"
+    stx = build(nonce="7f3a9c").sign(kp)
+    assert stx.tx.body.hex() == (
+        "9800a6636861696e30a667726f757030a6376633613963cd01f4c41400000000000000000000"
+        "00000000000000005002ac757365725472616e7366657293a5616c696365a3626f62c420"
+        + "00" * 31
+        + "05"
+    )
+    assert stx.tx.signing_hash.hex() == (
+        "9eef5e4f59914b39914fdff41eb62866bb713cd3c0574784affa6b8926171bff"
+    )
+    assert stx.signature.hex() == (
+        "7d74b09988e78ede6505e7ee4ea109e04bb47e13c7b66ba822cc9c991d156738"
+        "5be2fec227e49c285676b293f9b788345a41519187daed18dfe4020ff188d1fe00"
+    )
+    assert stx.encoded == b"\x99" + stx.tx.body[1:] + b"\xc4\x41" + stx.signature
+    assert len(stx.encoded) == 173
+    assert stx.hash.hex() == "489115bd4e31649131d156dd756cb23bb4bce7b9ba5da7c6f400ffe20f89c599"
