@@ -46,6 +46,7 @@ T = TypeVar("T")
 DAG_TRANSFER = parse_address("0x5002")
 DEFAULT_BLOCK_LIMIT_MARGIN = 500  # what FISCO BCOS SDKs add to the head
 DEFAULT_BATCH_CHUNK = 2000
+MAX_RESPONSE = 256 * 1024 * 1024
 
 
 class RpcTransportError(ConnectionError):
@@ -176,6 +177,12 @@ class AsyncRpcClient:
                 except TimeoutError:
                     await self.close()
                     raise RpcTransportError(f"no answer within {self.timeout} s") from None
+                except RpcTransportError:
+                    await self.close()
+                    raise
+                except (asyncio.LimitOverrunError, ValueError) as exc:
+                    await self.close()
+                    raise RpcTransportError(f"malformed HTTP answer: {exc}") from None
                 except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
                     await self.close()
                     if fresh or attempt:
@@ -210,7 +217,9 @@ class AsyncRpcClient:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
-                length = int(value.strip())
+                length = int(value.strip())  # ValueError -> RpcTransportError above
+                if not 0 <= length <= MAX_RESPONSE:
+                    raise RpcTransportError(f"answer of {length} bytes is too large")
             elif name == b"connection":
                 token = value.strip().lower()
                 keep = token != b"close" and (keep or token == b"keep-alive")

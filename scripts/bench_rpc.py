@@ -8,7 +8,8 @@ real signed DagTransfer transactions but a backend whose ``submit`` only returns
    same for single (non-batch) requests;
 2. over HTTP: an ``RpcServer`` in a child process, clients in this one posting
    pre-encoded batches over keep-alive connections; transactions per second;
-3. for scale: one ``consensus.crypto.recover`` (what admission must pay per tx anyway).
+3. for scale: one ``consensus.crypto.recover`` (what admission must pay per tx anyway),
+   and the same batch through the real ``node.txpool.TxPool`` (decode, checks, recovery).
 
 Run: ``python scripts/bench_rpc.py`` (``--help`` for sizes). Figures go to
 docs/performance.md ("JSON-RPC").
@@ -30,6 +31,7 @@ from consensus.crypto import KeyPair, recover
 from node.rpc import Dispatcher, RpcServer
 from node.rpc.jsonrpc import encode
 from node.tx import Transaction
+from node.txpool import TxPool, TxRejected
 
 GROUP = "group0"
 _HASH = bytes(32)
@@ -49,6 +51,22 @@ class NullBackend:
 
     def __getattr__(self, name: str) -> Any:  # the reads the bench never uses
         raise NotImplementedError(name)
+
+
+class PoolBackend(NullBackend):
+    """submit() admits into a real TxPool: what a node pays per submitted tx."""
+
+    def __init__(self) -> None:
+        self.pool = TxPool(chain_id="chain0", group_id=GROUP, in_chain=lambda h: False)
+
+    async def submit(self, raw_txs: Sequence[bytes]) -> list[Any]:
+        out: list[Any] = []
+        for raw in raw_txs:
+            try:
+                out.append(self.pool.admit(raw, 1).hash)
+            except TxRejected as exc:
+                out.append(exc)
+        return out
 
 
 def make_txs(count: int) -> list[bytes]:
@@ -131,6 +149,13 @@ def bench_inprocess(raws: list[bytes], batch: int, repeat: int) -> dict[str, flo
         "json_parse_us_per_tx": best_of(lambda: json.loads(body), repeat) / batch * 1e6,
         "body_bytes_per_tx": len(body) / batch,
     }
+
+    def through_pool() -> None:
+        pooled = Dispatcher({GROUP: PoolBackend()})  # type: ignore[dict-item]
+        answers = json.loads(loop.run_until_complete(pooled.handle_bytes(body)) or b"[]")
+        assert all("result" in a for a in answers), answers[:1]
+
+    out["txpool_batch_us_per_tx"] = best_of(through_pool, max(2, repeat // 3)) / batch * 1e6
     loop.close()
     digest = os.urandom(32)
     sig = KeyPair.from_secret(b"\x42" * 32).sign(digest)
@@ -245,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         ("  validate + dispatch + render", f"{results['dispatch_us_per_tx']:.2f} us/tx"),
         ("  encode response", f"{results['encode_us_per_tx']:.2f} us/tx"),
         ("single sendRawTransaction request", f"{results['single_us_per_request']:.2f} us/req"),
+        ("same batch into a real TxPool", f"{results['txpool_batch_us_per_tx']:.2f} us/tx"),
     ]
     if not args.no_http:
         rows += [

@@ -246,3 +246,33 @@ def test_sync_client(threaded: ThreadedServer, alice: KeyPair) -> None:
         ]
         assert all(isinstance(r, str) for r in client.send_raw_batch(raws))
         assert client.pending_tx_size() == 5
+
+
+@pytest.mark.asyncio
+async def test_garbage_from_the_server_is_a_transport_error() -> None:
+    answers = iter(
+        [
+            b"SMTP ready\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno",
+            b"HTTP/1.1 200 OK\r\nX: " + b"a" * 100_000 + b"\r\n\r\n",
+        ]
+    )
+
+    async def fake_node(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(next(answers))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(fake_node, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for _ in range(5):
+            async with AsyncRpcClient("127.0.0.1", port, timeout=2) as client:
+                with pytest.raises(RpcTransportError):
+                    await client.block_number()
+    finally:
+        server.close()
