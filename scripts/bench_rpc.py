@@ -111,7 +111,7 @@ def best_of(fn: Any, repeat: int) -> float:
 
 
 def bench_inprocess(raws: list[bytes], batch: int, repeat: int) -> dict[str, float]:
-    dispatcher = Dispatcher({GROUP: NullBackend()})  # type: ignore[dict-item]
+    dispatcher = Dispatcher({GROUP: NullBackend()})
     loop = asyncio.new_event_loop()
     body = batch_body(raws[:batch])
     message = json.loads(body)
@@ -151,7 +151,7 @@ def bench_inprocess(raws: list[bytes], batch: int, repeat: int) -> dict[str, flo
     }
 
     def through_pool() -> None:
-        pooled = Dispatcher({GROUP: PoolBackend()})  # type: ignore[dict-item]
+        pooled = Dispatcher({GROUP: PoolBackend()})
         answers = json.loads(loop.run_until_complete(pooled.handle_bytes(body)) or b"[]")
         assert all("result" in a for a in answers), answers[:1]
 
@@ -172,7 +172,7 @@ def _serve(port_queue: Any, stop: Any) -> None:
         pass
 
     async def main() -> None:
-        async with RpcServer(Dispatcher({GROUP: NullBackend()}), port=0) as server:  # type: ignore[dict-item]
+        async with RpcServer(Dispatcher({GROUP: NullBackend()}), port=0) as server:
             port_queue.put(server.port)
             while not stop.is_set():
                 await asyncio.sleep(0.05)
