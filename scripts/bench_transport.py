@@ -7,7 +7,8 @@ times from its first to its last frame. Usage::
     python -m scripts.bench_transport --transport tcp --frames 500000 --size 64
     python -m scripts.bench_transport --transport mqtt --broker mqtt://127.0.0.1:1883
 
-Prints one line per transport: frames/s, MB/s, frames dropped.
+Prints per transport: frames/s, MB/s and frames dropped (a one-way stream), then the
+round-trip time of one frame each way between two idle nodes (median and p99, in-process).
 """
 
 from __future__ import annotations
@@ -129,6 +130,50 @@ def run(kind: str, frames: int, size: int, broker: str) -> str:
         )
 
 
+async def _ping_pong(a: Transport, b: Transport, rounds: int) -> list[float]:
+    """Round-trip samples between two started transports, one frame at a time."""
+    await a.wait_for_peers([b.node_id], timeout=20)
+    await b.wait_for_peers([a.node_id], timeout=20)
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        a.send(b.node_id, b"ping")
+        await asyncio.wait_for(b.recv(), 5)
+        b.send(a.node_id, b"pong")
+        await asyncio.wait_for(a.recv(), 5)
+        samples.append(time.perf_counter() - start)
+    return sorted(samples)
+
+
+def rtt(kind: str, broker: str, rounds: int = 500) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        certs.generate_chain_ca(root / "cert")
+        certs.generate_agency(root / "cert", root / "agency")
+        ids = [certs.generate_node(root / "agency", root / n) for n in ("a", "b")]
+        allowed = [i.node_id for i in ids]
+        chain = "bench" + uuid.uuid4().hex[:8]
+
+        async def go() -> list[float]:
+            if kind == "tcp":
+                async with _tcp(str(root / "b"), allowed, []) as b:
+                    peer = [f"127.0.0.1:{b.listen_port}"]
+                    async with _tcp(str(root / "a"), allowed, peer) as a:
+                        return await _ping_pong(a, b, rounds)
+            async with (
+                _mqtt(str(root / "a"), allowed, broker, chain) as ma,
+                _mqtt(str(root / "b"), allowed, broker, chain) as mb,
+            ):
+                return await _ping_pong(ma, mb, rounds)
+
+        s = asyncio.run(go())
+        med, p99 = s[len(s) // 2], s[int(len(s) * 0.99)]
+        return (
+            f"{kind:4s} round trip, 1 frame each way: "
+            f"median {med * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--transport", choices=["tcp", "mqtt", "both"], default="both")
@@ -143,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ["tcp", "mqtt"] if ns.transport == "both" else [ns.transport]
     for kind in kinds:
         print(run(kind, ns.frames, ns.size, broker), flush=True)
+        print(rtt(kind, broker), flush=True)
     return 0
 
 

@@ -37,6 +37,7 @@ import asyncio
 import logging
 import os
 import random
+import socket
 import ssl
 import time
 from collections.abc import Iterable
@@ -164,7 +165,8 @@ class MqttTransport(Transport):
         blacklist: node ids dropped even if members.
         tls_context: TLS for ``mqtts``; else built from ``tls_ca``/``tls_cert``/``tls_key``
             (``tls_insecure`` skips the broker hostname check).
-        qos_broadcast / qos_unicast: MQTT QoS of batches on each kind of topic.
+        qos_broadcast / qos_unicast: MQTT QoS of batches on each kind of topic (0: see
+            docs/p2p.md for why, and when unicast QoS 1 is worth it).
         max_batch_bytes / max_batch_delay: a batch is published at whichever comes first.
         heartbeat_interval / peer_timeout: presence; peers are members heard recently.
         max_age: a sender's first batch of a new boot older than this (s) is a replay.
@@ -192,7 +194,7 @@ class MqttTransport(Transport):
         topic_prefix: str = "ledgerlab",
         client_id: str | None = None,
         qos_broadcast: int = 0,
-        qos_unicast: int = 1,
+        qos_unicast: int = 0,
         max_batch_bytes: int = 64 * 1024,
         max_batch_delay: float = 0.002,
         max_frame_size: int = 16 * 1024 * 1024,
@@ -355,6 +357,8 @@ class MqttTransport(Transport):
                     tls_context=self.tls_context,
                     timeout=10,
                     max_inflight_messages=self.max_inflight,
+                    # paho leaves Nagle on: with delayed ACKs a small vote waits ~40 ms
+                    socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
                 )
                 client.pending_calls_threshold = self.max_inflight + 8  # we bound them ourselves
                 async with client:

@@ -57,12 +57,12 @@ async def test_mqtt_from_config(pki: Pki) -> None:
             "mqtt": {
                 "broker_url": "mqtt://u:p@127.0.0.1:1883",
                 "max_batch_delay_ms": 5,
-                "qos_unicast": 0,
+                "qos_unicast": 1,
             },
         },
     )
     assert isinstance(t, MqttTransport)
-    assert t.node_id == pki.ids[0] and t.max_batch_delay == 0.005 and t.qos_unicast == 0
+    assert t.node_id == pki.ids[0] and t.max_batch_delay == 0.005 and t.qos_unicast == 1
     assert (t.username, t.password) == ("u", "p")
     assert t.root == "ledgerlab/chain0/1"
 
