@@ -40,31 +40,70 @@ def transfer(
     return tx.sign(key).encode()
 
 
+class MemoryCluster:
+    """Sealers (and observers) of one genesis on a :class:`MemoryHub`, restartable.
+
+    Each node keeps its in-memory store across :meth:`stop`/:meth:`start`, which is what
+    a restart from disk looks like to the node.
+    """
+
+    def __init__(
+        self, n: int = 4, *, observers: int = 0, seed: int = 1, tick_ms: int = 20, **genesis_kw
+    ) -> None:
+        rng = random.Random(seed)
+        self.keys = [KeyPair.generate(rng) for _ in range(n + observers)]
+        self.genesis = GenesisConfig(
+            sealers=tuple(k.public_key for k in self.keys[:n]),
+            observers=tuple(k.public_key for k in self.keys[n:]),
+            **genesis_kw,
+        )
+        self.hub = MemoryHub()
+        self.kvs = [open_store(None) for _ in self.keys]
+        self.tick_ms = tick_ms
+        self.nodes: list[Node | None] = [None] * len(self.keys)
+
+    async def start(self, i: int) -> Node:
+        cfg = NodeConfig(
+            home=Path("."),
+            name=f"node{i}",
+            transport="memory",
+            tick_ms=self.tick_ms,
+            seal_max_wait_ms=20,
+        )
+        node = Node(
+            config=cfg,
+            genesis=self.genesis,
+            keypair=self.keys[i],
+            kv=self.kvs[i],
+            hub=self.hub,
+            rpc=False,
+        )
+        await node.__aenter__()
+        self.nodes[i] = node
+        return node
+
+    async def stop(self, i: int) -> None:
+        node, self.nodes[i] = self.nodes[i], None
+        if node is not None:
+            await node.__aexit__(None, None, None)
+
+    def running(self) -> list[Node]:
+        return [n for n in self.nodes if n is not None]
+
+    async def __aenter__(self) -> MemoryCluster:
+        for i in range(len(self.keys)):
+            await self.start(i)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for i in range(len(self.keys)):
+            await self.stop(i)
+
+
 @contextlib.asynccontextmanager
-async def memory_cluster(
-    n: int = 4, *, seed: int = 1, tick_ms: int = 20, consensus_timeout: int = 3
-) -> AsyncIterator[list[Node]]:
-    rng = random.Random(seed)
-    keys = [KeyPair.generate(rng) for _ in range(n)]
-    genesis = GenesisConfig(
-        sealers=tuple(k.public_key for k in keys), consensus_timeout=consensus_timeout
-    )
-    hub = MemoryHub()
-    async with contextlib.AsyncExitStack() as stack:
-        nodes = []
-        for i, key in enumerate(keys):
-            cfg = NodeConfig(
-                home=Path("."),
-                name=f"node{i}",
-                transport="memory",
-                tick_ms=tick_ms,
-                seal_max_wait_ms=20,
-            )
-            node = Node(
-                config=cfg, genesis=genesis, keypair=key, kv=open_store(None), hub=hub, rpc=False
-            )
-            nodes.append(await stack.enter_async_context(node))
-        yield nodes
+async def memory_cluster(n: int = 4, **kw) -> AsyncIterator[list[Node]]:
+    async with MemoryCluster(n, **kw) as cluster:
+        yield cluster.running()
 
 
 def tcp_chain(

@@ -1,0 +1,143 @@
+"""Restarts, observers, catch-up and hostile peers, on in-process memory clusters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from consensus import messages as cm
+from consensus.crypto import KeyPair
+from node import wire
+from node.block import Block, Seal
+from tests.node.cluster import MemoryCluster, transfer, wait_until
+
+pytestmark = pytest.mark.asyncio
+
+
+def same_head(nodes) -> bool:
+    return len({n.chain.head for n in nodes}) == 1
+
+
+def loops_alive(node) -> bool:
+    return all(not t.done() for t in node._loops if not t.get_name().endswith(":fetch"))
+
+
+async def test_observer_follows_the_chain_and_forwards_client_txs() -> None:
+    async with MemoryCluster(4, observers=1) as cluster:
+        observer = cluster.nodes[4]
+        assert observer.role == "observer" and observer.index is None
+        results = observer.submit([transfer(i) for i in range(50)])
+        assert all(isinstance(r, bytes) for r in results)
+        await wait_until(
+            lambda: all(n.chain.store.total_tx_count() == 50 for n in cluster.running())
+        )
+        await wait_until(lambda: same_head(cluster.running()))
+        assert observer.replica.counters.messages_out.total() == 0, "observers never vote"
+
+
+async def test_a_node_that_was_down_for_many_blocks_catches_up_by_sync() -> None:
+    # The node that goes away is an observer, so the sealers are not slowed by view
+    # changes for a dead leader while the gap grows (one-tx blocks make 200 heights).
+    async with MemoryCluster(4, observers=1, tx_count_limit=1) as cluster:
+        cluster.nodes[0].submit([transfer(0)])
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in cluster.running()))
+        await cluster.stop(4)
+        cluster.nodes[0].submit([transfer(i) for i in range(1, 200)])
+        await wait_until(lambda: cluster.nodes[0].chain.head.number == 200, timeout=60)
+        node = await cluster.start(4)
+        await wait_until(lambda: node.chain.head == cluster.nodes[0].chain.head, timeout=60)
+        assert node.sync.stats["imported"] == 199
+
+
+async def test_restarted_sealer_keeps_its_view_and_rejoins() -> None:
+    async with MemoryCluster(4) as cluster:
+        cluster.nodes[0].submit([transfer(0)])
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in cluster.running()))
+        view = cluster.nodes[3].replica.view
+        await cluster.stop(3)
+        cluster.nodes[0].submit([transfer(1, head=1)])  # leader of height 2 is sealer 2
+        await wait_until(lambda: cluster.nodes[0].chain.head.number == 2)
+        node = await cluster.start(3)
+        assert node.replica.view >= view
+        await wait_until(lambda: node.chain.head == cluster.nodes[0].chain.head)
+        cluster.nodes[1].submit([transfer(i, head=2) for i in range(2, 10)])
+        await wait_until(lambda: same_head(cluster.running()) and node.chain.head.number >= 3)
+        assert node.replica.counters.messages_out.total() > 0, "it votes again"
+
+
+async def test_stopping_the_leader_causes_a_view_change_and_progress() -> None:
+    async with MemoryCluster(4, consensus_timeout=3, tick_ms=10) as cluster:
+        cluster.nodes[0].submit([transfer(0)])
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in cluster.running()))
+        leader = cluster.nodes[0].replica.leader_of(cluster.nodes[0].replica.view, 2)
+        await cluster.stop(leader)
+        alive = cluster.running()
+        alive[0].submit([transfer(i, head=1) for i in range(1, 20)])
+        await wait_until(lambda: all(n.chain.head.number >= 2 for n in alive), timeout=30)
+        assert all(n.replica.view >= 1 for n in alive)
+        await wait_until(lambda: same_head(alive))
+
+
+async def test_hostile_frames_are_dropped_and_the_cluster_keeps_committing() -> None:
+    captured: list[tuple[str, bytes]] = []
+    async with MemoryCluster(4) as cluster:
+        hub = cluster.hub
+        hub.drop = lambda src, dst, data: captured.append((src, data)) and False
+        nodes = cluster.running()
+        nodes[0].submit([transfer(i) for i in range(30)])
+        await wait_until(lambda: all(n.chain.store.total_tx_count() == 30 for n in nodes))
+        hub.drop = None
+        evil = nodes[3].transport  # a certified member turned hostile
+        rng = random.Random(5)
+        outsider = KeyPair.generate(rng)
+        block = nodes[0].chain.block(1)
+        forged_seal = Seal(
+            0,
+            (
+                (1, outsider.sign(b"\x00" * 32)),
+                (2, outsider.sign(b"\x01" * 32)),
+                (3, outsider.sign(b"\x02" * 32)),
+            ),
+        )
+        frames = [
+            b"",
+            b"\xff\x00garbage",
+            bytes([wire.Kind.CONSENSUS]) + rng.randbytes(200),
+            bytes([wire.Kind.TXS]) + rng.randbytes(100),
+            wire.encode(wire.Txs((b"not a tx", rng.randbytes(300)))),
+            wire.encode(wire.Status(10**9, b"\x01" * 32, nodes[0].chain.genesis_hash)),
+            wire.encode(wire.BlockResponse((block.with_seal(forged_seal).encode(), b"junk"))),
+            wire.encode(wire.BlockRequest(0, 10)),
+            wire.encode(wire.TxRequest(1, (b"\x00" * 32,))),
+        ]
+        # a consensus message signed by a non-sealer key but claiming sealer 3
+        proposal = cm.Proposal(2, nodes[0].chain.head.block_hash, b"payload")
+        digest = cm.preprepare_digest(0, 2, proposal.digest)
+        frames.append(
+            wire.encode(
+                wire.Consensus(
+                    cm.encode_message(
+                        cm.PrePrepare(
+                            view=0, proposal=proposal, sender=3, signature=outsider.sign(digest)
+                        )
+                    )
+                )
+            )
+        )
+        for frame in frames:
+            evil.broadcast(frame)
+        for src, data in captured:  # replay everything ever sent
+            if src == evil.node_id:
+                evil.broadcast(data)
+        await asyncio.sleep(0.3)
+        honest = nodes[:3]
+        assert all(loops_alive(n) for n in honest)
+        assert sum(n.dropped["malformed"] for n in honest) >= 3
+        assert sum(n.replica.counters.drops.total() for n in honest) > 0
+        assert all(n.chain.head.number == nodes[0].chain.head.number for n in honest)
+        nodes[1].submit([transfer(100 + i, head=nodes[1].chain.head.number) for i in range(30)])
+        await wait_until(lambda: all(n.chain.store.total_tx_count() == 60 for n in nodes))
+        await wait_until(lambda: same_head(nodes))
+        assert isinstance(Block.decode(nodes[2].chain.store.block_by_number(1)), Block)
