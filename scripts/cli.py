@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         return exc.status
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,14 @@ from scripts.launcher.layout import (
     is_chain,
     load_chain,
 )
-from scripts.launcher.options import add_dir, add_parser, chain_dir, console, open_chain
+from scripts.launcher.options import (
+    add_dir,
+    add_parser,
+    chain_dir,
+    console,
+    open_chain,
+    print_json,
+)
 
 # Init options, with their defaults; `up` takes the same ones with default None so it
 # can tell which were given (they only matter when it has to create the chain).
@@ -151,7 +157,7 @@ def _nodes_table(
     table.add_column("RPC URL")
     extra_cols: list[str] = []
     if extra:
-        extra_cols = sorted({k for row in extra.values() for k in row})
+        extra_cols = list(dict.fromkeys(k for row in extra.values() for k in row))
         for col in extra_cols:
             table.add_column(col, justify="right")
     for n in chain.nodes:
@@ -317,7 +323,7 @@ def cmd_start_node(args: argparse.Namespace) -> int:
     mine = next(s for s in statuses if s.node.index == node.index)
     best = max((s.height for s in statuses if s.answered), default=0)
     lag = best - mine.height
-    tail = f"height {mine.height}" + (f", catching up {lag} blocks" if lag > 0 else ", in step")
+    tail = f"height {mine.height}" + (f", {lag} behind, catching up" if lag > 0 else ", in step")
     console.print(
         f"{node.name} started (pid {result.started[node.name]}), RPC {node.rpc_url}, "
         f"{mine.peers} peers, {tail}"
@@ -332,7 +338,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     if args.json:
         statuses = asyncio.run(status_mod.collect(chain, recent_blocks=True))
-        print(json.dumps([s.as_json() for s in statuses], indent=2))
+        print_json([s.as_json() for s in statuses])
         return 0
     if not args.watch:
         statuses = asyncio.run(status_mod.collect(chain, recent_blocks=True))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from scripts.launcher.options import (
     connect,
     console,
     open_chain,
+    print_json,
 )
 
 DAG_TRANSFER = "0x5002"
@@ -107,10 +107,6 @@ def parse_hash(text: str, what: str = "transaction hash") -> str:
 # ----------------------------------------------------------------------------- plumbing
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True))
-
-
 def _signer(args: argparse.Namespace, chain: Chain | None) -> tuple[KeyPair, str]:
     if args.key:
         return accounts.load_key(Path(args.key)), args.key
@@ -156,7 +152,7 @@ def send(
         tx_hash = client.send_raw(stx.encoded)
         if args.no_wait:
             if args.json:
-                _print_json({"transactionHash": tx_hash})
+                print_json({"transactionHash": tx_hash})
             else:
                 console.print(f"sent {what} as {who} via {label}: tx {tx_hash}")
             return 0
@@ -171,11 +167,15 @@ def send(
         code = _int(receipt.get("status", 0))
         block = _int(receipt.get("blockNumber", 0))
         if args.json:
-            _print_json(receipt)
+            print_json(receipt)
             return 0 if code == 0 else 1
         if code != 0:
+            hint = None
+            if code == -50000:
+                hint = "this account lacks the genesis role; see `ledgerlab accounts list`"
             raise CommandError(
-                f"{what} failed: {describe_status(code)} in block {block}, tx {tx_hash}"
+                f"{what} failed: {describe_status(code)} in block {block}, tx {tx_hash}",
+                hint=hint,
             )
         console.print(f"[green]ok[/] {what}: block {block}, tx {tx_hash}")
         return 0
@@ -241,7 +241,7 @@ def cmd_asset_balance(args: argparse.Namespace) -> int:
         values = out["values"] or [None]
         balance = values[0]
         if args.json:
-            _print_json({"user": user, "balance": balance, "blockNumber": out["block_number"]})
+            print_json({"user": user, "balance": balance, "blockNumber": out["block_number"]})
         else:
             console.print(f"{user}: {balance:,} (at block {out['block_number']})")
         return 0
@@ -273,7 +273,7 @@ def cmd_block(args: argparse.Namespace) -> int:
                 raise CommandError(f"no block {which} (the head is block {head})") from None
             raise
         if args.json:
-            _print_json(block)
+            print_json(block)
             return 0
         _render_block(block, chain)
         return 0
@@ -337,7 +337,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
                 f"no transaction {tx_hash} on {label} (neither committed nor pending)"
             )
         if args.json:
-            _print_json(tx)
+            print_json(tx)
             return 0
         number = tx.get("blockNumber")
         where = (
@@ -345,10 +345,11 @@ def cmd_tx(args: argparse.Namespace) -> int:
             if number is not None
             else "pending in the txpool"
         )
-        table = Table(show_header=False, title=f"transaction {tx['hash']}", title_justify="left")
+        table = Table(show_header=False, title="transaction", title_justify="left")
         table.add_column(style="bold")
         table.add_column()
         for k, v in (
+            ("hash", tx["hash"]),
             ("call", _describe_call(tx)),
             ("from", tx["from"]),
             ("to", tx["to"]),
@@ -375,7 +376,7 @@ def cmd_receipt(args: argparse.Namespace) -> int:
                 raise CommandError(f"{tx_hash} is still pending: no receipt yet")
             raise CommandError(f"no receipt for {tx_hash} on {label}: unknown transaction")
         if args.json:
-            _print_json(receipt)
+            print_json(receipt)
             return 0
         code = _int(receipt["status"])
         output = bytes.fromhex(str(receipt.get("output", "0x"))[2:])
@@ -411,7 +412,7 @@ def _node_list(args: argparse.Namespace, observers: bool) -> int:
     def run(client: RpcClient, chain: Chain | None, label: str) -> int:
         ids = client.observers() if observers else client.sealers()
         if args.json:
-            _print_json(ids)
+            print_json(ids)
             return 0
         what = "observers" if observers else "sealers"
         if not ids:
@@ -450,12 +451,12 @@ def _check_key(key: str) -> str:
 
 
 def cmd_config_get(args: argparse.Namespace) -> int:
-    key = _check_key(args.key)
+    key = _check_key(args.config_key)
 
     def run(client: RpcClient, chain: Chain | None, label: str) -> int:
         value = client.system_config(key)
         if args.json:
-            _print_json({key: value})
+            print_json({key: value})
         else:
             console.print(f"{key} = {value}")
         return 0
@@ -464,7 +465,7 @@ def cmd_config_get(args: argparse.Namespace) -> int:
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:
-    key = _check_key(args.key)
+    key = _check_key(args.config_key)
     lo, hi = SYSTEM_CONFIG_BOUNDS[key]
     if not args.value.isdigit() or not lo <= int(args.value) <= hi:
         raise CommandError(
@@ -494,7 +495,7 @@ def cmd_accounts_new(args: argparse.Namespace) -> int:
     keypair = accounts.new_account(chain.accounts_dir, name)
     path = accounts.key_path(chain.accounts_dir, name)
     if args.json:
-        _print_json({"name": name, "address": "0x" + keypair.address.hex(), "key": str(path)})
+        print_json({"name": name, "address": "0x" + keypair.address.hex(), "key": str(path)})
     else:
         console.print(f"account {name}: address 0x{keypair.address.hex()}  (key {path}, mode 0600)")
         console.print(f"use it with: ledgerlab asset add bob 100 --account {name}")
@@ -513,7 +514,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
             roles.append("asset admin")
         rows.append({"name": name, "address": "0x" + kp.address.hex(), "roles": roles})
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     table = Table(title=f"accounts in {chain.accounts_dir}", title_justify="left")
     table.add_column("name")
@@ -630,7 +631,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add_parser(
         config, "get", "read a system config value", "ledgerlab config get tx_count_limit"
     )
-    p.add_argument("key", help="tx_count_limit | consensus_timeout | leader_period")
+    p.add_argument(
+        "config_key", metavar="KEY", help="tx_count_limit | consensus_timeout | leader_period"
+    )
     add_target(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_config_get)
@@ -640,7 +643,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "change a system config value (a governor transaction; applies from the next block)",
         "ledgerlab config set tx_count_limit 2000",
     )
-    p.add_argument("key", help="tx_count_limit | consensus_timeout | leader_period")
+    p.add_argument(
+        "config_key", metavar="KEY", help="tx_count_limit | consensus_timeout | leader_period"
+    )
     p.add_argument("value")
     _add_tx_options(p)
     p.set_defaults(func=cmd_config_set)

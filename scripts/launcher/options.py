@@ -8,6 +8,7 @@ the first node that is running.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import textwrap
@@ -23,6 +24,15 @@ from scripts.launcher.layout import DEFAULT_DIR, Chain, NodeEntry, load_chain
 # Piped output (tests, scripts) is not wrapped at rich's default 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 DIR_ENV = "LEDGERLAB_DIR"
+
+
+def print_json(value: object) -> None:
+    """JSON on stdout for scripts; a reader that stops early (``| head``) is not an error."""
+    try:
+        print(json.dumps(value, indent=2, sort_keys=True), flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def default_dir() -> str:

@@ -1,0 +1,589 @@
+"""``ledgerlab demo``: a real 4-node chain on loopback, driven end to end in about a minute.
+
+Script: init a chain in a fresh folder (free ports), start 4 node processes, create the
+users, then three traffic phases while a live table shows every node --
+
+1. *burst*: all nodes up, transfers sent as fast as the chain takes them (a bounded
+   number in flight): this measures throughput;
+2. *one node down*: stop node3 and keep sending at a steady rate: with n = 4, f = 1,
+   the other three still form a quorum (3 = 2f + 1), so blocks keep coming (a round
+   whose leader is the stopped node waits for a view change first);
+3. *catch-up*: restart node3, keep sending, and watch it fetch the blocks it missed.
+
+Commits are observed by following node0's blocks, which gives each transfer's
+submit-to-commit latency. At the end every node must report the same block hash at the
+same height, no transaction may have failed, and the users' balances must add up to the
+supply that was minted (transfers move money, never create it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from consensus.crypto import KeyPair
+from node.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransportError
+from node.tx import Transaction
+from scripts.cli import CommandError
+from scripts.launcher import accounts, cluster, procs
+from scripts.launcher import status as status_mod
+from scripts.launcher.layout import Chain, NodeEntry, init_chain
+
+INITIAL_BALANCE = 1_000_000
+BLOCK_LIMIT_MARGIN = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    users: int
+    burst: int  # transfers in phase 1
+    paced_rate: float  # transfers per second in phases 2 and 3
+    down_seconds: float  # phase 2 length
+    catchup_seconds: float  # phase 3 length (at least; it also waits for the catch-up)
+    window: int  # transfers in flight at most
+    chunk: int  # transfers per JSON-RPC batch
+    timeout: float  # give up waiting for commits after this long per phase
+
+    @property
+    def total(self) -> int:
+        paced = int(self.paced_rate * self.down_seconds) + int(
+            self.paced_rate * self.catchup_seconds
+        )
+        return self.burst + paced
+
+
+FULL = DemoPlan(
+    users=100,
+    burst=3000,
+    paced_rate=100,
+    down_seconds=10,
+    catchup_seconds=8,
+    window=1500,
+    chunk=100,
+    timeout=90,
+)
+SHORT = DemoPlan(
+    users=20,
+    burst=200,
+    paced_rate=40,
+    down_seconds=4,
+    catchup_seconds=3,
+    window=400,
+    chunk=50,
+    timeout=45,
+)
+
+
+class DemoFailed(CommandError):
+    pass
+
+
+@dataclass(slots=True)
+class Tracker:
+    """Submitted and committed transactions, as seen by following node0's blocks."""
+
+    submitted: dict[str, float] = field(default_factory=dict)  # tx hash -> submit time
+    committed: dict[str, float] = field(default_factory=dict)  # tx hash -> commit seen
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
+    head: int = 0
+    blocks: list[tuple[float, int, int]] = field(default_factory=list)  # (seen, number, txs)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.submitted) - len(self.committed)
+
+    def wait_all(self, hashes: list[str]) -> bool:
+        return all(h in self.committed for h in hashes)
+
+
+def free_port_base(count: int, rng: random.Random, avoid: set[int] | None = None) -> int:
+    """A base port with ``count`` consecutive free ports (loopback)."""
+    avoid = avoid or set()
+    for _ in range(200):
+        base = rng.randrange(32000, 60000 - count)
+        ports = range(base, base + count)
+        if any(p in avoid for p in ports):
+            continue
+        if all(procs.port_free(p) for p in ports):
+            return base
+    raise DemoFailed("could not find free loopback ports for the demo chain")
+
+
+class Demo:
+    def __init__(
+        self, plan: DemoPlan, *, console: Console, seed: int, root: Path, keep: bool
+    ) -> None:
+        self.plan = plan
+        self.console = console
+        self.rng = random.Random(seed)
+        self.root = root
+        self.keep = keep
+        self.chain: Chain | None = None
+        self.tracker = Tracker()
+        self.tps = status_mod.TpsTracker()
+        self.statuses: list[status_mod.NodeStatus] = []
+        self.phase = "starting"
+        self.down: set[int] = set()
+        self.progress = Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.clients: dict[int, AsyncRpcClient] = {}
+        self.key: KeyPair | None = None
+        self.users: list[str] = []
+        self.phase_stats: list[tuple[str, int, float]] = []  # (phase, committed, seconds)
+
+    # ------------------------------------------------------------------ display
+
+    def renderable(self) -> Group:
+        parts: list[Any] = [Panel(self.phase, title="ledgerlab demo", expand=False)]
+        parts.append(self.progress)
+        if self.chain is not None and self.statuses:
+            parts.append(status_mod.render(self.chain, self.statuses, title="nodes"))
+        return Group(*parts)
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    async def refresh_status(self, live: Live) -> None:
+        assert self.chain is not None
+        while True:
+            with contextlib.suppress(Exception):
+                self.statuses = await status_mod.collect(self.chain, tracker=self.tps, timeout=1.0)
+            live.update(self.renderable(), refresh=True)
+            await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------------------ chain plumbing
+
+    def client(self, index: int) -> AsyncRpcClient:
+        assert self.chain is not None
+        if index not in self.clients:
+            node = self.chain.node(index)
+            self.clients[index] = AsyncRpcClient(
+                "127.0.0.1", node.rpc_port, group=self.chain.group_id, timeout=10.0
+            )
+        return self.clients[index]
+
+    async def drop_client(self, index: int) -> None:
+        client = self.clients.pop(index, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    async def follow_blocks(self) -> None:
+        """Record the commit time of every transaction in node0's new blocks."""
+        assert self.chain is not None
+        follower = AsyncRpcClient(
+            "127.0.0.1", self.chain.node(0).rpc_port, group=self.chain.group_id, timeout=10.0
+        )
+        t = self.tracker
+        try:
+            while True:
+                try:
+                    head = await follower.block_number()
+                    while t.head < head:
+                        block = await follower.get_block(t.head + 1)
+                        now = time.monotonic()
+                        txs = [str(h) for h in block.get("transactions", [])]
+                        for h in txs:
+                            t.committed.setdefault(h, now)
+                        t.head += 1
+                        t.blocks.append((now, t.head, len(txs)))
+                        t.changed.set()
+                except (RpcTransportError, RpcError):
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(0.05)
+        finally:
+            with contextlib.suppress(Exception):
+                await follower.close()
+
+    def live_nodes(self) -> list[int]:
+        assert self.chain is not None
+        return [n.index for n in self.chain.nodes if n.index not in self.down]
+
+    async def submit(self, raws: list[tuple[str, bytes]], node_index: int) -> None:
+        """Send one batch; on a transport failure try the next live node."""
+        candidates = [node_index] + [i for i in self.live_nodes() if i != node_index]
+        for index in candidates:
+            now = time.monotonic()
+            try:
+                results = await self.client(index).send_raw_batch([r for _, r in raws])
+            except RpcTransportError:
+                await self.drop_client(index)
+                continue
+            for (h, _), res in zip(raws, results, strict=True):
+                if isinstance(res, RpcError):
+                    reason = res.reason or str(res.code)
+                    self.tracker.rejected[reason] = self.tracker.rejected.get(reason, 0) + 1
+                else:
+                    self.tracker.submitted[h] = now
+            return
+        raise DemoFailed("no node accepted transactions (all live nodes refused the connection)")
+
+    def sign(self, method: str, args: list[Any]) -> tuple[str, bytes]:
+        assert self.chain is not None and self.key is not None
+        stx = Transaction.build(
+            chain_id=self.chain.chain_id,
+            group_id=self.chain.group_id,
+            to=DAG_TRANSFER,
+            method=method,
+            args=args,
+            block_limit=self.tracker.head + BLOCK_LIMIT_MARGIN,
+        ).sign(self.key)
+        return "0x" + stx.hash.hex(), stx.encoded
+
+    def transfer(self) -> tuple[str, bytes]:
+        src, dst = self.rng.sample(self.users, 2)
+        return self.sign("userTransfer", [src, dst, self.rng.randint(1, 100)])
+
+    async def wait_committed(
+        self,
+        hashes: list[str],
+        what: str,
+        timeout: float,
+        tick: Callable[[], None] | None = None,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        t = self.tracker
+        while not t.wait_all(hashes):
+            if tick is not None:
+                tick()
+            if time.monotonic() > deadline:
+                done = sum(1 for h in hashes if h in t.committed)
+                raise DemoFailed(
+                    f"{what}: only {done} of {len(hashes)} transactions committed "
+                    f"after {timeout:.0f} s",
+                    hint=f"the chain seems stuck; node logs are kept in {self.root}",
+                )
+            t.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(t.changed.wait(), 0.5)
+
+    # ------------------------------------------------------------------ phases
+
+    async def send_paced(
+        self, count: int, *, rate: float | None, task: Any, min_seconds: float = 0.0
+    ) -> list[str]:
+        """Send ``count`` transfers (at ``rate``/s, or as fast as the window allows)."""
+        plan = self.plan
+        sent: list[str] = []
+        start = time.monotonic()
+        rr = 0
+        while len(sent) < count:
+            while self.tracker.in_flight >= plan.window:
+                self.tracker.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.tracker.changed.wait(), 0.5)
+                self.update_progress(task)
+            n = min(plan.chunk, count - len(sent))
+            if rate is not None:
+                due = start + (len(sent) + n) / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            batch = [self.transfer() for _ in range(n)]
+            live = self.live_nodes()
+            await self.submit(batch, live[rr % len(live)])
+            rr += 1
+            sent += [h for h, _ in batch if h in self.tracker.submitted]
+            self.update_progress(task)
+        left = min_seconds - (time.monotonic() - start)
+        if left > 0:
+            await asyncio.sleep(left)
+        return sent
+
+    def update_progress(self, task: Any) -> None:
+        self.progress.update(task, completed=len(self.tracker.committed) - self.user_txs)
+
+    user_txs = 0
+
+    async def run(self) -> dict[str, Any]:
+        console = self.console
+        rng = random.Random(self.rng.random())
+        p2p = free_port_base(4, rng)
+        rpc = free_port_base(4, rng, avoid=set(range(p2p, p2p + 4)))
+        self.say(f"[bold]1.[/] a fresh 4-node chain in {self.root} (P2P {p2p}+i, RPC {rpc}+i)")
+        chain = init_chain(self.root, nodes=4, p2p_port=p2p, rpc_port=rpc)
+        self.chain = chain
+        self.key = accounts.load_key(chain.accounts_dir / "admin.key")
+        t0 = time.monotonic()
+        await cluster.astart_nodes(chain, timeout=60)
+        self.say(
+            f"   4 node processes up and connected in {time.monotonic() - t0:.1f} s "
+            f"(sealers node0..node3, f = 1)"
+        )
+        result: dict[str, Any] = {}
+        with Live(self.renderable(), console=console, auto_refresh=False, transient=False) as live:
+            tasks = [
+                asyncio.create_task(self.follow_blocks(), name="follow"),
+                asyncio.create_task(self.refresh_status(live), name="status"),
+            ]
+            try:
+                result = await self._phases(live)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    self.statuses = await status_mod.collect(chain, tracker=self.tps)
+                live.update(self.renderable(), refresh=True)
+        if not self.console.is_terminal:
+            self.console.line()
+        return result
+
+    async def _phases(self, live: Live) -> dict[str, Any]:
+        plan = self.plan
+        assert self.chain is not None
+        chain = self.chain
+        t = self.tracker
+        # Users.
+        self.phase = f"creating {plan.users} users with {INITIAL_BALANCE:,} each"
+        users_task = self.progress.add_task("users created", total=plan.users)
+        self.users = [f"user{i:03d}" for i in range(plan.users)]
+        adds = [self.sign("userAdd", [u, INITIAL_BALANCE]) for u in self.users]
+        for start in range(0, len(adds), plan.chunk):
+            await self.submit(adds[start : start + plan.chunk], 0)
+        add_hashes = [h for h, _ in adds]
+
+        def users_progress() -> None:
+            done = sum(h in t.committed for h in add_hashes)
+            self.progress.update(users_task, completed=done)
+
+        await self.wait_committed(add_hashes, "creating users", plan.timeout, users_progress)
+        self.progress.update(users_task, completed=plan.users)
+        self.user_txs = len(t.committed)
+        self.say(f"[bold]2.[/] created {plan.users} users (block {t.head})")
+
+        task = self.progress.add_task("transfers committed", total=plan.total)
+        # Phase 1: burst.
+        self.phase = f"phase 1/3: {plan.burst:,} transfers as fast as the chain takes them"
+        h0 = t.head
+        burst = await self.send_paced(plan.burst, rate=None, task=task)
+        await self.wait_committed(burst, "burst", plan.timeout)
+        burst_time = max(t.committed[h] for h in burst) - min(t.submitted[h] for h in burst)
+        self.phase_stats.append(("all 4 nodes up (burst)", len(burst), burst_time))
+        self.update_progress(task)
+        self.say(
+            f"[bold]3.[/] burst: {len(burst):,} transfers committed in {burst_time:.1f} s "
+            f"= [bold]{len(burst) / burst_time:,.0f} tx/s[/] (blocks {h0 + 1}..{t.head})"
+        )
+
+        # Phase 2: node3 down.
+        victim = chain.node(3)
+        self.phase = f"phase 2/3: {victim.name} stopped — 3 of 4 sealers keep committing (f = 1)"
+        await asyncio.to_thread(procs.stop_nodes, [victim], 10.0)
+        self.down.add(victim.index)
+        await self.drop_client(victim.index)
+        h_stop, s_down = t.head, time.monotonic()
+        self.say(
+            f"[bold]4.[/] stopped {victim.name} at block {h_stop}; sending on to the other three"
+        )
+        down_n = int(plan.paced_rate * plan.down_seconds)
+        down = await self.send_paced(
+            down_n, rate=plan.paced_rate, task=task, min_seconds=plan.down_seconds
+        )
+        await self.wait_committed(down, "with one node down", plan.timeout)
+        down_time = time.monotonic() - s_down
+        self.phase_stats.append((f"{victim.name} down", len(down), down_time))
+        self.say(
+            f"   with {victim.name} down: {len(down):,} transfers committed, "
+            f"blocks {h_stop + 1}..{t.head} ({len(down) / down_time:,.0f} tx/s at the offered "
+            f"{plan.paced_rate:.0f} tx/s)"
+        )
+
+        # Phase 3: restart and catch up.
+        self.phase = f"phase 3/3: {victim.name} restarted — catching up from its peers"
+        behind_at_start = t.head
+        s_up = time.monotonic()
+        await cluster.astart_nodes(chain, [victim], timeout=60)
+        self.say(
+            f"[bold]5.[/] restarted {victim.name} ({behind_at_start - h_stop} blocks behind); "
+            "it fetches the missing blocks from its peers"
+        )
+        up_n = int(plan.paced_rate * plan.catchup_seconds)
+        catch_task = asyncio.create_task(self.wait_caught_up(victim, s_up))
+        up = await self.send_paced(
+            up_n, rate=plan.paced_rate, task=task, min_seconds=plan.catchup_seconds
+        )
+        await self.wait_committed(up, "after the restart", plan.timeout)
+        self.phase_stats.append((f"{victim.name} catching up", len(up), time.monotonic() - s_up))
+        caught_up = await catch_task
+        self.down.discard(victim.index)
+        self.update_progress(task)
+        self.say(f"   {victim.name} caught up in {caught_up:.1f} s")
+
+        self.phase = "checking: same blocks on every node, total supply unchanged"
+        all_transfers = burst + down + up
+        return await self.check(all_transfers)
+
+    async def wait_caught_up(self, node: NodeEntry, since: float) -> float:
+        """Seconds until ``node`` reaches node0's height (as it was when asked)."""
+        assert self.chain is not None
+        deadline = time.monotonic() + self.plan.timeout
+        client = AsyncRpcClient("127.0.0.1", node.rpc_port, group=self.chain.group_id, timeout=5)
+        try:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(RpcTransportError, RpcError):
+                    if await client.block_number() >= self.tracker.head:
+                        return time.monotonic() - since
+                await asyncio.sleep(0.2)
+        finally:
+            await client.close()
+        raise DemoFailed(
+            f"{node.name} did not catch up within {self.plan.timeout:.0f} s",
+            hint=f"see {node.log_path}",
+        )
+
+    async def check(self, transfers: list[str]) -> dict[str, Any]:
+        assert self.chain is not None
+        chain = self.chain
+        t = self.tracker
+        # Every node at the same height with the same hash.
+        heights = {}
+        for n in chain.nodes:
+            heights[n.index] = await self.client(n.index).block_number()
+        common = min(heights.values())
+        hashes = {i: await self.client(i).block_hash(common) for i in heights}
+        if len(set(hashes.values())) != 1:
+            raise DemoFailed(f"nodes disagree on block {common}: {hashes}")
+        # No failed transactions, and the supply adds up on every node.
+        totals = await self.client(0).total_transaction_count()
+        balances: dict[int, list[int]] = {}
+        for n in chain.nodes:
+            vals = []
+            for u in self.users:
+                out = await self.client(n.index).user_balance(u)
+                vals.append(int(out["values"][0]) if out["status"] == 0 and out["values"] else -1)
+            balances[n.index] = vals
+        expected = INITIAL_BALANCE * len(self.users)
+        supply = {i: sum(v) for i, v in balances.items()}
+        latencies = sorted(t.committed[h] - t.submitted[h] for h in transfers)
+        return {
+            "heights": heights,
+            "common": common,
+            "hash": hashes[0],
+            "tx_sum": totals.get("txSum", 0),
+            "failed": totals.get("failedTxSum", 0),
+            "supply": supply,
+            "expected_supply": expected,
+            "same_balances": all(v == balances[0] for v in balances.values()),
+            "latencies": latencies,
+            "transfers": len(transfers),
+        }
+
+    async def close(self) -> None:
+        for index in list(self.clients):
+            await self.drop_client(index)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def report(console: Console, demo: Demo, result: dict[str, Any]) -> bool:
+    lat = result["latencies"]
+    table = Table(title="results", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, count, seconds in demo.phase_stats:
+        table.add_row(
+            f"throughput, {name}", f"{count:,} tx in {seconds:.1f} s = {count / seconds:,.0f} tx/s"
+        )
+    table.add_row(
+        "latency submit → commit",
+        f"p50 {_pct(lat, 0.5) * 1000:,.0f} ms · p95 {_pct(lat, 0.95) * 1000:,.0f} ms · "
+        f"max {lat[-1] * 1000 if lat else 0:,.0f} ms (over {len(lat):,} transfers)",
+    )
+    table.add_row(
+        "blocks",
+        f"all 4 nodes hold block {result['common']} with hash {result['hash'][:18]}…",
+    )
+    failed = result["failed"]
+    table.add_row(
+        "transactions",
+        f"{result['tx_sum']:,} committed, {failed} failed"
+        + (
+            ", rejected: " + ", ".join(f"{k} {v}" for k, v in demo.tracker.rejected.items())
+            if demo.tracker.rejected
+            else ""
+        ),
+    )
+    expected = result["expected_supply"]
+    supply_ok = all(v == expected for v in result["supply"].values()) and result["same_balances"]
+    mark = "[green]✓[/]" if supply_ok else "[red]✗[/]"
+    table.add_row(
+        "total supply",
+        f"{mark} {expected:,} = {len(demo.users)} users x {INITIAL_BALANCE:,} on every node"
+        if supply_ok
+        else f"{mark} expected {expected:,}, got {result['supply']}",
+    )
+    console.print(table)
+    return supply_ok and failed == 0
+
+
+def run(
+    *,
+    short: bool,
+    keep: bool,
+    seed: int,
+    directory: Path | None,
+    console: Console,
+) -> int:
+    plan = SHORT if short else FULL
+    if directory is None:
+        parent = Path(tempfile.mkdtemp(prefix="ledgerlab-demo-"))
+        root = parent / "chain"
+    else:
+        parent, root = None, directory
+    demo = Demo(plan, console=console, seed=seed, root=root, keep=keep)
+    ok = False
+    started = time.monotonic()
+    try:
+        result = asyncio.run(_run(demo))
+        ok = report(console, demo, result)
+        console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    finally:
+        chain = demo.chain
+        stop = chain is not None and (not keep or not ok)
+        if chain is not None and stop:
+            with console.status("stopping the demo chain…"):
+                procs.stop_nodes(chain.nodes, timeout=10.0)
+        if stop and ok and parent is not None:
+            shutil.rmtree(parent, ignore_errors=True)
+        elif chain is not None and not keep:
+            console.print(f"node logs kept in {root}")
+    if keep and chain is not None and ok:
+        console.print(
+            f"the chain keeps running in {root}: try [bold]ledgerlab status --dir {root}[/], "
+            f"and [bold]ledgerlab down --dir {root}[/] when done"
+        )
+    if not ok:
+        raise DemoFailed("a final check failed (see the results above)")
+    return 0
+
+
+async def _run(demo: Demo) -> dict[str, Any]:
+    try:
+        return await demo.run()
+    finally:
+        await demo.close()
