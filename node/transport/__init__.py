@@ -67,6 +67,7 @@ _MQTT = {
     "backoff_max",
     "max_pending_bytes",
     "max_inflight",
+    "max_queued_messages",
 }
 
 

@@ -40,6 +40,7 @@ import random
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -137,6 +138,18 @@ def _retrieve_disconnect_error(client: aiomqtt.Client) -> None:
         fut.exception()
 
 
+def _counting_queue(dropped: Counter[str]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's bounded receive queue, counting the messages it has to discard."""
+
+    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if self.full():
+                dropped["receive_queue_full"] += 1
+            super().put_nowait(item)  # raises QueueFull when full; aiomqtt discards
+
+    return CountingQueue
+
+
 class _Dropped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -172,6 +185,8 @@ class MqttTransport(Transport):
         max_age: a sender's first batch of a new boot older than this (s) is a replay.
         backoff_initial / backoff_max: reconnect delays (doubling, +-50 % jitter).
         max_pending_bytes: frames queued while slow or disconnected before dropping.
+        max_queued_messages: received MQTT messages waiting for us before aiomqtt drops
+            them (counted as ``receive_queue_full``).
     """
 
     def __init__(
@@ -206,6 +221,7 @@ class MqttTransport(Transport):
         backoff_max: float = 10.0,
         max_pending_bytes: int = 32 * 1024 * 1024,
         max_inflight: int = 32,
+        max_queued_messages: int = 10_000,
         inbox_capacity: int = DEFAULT_INBOX_CAPACITY,
     ) -> None:
         super().__init__(key.public_key.hex(), inbox_capacity=inbox_capacity)
@@ -242,6 +258,8 @@ class MqttTransport(Transport):
         self.backoff_max = backoff_max
         self.max_pending_bytes = max_pending_bytes
         self.max_inflight = max_inflight
+        self.max_queued_messages = max_queued_messages
+        self._queue_type = _counting_queue(self.stats.dropped)
         self.bcast_topic = f"{self.root}/bcast/{self.node_id}"
         self._bcast_prefix = f"{self.root}/bcast/"
         self._inbox_prefix = f"{self.root}/p2p/{self.node_id}/"
@@ -359,6 +377,9 @@ class MqttTransport(Transport):
                     max_inflight_messages=self.max_inflight,
                     # paho leaves Nagle on: with delayed ACKs a small vote waits ~40 ms
                     socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+                    queue_type=self._queue_type,
+                    max_queued_incoming_messages=self.max_queued_messages,
+                    logger=logging.getLogger("ledgerlab.transport.mqtt.client"),
                 )
                 client.pending_calls_threshold = self.max_inflight + 8  # we bound them ourselves
                 async with client:
@@ -421,7 +442,10 @@ class MqttTransport(Transport):
                 for batch in self._split(frames):
                     payload = self._seal(topic, batch)
                     await inflight.acquire()
-                    tg.create_task(self._publish(client, topic, payload, qos, len(batch), inflight))
+                    tg.create_task(
+                        self._publish(client, topic, payload, qos, len(batch), inflight),
+                        name="mqtt-publish",
+                    )
 
     async def _publish(
         self,

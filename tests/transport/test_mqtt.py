@@ -205,6 +205,16 @@ async def test_batches_are_bounded_by_size() -> None:
     assert all(sum(len(f) + 5 for f in b) <= 1000 for b in batches[:-1])
 
 
+async def test_receive_queue_overflow_is_counted() -> None:
+    t = make(0, max_queued_messages=1)
+    queue = t._queue_type(maxsize=t.max_queued_messages)
+    msg = aiomqtt.Message("x", b"", 0, False, 1, None)
+    queue.put_nowait(msg)
+    with pytest.raises(asyncio.QueueFull):  # aiomqtt catches this and discards the message
+        queue.put_nowait(msg)
+    assert t.stats.dropped == {"receive_queue_full": 1}
+
+
 async def test_send_rules_without_broker() -> None:
     t = make(0, max_frame_size=100)
     assert not t.send(OUTSIDER.public_key.hex(), b"x")
