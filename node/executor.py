@@ -261,6 +261,8 @@ class Executor:
                 return _PRECOMPILED_ERROR
         try:
             result = spec.func(precompile, ctx, *args)
+        except MemoryError:  # this node's problem, not the transaction's: do not diverge
+            raise
         except Exception:
             # A bug or an argument the method did not expect (e.g. a lone surrogate):
             # deterministic on every node, so a failed receipt rather than a dead node.
