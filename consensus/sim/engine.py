@@ -243,7 +243,10 @@ class Simulation:
         )
         return self._factory(config, restored=restored, head=head)
 
-    def run(self) -> Simulation:
+    def run(
+        self, progress: Callable[[Simulation], None] | None = None, every: int = 2000
+    ) -> Simulation:
+        """Run to the end; ``progress(self)`` is called every ``every`` events."""
         s = self.scenario
         for node in self.nodes:
             node.replica = self._make_replica(node)
@@ -271,6 +274,8 @@ class Simulation:
                 break
             self.now = t
             self.events += 1
+            if progress is not None and self.events % every == 0:
+                progress(self)
             if kind == _DELIVER:
                 self._deliver(a, b, c)
             elif kind == _TICK:
