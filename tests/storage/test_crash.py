@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import DEFAULT_BACKEND, LedgerStore, MemoryKV, open_store
+from storage import DEFAULT_BACKEND, Head, LedgerStore, MemoryKV, open_store
 
 from .crash_writer import META, next_block
 
@@ -29,6 +29,10 @@ WRITER = Path(__file__).with_name("crash_writer.py")
 KILLS = 40
 BACKENDS = os.environ.get("LEDGERLAB_CRASH_BACKENDS", DEFAULT_BACKEND).split(",")
 SEED = int(os.environ.get("LEDGERLAB_CRASH_SEED", "20240611"))
+
+
+def _number(head: Head | None) -> int:
+    return -1 if head is None else head.number
 
 
 @pytest.mark.slow
@@ -53,10 +57,10 @@ def test_sigkill_leaves_a_consistent_ledger(backend: str, tmp_path: Path) -> Non
         try:
             ledger = LedgerStore(kv)
             head = ledger.head()
-            number = -1 if head is None else head.number
+            number = _number(head)
             assert number >= previous, f"kill {kill}: head went back from {previous} to {number}"
             advanced += number > previous
-            while (replay_head := replay.head()) is None or replay_head.number < number:
+            while _number(replay.head()) < number:
                 replay.commit_block(next_block(replay))
             assert replay.head() == head
             if head is not None:
