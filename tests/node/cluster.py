@@ -48,7 +48,14 @@ class MemoryCluster:
     """
 
     def __init__(
-        self, n: int = 4, *, observers: int = 0, seed: int = 1, tick_ms: int = 20, **genesis_kw
+        self,
+        n: int = 4,
+        *,
+        observers: int = 0,
+        seed: int = 1,
+        tick_ms: int = 20,
+        rpc: bool = False,
+        **genesis_kw,
     ) -> None:
         rng = random.Random(seed)
         self.keys = [KeyPair.generate(rng) for _ in range(n + observers)]
@@ -60,6 +67,7 @@ class MemoryCluster:
         self.hub = MemoryHub()
         self.kvs = [open_store(None) for _ in self.keys]
         self.tick_ms = tick_ms
+        self.rpc = rpc
         self.nodes: list[Node | None] = [None] * len(self.keys)
 
     async def start(self, i: int) -> Node:
@@ -69,6 +77,7 @@ class MemoryCluster:
             transport="memory",
             tick_ms=self.tick_ms,
             seal_max_wait_ms=20,
+            rpc_listen="127.0.0.1:0",
         )
         node = Node(
             config=cfg,
@@ -76,7 +85,7 @@ class MemoryCluster:
             keypair=self.keys[i],
             kv=self.kvs[i],
             hub=self.hub,
-            rpc=False,
+            rpc=self.rpc,
         )
         await node.__aenter__()
         self.nodes[i] = node
