@@ -353,3 +353,30 @@ def test_misuse_raises() -> None:
         ReplicaConfig(index=0, sealers=t.sealers(4), signer=None, verifier=verify)
     with pytest.raises(ValueError):
         ReplicaConfig(index=4, sealers=t.sealers(4), signer=t.keys(4)[0].sign, verifier=verify)
+
+
+def test_new_view_for_a_higher_height_does_not_let_a_lagging_replica_vote() -> None:
+    # A NewView for height 3 says nothing about heights 1 and 2: a replica still at height
+    # 1 must catch up by sync, not accept a fresh proposal for height 1 in the new view.
+    n = 4
+    vcs = [t.view_change(n, i, 1, 3) for i in (0, 1, 2)]
+    leader = (1 + 3) % n
+    r = Replica(config(n, 3))
+    actions = feed(r, t.new_view(n, leader, 1, 3, vcs, None))
+    assert r.view == 1 and not r.view_active
+    assert any(isinstance(a, RequestSync) and a.target_height >= 2 for a in actions)
+    p = t.proposal(1, b"rewrite history")
+    out = feed(r, t.preprepare(n, (1 + 1) % n, 1, p))
+    assert not any(isinstance(a, ExecuteBlock | Broadcast) for a in out)
+
+
+def test_new_view_with_a_forged_certificate_is_rejected() -> None:
+    n = 4
+    p = t.proposal(1, b"forged")
+    cert = t.certificate(n, 0, p, [0, 1, 2])
+    bad_sigs = tuple((i, bytes(65)) for i, _ in cert.signatures)
+    forged = type(cert)(cert.view, cert.proposal, cert.block_hash, cert.state_root, bad_sigs)
+    vcs = [t.view_change(n, 0, 1, 1, forged), t.view_change(n, 1, 1, 1), t.view_change(n, 3, 1, 1)]
+    r = Replica(config(n, 3))
+    feed(r, t.new_view(n, (1 + 1) % n, 1, 1, vcs, p))
+    assert r.counters.drops["invalid_new_view"] == 1 and r.view == 0
