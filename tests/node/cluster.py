@@ -27,9 +27,10 @@ def transfer(
     method: str = "userSave",
     args: list | None = None,
     key: KeyPair = CLIENT,
+    chain_id: str = "chain0",
 ) -> bytes:
     tx = Transaction.build(
-        chain_id="chain0",
+        chain_id=chain_id,
         group_id="group0",
         to="0x5002",
         method=method,
@@ -116,9 +117,21 @@ async def memory_cluster(n: int = 4, **kw) -> AsyncIterator[list[Node]]:
 
 
 def tcp_chain(
-    tmp: Path, n: int, base_port: int, *, tick_ms: int = 20, observers: int = 0
+    tmp: Path,
+    n: int,
+    base_port: int,
+    *,
+    tick_ms: int = 20,
+    observers: int = 0,
+    chain_id: str = "chain0",
+    transport: str = "tcp",
+    mqtt_broker: str | None = None,
 ) -> tuple[GenesisConfig, list[NodeConfig]]:
-    """Certificates, genesis and configs for ``n`` sealers (+ observers) on loopback."""
+    """Certificates, genesis and configs for ``n`` sealers (+ observers) on loopback.
+
+    ``transport="mqtt"`` with ``mqtt_broker`` routes peer traffic through a broker; a
+    unique ``chain_id`` gives the chain its own topic tree on a shared broker.
+    """
     generate_chain_ca(tmp / "ca")
     generate_agency(tmp / "ca", tmp / "agency")
     identities = [
@@ -126,6 +139,7 @@ def tcp_chain(
         for i in range(n + observers)
     ]
     genesis = GenesisConfig(
+        chain_id=chain_id,
         sealers=tuple(x.consensus.public_key for x in identities[:n]),
         observers=tuple(x.consensus.public_key for x in identities[n:]),
     )
@@ -142,6 +156,8 @@ def tcp_chain(
             rpc_listen=f"127.0.0.1:{base_port + 100 + i}",
             tick_ms=tick_ms,
             seal_max_wait_ms=20,
+            transport=transport,
+            **({"mqtt_broker": mqtt_broker} if mqtt_broker else {}),
         )
         (home / "config.toml").write_text(cfg.to_toml())
         configs.append(cfg)

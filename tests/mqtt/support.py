@@ -1,0 +1,120 @@
+"""Helpers for cluster tests over MQTT: unique chains, a private Mosquitto, agreement checks.
+
+Each test gets its own chain id, hence its own topic tree (``ledgerlab/<chain>/group0``)
+and client ids, so tests sharing the broker at 127.0.0.1:1883 -- in parallel, or after an
+earlier run left clients behind -- never see each other's traffic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from node.config import NodeConfig
+from node.genesis import GenesisConfig
+from node.runtime import Node
+from tests.conftest import broker_required
+from tests.node.cluster import tcp_chain
+from tests.node.test_cluster_tcp import free_base
+
+
+def unique_chain() -> str:
+    return "mq" + uuid.uuid4().hex[:12]
+
+
+def mqtt_chain(
+    tmp: Path, broker_url: str, *, n: int = 4, tick_ms: int = 20, chain_id: str | None = None
+) -> tuple[str, list[int], GenesisConfig, list[NodeConfig]]:
+    """``n`` sealer folders whose peer traffic goes through ``broker_url``.
+
+    Returns the (unique) chain id, the nodes' RPC ports, the genesis and the configs.
+    """
+    chain = chain_id or unique_chain()
+    base = free_base(n)
+    genesis, configs = tcp_chain(
+        tmp, n, base, tick_ms=tick_ms, chain_id=chain, transport="mqtt", mqtt_broker=broker_url
+    )
+    return chain, [base + 100 + i for i in range(n)], genesis, configs
+
+
+def heads_agree(nodes: list[Node]) -> bool:
+    return len({n.chain.head for n in nodes}) == 1
+
+
+def assert_same_chain(nodes: list[Node]) -> None:
+    """Every height on every node: the same block hash and state root (no fork)."""
+    top = nodes[0].chain.head.number
+    assert all(n.chain.head.number == top for n in nodes)
+    for number in range(1, top + 1):
+        seen = set()
+        for n in nodes:
+            block = n.chain.block(number)
+            assert block is not None, f"{n.config.name} lacks block {number}"
+            seen.add((block.hash, block.header.state_root))
+        assert len(seen) == 1, f"fork at height {number}: {seen}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """A Mosquitto of our own on a free loopback port, stopped and restarted by pid."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.conf = tmp / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start it (again, on the same port) and wait until it accepts connections."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break  # e.g. the port is still in TIME_WAIT use: retry below
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers; connected clients see the connection drop."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def require_mosquitto() -> None:
+    """Skip (fail in CI) when the ``mosquitto`` binary is not installed."""
+    if shutil.which("mosquitto") is None:
+        if broker_required():
+            pytest.fail("mosquitto binary not found; LEDGERLAB_REQUIRE_BROKER=1", pytrace=False)
+        pytest.skip("mosquitto binary not found")
