@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from node.client import RpcClient
 from node.config import NodeConfig
 from node.genesis import GenesisConfig
 from node.runtime import Node
 from tests.conftest import broker_required
 from tests.node.cluster import tcp_chain
-from tests.node.test_cluster_tcp import free_base
+from tests.node.test_cluster_tcp import Proc, free_base, wait_sync
 
 
 def unique_chain() -> str:
@@ -60,6 +61,55 @@ def assert_same_chain(nodes: list[Node]) -> None:
             assert block is not None, f"{n.config.name} lacks block {number}"
             seen.add((block.hash, block.header.state_root))
         assert len(seen) == 1, f"fork at height {number}: {seen}"
+
+
+class ProcCluster:
+    """Real ``python -m node`` processes for ``configs``, with a sync RPC client per node."""
+
+    def __init__(self, configs: list[NodeConfig], rpc_ports: list[int]) -> None:
+        self.configs = configs
+        self.procs = [Proc(c.home / "config.toml") for c in configs]
+        self.clients = [RpcClient("127.0.0.1", port, timeout=5.0) for port in rpc_ports]
+
+    def __enter__(self) -> ProcCluster:
+        for p in self.procs:
+            p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.stop()
+        for c in self.clients:
+            c.close()
+
+    def wait_connected(self, timeout: float = 30.0) -> None:
+        n = len(self.procs)
+        self.check_alive()
+        wait_sync(lambda: all(len(c.peers()) == n - 1 for c in self.clients), timeout)
+
+    def check_alive(self) -> None:
+        for p, cfg in zip(self.procs, self.configs, strict=True):
+            assert p.p is not None
+            if p.p.poll() is not None:
+                err = p.p.stderr.read().decode(errors="replace") if p.p.stderr else ""
+                raise AssertionError(f"{cfg.name} exited with {p.p.returncode}: {err[-2000:]}")
+
+    def heads(self) -> set[tuple[str, str]]:
+        """``(hash, stateRoot)`` of each node's head block, as one set."""
+        out = set()
+        for c in self.clients:
+            block = c.get_block(c.block_number())
+            out.add((block["hash"], block["stateRoot"]))
+        return out
+
+    def log_tail(self, lines: int = 30) -> str:
+        parts = []
+        for cfg in self.configs:
+            assert cfg.log_file is not None
+            path = cfg.path(cfg.log_file)
+            text = path.read_text(errors="replace").splitlines() if path.exists() else []
+            parts.append(f"--- {cfg.name}\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts)
 
 
 def _free_port() -> int:

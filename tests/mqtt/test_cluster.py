@@ -9,8 +9,9 @@ import pytest
 
 from node.client import AsyncRpcClient
 from node.runtime import Node
-from tests.mqtt.support import assert_same_chain, heads_agree, mqtt_chain
+from tests.mqtt.support import ProcCluster, assert_same_chain, heads_agree, mqtt_chain
 from tests.node.cluster import transfer, wait_until
+from tests.node.test_cluster_tcp import wait_sync
 
 pytestmark = pytest.mark.mqtt
 
@@ -44,3 +45,53 @@ async def test_in_process_mqtt_cluster_commits_client_txs_identically(
             assert not {"bad_signature", "unknown_sender", "replay"} & set(
                 n.transport.stats.dropped
             ), n.transport.stats.dropped
+
+
+@pytest.mark.slow
+def test_multi_process_mqtt_cluster_commits_dag_transfers(tmp_path: Path, mqtt_broker: str) -> None:
+    chain, rpc_ports, _, configs = mqtt_chain(tmp_path, mqtt_broker, tick_ms=50)
+    users = [f"acct{i}" for i in range(20)]
+    with ProcCluster(configs, rpc_ports) as cluster:
+        cluster.wait_connected()
+        c0 = cluster.clients[0]
+        # open 20 accounts with 1000 each, then 200 transfers sent to all four nodes
+        saves = c0.send_raw_batch(
+            [
+                transfer(i, method="userSave", args=[u, 1000], chain_id=chain)
+                for i, u in enumerate(users)
+            ]
+        )
+        for h in saves:
+            assert isinstance(h, str) and c0.wait_for_receipt(h, 30)["status"] == "0x0"
+        head = c0.block_number()
+        hashes: list[str] = []
+        for k, client in enumerate(cluster.clients):
+            raws = [
+                transfer(
+                    1000 + 50 * k + i,
+                    head=head,
+                    method="userTransfer",
+                    args=[users[(k + i) % 20], users[(3 * i + 7 * k + 1) % 20], 1 + i % 5],
+                    chain_id=chain,
+                )
+                for i in range(50)
+            ]
+            results = client.send_raw_batch(raws)
+            assert all(isinstance(r, str) for r in results), results[:3]
+            hashes += [str(r) for r in results]
+        try:
+            wait_sync(
+                lambda: all(c.total_transaction_count()["txSum"] == 220 for c in cluster.clients),
+                60,
+            )
+            wait_sync(lambda: len(cluster.heads()) == 1, 20)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{cluster.log_tail()}") from None
+        cluster.check_alive()
+        for c in cluster.clients:  # every node has every receipt, all successful
+            receipts = c.batch([("getTransactionReceipt", ["group0", h]) for h in hashes])
+            assert all(isinstance(r, dict) and r["status"] == "0x0" for r in receipts)
+        balances = [[c.user_balance(u)["values"][0] for u in users] for c in cluster.clients]
+        assert all(b == balances[0] for b in balances)
+        assert sum(balances[0]) == 20 * 1000
+        assert balances[0] != [1000] * 20  # the transfers did move money
