@@ -111,19 +111,6 @@ class Tracker:
         return all(h in self.committed for h in hashes)
 
 
-def free_port_base(count: int, rng: random.Random, avoid: set[int] | None = None) -> int:
-    """A base port with ``count`` consecutive free ports (loopback)."""
-    avoid = avoid or set()
-    for _ in range(200):
-        base = rng.randrange(32000, 60000 - count)
-        ports = range(base, base + count)
-        if any(p in avoid for p in ports):
-            continue
-        if all(procs.port_free(p) for p in ports):
-            return base
-    raise DemoFailed("could not find free loopback ports for the demo chain")
-
-
 class Demo:
     def __init__(
         self, plan: DemoPlan, *, console: Console, seed: int, root: Path, keep: bool
@@ -318,8 +305,8 @@ class Demo:
     async def run(self) -> dict[str, Any]:
         console = self.console
         rng = random.Random(self.rng.random())
-        p2p = free_port_base(4, rng)
-        rpc = free_port_base(4, rng, avoid=set(range(p2p, p2p + 4)))
+        p2p = procs.free_port_base(4, rng)
+        rpc = procs.free_port_base(4, rng, avoid=range(p2p, p2p + 4))
         self.say(f"[bold]1.[/] a fresh 4-node chain in {self.root} (P2P {p2p}+i, RPC {rpc}+i)")
         chain = init_chain(self.root, nodes=4, p2p_port=p2p, rpc_port=rpc)
         self.chain = chain

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -123,6 +124,38 @@ def port_free(port: int, host: str = HOST) -> bool:
                 return False
             raise
     return True
+
+
+def _ephemeral_range() -> range:
+    """The kernel's range for outgoing connections' local ports (avoid it for listeners)."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(lo), int(hi) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def free_port_base(
+    count: int, rng: random.Random | None = None, *, avoid: Iterable[int] = ()
+) -> int:
+    """A base port with ``count`` consecutive free loopback ports, for throwaway chains.
+
+    Picked below the ephemeral range (an outgoing connection may hold any port in it at
+    any moment) and away from ledgerlab's default 20200+/30300+ blocks.
+    """
+    rng = rng or random.Random()
+    taken = set(avoid)
+    eph = _ephemeral_range()
+    reserved = set(range(20200, 20300)) | set(range(30300, 30400))
+    top = min(eph.start, 65536) - count
+    for _ in range(500):
+        base = rng.randrange(10000, max(10001, top))
+        ports = range(base, base + count)
+        if any(p in taken or p in reserved or p in eph for p in ports):
+            continue
+        if all(port_free(p) for p in ports):
+            return base
+    raise LaunchError("could not find free loopback ports")
 
 
 def check_ports(node: NodeEntry) -> None:
