@@ -505,7 +505,7 @@ def cmd_accounts_new(args: argparse.Namespace) -> int:
 def cmd_accounts_list(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     genesis = chain.genesis()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, kp in accounts.list_accounts(chain.accounts_dir):
         roles = []
         if kp.address in genesis.governors:

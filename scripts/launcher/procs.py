@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,9 +252,9 @@ def wait_exit(pids: Iterable[int], timeout: float) -> set[int]:
     return {p for p in left if pid_alive(p)}
 
 
-def stop_pids(pids: dict[int, int] | Iterable[int], timeout: float = STOP_TIMEOUT) -> set[int]:
+def stop_pids(pids: Mapping[str, int] | Iterable[int], timeout: float = STOP_TIMEOUT) -> set[int]:
     """SIGTERM, wait, SIGKILL what is left. Returns the pids that had to be killed."""
-    pid_list = list(pids.values()) if isinstance(pids, dict) else list(pids)
+    pid_list = list(pids.values()) if isinstance(pids, Mapping) else list(pids)
     for pid in pid_list:
         signal_pid(pid, signal.SIGTERM)
     stubborn = wait_exit(pid_list, timeout)
