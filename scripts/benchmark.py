@@ -1,0 +1,710 @@
+"""The cluster benchmark behind ``ledgerlab bench``: real node processes, real JSON-RPC load.
+
+Theory of operation
+-------------------
+1. *Chain*: a fresh chain directory (``scripts.launcher.layout.init_chain``, so the same
+   certificates, genesis and configs as ``ledgerlab init``) on random free loopback ports,
+   with ``tx_count_limit`` set from ``--block-txs``; N node processes are started and
+   awaited with ``scripts.launcher.cluster.astart_nodes`` and stopped by pid at the end,
+   whatever happened (the pids are ours; nothing is ended by name).
+2. *Users*: ``--users`` DagTransfer accounts are created with ``userAdd`` and committed
+   before anything is timed.
+3. *Pre-signing* (client cost, not measured): K ``userTransfer`` transactions between
+   random users, signed, hex-encoded and packed into ready-to-send JSON-RPC batch bodies
+   (``--batch`` ``sendRawTransaction`` calls each), assigned round-robin to the nodes.
+4. *Load*: ``--conns`` keep-alive HTTP connections per node post those bodies, either
+   open-loop at ``--rate`` tx/s (each batch leaves at its due time, late or not) or
+   closed-loop (``--rate 0``) with at most ``--window`` transactions submitted and not yet
+   committed. A transaction's submit time is when its batch is written to the socket.
+5. *Observation*: node0's blocks are followed (``getBlockNumber`` every 10 ms, then
+   ``getBlockByNumber``), which gives every transaction's commit time as seen by the
+   client, the blocks and their timestamps. Latency percentiles come from a sample of
+   transactions (``--sample``) whose receipts are polled, in batches, on the node each was
+   submitted to: submit to receipt visible.
+6. *Checks*: every accepted transaction committed; all nodes at the same height with the
+   same block hash and state root; the users' balances on every node add up to the minted
+   supply (transfers move money, never create it); view changes counted from
+   ``getConsensusStatus`` before and after.
+
+Committed TPS is ``committed / (last commit seen - first submit)``; the chain's own view,
+transactions over the span of block timestamps, is reported beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consensus.crypto import KeyPair
+from node.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransportError
+from node.rpc.calldata import encode_call
+from node.tx import Transaction
+from scripts.cli import CommandError
+from scripts.launcher import accounts, cluster, procs
+from scripts.launcher.layout import DEFAULT_BROKER, Chain, init_chain
+
+INITIAL_BALANCE = 1_000_000_000
+BLOCK_LIMIT_MARGIN = 1000  # the txpool's window: pre-signed txs stay valid longest
+FOLLOW_INTERVAL = 0.01
+RECEIPT_POLL_INTERVAL = 0.02
+RECEIPT_POLL_MAX = 200  # receipts asked per node per poll
+
+
+class BenchFailed(CommandError):
+    """The benchmark ran but the cluster did not do what it must (or could not start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """What one benchmark run does (the ``ledgerlab bench`` flags)."""
+
+    nodes: int = 4
+    txs: int = 20_000
+    users: int = 1_000
+    transport: str = "tcp"
+    broker: str = DEFAULT_BROKER
+    block_txs: int = 1_000
+    rate: float = 0.0  # tx/s offered (open loop); 0 = closed loop with ``window``
+    window: int = 0  # closed loop: max submitted-not-committed txs (0 = 4 blocks' worth)
+    batch: int = 200  # sendRawTransaction calls per JSON-RPC batch
+    conns: int = 2  # keep-alive connections per node
+    sample: int = 400  # receipts sampled for latency
+    timeout: float = 60.0  # give up when nothing commits for this long
+    seed: int = 1
+    profile: Path | None = None  # py-spy raw profiles of every node into this folder
+
+    @property
+    def in_flight_limit(self) -> int:
+        if self.rate > 0:
+            return 1 << 62
+        return self.window or 4 * self.block_txs
+
+    def check(self) -> None:
+        """A :class:`CommandError` for values that cannot make a run."""
+        if not 1 <= self.nodes <= 32:
+            raise CommandError(f"--nodes must be 1..32, got {self.nodes}")
+        if self.txs < 1:
+            raise CommandError(f"--txs must be at least 1, got {self.txs}")
+        if self.users < 2:
+            raise CommandError(f"--users must be at least 2, got {self.users}")
+        if self.transport not in ("tcp", "mqtt"):
+            raise CommandError(f"--transport must be tcp or mqtt, got {self.transport!r}")
+        if not 1 <= self.block_txs <= 10_000:
+            raise CommandError(f"--block-txs must be 1..10000, got {self.block_txs}")
+        if self.rate < 0:
+            raise CommandError(f"--rate must be >= 0 (0 = closed loop), got {self.rate}")
+        if self.window < 0 or not 1 <= self.batch <= 5_000 or not 1 <= self.conns <= 64:
+            raise CommandError("--window >= 0, --batch 1..5000 and --conns 1..64, please")
+        blocks = -(-self.txs // self.block_txs) + -(-self.users // self.block_txs)
+        if blocks > BLOCK_LIMIT_MARGIN - 100:
+            raise CommandError(
+                f"{self.txs} transfers at {self.block_txs} per block need ~{blocks} blocks, "
+                f"more than pre-signed transactions stay valid ({BLOCK_LIMIT_MARGIN} blocks)",
+                hint="raise --block-txs or lower --txs",
+            )
+
+
+@dataclass(slots=True)
+class _Tx:
+    hash: str
+    node: int
+    submitted: float = 0.0
+    committed: float = 0.0
+    receipt: float = 0.0
+    sampled: bool = False
+
+
+@dataclass(slots=True)
+class _Batch:
+    node: int
+    body: bytes
+    txs: list[_Tx]
+
+
+@dataclass(slots=True)
+class BenchState:
+    """What the run has seen so far (read by the progress display)."""
+
+    total: int = 0
+    submitted: int = 0
+    accepted: int = 0
+    committed: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    head: int = 0
+    blocks: list[tuple[int, int, int, float]] = field(default_factory=list)
+    # (number, timestamp ms, bench txs, seen at)
+    phase: str = "starting"
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def in_flight(self) -> int:
+        return self.accepted - self.committed
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count and load, so a figure is never quoted without its machine."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "loadavg_before": [round(x, 2) for x in load],
+    }
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+class Benchmark:
+    """One run of :class:`BenchPlan` against a chain it creates in ``root``."""
+
+    def __init__(
+        self,
+        plan: BenchPlan,
+        root: Path,
+        *,
+        on_change: Callable[[BenchState], None] | None = None,
+        say: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.plan = plan
+        self.root = root
+        self.on_change = on_change
+        self.say = say
+        self.rng = random.Random(plan.seed)
+        self.chain: Chain | None = None
+        self.pids: dict[str, int] = {}
+        self.state = BenchState(total=plan.txs)
+        self.txs: list[_Tx] = []
+        self.by_hash: dict[str, _Tx] = {}
+        self.users: list[str] = []
+        self.key: KeyPair | None = None
+        self._profilers: list[subprocess.Popen[bytes]] = []
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _client(self, index: int, timeout: float = 30.0) -> AsyncRpcClient:
+        assert self.chain is not None
+        node = self.chain.node(index)
+        return AsyncRpcClient(
+            "127.0.0.1", node.rpc_port, group=self.chain.group_id, timeout=timeout
+        )
+
+    def _changed(self) -> None:
+        self.state.changed.set()
+        if self.on_change is not None:
+            self.on_change(self.state)
+
+    async def _on_all(self, method: str, params: Sequence[Any]) -> list[Any]:
+        """``method`` on every node (one short-lived connection each)."""
+        assert self.chain is not None
+
+        async def one(i: int) -> Any:
+            async with self._client(i, timeout=10.0) as c:
+                return await c.request(method, params)
+
+        return await asyncio.gather(*(one(n.index) for n in self.chain.nodes))
+
+    # ------------------------------------------------------------------ phases
+
+    async def start_chain(self) -> None:
+        plan = self.plan
+        rng = random.Random()
+        p2p = procs.free_port_base(plan.nodes, rng)
+        rpc = procs.free_port_base(plan.nodes, rng, avoid=range(p2p, p2p + plan.nodes))
+        self.state.phase = "creating the chain"
+        self.chain = init_chain(
+            self.root,
+            nodes=plan.nodes,
+            transport=plan.transport,
+            broker=plan.broker,
+            p2p_port=p2p,
+            rpc_port=rpc,
+            tx_count_limit=plan.block_txs,
+        )
+        self.key = accounts.load_key(self.chain.accounts_dir / "admin.key")
+        self.say(
+            f"chain in {self.root}: {plan.nodes} sealers over {plan.transport}"
+            + (f" via {plan.broker}" if plan.transport == "mqtt" else "")
+            + f", P2P {p2p}+i, RPC {rpc}+i, tx_count_limit {plan.block_txs}"
+        )
+        self.state.phase = f"starting {plan.nodes} node processes"
+        self._changed()
+        t0 = time.monotonic()
+        # all-or-nothing: if it fails, it has already stopped what it started
+        result = await cluster.astart_nodes(self.chain, timeout=60)
+        self.pids = dict(result.started)
+        self.say(f"{plan.nodes} node processes up and connected in {time.monotonic() - t0:.1f} s")
+
+    def _sign(self, method: str, args: list[Any], block_limit: int) -> tuple[str, bytes]:
+        assert self.chain is not None and self.key is not None
+        stx = Transaction.build(
+            chain_id=self.chain.chain_id,
+            group_id=self.chain.group_id,
+            to=DAG_TRANSFER,
+            method=method,
+            args=args,
+            block_limit=block_limit,
+        ).sign(self.key)
+        return "0x" + stx.hash.hex(), stx.encoded
+
+    def _body(self, raws: Sequence[bytes]) -> bytes:
+        assert self.chain is not None
+        group = json.dumps(self.chain.group_id)
+        parts = [
+            f'{{"jsonrpc":"2.0","id":{i},"method":"sendRawTransaction",'
+            f'"params":[{group},"0x{raw.hex()}"]}}'
+            for i, raw in enumerate(raws)
+        ]
+        return ("[" + ",".join(parts) + "]").encode()
+
+    async def create_users(self) -> None:
+        plan = self.plan
+        st = self.state
+        st.phase = f"creating {plan.users:,} users"
+        self._changed()
+        async with self._client(0) as c:
+            head = await c.block_number()
+        self.users = [f"u{i:05d}" for i in range(plan.users)]
+        adds = [
+            self._sign("userAdd", [u, INITIAL_BALANCE], head + BLOCK_LIMIT_MARGIN)
+            for u in self.users
+        ]
+        pending = {h for h, _ in adds}
+        async with self._client(0) as c:
+            for start in range(0, len(adds), plan.batch):
+                chunk = adds[start : start + plan.batch]
+                results = await c.send_raw_batch([raw for _, raw in chunk])
+                for res in results:
+                    if isinstance(res, RpcError):
+                        raise BenchFailed(f"userAdd refused: {res.reason or res.message}")
+            last = head  # follow from before the first submission: none is missed
+            deadline = time.monotonic() + plan.timeout
+            while pending:
+                height = await c.block_number()
+                while last < height:
+                    last += 1
+                    block = await c.get_block(last)
+                    pending.difference_update(str(h) for h in block.get("transactions", []))
+                if time.monotonic() > deadline:
+                    raise BenchFailed(
+                        f"creating users: {len(pending)} of {plan.users} userAdd "
+                        f"not committed after {plan.timeout:.0f} s",
+                        hint=f"node logs are in {self.root}",
+                    )
+                await asyncio.sleep(0.05)
+            st.head = last
+        self.say(f"created {plan.users:,} users (block {st.head})")
+
+    def presign(self) -> list[_Batch]:
+        """Sign every transfer and build the JSON-RPC bodies (not timed)."""
+        plan = self.plan
+        self.state.phase = f"signing {plan.txs:,} transfers"
+        self._changed()
+        t0 = time.monotonic()
+        limit = self.state.head + BLOCK_LIMIT_MARGIN
+        signed = []
+        for _ in range(plan.txs):
+            src, dst = self.rng.sample(self.users, 2)
+            signed.append(self._sign("userTransfer", [src, dst, self.rng.randint(1, 100)], limit))
+        batches = []
+        for b, start in enumerate(range(0, plan.txs, plan.batch)):
+            chunk = signed[start : start + plan.batch]
+            node = b % plan.nodes
+            txs = [_Tx(h, node) for h, _ in chunk]
+            batches.append(_Batch(node, self._body([raw for _, raw in chunk]), txs))
+            self.txs += txs
+        step = max(1, plan.txs // max(1, plan.sample)) if plan.sample else 0
+        if step:
+            for tx in self.txs[::step][: plan.sample]:
+                tx.sampled = True
+        self.by_hash = {tx.hash: tx for tx in self.txs}
+        self.say(
+            f"signed {plan.txs:,} transfers in {time.monotonic() - t0:.1f} s "
+            f"({len(batches)} batches of {plan.batch}; signing is client cost, not timed)"
+        )
+        return batches
+
+    # ------------------------------------------------------------------ the timed part
+
+    async def _follow(self) -> None:
+        """Commit times of our transactions from node0's blocks."""
+        st = self.state
+        by_hash = self.by_hash
+        async with self._client(0) as c:
+            while True:
+                try:
+                    height = await c.block_number()
+                    while st.head < height:
+                        block = await c.get_block(st.head + 1)
+                        now = time.monotonic()
+                        ours = 0
+                        for h in block.get("transactions", []):
+                            tx = by_hash.get(str(h))
+                            if tx is not None and not tx.committed:
+                                tx.committed = now
+                                ours += 1
+                        st.head += 1
+                        st.committed += ours
+                        st.blocks.append((st.head, _int(block["timestamp"]), ours, now))
+                        self._changed()
+                except (RpcTransportError, RpcError):
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(FOLLOW_INTERVAL)
+
+    async def _poll_receipts(self, node: int) -> None:
+        """Receipt-visible times of the sampled transactions submitted to ``node``."""
+        waiting = [tx for tx in self.txs if tx.sampled and tx.node == node]
+        async with self._client(node) as c:
+            while waiting:
+                now_sent = [tx for tx in waiting if tx.submitted][:RECEIPT_POLL_MAX]
+                if now_sent:
+                    try:
+                        results = await c.batch(
+                            [("getTransactionReceipt", [c.group, tx.hash]) for tx in now_sent]
+                        )
+                    except (RpcTransportError, RpcError):
+                        results = []
+                    now = time.monotonic()
+                    for tx, res in zip(now_sent, results, strict=False):
+                        if isinstance(res, dict):
+                            tx.receipt = now
+                    waiting = [tx for tx in waiting if not tx.receipt]
+                await asyncio.sleep(RECEIPT_POLL_INTERVAL)
+
+    async def _send(self, queue: asyncio.Queue[_Batch | None], node: int, t0: float) -> None:
+        plan = self.plan
+        st = self.state
+        limit = plan.in_flight_limit
+        per_tx = 1.0 / plan.rate if plan.rate > 0 else 0.0
+        async with self._client(node) as c:
+            while True:
+                batch = await queue.get()
+                if batch is None:
+                    return
+                n = len(batch.txs)
+                if per_tx:
+                    due = t0 + (st.submitted + n) * per_tx
+                    st.submitted += n  # reserve the slot before sleeping
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                else:
+                    while st.in_flight + n > limit and st.in_flight > 0:
+                        st.changed.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(st.changed.wait(), 0.05)
+                    st.submitted += n
+                    st.accepted += n  # counted in flight until the answer says otherwise
+                now = time.monotonic()
+                for tx in batch.txs:
+                    tx.submitted = now
+                try:
+                    payload = await c.post(batch.body)
+                except (RpcTransportError, RpcError) as exc:
+                    raise BenchFailed(f"node{node} refused a batch: {exc}") from None
+                answers = json.loads(payload or b"[]")
+                if per_tx:
+                    st.accepted += n
+                for answer in answers if isinstance(answers, list) else []:
+                    if "error" in answer:
+                        tx = batch.txs[int(answer.get("id", 0))]
+                        err = answer["error"]
+                        data = err.get("data")
+                        reason = (data.get("reason") if isinstance(data, dict) else None) or str(
+                            err.get("message", err.get("code"))
+                        )
+                        st.rejected[reason] += 1
+                        st.accepted -= 1
+                        tx.submitted = 0.0
+                        tx.sampled = False
+                self._changed()
+
+    async def load(self, batches: list[_Batch]) -> dict[str, Any]:
+        """Submit everything and wait until it has committed; the timed part."""
+        plan = self.plan
+        assert self.chain is not None
+        st = self.state
+        st.phase = (
+            f"offering {plan.rate:,.0f} tx/s (open loop)"
+            if plan.rate > 0
+            else f"closed loop, at most {plan.in_flight_limit:,} txs in flight"
+        )
+        views_before = await self._on_all("getConsensusStatus", [self.chain.group_id])
+        cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        own_before = os.times()
+        self._start_profilers()
+        queues: list[asyncio.Queue[_Batch | None]] = [asyncio.Queue() for _ in self.chain.nodes]
+        for b in batches:
+            queues[b.node].put_nowait(b)
+        for q in queues:
+            for _ in range(plan.conns):
+                q.put_nowait(None)
+        helpers = [asyncio.create_task(self._follow(), name="follow")]
+        helpers += [
+            asyncio.create_task(self._poll_receipts(n.index), name=f"receipts{n.index}")
+            for n in self.chain.nodes
+        ]
+        t0 = time.monotonic()
+        senders = [
+            asyncio.create_task(self._send(queues[n.index], n.index, t0), name=f"send{n.index}")
+            for n in self.chain.nodes
+            for _ in range(plan.conns)
+        ]
+        try:
+            await asyncio.gather(*senders)
+            submit_done = time.monotonic()
+            last_progress, last_count = time.monotonic(), st.committed
+            while st.committed < st.accepted:
+                if st.committed != last_count:
+                    last_progress, last_count = time.monotonic(), st.committed
+                elif time.monotonic() - last_progress > plan.timeout:
+                    raise BenchFailed(
+                        f"only {st.committed:,} of {st.accepted:,} accepted transfers committed; "
+                        f"nothing new for {plan.timeout:.0f} s",
+                        hint=f"node logs are in {self.root} (kept)",
+                    )
+                st.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(st.changed.wait(), 0.2)
+            done = time.monotonic()
+            cpu_after = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+            own_after = os.times()
+            # let the receipt pollers see the last receipts (bounded wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*helpers[1:]), 5.0)
+        finally:
+            for task in senders + helpers:
+                task.cancel()
+            await asyncio.gather(*senders, *helpers, return_exceptions=True)
+            self._stop_profilers()
+        views_after = await self._on_all("getConsensusStatus", [self.chain.group_id])
+        wall = done - t0
+        node_cpu = {
+            name: round(cpu_after[name] - before, 2)  # type: ignore[operator]
+            for name, before in cpu_before.items()
+            if before is not None and cpu_after.get(name) is not None
+        }
+        own = (own_after.user + own_after.system) - (own_before.user + own_before.system)
+        return {
+            "t0": t0,
+            "submit_seconds": submit_done - t0,
+            "wall": wall,
+            "view_changes": max(
+                int(a["viewChanges"]) - int(b["viewChanges"])
+                for a, b in zip(views_after, views_before, strict=True)
+            ),
+            "views": max(int(a["currentView"]) for a in views_after)
+            - max(int(b["currentView"]) for b in views_before),
+            "cpu": {**node_cpu, "loadgen": round(own, 2)},
+        }
+
+    # ------------------------------------------------------------------ profiling
+
+    def _start_profilers(self) -> None:
+        if self.plan.profile is None:
+            return
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.plan.profile.mkdir(parents=True, exist_ok=True)
+        for name, pid in self.pids.items():
+            out = self.plan.profile / f"{name}.txt"
+            self._profilers.append(
+                subprocess.Popen(
+                    [spy, "record", "--pid", str(pid), "--format", "raw", "-o", str(out)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+
+    def _stop_profilers(self) -> None:
+        for p in self._profilers:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGINT)
+        for p in self._profilers:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self._profilers.clear()
+
+    # ------------------------------------------------------------------ checks
+
+    async def check(self) -> dict[str, Any]:
+        """Same head on every node, and the minted supply intact on every node."""
+        assert self.chain is not None
+        st = self.state
+        st.phase = "checking heads and total supply on every node"
+        self._changed()
+        group = self.chain.group_id
+        deadline = time.monotonic() + 15
+        while True:
+            heights = [_int(h) for h in await self._on_all("getBlockNumber", [group])]
+            if len(set(heights)) == 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        common = min(heights)
+        blocks = await self._on_all("getBlockByNumber", [group, common, False])
+        heads = {(b["hash"], b["stateRoot"]) for b in blocks}
+        supply: list[int] = []
+        calls = [
+            ("call", [group, {"to": "0x" + DAG_TRANSFER.hex(), "data": _balance_call(u)}])
+            for u in self.users
+        ]
+        for node in self.chain.nodes:
+            total = 0
+            async with self._client(node.index) as c:
+                for start in range(0, len(calls), 500):
+                    for res in await c.batch(calls[start : start + 500]):
+                        if not isinstance(res, dict) or _int(res.get("status", 1)) != 0:
+                            raise BenchFailed(f"userBalance failed on {node.name}: {res!r:.200}")
+                        total += _decode_balance(res["output"])
+            supply.append(total)
+        return {
+            "heights": heights,
+            "common_height": common,
+            "head_hash": blocks[0]["hash"],
+            "state_root": blocks[0]["stateRoot"],
+            "heads_identical": len(set(heights)) == 1 and len(heads) == 1,
+            "supply": supply,
+            "expected_supply": INITIAL_BALANCE * len(self.users),
+        }
+
+    # ------------------------------------------------------------------ whole run
+
+    async def run(self) -> dict[str, Any]:
+        await self.start_chain()
+        await self.create_users()
+        batches = self.presign()
+        timing = await self.load(batches)
+        checks = await self.check()
+        return self.summarise(timing, checks)
+
+    def summarise(self, timing: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
+        plan, st = self.plan, self.state
+        t0 = timing["t0"]
+        committed = [tx for tx in self.txs if tx.committed]
+        first_submit = min((tx.submitted for tx in self.txs if tx.submitted), default=t0)
+        last_commit = max((tx.committed for tx in committed), default=first_submit)
+        span = max(last_commit - first_submit, 1e-9)
+        ours = [b for b in st.blocks if b[2]]
+        chain_tps = None
+        if len(ours) >= 2:
+            ms = ours[-1][1] - ours[0][1]
+            chain_tps = sum(b[2] for b in ours[1:]) / (ms / 1000) if ms > 0 else None
+        sampled = [tx.receipt - tx.submitted for tx in self.txs if tx.receipt and tx.submitted]
+        seen = [tx.committed - tx.submitted for tx in committed if tx.submitted]
+        expected = checks["expected_supply"]
+        return {
+            "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
+            "machine": machine_info(),
+            "submitted": plan.txs,
+            "accepted": st.accepted,
+            "rejected": dict(st.rejected),
+            "committed": len(committed),
+            "tps": len(committed) / span,
+            "chain_tps": chain_tps,
+            "seconds": span,
+            "submit_seconds": timing["submit_seconds"],
+            "offered_tps": plan.txs / timing["submit_seconds"]
+            if timing["submit_seconds"] > 0
+            else None,
+            "latency_ms": {
+                "samples": len(sampled),
+                "p50": _pct(sampled, 0.5) * 1000,
+                "p90": _pct(sampled, 0.9) * 1000,
+                "p99": _pct(sampled, 0.99) * 1000,
+                "max": max(sampled, default=0.0) * 1000,
+            },
+            "commit_seen_ms": {
+                "samples": len(seen),
+                "p50": _pct(seen, 0.5) * 1000,
+                "p90": _pct(seen, 0.9) * 1000,
+                "p99": _pct(seen, 0.99) * 1000,
+            },
+            "blocks": len(ours),
+            "txs_per_block": len(committed) / len(ours) if ours else 0.0,
+            "view_changes": timing["view_changes"],
+            "views_advanced": timing["views"],
+            "cpu_seconds": timing["cpu"],
+            "cpu_wall_seconds": timing["wall"],
+            **checks,
+            "supply_ok": all(s == expected for s in checks["supply"]),
+            "ok": len(committed) == st.accepted == plan.txs
+            and checks["heads_identical"]
+            and all(s == expected for s in checks["supply"]),
+        }
+
+    async def aclose(self) -> None:
+        self._stop_profilers()
+
+    def stop_nodes(self) -> None:
+        """Stop every node process this run started (by pid) and forget the pid files."""
+        if self.pids:
+            procs.stop_pids(list(self.pids.values()), timeout=10.0)
+        if self.chain is not None:
+            for n in self.chain.nodes:
+                if n.name in self.pids:
+                    n.pid_path.unlink(missing_ok=True)
+        self.pids = {}
+
+
+def _balance_call(user: str) -> str:
+    return "0x" + encode_call("userBalance", [user]).hex()
+
+
+def _decode_balance(output_hex: str) -> int:
+    from node.tx import decode_values
+
+    values = decode_values(bytes.fromhex(output_hex[2:]))
+    # userBalance returns (code, balance)
+    return int(values[-1]) if values else 0
+
+
+def new_root(directory: Path | None) -> tuple[Path, Path | None]:
+    """(chain folder, temporary parent to delete afterwards or None)."""
+    if directory is not None:
+        return directory, None
+    parent = Path(tempfile.mkdtemp(prefix="ledgerlab-bench-"))
+    return parent / "chain", parent
