@@ -61,4 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module so verbs raise the same CommandError class we catch.
+    from scripts.cli import main as package_main
+
+    sys.exit(package_main())
