@@ -20,7 +20,7 @@ from scripts.launcher.layout import Chain, NodeEntry
 from scripts.launcher.procs import LaunchError
 
 START_TIMEOUT = 30.0
-GRACE = 10.0  # seconds before a quorum-connected node counts as ready
+GRACE = 5.0  # seconds before a quorum-connected node counts as ready
 
 
 @dataclass(slots=True)
