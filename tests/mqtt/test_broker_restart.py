@@ -1,0 +1,79 @@
+"""A 4-node cluster on a private Mosquitto that is stopped under load and started again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from node.runtime import Node
+from tests.mqtt.support import Mosquitto, assert_same_chain, heads_agree, mqtt_chain
+from tests.node.cluster import transfer, wait_until
+
+pytestmark = pytest.mark.mqtt
+
+OUTAGE = 3.0
+
+
+@pytest.mark.asyncio
+async def test_in_process_cluster_recovers_from_broker_restart(
+    tmp_path: Path, private_broker: Mosquitto
+) -> None:
+    chain, _, _, configs = mqtt_chain(tmp_path, private_broker.url)
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = [
+            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
+            for c in configs
+        ]
+        await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), 15)
+        accepted: list[bytes] = []
+        stop_load = asyncio.Event()
+
+        async def load() -> None:
+            """10 client txs every 50 ms, round-robin over the nodes, all the time."""
+            k = 0
+            while not stop_load.is_set():
+                node = nodes[k % 4]
+                head = node.chain.head.number
+                raws = [transfer(10 * k + i, head=head, chain_id=chain) for i in range(10)]
+                results = node.submit(raws)
+                assert all(isinstance(r, bytes) for r in results), results
+                accepted.extend(r for r in results if isinstance(r, bytes))
+                k += 1
+                await asyncio.sleep(0.05)
+
+        loader = asyncio.create_task(load())
+        try:
+            await wait_until(lambda: all(n.chain.head.number >= 3 for n in nodes), 15)
+            before = max(n.chain.head.number for n in nodes)
+
+            await asyncio.to_thread(private_broker.stop)
+            await wait_until(lambda: not any(n.transport.connected for n in nodes), 10)
+            await asyncio.sleep(OUTAGE)  # the load keeps coming while the broker is down
+            during = max(n.chain.head.number for n in nodes)
+            assert during <= before + 1, "nothing can commit without the broker"
+            await asyncio.to_thread(private_broker.start)
+            t0 = time.monotonic()
+
+            await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), 30)
+            reconnected = time.monotonic() - t0
+            await wait_until(lambda: all(n.chain.head.number > during + 2 for n in nodes), 30)
+            recovered = time.monotonic() - t0
+        finally:
+            stop_load.set()
+            await loader
+        total = len(accepted)
+        await wait_until(lambda: all(n.chain.store.total_tx_count() == total for n in nodes), 30)
+        await wait_until(lambda: heads_agree(nodes), 10)
+        assert_same_chain(nodes)
+        for n in nodes:
+            assert all(n.chain.store.receipt(h) is not None for h in accepted)
+            assert n.transport.connects >= 2 and n.transport.stats.disconnects["broker"] >= 1
+            assert n.dropped.total() == 0, n.dropped
+        print(
+            f"{total} txs, head {nodes[0].chain.head.number}, reconnected in {reconnected:.1f}s, "
+            f"commits resumed in {recovered:.1f}s, views {[n.replica.view for n in nodes]}"
+        )
