@@ -32,18 +32,32 @@ def unique_chain() -> str:
 
 
 def mqtt_chain(
-    tmp: Path, broker_url: str, *, n: int = 4, tick_ms: int = 20, chain_id: str | None = None
+    tmp: Path,
+    broker_url: str,
+    *,
+    n: int = 4,
+    observers: int = 0,
+    tick_ms: int = 20,
+    chain_id: str | None = None,
 ) -> tuple[str, list[int], GenesisConfig, list[NodeConfig]]:
-    """``n`` sealer folders whose peer traffic goes through ``broker_url``.
+    """``n`` sealer (+ observer) folders whose peer traffic goes through ``broker_url``.
 
     Returns the (unique) chain id, the nodes' RPC ports, the genesis and the configs.
     """
     chain = chain_id or unique_chain()
-    base = free_base(n)
+    total = n + observers
+    base = free_base(total)
     genesis, configs = tcp_chain(
-        tmp, n, base, tick_ms=tick_ms, chain_id=chain, transport="mqtt", mqtt_broker=broker_url
+        tmp,
+        n,
+        base,
+        tick_ms=tick_ms,
+        observers=observers,
+        chain_id=chain,
+        transport="mqtt",
+        mqtt_broker=broker_url,
     )
-    return chain, [base + 100 + i for i in range(n)], genesis, configs
+    return chain, [base + 100 + i for i in range(total)], genesis, configs
 
 
 def heads_agree(nodes: list[Node]) -> bool:
