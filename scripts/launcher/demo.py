@@ -566,6 +566,8 @@ def run(
         )
     if not ok:
         raise DemoFailed("a final check failed (see the results above)")
+    if not keep:
+        console.print("a chain of your own: [bold]ledgerlab up[/] (then `ledgerlab --help`)")
     return 0
 
 

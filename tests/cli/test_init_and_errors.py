@@ -169,6 +169,7 @@ def stopped_chain(tmp_path: Path, ports: tuple[int, int]) -> Path:
         (("config", "set", "tx_count_limit", "0"), ("bad value",)),
         (("stop-node", "1"), ("node1 is not running", "start-node 1")),
         (("stop-node", "9"), ("no node 9",)),
+        (("up", "--nodes", "7"), ("already holds a chain with --nodes 4", "init --force")),
         (("logs",), ("no logs yet",)),
         (("asset", "balance", "x", "--rpc", "ftp://nowhere"), ("expected http://host:port",)),
         (("asset", "add", "x", "5", "--rpc", "http://127.0.0.1:9"), ("cannot reach",)),
