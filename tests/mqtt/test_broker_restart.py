@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from node.client import RpcClient
 from node.runtime import Node
-from tests.mqtt.support import Mosquitto, assert_same_chain, heads_agree, mqtt_chain
+from tests.mqtt.support import (
+    Mosquitto,
+    ProcCluster,
+    assert_same_chain,
+    heads_agree,
+    mqtt_chain,
+)
 from tests.node.cluster import transfer, wait_until
+from tests.node.test_cluster_tcp import wait_sync
 
 pytestmark = pytest.mark.mqtt
 
@@ -77,3 +86,67 @@ async def test_in_process_cluster_recovers_from_broker_restart(
             f"{total} txs, head {nodes[0].chain.head.number}, reconnected in {reconnected:.1f}s, "
             f"commits resumed in {recovered:.1f}s, views {[n.replica.view for n in nodes]}"
         )
+
+
+@pytest.mark.slow
+def test_multi_process_cluster_recovers_from_broker_restart(
+    tmp_path: Path, private_broker: Mosquitto
+) -> None:
+    chain, rpc_ports, _, configs = mqtt_chain(tmp_path, private_broker.url, tick_ms=50)
+    with ProcCluster(configs, rpc_ports) as cluster:
+        cluster.wait_connected()
+        accepted: list[str] = []
+        errors: list[BaseException] = []
+        stop_load = threading.Event()
+
+        def load() -> None:
+            """JSON-RPC clients keep submitting (20 txs every 100 ms, round-robin)."""
+            clients = [RpcClient("127.0.0.1", p, timeout=5.0) for p in rpc_ports]
+            try:
+                k = 0
+                while not stop_load.is_set():
+                    c = clients[k % 4]
+                    head = c.block_number()
+                    raws = [transfer(20 * k + i, head=head, chain_id=chain) for i in range(20)]
+                    results = c.send_raw_batch(raws)
+                    assert all(isinstance(r, str) for r in results), results[:2]
+                    accepted.extend(str(r) for r in results)
+                    k += 1
+                    time.sleep(0.1)
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+            finally:
+                for c in clients:
+                    c.close()
+
+        loader = threading.Thread(target=load, name="load")
+        loader.start()
+        try:
+            wait_sync(lambda: all(c.block_number() >= 3 for c in cluster.clients), 20)
+            private_broker.stop()
+            time.sleep(OUTAGE)
+            during = max(c.block_number() for c in cluster.clients)
+            private_broker.start()
+            t0 = time.monotonic()
+            cluster.wait_connected(30)
+            wait_sync(lambda: all(c.block_number() > during + 2 for c in cluster.clients), 30)
+            recovered = time.monotonic() - t0
+        finally:
+            stop_load.set()
+            loader.join(10)
+        assert not errors, errors
+        total = len(accepted)
+        try:
+            wait_sync(
+                lambda: all(c.total_transaction_count()["txSum"] == total for c in cluster.clients),
+                40,
+            )
+            wait_sync(lambda: len(cluster.heads()) == 1, 20)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{cluster.log_tail()}") from None
+        cluster.check_alive()
+        for c in cluster.clients:  # every receipt on every node
+            receipts = c.batch([("getTransactionReceipt", ["group0", h]) for h in accepted])
+            assert all(isinstance(r, dict) and r["status"] == "0x0" for r in receipts)
+        views = [c.pbft_view() for c in cluster.clients]
+        print(f"{total} txs, commits resumed {recovered:.1f}s after the restart, views {views}")
