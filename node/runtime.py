@@ -197,7 +197,13 @@ class Node:
         self._remember_recent_nonces()
         self.replica = self._new_replica()
         self.transport = self._new_transport()
-        await stack.enter_async_context(self.transport)
+        try:
+            await stack.enter_async_context(self.transport)
+        except OSError as exc:
+            raise NodeError(
+                f"cannot start the {cfg.transport} transport ({cfg.p2p_listen}): "
+                f"{exc.strerror or exc}"
+            ) from None
         self.sync = BlockSync(self)
         if self._rpc_enabled:
             from node.service import start_rpc  # the RPC door is optional in tests

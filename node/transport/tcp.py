@@ -34,8 +34,9 @@ import os
 import random
 import ssl
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
 from node.certs import CertificateError, NodeIdentity, ca_subject, peer_node_id
@@ -53,6 +54,23 @@ HEADER_SIZE = _HEADER.size
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 _HELLO_MAX = 1024
 _READ_CHUNK = 256 * 1024
+
+
+class _HeldConnection(asyncio.Protocol):
+    """An accepted TCP connection that reads nothing until TLS takes it over.
+
+    Reading is paused the moment the connection exists, so the peer's first TLS record
+    cannot be consumed as plain bytes before :meth:`asyncio.loop.start_tls` wraps the
+    transport (which would leave both sides waiting for a handshake that never ends).
+    """
+
+    def __init__(self, on_accept: Callable[[asyncio.Transport], None]) -> None:
+        self._on_accept = on_accept
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        held = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        held.pause_reading()
+        self._on_accept(held)
 
 
 class ProtocolViolation(Exception):
@@ -206,14 +224,17 @@ class TcpTransport(Transport):
         self._main = asyncio.create_task(self._run(), name=f"tcp-{self.node_id[:8]}")
         await asyncio.wait({self._main, self._ready}, return_when=asyncio.FIRST_COMPLETED)
         if self._main.done():
-            self._main.result()  # re-raises the listen failure (port in use ...)
+            try:
+                self._main.result()
+            except BaseExceptionGroup as group:  # the TaskGroup wraps the listen failure
+                raise group.exceptions[0] from None
 
     async def _run(self) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._server = await asyncio.start_server(
-                    self._on_accept, self.listen_host, self._listen_port
+                self._server = await asyncio.get_running_loop().create_server(
+                    lambda: _HeldConnection(self._on_accept), self.listen_host, self._listen_port
                 )
                 self._listen_port = self._server.sockets[0].getsockname()[1]
                 for addr in self.peer_addresses:
@@ -293,32 +314,43 @@ class TcpTransport(Transport):
 
     # -- connection setup --------------------------------------------------------
 
-    def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_accept(self, transport: asyncio.Transport) -> None:
         tg = self._tg
         if tg is None or self._pending >= self.max_pending_handshakes:
             self.stats.disconnects["too_many_handshakes"] += 1
-            writer.transport.abort()
+            transport.abort()
             return
-        peer = writer.get_extra_info("peername")
+        peer = transport.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if peer else "?"
-        tg.create_task(self._inbound(reader, writer, where), name=f"tcp-in-{where}")
+        tg.create_task(self._inbound(transport, where), name=f"tcp-in-{where}")
 
-    async def _inbound(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
-    ) -> None:
+    async def _inbound(self, transport: asyncio.Transport, where: str) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         self._pending += 1
         try:
             try:
-                await writer.start_tls(
-                    self._server_ctx, ssl_handshake_timeout=self.handshake_timeout
+                tls = await loop.start_tls(
+                    transport,
+                    protocol,
+                    self._server_ctx,
+                    server_side=True,
+                    ssl_handshake_timeout=self.handshake_timeout,
                 )
             except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
                 self.stats.disconnects["tls_handshake"] += 1
                 log.info("TLS handshake from %s failed: %s", where, exc)
-                writer.transport.abort()
+                transport.abort()
                 return
         finally:
             self._pending -= 1
+        if tls is None:  # the connection closed during the handshake
+            self.stats.disconnects["tls_handshake"] += 1
+            transport.abort()
+            return
+        protocol.connection_made(tls)
+        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
         try:
             await self._serve(reader, writer, outbound=False, where=where)
         except Exception:  # our bug: lose the connection, never the node
