@@ -471,7 +471,8 @@ class Benchmark:
             else f"closed loop, at most {plan.in_flight_limit:,} txs in flight"
         )
         views_before = await self._on_all("getConsensusStatus", [self.chain.group_id])
-        cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        watched = {**self.pids, **({"mosquitto": p} if (p := _broker_pid(self.plan)) else {})}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         own_before = os.times()
         self._start_profilers()
         queues: list[asyncio.Queue[_Batch | None]] = [asyncio.Queue() for _ in self.chain.nodes]
@@ -508,7 +509,7 @@ class Benchmark:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(st.changed.wait(), 0.2)
             done = time.monotonic()
-            cpu_after = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+            cpu_after = {name: cpu_seconds(pid) for name, pid in watched.items()}
             own_after = os.times()
             # let the receipt pollers see the last receipts (bounded wait)
             with contextlib.suppress(TimeoutError):
@@ -536,6 +537,7 @@ class Benchmark:
             ),
             "views": max(int(a["currentView"]) for a in views_after)
             - max(int(b["currentView"]) for b in views_before),
+            "final_views": [int(a["currentView"]) for a in views_after],
             "cpu": {**node_cpu, "loadgen": round(own, 2)},
         }
 
@@ -664,10 +666,15 @@ class Benchmark:
                 "p99": _pct(seen, 0.99) * 1000,
             },
             "blocks": len(ours),
+            "block_log": [  # [number, txs, seen (ms after the first submit), timestamp delta]
+                [b[0], b[2], round((b[3] - first_submit) * 1000), b[1] - ours[0][1]] for b in ours
+            ],
             "txs_per_block": len(committed) / len(ours) if ours else 0.0,
             "view_changes": timing["view_changes"],
             "views_advanced": timing["views"],
+            "final_views": timing["final_views"],
             "cpu_seconds": timing["cpu"],
+            "node_cpu_us_per_tx": _node_cpu_per_tx(timing["cpu"], self.pids, len(committed)),
             "cpu_wall_seconds": timing["wall"],
             **checks,
             "supply_ok": all(s == expected for s in checks["supply"]),
@@ -688,6 +695,29 @@ class Benchmark:
                 if n.name in self.pids:
                     n.pid_path.unlink(missing_ok=True)
         self.pids = {}
+
+
+def _broker_pid(plan: BenchPlan) -> int | None:
+    """The local Mosquitto's pid (to report its CPU), when the run goes through one."""
+    if plan.transport != "mqtt" or not any(
+        host in plan.broker for host in ("127.0.0.1", "localhost")
+    ):
+        return None
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (entry / "comm").read_text().strip() == "mosquitto":
+                        return int(entry.name)
+    return None
+
+
+def _node_cpu_per_tx(cpu: dict[str, float], pids: dict[str, int], txs: int) -> float | None:
+    """Mean CPU microseconds one node process spent per committed transaction."""
+    nodes = [v for k, v in cpu.items() if k in pids]
+    if not nodes or not txs:
+        return None
+    return sum(nodes) / len(nodes) / txs * 1e6
 
 
 def _balance_call(user: str) -> str:

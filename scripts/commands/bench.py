@@ -165,6 +165,8 @@ def render(out: Console, r: dict[str, Any]) -> None:
         ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())
         + f" over {wall:.1f} s wall = {sum(cpu.values()) / wall:.2f} cores busy",
     )
+    if r["node_cpu_us_per_tx"]:
+        t.add_row("CPU per tx", f"{r['node_cpu_us_per_tx']:.0f} µs per committed tx per node")
     out.print(t)
 
 
