@@ -8,11 +8,12 @@ after it; CommitBlock is durable before BlockPersisted is fed back).
 
 Differences from the first sketch of the contract, on purpose:
 
-* Prepare (and so every seal signature) also covers the proposal digest:
-  ``seal_digest(view, height, proposal_digest, block_hash, state_root)``, and
-  :class:`Seal` carries ``proposal_digest`` next to ``view`` and the signatures. A
-  prepared certificate is then checkable without re-executing its proposal, so a NewView
-  can be validated by signatures alone. :func:`verify_seal` keeps its signature.
+* Prepare and Commit also cover the proposal digest:
+  ``prepare_digest(...)`` / ``seal_digest(view, height, proposal_digest, block_hash,
+  state_root)`` (the Commit digest), and :class:`Seal` carries ``proposal_digest`` next to
+  ``view`` and the Commit signatures. A prepared certificate is then checkable without
+  re-executing its proposal, so a NewView can be validated by signatures alone.
+  :func:`verify_seal` keeps its signature.
 * ``Replica(config, *, restored=None, head=None)``: ``head`` (a :class:`ChainHead`) is the
   highest block already durable in storage; omit it for a fresh chain.
 * :class:`Tick` has ``txs_pending`` (default True) so an idle chain does not churn views,
@@ -60,6 +61,7 @@ from consensus.messages import (
     decode_message,
     encode_message,
     newview_digest,
+    prepare_digest,
     preprepare_digest,
     proposal_digest,
     seal_digest,
@@ -109,6 +111,7 @@ __all__ = [
     "leader_of",
     "max_faulty",
     "newview_digest",
+    "prepare_digest",
     "preprepare_digest",
     "proposal_digest",
     "quorum",

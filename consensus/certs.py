@@ -56,7 +56,7 @@ def verify_seal(
     state_root: bytes,
     seal: Any,
 ) -> bool:
-    """True when ``seal`` holds a quorum of valid Prepare signatures for this block.
+    """True when ``seal`` holds a quorum of valid Commit signatures for this block.
 
     Every listed signature must be valid and from a distinct sealer, and there must be
     at least ``quorum(len(sealers))`` of them, over

@@ -8,9 +8,11 @@ over its *signed digest*; the digest functions below are the documented signing 
 (docs/consensus.md lists them). A digest never includes the sender index: a signature is
 checked against ``sealers[sender]``, so a changed index simply fails verification.
 
-The Prepare digest doubles as the block seal digest: the 2f+1 Prepare signatures that made
-a replica *prepared* are exactly the seal stored with the committed block, and
-:func:`consensus.certs.verify_seal` checks them with nothing but the sealer list.
+The Commit digest doubles as the block seal digest: the quorum of Commit signatures that
+made a replica *commit* is the seal stored with the block, and
+:func:`consensus.certs.verify_seal` checks them with nothing but the sealer list. (A quorum
+of Prepares is not enough: a block can gather one in a view and still be replaced in the
+next, so only Commits prove that a block was decided.)
 """
 
 from __future__ import annotations
@@ -60,10 +62,10 @@ def proposal_digest(height: int, parent_hash: bytes, payload: bytes) -> bytes:
     return hash32(pack([TAG_PROPOSAL, height, parent_hash, payload]))
 
 
-def seal_digest(
+def prepare_digest(
     view: int, height: int, proposal_digest: bytes, block_hash: bytes, state_root: bytes
 ) -> bytes:
-    """What a Prepare signs, and so what every seal signature covers.
+    """What a Prepare signs, and so what a prepared certificate's signatures cover.
 
     ``hash32(pack(["ledgerlab/pbft/1/prepare", view, height, proposal_digest,
     block_hash, state_root]))``. The proposal digest binds the executed block to the
@@ -75,8 +77,15 @@ def seal_digest(
 def commit_digest(
     view: int, height: int, proposal_digest: bytes, block_hash: bytes, state_root: bytes
 ) -> bytes:
-    """What a Commit signs: like :func:`seal_digest` under the ``.../commit`` tag."""
+    """What a Commit signs: like :func:`prepare_digest` under the ``.../commit`` tag."""
     return hash32(pack([TAG_COMMIT, view, height, proposal_digest, block_hash, state_root]))
+
+
+def seal_digest(
+    view: int, height: int, proposal_digest: bytes, block_hash: bytes, state_root: bytes
+) -> bytes:
+    """What every seal signature covers: the Commit digest (see the module docstring)."""
+    return commit_digest(view, height, proposal_digest, block_hash, state_root)
 
 
 def preprepare_digest(view: int, height: int, proposal_digest: bytes) -> bytes:
@@ -194,7 +203,7 @@ class PreparedCertificate:
 
     @property
     def signed_digest(self) -> bytes:
-        return seal_digest(
+        return prepare_digest(
             self.view, self.height, self.proposal.digest, self.block_hash, self.state_root
         )
 
@@ -223,7 +232,7 @@ class PreparedCertificate:
 class Seal:
     """The quorum certificate stored with a committed block.
 
-    ``signatures`` are the Prepare signatures of view ``view`` over
+    ``signatures`` are the Commit signatures of view ``view`` over
     ``seal_digest(view, height, proposal_digest, block_hash, state_root)``; anyone with
     the sealer list checks them with :func:`consensus.certs.verify_seal`.
     """
@@ -313,7 +322,7 @@ class _Vote:
 
 @dataclass(frozen=True, slots=True)
 class Prepare(_Vote):
-    """A replica executed the proposal and signs the result (the seal signature)."""
+    """A replica executed the proposal and signs the result."""
 
     KIND: ClassVar[int] = KIND_PREPARE
     NAME: ClassVar[str] = "Prepare"
@@ -321,7 +330,7 @@ class Prepare(_Vote):
     def __post_init__(self) -> None:
         _set_digest(
             self,
-            seal_digest(
+            prepare_digest(
                 self.view, self.height, self.proposal_digest, self.block_hash, self.state_root
             ),
         )
@@ -335,7 +344,10 @@ class Prepare(_Vote):
 
 @dataclass(frozen=True, slots=True)
 class Commit(_Vote):
-    """A replica is prepared (and has persisted its certificate) for this result."""
+    """A replica is prepared (and has persisted its certificate) for this result.
+
+    A quorum of Commits is the block's seal: it proves f + 1 honest sealers persisted a
+    prepared certificate for it, so every later view re-proposes it."""
 
     KIND: ClassVar[int] = KIND_COMMIT
     NAME: ClassVar[str] = "Commit"

@@ -11,11 +11,11 @@ Normal case (execute, then vote; FISCO BCOS 2.x):
 1. The leader gets ProposalReady and broadcasts PrePrepare(view, proposal).
 2. Every replica checks leader, view, height and parent, and emits ExecuteBlock.
 3. On BlockExecuted(ok) it broadcasts Prepare signed over
-   ``seal_digest(view, height, proposal digest, block hash, state root)``.
+   ``prepare_digest(view, height, proposal digest, block hash, state root)``.
 4. A quorum of matching Prepares that agree with its own execution makes it *prepared*:
    it emits PersistState with the prepared certificate, **then** broadcasts Commit.
 5. Prepared plus a quorum of matching Commits: it emits CommitBlock with the seal (the
-   quorum of Prepare signatures) and, once the runtime answers BlockPersisted, moves to
+   quorum of Commit signatures) and, once the runtime answers BlockPersisted, moves to
    the next height in the same view.
 
 View change (classic PBFT, adapted to one height at a time):
@@ -84,8 +84,8 @@ from consensus.messages import (
     ViewChange,
     commit_digest,
     decode_message,
+    prepare_digest,
     preprepare_digest,
-    seal_digest,
     viewchange_digest,
 )
 from consensus.quorum import leader_of, max_faulty, quorum
@@ -384,7 +384,7 @@ class Replica:
             self._evaluate(r)
         else:
             r = self._slot.round(v)
-            r.commits.setdefault(msg.key, set()).add(msg.sender)
+            r.commits.setdefault(msg.key, {})[msg.sender] = msg.signature
             self._evaluate(r)
 
     def _precheck(self, msg: PrePrepare | Prepare | Commit) -> bool:
@@ -473,7 +473,7 @@ class Replica:
         ):
             return  # we may have signed another Prepare here before a crash
         digest, block_hash, state_root = key
-        sig = self._signer()(seal_digest(r.view, self._height, digest, block_hash, state_root))
+        sig = self._signer()(prepare_digest(r.view, self._height, digest, block_hash, state_root))
         r.prepare_sent = True
         r.prepares.setdefault(key, {})[self._me] = sig
         self._emit(
@@ -491,7 +491,7 @@ class Replica:
         digest, block_hash, state_root = key
         sig = self._signer()(commit_digest(r.view, self._height, digest, block_hash, state_root))
         r.commit_sent = True
-        r.commits.setdefault(key, set()).add(self._me)
+        r.commits.setdefault(key, {})[self._me] = sig
         self._emit(
             Broadcast(Commit(r.view, self._height, digest, block_hash, state_root, self._me, sig))
         )

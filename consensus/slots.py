@@ -30,7 +30,8 @@ class Round:
         self.view = view
         self.proposal: Proposal | None = None
         self.prepares: dict[VoteKey, dict[int, bytes]] = {}
-        self.commits: dict[VoteKey, set[int]] = {}
+        self.commits: dict[VoteKey, dict[int, bytes]] = {}
+        """vote key -> sealer index -> Commit signature (a quorum of them is the seal)."""
         self.prepare_sent = False
         self.commit_sent = False
         self.prepared_key: VoteKey | None = None
@@ -54,6 +55,12 @@ class Round:
         votes = self.prepares[self.prepared_key]
         return tuple(sorted(votes.items())[:quorum])
 
+    def commit_signatures(self, quorum: int) -> tuple[tuple[int, bytes], ...]:
+        """The first ``quorum`` Commit signatures of the prepared result, by index."""
+        assert self.prepared_key is not None
+        votes = self.commits[self.prepared_key]
+        return tuple(sorted(votes.items())[:quorum])
+
     def certificate(self, quorum: int) -> PreparedCertificate:
         assert self.prepared_key is not None and self.proposal is not None
         _, block_hash, state_root = self.prepared_key
@@ -63,7 +70,7 @@ class Round:
 
     def seal(self, quorum: int) -> Seal:
         assert self.prepared_key is not None
-        return Seal(self.view, self.prepared_key[0], self.quorum_signatures(quorum))
+        return Seal(self.view, self.prepared_key[0], self.commit_signatures(quorum))
 
 
 class HeightSlot:

@@ -47,8 +47,8 @@ from consensus.messages import (
     Seal,
     ViewChange,
     commit_digest,
+    prepare_digest,
     preprepare_digest,
-    seal_digest,
     viewchange_digest,
 )
 from consensus.quorum import leader_of
@@ -630,7 +630,7 @@ class Simulation:
 
     def _double_vote(self, node: SimNode, msg: Prepare | Commit, targets: list[int]) -> None:
         fake_hash = bytes(self.rng.randbytes(32))
-        fn = seal_digest if isinstance(msg, Prepare) else commit_digest
+        fn = prepare_digest if isinstance(msg, Prepare) else commit_digest
         sig = self._sign(
             node, fn(msg.view, msg.height, msg.proposal_digest, fake_hash, msg.state_root)
         )
@@ -653,7 +653,7 @@ class Simulation:
             junk: list[tuple[bytes, str]] = []
             fake = bytes(rng.randbytes(32))
             for view, height in ((max(0, v - 1), h), (v, h + 1000), (v + 1000, h)):
-                sig = self._sign(node, seal_digest(view, height, fake, fake, fake))
+                sig = self._sign(node, prepare_digest(view, height, fake, fake, fake))
                 junk.append(
                     (Prepare(view, height, fake, fake, fake, node.index, sig).encode(), "Prepare")
                 )

@@ -15,8 +15,8 @@ from consensus.messages import (
     Proposal,
     ViewChange,
     commit_digest,
+    prepare_digest,
     preprepare_digest,
-    seal_digest,
     viewchange_digest,
 )
 
@@ -50,7 +50,7 @@ def block_of(p: Proposal) -> tuple[bytes, bytes]:
 
 def prepare(n: int, sender: int, view: int, p: Proposal) -> Prepare:
     bh, sr = block_of(p)
-    sig = keys(n)[sender].sign(seal_digest(view, p.height, p.digest, bh, sr))
+    sig = keys(n)[sender].sign(prepare_digest(view, p.height, p.digest, bh, sr))
     return Prepare(view, p.height, p.digest, bh, sr, sender, sig)
 
 
@@ -62,7 +62,7 @@ def commit(n: int, sender: int, view: int, p: Proposal) -> Commit:
 
 def certificate(n: int, view: int, p: Proposal, signers: list[int]) -> PreparedCertificate:
     bh, sr = block_of(p)
-    d = seal_digest(view, p.height, p.digest, bh, sr)
+    d = prepare_digest(view, p.height, p.digest, bh, sr)
     return PreparedCertificate(view, p, bh, sr, tuple((i, keys(n)[i].sign(d)) for i in signers))
 
 

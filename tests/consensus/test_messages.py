@@ -14,6 +14,7 @@ from consensus import (
     Seal,
     decode_message,
     encode_message,
+    prepare_digest,
     seal_digest,
     verify_seal,
 )
@@ -53,12 +54,14 @@ def test_signatures_verify_against_sender_key(msg: object) -> None:
     assert verify(t.sealers(N)[m.sender], m.digest, m.signature)
 
 
-def test_prepare_signs_the_documented_seal_digest() -> None:
+def test_prepare_and_commit_sign_the_documented_digests() -> None:
     p = t.proposal()
     msg = t.prepare(N, 1, 5, p)
     bh, sr = t.block_of(p)
     expected = hash32(pack(["ledgerlab/pbft/1/prepare", 5, 1, p.digest, bh, sr]))
-    assert msg.digest == expected == seal_digest(5, 1, p.digest, bh, sr)
+    assert msg.digest == expected == prepare_digest(5, 1, p.digest, bh, sr)
+    sealed = hash32(pack(["ledgerlab/pbft/1/commit", 5, 1, p.digest, bh, sr]))
+    assert t.commit(N, 1, 5, p).digest == sealed == seal_digest(5, 1, p.digest, bh, sr)
     assert p.digest == hash32(pack(["ledgerlab/pbft/1/proposal", 1, bytes(32), b"txs"]))
 
 
@@ -112,8 +115,9 @@ def test_mutated_messages_decode_or_raise_decode_error(data: st.DataObject) -> N
 
 def seal_for(view: int, signers: list[int]) -> tuple[Seal, bytes, bytes, int]:
     p = t.proposal(7)
-    cert = t.certificate(N, view, p, signers)
-    return Seal(view, p.digest, cert.signatures), cert.block_hash, cert.state_root, 7
+    bh, sr = t.block_of(p)
+    sigs = tuple((i, t.commit(N, i, view, p).signature) for i in signers)
+    return Seal(view, p.digest, sigs), bh, sr, 7
 
 
 def test_verify_seal_accepts_a_quorum() -> None:
