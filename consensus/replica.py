@@ -136,6 +136,10 @@ class Replica:
             (self._view, self._height) if restored is not None else None
         )
         self._announce = restored is not None and self._view > 0
+        # Whether the runtime holds a PersistState of ours. Until it does, a restart looks
+        # like a first start, so the amnesia rule above could not apply: persist once
+        # before the first Prepare or PrePrepare we sign (a lone sealer has no one to fool).
+        self._durable = restored is not None or self._n == 1
 
         self._now = 0
         self._deadline: int | None = None
@@ -269,6 +273,7 @@ class Replica:
     def _persist(self) -> None:
         if self._me is None:
             return
+        self._durable = True
         self._persisted_view = self._view
         self._emit(PersistState(PersistedState(self._view, self._cert)))
 
@@ -472,6 +477,8 @@ class Replica:
             self._cert is None or self._cert.view != r.view or self._cert.proposal.digest != key[0]
         ):
             return  # we may have signed another Prepare here before a crash
+        if not self._durable:
+            self._persist()  # so that a restart knows it may have voted here
         digest, block_hash, state_root = key
         sig = self._signer()(prepare_digest(r.view, self._height, digest, block_hash, state_root))
         r.prepare_sent = True
@@ -516,6 +523,8 @@ class Replica:
             self._drop("proposal_ignored")
             return
         assert self._me is not None
+        if not self._durable:
+            self._persist()  # so that a restart knows it may have proposed here
         proposal = Proposal(self._height, self._head.block_hash, event.payload)
         sig = self._signer()(preprepare_digest(self._view, self._height, proposal.digest))
         self._emit(Broadcast(PrePrepare(self._view, proposal, self._me, sig)))
