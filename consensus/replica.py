@@ -81,6 +81,7 @@ from consensus.messages import (
     PreparedCertificate,
     PrePrepare,
     Proposal,
+    Signatures,
     ViewChange,
     commit_digest,
     decode_message,
@@ -90,6 +91,13 @@ from consensus.messages import (
 )
 from consensus.quorum import leader_of, max_faulty, quorum
 from consensus.slots import HeightSlot, Round, VoteKey
+
+
+def _cert_key(cert: PreparedCertificate) -> tuple[bytes, Signatures]:
+    """What a certificate check depends on. ``cert.digest`` covers the certified content but
+    not the signatures, so a copy with garbage signatures has the same digest: caching by
+    digest let a leader ship such a copy in its NewView, which every peer then rejected."""
+    return (cert.digest, cert.signatures)
 
 
 class Replica:
@@ -155,7 +163,9 @@ class Replica:
         self._last_nv: NewView | None = None
         self._sent_nv_view = -1
         self._replied: set[tuple[int, int]] = set()
-        self._good_certs: set[bytes] = set()
+        # Certificates already verified, keyed by content *and* signatures: the content
+        # digest alone would let a forged copy ride on a verified one (see _cert_key).
+        self._good_certs: set[tuple[bytes, Signatures]] = set()
         self._claims: dict[int, int] = {}
         self._last_sync_tick: int | None = None
         self._last_sync_target = 0
@@ -630,7 +640,11 @@ class Replica:
 
     def _broadcast_view_change(self) -> None:
         assert self._me is not None
-        cert = self._cert if self._cert is not None and self._cert.height == self._height else None
+        cert = self._cert
+        if cert is not None and (cert.height != self._height or cert.view >= self._view):
+            # Only a certificate of an earlier view belongs in a ViewChange for this one;
+            # after a restart while prepared in the restored view ours is of this view.
+            cert = None
         digest = viewchange_digest(self._view, self._height, cert.digest if cert else None)
         vc = ViewChange(self._view, self._height, cert, self._me, self._signer()(digest))
         self._my_vc = vc
@@ -643,22 +657,29 @@ class Replica:
         if vc.view < 1 or (cert is not None and (cert.height != vc.height or cert.view >= vc.view)):
             self._drop("malformed")
             return
+        useful = vc.view > self._view or (vc.view == self._view and not self.view_active)
+        if not useful:
+            # Even a repeat of a ViewChange we hold: the sender re-sends because it is
+            # still waiting (it lost the NewView, or it restarted), so show it the way.
+            self._help_lagging(vc)
+            return
         prev = self._vc_latest.get(vc.sender)
         if prev is not None and vc.view <= prev.view:
             if vc.view < prev.view:
                 self._drop("stale")
-            elif prev.digest == vc.digest:
+                return
+            if prev.digest == vc.digest:
                 self._drop("duplicate")
-            elif self._valid_signature(vc):
-                self._record_equivocation(prev, vc)
-            else:
+                return
+            if not self._valid_signature(vc):
                 self._drop("bad_signature")
-            return
-        useful = vc.view > self._view or (vc.view == self._view and not self.view_active)
-        if not useful:
-            self._help_lagging(vc)
-            return
-        if not self._valid_signature(vc):
+                return
+            if vc.height <= prev.height:
+                self._record_equivocation(prev, vc)
+                return
+            # Same view asked again from a higher height: the sender synced while it
+            # waited. Honest and newer, so it replaces the old one (not evidence).
+        elif not self._valid_signature(vc):
             self._drop("bad_signature")
             return
         self._note_claim(vc.sender, vc.height)
@@ -695,10 +716,10 @@ class Replica:
             self._start_view_change(views[self._f])
 
     def _cert_ok(self, cert: PreparedCertificate) -> bool:
-        if cert.digest in self._good_certs:
+        if _cert_key(cert) in self._good_certs:
             return True
         if verify_certificate(self._sealers, self._verify_sig, cert, need=self._quorum):
-            self._good_certs.add(cert.digest)
+            self._good_certs.add(_cert_key(cert))
             return True
         return False
 
@@ -740,11 +761,17 @@ class Replica:
         known = self._vc_latest.get(vc.sender)
         if known is None or known.digest != vc.digest or known.signature != vc.signature:
             return False
-        return vc.prepared is None or vc.prepared.digest in self._good_certs
+        return vc.prepared is None or _cert_key(vc.prepared) in self._good_certs
 
     def _on_new_view(self, nv: NewView) -> None:
         if nv.view < self._view:
             self._drop("stale")
+            return
+        if nv.height > self._height + self.config.height_window:
+            # Any leader of (view, H) can wrap the same ViewChanges into a NewView for every
+            # H it leads; storing them all would grow without bound. Sync first.
+            self._claim_far(nv, False)
+            self._drop("far_future")
             return
         if nv.view == self._view and self.view_active:
             known = self._new_views.get(nv.height)
@@ -774,7 +801,7 @@ class Replica:
             return
         for vc in nv.view_changes:
             if vc.prepared is not None:
-                self._good_certs.add(vc.prepared.digest)
+                self._good_certs.add(_cert_key(vc.prepared))
         self._note_claim(nv.sender, nv.height)
         self._accept_new_view(nv)
 
