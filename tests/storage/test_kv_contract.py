@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from storage import BACKENDS, KVStore, StorageError, WriteBatch, open_store
 from storage.kv import MAX_KEY_LEN, key_range, prefix_end
 
-from .conftest import OpenStore
+from .conftest import PERSISTENT, OpenStore
 
 KEYS = [b"\x00", b"a", b"a\x00", b"a\xff", b"ab", b"abc", b"b", b"b\xff\xff", b"\xff", b"\xff\xff"]
 
@@ -230,9 +230,8 @@ def test_closed_store_raises(kv: KVStore) -> None:
             call()
 
 
+@pytest.mark.parametrize("backend", PERSISTENT)
 def test_reopen_keeps_data(backend: str, reopen: OpenStore) -> None:
-    if backend == "memory":
-        pytest.skip("memory does not persist")
     kv = reopen()
     fill(kv)
     kv.delete(b"ab")
@@ -248,9 +247,8 @@ def test_open_store_rejects_unknown_backend(tmp_path: object) -> None:
         open_store(str(tmp_path), "memory")
 
 
+@pytest.mark.parametrize("backend", PERSISTENT)
 def test_open_store_on_a_file_is_a_storage_error(backend: str, tmp_path: object) -> None:
-    if backend == "memory":
-        pytest.skip("no path")
     path = f"{tmp_path}/file"
     with open(path, "w") as f:
         f.write("not a database")

@@ -19,7 +19,7 @@ from storage import (
 )
 from storage.ledger import K_HEAD, K_TX_COUNT
 
-from .conftest import OpenStore
+from .conftest import PERSISTENT, OpenStore
 
 
 def h(*parts: object) -> bytes:
@@ -208,9 +208,8 @@ def test_snapshot_is_a_consistent_past_ledger(kv: KVStore) -> None:
     assert ledger.state.get(b"acct/0") is None
 
 
+@pytest.mark.parametrize("backend", PERSISTENT)
 def test_reopen_recovers_head_and_count(backend: str, reopen: OpenStore) -> None:
-    if backend == "memory":
-        pytest.skip("memory does not persist")
     ledger = LedgerStore(reopen())
     chain = commit_chain(ledger, 4)
     ledger.put_meta("view", b"9")
