@@ -54,16 +54,12 @@ class NodeService:
     def _block(self, block: Block | None, full_txs: bool) -> BlockData | None:
         if block is None:
             return None
-        senders = None
-        if full_txs:
+        senders: list[bytes] | None = None
+        if full_txs:  # the receipts hold the senders: no signature recovery needed
             store = self._chain.store
-            senders = []
-            for tx_hash in block.tx_hashes():
-                raw = store.receipt(tx_hash)
-                if raw is None:
-                    senders = None
-                    break
-                senders.append(Receipt.decode(raw).sender)
+            raws = [store.receipt(h) for h in block.tx_hashes()]
+            if all(raw is not None for raw in raws):
+                senders = [Receipt.decode(raw).sender for raw in raws if raw is not None]
         return block_data(block, full_txs=full_txs, senders=senders)
 
     def block_by_number(self, number: int, full_txs: bool) -> BlockData | None:

@@ -14,12 +14,31 @@ import argparse
 import asyncio
 import time
 
-from tests.node.cluster import MemoryCluster, transfer, wait_until
+from consensus.crypto import KeyPair
+from node.local import MemoryCluster
+from node.local import wait_for as wait_until
+from node.tx import Transaction
+
+CLIENT = KeyPair.generate()
+
+
+def transfer(i: int, *, head: int = 0) -> bytes:
+    """A signed one-transaction block's worth: userSave on one of 50 users."""
+    tx = Transaction.build(
+        chain_id="chain0",
+        group_id="group0",
+        to="0x5002",
+        method="userSave",
+        args=[f"user{i % 50}", 1 + i],
+        block_limit=head + 500,
+        nonce=f"s{i}",
+    )
+    return tx.sign(CLIENT).encode()
 
 
 async def run(blocks: int) -> None:
     async with MemoryCluster(4, observers=1, tx_count_limit=1) as cluster:
-        leader = cluster.nodes[0]
+        leader = cluster.node(0)
         leader.submit([transfer(0)])
         await wait_until(lambda: all(n.chain.head.number == 1 for n in cluster.running()))
         await cluster.stop(4)

@@ -1,8 +1,8 @@
-"""In-process clusters for tests: N nodes on a memory hub or on loopback TCP."""
+"""Cluster helpers for tests: memory clusters (node.local), TCP chains on loopback, signed
+transfers."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
@@ -12,10 +12,11 @@ from consensus.crypto import KeyPair
 from node.certs import generate_agency, generate_chain_ca, generate_node
 from node.config import NodeConfig
 from node.genesis import GenesisConfig
+from node.local import MemoryCluster, wait_for
 from node.runtime import Node
-from node.transport import MemoryHub
 from node.tx import Transaction
-from storage.backends import open_store
+
+__all__ = ["CLIENT", "MemoryCluster", "memory_cluster", "tcp_chain", "transfer", "wait_until"]
 
 CLIENT = KeyPair.generate(random.Random(99))
 
@@ -39,75 +40,6 @@ def transfer(
         nonce=f"t{i}-{random.random()}",
     )
     return tx.sign(key).encode()
-
-
-class MemoryCluster:
-    """Sealers (and observers) of one genesis on a :class:`MemoryHub`, restartable.
-
-    Each node keeps its in-memory store across :meth:`stop`/:meth:`start`, which is what
-    a restart from disk looks like to the node.
-    """
-
-    def __init__(
-        self,
-        n: int = 4,
-        *,
-        observers: int = 0,
-        seed: int = 1,
-        tick_ms: int = 20,
-        rpc: bool = False,
-        **genesis_kw,
-    ) -> None:
-        rng = random.Random(seed)
-        self.keys = [KeyPair.generate(rng) for _ in range(n + observers)]
-        self.genesis = GenesisConfig(
-            sealers=tuple(k.public_key for k in self.keys[:n]),
-            observers=tuple(k.public_key for k in self.keys[n:]),
-            **genesis_kw,
-        )
-        self.hub = MemoryHub()
-        self.kvs = [open_store(None) for _ in self.keys]
-        self.tick_ms = tick_ms
-        self.rpc = rpc
-        self.nodes: list[Node | None] = [None] * len(self.keys)
-
-    async def start(self, i: int) -> Node:
-        cfg = NodeConfig(
-            home=Path("."),
-            name=f"node{i}",
-            transport="memory",
-            tick_ms=self.tick_ms,
-            seal_max_wait_ms=20,
-            rpc_listen="127.0.0.1:0",
-        )
-        node = Node(
-            config=cfg,
-            genesis=self.genesis,
-            keypair=self.keys[i],
-            kv=self.kvs[i],
-            hub=self.hub,
-            rpc=self.rpc,
-        )
-        await node.__aenter__()
-        self.nodes[i] = node
-        return node
-
-    async def stop(self, i: int) -> None:
-        node, self.nodes[i] = self.nodes[i], None
-        if node is not None:
-            await node.__aexit__(None, None, None)
-
-    def running(self) -> list[Node]:
-        return [n for n in self.nodes if n is not None]
-
-    async def __aenter__(self) -> MemoryCluster:
-        for i in range(len(self.keys)):
-            await self.start(i)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for i in range(len(self.keys)):
-            await self.stop(i)
 
 
 @contextlib.asynccontextmanager
@@ -164,7 +96,4 @@ def tcp_chain(
     return genesis, configs
 
 
-async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(interval)
+wait_until = wait_for
