@@ -99,6 +99,26 @@ class WriteBatch:
         return len(self.ops)
 
 
+class PointWrites:
+    """``put`` and ``delete`` as one-operation batches, for engines whose one write path
+    is an atomic :meth:`KVStore.write` (so single writes get the same validation)."""
+
+    __slots__ = ()
+
+    def write(self, batch: WriteBatch) -> None:
+        raise NotImplementedError
+
+    def put(self, key: bytes, value: bytes) -> None:
+        batch = WriteBatch()
+        batch.put(key, value)
+        self.write(batch)
+
+    def delete(self, key: bytes) -> None:
+        batch = WriteBatch()
+        batch.delete(key)
+        self.write(batch)
+
+
 class Snapshot(ReadView, Protocol):
     """A consistent read view that later writes do not change; close it when done."""
 

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 
 import lmdb
 
-from storage.kv import MAX_KEY_LEN, StorageError, WriteBatch, check_key, check_value, key_range
+from storage.kv import (
+    MAX_KEY_LEN,
+    PointWrites,
+    StorageError,
+    WriteBatch,
+    check_key,
+    check_value,
+    key_range,
+)
 
 _INITIAL_MAP_SIZE = 1 << 34  # 16 GiB of address space; the file only grows as used
 
@@ -66,7 +74,7 @@ class LmdbSnapshot:
             self._txn = None
 
 
-class LmdbKV:
+class LmdbKV(PointWrites):
     """A :class:`~storage.kv.KVStore` in an LMDB environment directory."""
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
@@ -99,16 +107,6 @@ class LmdbKV:
         low, high = key_range(start, end, prefix)
         txn = self._live().begin()  # opened now: the scan sees the store as of this call
         return _cursor_scan(txn, low, high, own_txn=True)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        batch = WriteBatch()
-        batch.put(key, value)
-        self.write(batch)
-
-    def delete(self, key: bytes) -> None:
-        batch = WriteBatch()
-        batch.delete(key)
-        self.write(batch)
 
     def write(self, batch: WriteBatch) -> None:
         env = self._live()

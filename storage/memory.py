@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
-from storage.kv import StorageError, WriteBatch, check_key, check_value, key_range
+from storage.kv import PointWrites, StorageError, WriteBatch, check_key, check_value, key_range
 
 _FEW = 16  # up to this many new or deleted keys, bisect one by one; beyond, rebuild
 
@@ -102,7 +102,7 @@ class MemorySnapshot:
             self._version = None
 
 
-class MemoryKV:
+class MemoryKV(PointWrites):
     """A :class:`~storage.kv.KVStore` held in RAM; ``write`` is atomic, never durable."""
 
     __slots__ = ("_closed", "_v")
@@ -124,16 +124,6 @@ class MemoryKV:
     ) -> Iterator[tuple[bytes, bytes]]:
         self._check_open()
         return _PinnedScan(self._v, _scan(self._v, start, end, prefix))
-
-    def put(self, key: bytes, value: bytes) -> None:
-        batch = WriteBatch()
-        batch.put(key, value)
-        self.write(batch)
-
-    def delete(self, key: bytes) -> None:
-        batch = WriteBatch()
-        batch.delete(key)
-        self.write(batch)
 
     def write(self, batch: WriteBatch) -> None:
         self._check_open()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import rocksdict
 
-from storage.kv import StorageError, WriteBatch, check_key, check_value, key_range
+from storage.kv import PointWrites, StorageError, WriteBatch, check_key, check_value, key_range
 
 _CHUNK = 256  # pairs read per lock hold when scanning a shared snapshot iterator
 
@@ -83,7 +83,7 @@ class RocksSnapshot:
             self._it = None  # releases the pinned version
 
 
-class RocksKV:
+class RocksKV(PointWrites):
     """A :class:`~storage.kv.KVStore` in a RocksDB directory."""
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
@@ -124,16 +124,6 @@ class RocksKV:
         while it.valid():
             yield it.key(), it.value()
             it.next()
-
-    def put(self, key: bytes, value: bytes) -> None:
-        batch = WriteBatch()
-        batch.put(key, value)
-        self.write(batch)
-
-    def delete(self, key: bytes) -> None:
-        batch = WriteBatch()
-        batch.delete(key)
-        self.write(batch)
 
     def write(self, batch: WriteBatch) -> None:
         db = self._live()

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 
-from storage.kv import StorageError, WriteBatch, check_key, check_value, key_range
+from storage.kv import PointWrites, StorageError, WriteBatch, check_key, check_value, key_range
 
 _FILE = "kv.sqlite3"
 
@@ -85,7 +85,7 @@ class SqliteSnapshot:
             self._conn = None
 
 
-class SqliteKV:
+class SqliteKV(PointWrites):
     """A :class:`~storage.kv.KVStore` in ``<path>/kv.sqlite3``."""
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
@@ -121,16 +121,6 @@ class SqliteKV:
         self._live()
         conn = _read_connection(self._path)  # its own read transaction, closed at the end
         return _select(conn, low, high, close_after=True)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        batch = WriteBatch()
-        batch.put(key, value)
-        self.write(batch)
-
-    def delete(self, key: bytes) -> None:
-        batch = WriteBatch()
-        batch.delete(key)
-        self.write(batch)
 
     def write(self, batch: WriteBatch) -> None:
         for key, value in batch.ops:  # validate first: a bad op must not abort mid-way
