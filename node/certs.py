@@ -51,6 +51,20 @@ CONSENSUS_KEY = "consensus.key"
 NODE_ID_FILE = "node.nodeid"
 
 
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+"""What the chain CA and an agency may sign: certificates and revocation lists only."""
+
+
 class CertificateError(ValueError):
     """Certificate material that is missing, malformed or does not bind a node id."""
 
@@ -226,17 +240,7 @@ def generate_chain_ca(
         _builder(name, name, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _CA_KEY_USAGE,
             critical=True,
         )
         .sign(key, hashes.SHA256())
@@ -261,17 +265,7 @@ def generate_agency(
         _builder(_name(name, org, "agency"), ca_cert.subject, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _CA_KEY_USAGE,
             critical=True,
         )
         .add_extension(
