@@ -138,6 +138,7 @@ class Node:
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
         self._commit_waiters: list[asyncio.Future[None]] = []
+        self._stalled_since: float | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._loops: set[asyncio.Task[None]] = set()
         self._stack: contextlib.AsyncExitStack | None = None
@@ -422,6 +423,7 @@ class Node:
         self._executed.clear()
         self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self.commit_times.append((self._clock(), len(executed.txs)))
+        self._stalled_since = None
         self.transport.broadcast(wire.encode(self._status()))
         waiters, self._commit_waiters = self._commit_waiters, []
         for fut in waiters:
@@ -570,7 +572,29 @@ class Node:
     async def _status_loop(self) -> None:
         while True:
             self.transport.broadcast(wire.encode(self._status()))
+            self._regossip_if_stalled()
             await asyncio.sleep(STATUS_INTERVAL)
+
+    def _regossip_if_stalled(self) -> None:
+        """Gossip the oldest pending txs again after a consensus timeout without a commit.
+
+        Gossip is best-effort: it is lost while a link or the MQTT broker is down (or
+        reconnecting: a queue flushed before the peers resubscribed reaches nobody). A tx
+        that only a follower holds would then wait for that follower's turn as leader, and
+        an idle chain never gives it one: the other sealers see nothing to wait for.
+        """
+        now = time.monotonic()
+        if not len(self.pool) or self._stalled_since is None:
+            self._stalled_since = now if len(self.pool) else None
+            return
+        config = self.chain.executor.system_config(self.chain.store.state)
+        if now - self._stalled_since < config.consensus_timeout:
+            return
+        self._stalled_since = now
+        raws = [v.tx.encoded for v in self.pool.seal(config.tx_count_limit, self.replica.height)]
+        size = self.config.gossip_max_batch
+        for i in range(0, len(raws), size):
+            self.transport.broadcast(wire.encode(wire.Txs(tuple(raws[i : i + size]))))
 
     def tps(self, window: float = 10.0) -> float:
         """Committed transactions per second over the last ``window`` seconds."""
