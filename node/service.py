@@ -260,6 +260,13 @@ class NodeService:
             t.disconnects,
         )
         yield prom.labelled(
+            "ledgerlab_p2p_dropped_total",
+            "counter",
+            "Transport frames (MQTT: messages) dropped, by reason (docs/p2p.md, Counters).",
+            "reason",
+            t.dropped,
+        )
+        yield prom.labelled(
             "ledgerlab_sync_total", "counter", "Block sync events.", "event", node.sync.stats
         )
 
