@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -34,6 +36,11 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 OUTSIDER = KeyPair.from_secret(b"\x5a" * 32)
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
 def _drops(nodes: list[Node]) -> list[Counter[str]]:
     out = []
     for n in nodes:
@@ -43,7 +50,7 @@ def _drops(nodes: list[Node]) -> list[Counter[str]]:
 
 
 async def test_hostile_publishes_change_nothing(tmp_path: Path, mqtt_broker: str) -> None:
-    chain, _, _, configs = mqtt_chain(tmp_path, mqtt_broker)
+    chain, rpc_ports, _, configs = mqtt_chain(tmp_path, mqtt_broker)
     async with contextlib.AsyncExitStack() as stack:
         nodes = [
             await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
@@ -166,3 +173,8 @@ async def test_hostile_publishes_change_nothing(tmp_path: Path, mqtt_broker: str
         assert nodes[0].chain.head.number > head_before
         assert_same_chain(nodes)
         assert all(n.chain.store.tx_location(forged_hash) is None for n in nodes)
+        # operators see the same counters on /metrics
+        text = await asyncio.to_thread(_get, f"http://127.0.0.1:{rpc_ports[0]}/metrics")
+        for reason, count in expected[0].items():
+            m = re.search(rf'^ledgerlab_p2p_dropped_total{{reason="{reason}"}} (\d+)$', text, re.M)
+            assert m is not None and int(m.group(1)) >= count, reason
