@@ -185,6 +185,26 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+async def scrape_metrics(port: int, timeout: float = 5.0) -> dict[str, float]:
+    """``GET /metrics`` of one node as ``{"name{label=\"x\"}": value}`` (empty on failure)."""
+    out: dict[str, float] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            raw = await reader.read()
+            writer.close()
+    except (OSError, TimeoutError):
+        return out
+    for line in raw.partition(b"\r\n\r\n")[2].decode(errors="replace").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[name] = float(value)
+    return out
+
+
 def _pct(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
@@ -471,6 +491,7 @@ class Benchmark:
             else f"closed loop, at most {plan.in_flight_limit:,} txs in flight"
         )
         views_before = await self._on_all("getConsensusStatus", [self.chain.group_id])
+        churn_before = await self._p2p_events()
         watched = {**self.pids, **({"mosquitto": p} if (p := _broker_pid(self.plan)) else {})}
         cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         own_before = os.times()
@@ -520,6 +541,18 @@ class Benchmark:
             await asyncio.gather(*senders, *helpers, return_exceptions=True)
             self._stop_profilers()
         views_after = await self._on_all("getConsensusStatus", [self.chain.group_id])
+        churn_after = await self._p2p_events()
+        churn = {
+            name: delta
+            for name, events in churn_after.items()
+            if (
+                delta := {
+                    k: v - churn_before.get(name, {}).get(k, 0)
+                    for k, v in events.items()
+                    if v > churn_before.get(name, {}).get(k, 0)
+                }
+            )
+        }
         wall = done - t0
         node_cpu = {
             name: round(cpu_after[name] - before, 2)  # type: ignore[operator]
@@ -538,8 +571,23 @@ class Benchmark:
             "views": max(int(a["currentView"]) for a in views_after)
             - max(int(b["currentView"]) for b in views_before),
             "final_views": [int(a["currentView"]) for a in views_after],
+            "p2p_events": churn,
             "cpu": {**node_cpu, "loadgen": round(own, 2)},
         }
+
+    async def _p2p_events(self) -> dict[str, dict[str, int]]:
+        """Per node: P2P disconnects and dropped frames by reason (from /metrics)."""
+        assert self.chain is not None
+        out: dict[str, dict[str, int]] = {}
+        for node in self.chain.nodes:
+            metrics = await scrape_metrics(node.rpc_port)
+            out[node.name] = {
+                ("disconnect " if "disconnects" in name else "dropped ")
+                + name.partition('"')[2].rstrip('"}'): int(value)
+                for name, value in metrics.items()
+                if name.startswith(("ledgerlab_p2p_disconnects_total", "ledgerlab_frames_dropped"))
+            }
+        return out
 
     # ------------------------------------------------------------------ profiling
 
@@ -673,6 +721,7 @@ class Benchmark:
             "view_changes": timing["view_changes"],
             "views_advanced": timing["views"],
             "final_views": timing["final_views"],
+            "p2p_events": timing["p2p_events"],
             "cpu_seconds": timing["cpu"],
             "node_cpu_us_per_tx": _node_cpu_per_tx(timing["cpu"], self.pids, len(committed)),
             "cpu_wall_seconds": timing["wall"],

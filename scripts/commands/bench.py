@@ -144,6 +144,15 @@ def render(out: Console, r: dict[str, Any]) -> None:
         f"{r['blocks']} blocks, {r['txs_per_block']:,.0f} txs/block · view changes "
         f"{r['view_changes']} (views advanced {r['views_advanced']})",
     )
+    if r.get("p2p_events"):
+        t.add_row(
+            "P2P events",
+            "; ".join(
+                f"{node}: " + ", ".join(f"{k} {v}" for k, v in sorted(ev.items()))
+                for node, ev in sorted(r["p2p_events"].items())
+            )
+            + " (during the load; a lost link can cost a view change)",
+        )
     heads = "[green]✓[/]" if r["heads_identical"] else "[red]✗[/]"
     t.add_row(
         "heads",
