@@ -601,6 +601,11 @@ class Replica:
             if self._me is None and self._behind(1):
                 self._request_sync()
             return
+        if not self._waiting():
+            # Armed when there was something to wait for (e.g. a commit that emptied the
+            # pool, seen with the previous tick's txs_pending): nothing to suspect any more.
+            self._deadline = None
+            return
         if self._now >= self._deadline:
             self._on_timeout()
 

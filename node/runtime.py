@@ -194,6 +194,7 @@ class Node:
             group_id=self.genesis.group_id,
             in_chain=lambda h: self.store is not None and self.store.tx_location(h) is not None,
             capacity=cfg.txpool_capacity,
+            sees_every_commit=True,  # _after_commit and _remember_recent_nonces
         )
         self._remember_recent_nonces()
         self.replica = self._new_replica()
@@ -485,14 +486,15 @@ class Node:
     def _admit_from_peer(self, raws: tuple[bytes, ...]) -> None:
         head = self.chain.head.number
         for raw in raws:
-            try:
-                vtx = self.pool.admit(raw, head)
-            except TxRejected:
-                continue
-            for fetch in self._fetches:
-                fetch.wanted.discard(vtx.hash)
-                if not fetch.wanted:
-                    fetch.done.set()
+            with contextlib.suppress(TxRejected):
+                self.pool.admit(raw, head)
+        for fetch in self._fetches:
+            # By what the pool holds, not by what this frame added: a wanted tx that came in
+            # before the fetch task registered (gossip racing the proposal) is refused here
+            # as AlreadyKnown, and the fetch would otherwise wait out every timeout.
+            fetch.wanted = {h for h in fetch.wanted if h not in self.pool}
+            if not fetch.wanted:
+                fetch.done.set()
         self._seal_wake.set()
 
     # -- client transactions -----------------------------------------------------------

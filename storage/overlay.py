@@ -20,17 +20,20 @@ class StateReader(Protocol):
 class StateOverlay:
     """Uncommitted state changes on top of a :class:`StateReader`."""
 
-    __slots__ = ("_base", "_journal", "_writes")
+    __slots__ = ("_base", "_journal", "_read", "_writes")
 
     def __init__(self, base: StateReader) -> None:
         self._base = base
         self._writes: dict[bytes, bytes | None] = {}
         self._journal: list[tuple[bytes, object]] = []
+        self._read: dict[bytes, bytes | None] = {}  # base values already fetched
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
             return self._writes[key]
-        return self._base.get(key)
+        value = self._base.get(key)
+        self._read[key] = value  # write_set compares against it without a second read
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         self._journal.append((key, self._writes.get(key, _ABSENT)))
@@ -60,6 +63,9 @@ class StateOverlay:
         leaves the state as it was produces an empty write set (and the same root).
         """
         base_get = self._base.get
+        read = self._read
         return [
-            (key, value) for key, value in sorted(self._writes.items()) if base_get(key) != value
+            (key, value)
+            for key, value in sorted(self._writes.items())
+            if (read[key] if key in read else base_get(key)) != value
         ]
