@@ -201,6 +201,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = asyncio.run(_run(bench, display, out))
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if result is None and not out.is_terminal:
+            out.line()  # after a progress line cut short
         ok = result is not None and result["ok"]
         if bench.pids and not (args.keep and ok):
             with out.status("stopping the node processes…"):
