@@ -35,6 +35,8 @@ class ReplicaConfig:
     height_window: int = 50
     view_window: int = 10
     max_payload_bytes: int = 4 * 1024 * 1024
+    max_buffered_payload_bytes: int = 64 * 1024 * 1024
+    """Proposal bytes held for future heights and views; more is dropped (buffer_full)."""
     sync_interval_ticks: int = 0
     """Least ticks between two RequestSync actions; 0 means ``timeout_ticks // 4``."""
     max_evidence: int = 256

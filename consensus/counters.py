@@ -24,6 +24,7 @@ DROP_REASONS = (
     "invalid_certificate",  # a ViewChange carrying a prepared certificate that is not valid
     "redundant",  # a vote for a round that already reached its quorum (not verified)
     "proposal_ignored",  # ProposalReady while this replica does not want one
+    "buffer_full",  # a future proposal beyond max_buffered_payload_bytes
 )
 
 

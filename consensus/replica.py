@@ -361,6 +361,20 @@ class Replica:
                 Equivocation(second.sender, second.NAME, second.view, second.height, first, second)
             )
 
+    def _buffer_full(self, msg: PrePrepare) -> bool:
+        """Whether buffering ``msg`` would pass ``max_buffered_payload_bytes``.
+
+        Only sealers' signed messages are buffered, but a Byzantine leader could otherwise
+        park a large proposal for every future (height, view) it leads.
+        """
+        held = sum(
+            len(m.proposal.payload)
+            for msgs in self._buffer.values()
+            for m in msgs
+            if isinstance(m, PrePrepare)
+        )
+        return held + len(msg.proposal.payload) > self.config.max_buffered_payload_bytes
+
     def _admit(self, msg: PrePrepare | Prepare | Commit, *, verified: bool) -> None:
         """Route a normal-case message: process now, buffer for later, or drop."""
         h, v = msg.height, msg.view
@@ -380,6 +394,9 @@ class Replica:
                 self._drop("stale")
                 return
         elif v > self._view or not current:
+            if isinstance(msg, PrePrepare) and self._buffer_full(msg):
+                self._drop("buffer_full")
+                return
             if verified or (self._precheck(msg) and self._check_signed(msg)):
                 self._buffer.setdefault(h, []).append(msg)
             return

@@ -68,3 +68,18 @@ def test_new_views_for_far_future_heights_are_not_stored() -> None:
     assert len(r._new_views) <= window + 1  # the memory under test
     assert syncs <= window
     assert r.counters.drops["far_future"] > 0
+
+
+def test_future_proposals_are_buffered_only_up_to_a_byte_budget() -> None:
+    # A Byzantine leader may sign a large proposal for every future (height, view) it
+    # leads; each one is valid and within the windows, so each would be buffered. The
+    # buffer holds at most max_buffered_payload_bytes of proposals; the rest is counted.
+    n = 4
+    r = Replica(config(n, 0, max_buffered_payload_bytes=2500))
+    future = [(h, v) for h in range(2, 8) for v in range(0, 4) if (v + h) % n == 3]
+    for h, v in future[:5]:
+        p = t.proposal(h, bytes([h]) * 1000, hash32(b"parent %d" % (h - 1)))
+        r.step(MessageReceived(t.preprepare(n, 3, v, p).encode(), 3))
+    assert r.counters.drops["buffer_full"] == 3
+    held = [m for msgs in r._buffer.values() for m in msgs]
+    assert len(held) == 2
