@@ -585,7 +585,13 @@ class Benchmark:
                 ("disconnect " if "disconnects" in name else "dropped ")
                 + name.partition('"')[2].rstrip('"}'): int(value)
                 for name, value in metrics.items()
-                if name.startswith(("ledgerlab_p2p_disconnects_total", "ledgerlab_frames_dropped"))
+                if name.startswith(
+                    (
+                        "ledgerlab_p2p_disconnects_total",
+                        "ledgerlab_p2p_dropped_total",
+                        "ledgerlab_frames_dropped",
+                    )
+                )
             }
         return out
 
