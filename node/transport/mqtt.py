@@ -422,9 +422,15 @@ class MqttTransport(Transport):
             self.deliver(message.topic.value, payload)
 
     async def _heartbeat_loop(self, client: aiomqtt.Client) -> None:
+        task = asyncio.current_task()
         while True:
             payload = self._seal(self.bcast_topic, [])
             await client.publish(self.bcast_topic, payload, qos=0)
+            # A publish that waits for the socket ends in asyncio.wait_for, which on
+            # Python 3.11 returns instead of raising when a cancel meets completion: without
+            # this check the loop would outlive close() and hang it forever.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             self._expire_peers()
             await asyncio.sleep(self.heartbeat_interval)
 
