@@ -32,11 +32,11 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import ssl
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
 from node.certs import CertificateError, NodeIdentity, ca_subject, peer_node_id
@@ -54,23 +54,6 @@ HEADER_SIZE = _HEADER.size
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 _HELLO_MAX = 1024
 _READ_CHUNK = 256 * 1024
-
-
-class _HeldConnection(asyncio.Protocol):
-    """An accepted TCP connection that reads nothing until TLS takes it over.
-
-    Reading is paused the moment the connection exists, so the peer's first TLS record
-    cannot be consumed as plain bytes before :meth:`asyncio.loop.start_tls` wraps the
-    transport (which would leave both sides waiting for a handshake that never ends).
-    """
-
-    def __init__(self, on_accept: Callable[[asyncio.Transport], None]) -> None:
-        self._on_accept = on_accept
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        held = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
-        held.pause_reading()
-        self._on_accept(held)
 
 
 class ProtocolViolation(Exception):
@@ -205,7 +188,7 @@ class TcpTransport(Transport):
         self._conns: dict[str, _Conn] = {}
         self._addr_peer: dict[tuple[str, int], str] = {}
         self._pending = 0
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -233,10 +216,14 @@ class TcpTransport(Transport):
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._server = await asyncio.get_running_loop().create_server(
-                    lambda: _HeldConnection(self._on_accept), self.listen_host, self._listen_port
+                self._listener = socket.create_server(
+                    (self.listen_host, self._listen_port), backlog=128
                 )
-                self._listen_port = self._server.sockets[0].getsockname()[1]
+                self._listener.setblocking(False)
+                self._listen_port = self._listener.getsockname()[1]
+                tg.create_task(
+                    self._accept_loop(self._listener), name=f"tcp-accept-{self.node_id[:8]}"
+                )
                 for addr in self.peer_addresses:
                     tg.create_task(self._dial_loop(addr), name=f"tcp-dial-{addr[0]}:{addr[1]}")
                 log.info(
@@ -247,8 +234,8 @@ class TcpTransport(Transport):
                 await asyncio.Event().wait()  # until cancelled by close()
         finally:
             self._tg = None
-            if self._server is not None:
-                self._server.close()
+            if self._listener is not None:
+                self._listener.close()
             for conn in list(self._conns.values()):
                 conn.shut("shutdown")
             self._conns.clear()
@@ -314,43 +301,45 @@ class TcpTransport(Transport):
 
     # -- connection setup --------------------------------------------------------
 
-    def _on_accept(self, transport: asyncio.Transport) -> None:
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        """Accept raw sockets; TLS wraps each one before a single byte is read from it."""
+        loop = asyncio.get_running_loop()
         tg = self._tg
-        if tg is None or self._pending >= self.max_pending_handshakes:
-            self.stats.disconnects["too_many_handshakes"] += 1
-            transport.abort()
-            return
-        peer = transport.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if peer else "?"
-        tg.create_task(self._inbound(transport, where), name=f"tcp-in-{where}")
+        assert tg is not None
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(listener)
+            except OSError as exc:  # e.g. out of file descriptors: keep listening
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            if self._pending >= self.max_pending_handshakes:
+                self.stats.disconnects["too_many_handshakes"] += 1
+                conn.close()
+                continue
+            where = f"{peer[0]}:{peer[1]}"
+            tg.create_task(self._inbound(conn, where), name=f"tcp-in-{where}")
 
-    async def _inbound(self, transport: asyncio.Transport, where: str) -> None:
+    async def _inbound(self, conn: socket.socket, where: str) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         self._pending += 1
         try:
-            try:
-                tls = await loop.start_tls(
-                    transport,
-                    protocol,
-                    self._server_ctx,
-                    server_side=True,
-                    ssl_handshake_timeout=self.handshake_timeout,
-                )
-            except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
-                self.stats.disconnects["tls_handshake"] += 1
-                log.info("TLS handshake from %s failed: %s", where, exc)
-                transport.abort()
-                return
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=self._server_ctx,
+                ssl_handshake_timeout=self.handshake_timeout,
+            )
+        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+            self.stats.disconnects["tls_handshake"] += 1
+            log.info("TLS handshake from %s failed: %s", where, exc)
+            conn.close()
+            return
         finally:
             self._pending -= 1
-        if tls is None:  # the connection closed during the handshake
-            self.stats.disconnects["tls_handshake"] += 1
-            transport.abort()
-            return
-        protocol.connection_made(tls)
-        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         try:
             await self._serve(reader, writer, outbound=False, where=where)
         except Exception:  # our bug: lose the connection, never the node

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,17 +13,10 @@ import pytest_asyncio
 
 from consensus.crypto import KeyPair
 from node.rpc import Dispatcher, RpcServer, gauge, labelled
+from tests.loops import both_loops
 from tests.rpc.fakes import GROUP, Ledger, LedgerBackend
 
-
-def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Any]:
-    """Run every async RPC test on the standard loop and on uvloop (the runtime's choice)."""
-    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
-    if sys.platform != "win32":  # uvloop is a dependency everywhere but Windows
-        import uvloop
-
-        factories["uvloop"] = uvloop.new_event_loop
-    return factories
+pytest_asyncio_loop_factories = both_loops  # the runtime runs on uvloop
 
 
 @pytest.fixture

@@ -9,8 +9,11 @@ import pytest
 
 from node import certs
 from node.certs import NodeIdentity
+from tests.loops import both_loops
 
 GENESIS = bytes.fromhex("aa" * 32)
+
+pytest_asyncio_loop_factories = both_loops  # the runtime runs on uvloop
 
 
 @dataclass

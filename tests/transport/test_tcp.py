@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -144,6 +145,24 @@ async def test_one_connection_per_pair_when_both_dial(pki: Pki) -> None:
         assert a._conns[b.node_id] is ca and b._conns[a.node_id] is cb  # stable, no flapping
         a.send(b.node_id, b"ping")
         assert await asyncio.wait_for(b.recv(), 2) == (a.node_id, b"ping")
+
+
+async def test_a_mesh_dialling_all_at_once_completes_every_tls_handshake(pki: Pki) -> None:
+    # Every node dials every other at the same moment. An accepted socket must not be read
+    # before TLS wraps it (uvloop starts reading right after accept): a ClientHello lost
+    # that way hangs the handshake until its timeout. No handshake may fail here.
+    nodes = [make(pki, i, handshake_timeout=0.5) for i in range(4)]
+    async with contextlib.AsyncExitStack() as stack:
+        for t in nodes:
+            await stack.enter_async_context(t)
+        for t in nodes:
+            for other in nodes:
+                if other is not t:
+                    t.add_peer(addr(other))
+        for t in nodes:
+            await t.wait_for_peers([o.node_id for o in nodes if o is not t], timeout=5)
+        await asyncio.sleep(1.0)  # two handshake timeouts: a hung one would be counted
+        assert [t.stats.disconnects["tls_handshake"] for t in nodes] == [0, 0, 0, 0]
 
 
 async def test_reconnects_after_peer_restart(pki: Pki) -> None:
