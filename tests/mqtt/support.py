@@ -83,6 +83,7 @@ class ProcCluster:
     def __init__(self, configs: list[NodeConfig], rpc_ports: list[int]) -> None:
         self.configs = configs
         self.procs = [Proc(c.home / "config.toml") for c in configs]
+        self.rpc_ports = rpc_ports
         self.clients = [RpcClient("127.0.0.1", port, timeout=5.0) for port in rpc_ports]
 
     def __enter__(self) -> ProcCluster:
@@ -108,10 +109,16 @@ class ProcCluster:
                 err = p.p.stderr.read().decode(errors="replace") if p.p.stderr else ""
                 raise AssertionError(f"{cfg.name} exited with {p.p.returncode}: {err[-2000:]}")
 
-    def heads(self) -> set[tuple[str, str]]:
+    def restart(self, i: int) -> None:
+        """Start node ``i`` again (after ``procs[i].kill9()``) with a fresh RPC client."""
+        self.procs[i].start()
+        self.clients[i].close()
+        self.clients[i] = RpcClient("127.0.0.1", self.rpc_ports[i], timeout=5.0)
+
+    def heads(self, clients: list[RpcClient] | None = None) -> set[tuple[str, str]]:
         """``(hash, stateRoot)`` of each node's head block, as one set."""
         out = set()
-        for c in self.clients:
+        for c in self.clients if clients is None else clients:
             block = c.get_block(c.block_number())
             out.add((block["hash"], block["stateRoot"]))
         return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.client import AsyncRpcClient
+from node.client import AsyncRpcClient, RpcClient
 from node.runtime import Node
 from tests.mqtt.support import ProcCluster, assert_same_chain, heads_agree, mqtt_chain
 from tests.node.cluster import transfer, wait_until
@@ -63,30 +63,46 @@ def test_multi_process_mqtt_cluster_commits_dag_transfers(tmp_path: Path, mqtt_b
         )
         for h in saves:
             assert isinstance(h, str) and c0.wait_for_receipt(h, 30)["status"] == "0x0"
-        head = c0.block_number()
         hashes: list[str] = []
-        for k, client in enumerate(cluster.clients):
+
+        def send_transfers(client: RpcClient, first: int, count: int) -> None:
+            head = client.block_number()
             raws = [
                 transfer(
-                    1000 + 50 * k + i,
+                    first + i,
                     head=head,
                     method="userTransfer",
-                    args=[users[(k + i) % 20], users[(3 * i + 7 * k + 1) % 20], 1 + i % 5],
+                    args=[users[(first + i) % 20], users[(3 * i + first + 1) % 20], 1 + i % 5],
                     chain_id=chain,
                 )
-                for i in range(50)
+                for i in range(count)
             ]
             results = client.send_raw_batch(raws)
             assert all(isinstance(r, str) for r in results), results[:3]
-            hashes += [str(r) for r in results]
-        try:
-            wait_sync(
-                lambda: all(c.total_transaction_count()["txSum"] == 220 for c in cluster.clients),
-                60,
-            )
-            wait_sync(lambda: len(cluster.heads()) == 1, 20)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{cluster.log_tail()}") from None
+            hashes.extend(str(r) for r in results)
+
+        def committed(clients: list[RpcClient], total: int) -> None:
+            try:
+                wait_sync(
+                    lambda: all(c.total_transaction_count()["txSum"] == total for c in clients),
+                    60,
+                )
+                wait_sync(lambda: len(cluster.heads(clients)) == 1, 20)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{cluster.log_tail()}") from None
+
+        for k, client in enumerate(cluster.clients):
+            send_transfers(client, 1000 + 50 * k, 50)
+        committed(cluster.clients, 220)
+
+        # kill -9 a sealer; the other three go on; restarted, it catches up (new MQTT boot)
+        cluster.procs[3].kill9()
+        alive = cluster.clients[:3]
+        for k, client in enumerate(alive):
+            send_transfers(client, 2000 + 50 * k, 30)
+        committed(alive, 310)
+        cluster.restart(3)
+        committed(cluster.clients, 310)
         cluster.check_alive()
         for c in cluster.clients:  # every node has every receipt, all successful
             receipts = c.batch([("getTransactionReceipt", ["group0", h]) for h in hashes])
