@@ -70,6 +70,10 @@ log = logging.getLogger("ledgerlab.node")
 PBFT_META = "pbft"
 STATUS_INTERVAL = 1.0
 TX_FETCH_TIMEOUT = 2.0
+# A proposal stamped further ahead of our clock gets no vote: every later block must be at
+# least as late, so one accepted far-future stamp would pin the chain's time for good.
+# Only voting depends on it; block sync never checks a committed block against a clock.
+MAX_PROPOSAL_AHEAD_MS = 60_000
 
 
 class NodeError(Exception):
@@ -346,6 +350,10 @@ class Node:
         except DecodeError:
             self._feed(self._not_executed(action))
             return
+        if body.proposer >= len(self.sealer_ids):
+            # A Byzantine leader's choice; the fetch below indexes sealer_ids with it.
+            self._feed(self._not_executed(action))
+            return
         missing = self.pool.missing(body.tx_hashes)
         if not missing:
             self._feed(self._run_proposal(action, body))
@@ -386,7 +394,8 @@ class Node:
         txs = [self.pool.get(h) for h in body.tx_hashes]
         parent = self.chain.block(self.chain.head.number)
         parent_time = parent.header.timestamp if parent is not None else 0
-        if body.timestamp < parent_time or any(
+        latest = int(self._clock() * 1000) + MAX_PROPOSAL_AHEAD_MS
+        if not parent_time <= body.timestamp <= latest or any(
             v is None or not self.pool.includable(v, action.height) for v in txs
         ):
             return self._not_executed(action)

@@ -121,10 +121,24 @@ class BlockSync:
                 peer = peers[self._turn % len(peers)]
                 self._turn += 1
                 end = min(target, head + self.node.config.sync_batch)
-                await self._fetch_and_import(peer, head + 1, end)
+                if not await self._fetch_and_import(peer, head + 1, end):
+                    self._forget(peer)
             self.syncing = False
 
-    async def _fetch_and_import(self, peer: str, start: int, end: int) -> None:
+    def _forget(self, peer: str) -> None:
+        """``peer`` gave us nothing: skip it until it speaks again (Status, RequestSync).
+
+        Without this a hinted peer (or one that answers with blocks we have) stays a
+        candidate and is asked again at once, forever: a single lying height claim made
+        the loop spin on BlockRequests and report syncing.
+        """
+        self.stats["peers_skipped"] += 1
+        self.peers.pop(peer, None)
+        self._hint = [p for p in self._hint if p != peer]
+
+    async def _fetch_and_import(self, peer: str, start: int, end: int) -> bool:
+        """Ask ``peer`` for ``start..end``; True if it gave us at least one new block."""
+        imported = self.stats["imported"]
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[peer] = waiter
         try:
@@ -133,17 +147,15 @@ class BlockSync:
                 response = await waiter
         except TimeoutError:
             self.stats["timeouts"] += 1
-            return
+            return False
         finally:
             self._waiting.pop(peer, None)
-        if not response.blocks:
-            # the peer is not as far as it said: forget its status until it speaks again
-            self.peers.pop(peer, None)
-            return
         for raw in response.blocks:
             if not self._import(peer, raw):
-                return
+                break
             await asyncio.sleep(0)  # let consensus and RPC run between blocks
+        # nothing (or only blocks we had): the peer is not as far as it said
+        return self.stats["imported"] > imported
 
     def _import(self, peer: str, raw: bytes) -> bool:
         node = self.node
