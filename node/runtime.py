@@ -74,6 +74,10 @@ TX_FETCH_TIMEOUT = 2.0
 # least as late, so one accepted far-future stamp would pin the chain's time for good.
 # Only voting depends on it; block sync never checks a committed block against a clock.
 MAX_PROPOSAL_AHEAD_MS = 60_000
+# Transaction bytes in one block. tx_count_limit alone allows 10,000 txs of 8 KB, but a
+# block must fit one BlockResponse item (else no peer can sync it) and Block.decode's limit
+# (else we cannot read our own head back); the slack covers header, seal and framing.
+MAX_BLOCK_TX_BYTES = wire.MAX_ITEM - 512 * 1024
 
 
 class NodeError(Exception):
@@ -399,6 +403,8 @@ class Node:
             v is None or not self.pool.includable(v, action.height) for v in txs
         ):
             return self._not_executed(action)
+        if sum(len(v.tx.encoded) for v in txs if v is not None) > MAX_BLOCK_TX_BYTES:
+            return self._not_executed(action)
         try:
             executed = self.chain.execute(
                 action.height, proposal.parent_hash, body, [v for v in txs if v is not None]
@@ -567,6 +573,12 @@ class Node:
     def _propose(self, limit: int) -> None:
         height = self.replica.height
         txs = [v for v in self.pool.seal(limit, height) if self.pool.includable(v, height)]
+        size = 0
+        for i, v in enumerate(txs):
+            size += len(v.tx.encoded)
+            if size > MAX_BLOCK_TX_BYTES:
+                del txs[i:]
+                break
         if not txs or self.index is None:
             return
         parent = self.chain.block(self.chain.head.number)

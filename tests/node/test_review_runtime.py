@@ -84,3 +84,27 @@ async def test_a_proposal_far_ahead_of_our_clock_gets_no_vote() -> None:
         assert block is not None
         assert abs(block.header.timestamp / 1000 - time.time()) < 60
         assert all(n.replica.view >= 1 for n in nodes)
+
+
+async def test_a_block_never_outgrows_what_peers_can_sync_or_the_node_can_read_back() -> None:
+    # tx_count_limit allows 10,000 txs of up to 8 KB: a leader sealed all 2,200 pending
+    # 7.8 KB txs into one 17 MB block. Block.decode refuses more than 16 MB, so the node
+    # could not read its own head back (the next proposal raised DecodeError in the seal
+    # loop), and a BlockResponse item holds at most wire.MAX_ITEM bytes, so no peer could
+    # ever sync it. Proposals are now capped in bytes as well as in count.
+    async with MemoryCluster(4, tx_count_limit=5000) as cluster:
+        nodes = cluster.running()
+        leader = nodes[nodes[0].replica.leader_of(0, 1)]
+        big = [transfer(i, args=["\u20ac" * 256] * 10) for i in range(2200)]
+        assert all(isinstance(r, bytes) for r in leader.submit(big))
+        await wait_until(
+            lambda: all(n.chain.store.total_tx_count() == 2200 for n in nodes), timeout=60
+        )
+        store = nodes[0].chain.store
+        for number in range(1, nodes[0].chain.head.number + 1):
+            raw = store.block_by_number(number)
+            assert raw is not None and len(raw) <= wire.MAX_ITEM
+        head = nodes[0].chain.head.number
+        leader.submit([transfer(9999, head=head)])
+        await wait_until(lambda: all(n.chain.store.total_tx_count() == 2201 for n in nodes))
+        assert all(loops_alive(n) for n in nodes)
