@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,28 +15,14 @@ from pathlib import Path
 import pytest
 
 from node.runtime import Node
+from scripts.launcher.procs import free_port_base
 from tests.node.cluster import tcp_chain, transfer, wait_until
 
 
 def free_base(count: int) -> int:
-    """A base port with ``count`` free ports for p2p and ``count`` more at +100 for RPC."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + 100 + count >= 65000:
-            continue
-        ok = True
-        for port in [*range(base, base + count), *range(base + 100, base + 100 + count)]:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
+    """A base port with ``count`` free ports for p2p and ``count`` more at +100 for RPC,
+    below the ephemeral range (an outgoing connection may take any port in it)."""
+    return free_port_base(100 + count)
 
 
 @pytest.mark.asyncio
