@@ -42,7 +42,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -50,13 +49,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consensus.crypto import KeyPair
-from node.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransportError
-from node.rpc.calldata import encode_call
-from node.tx import Transaction
+from node.client import AsyncRpcClient, RpcError, RpcTransportError
 from scripts.cli import CommandError
 from scripts.launcher import accounts, cluster, procs
 from scripts.launcher.layout import DEFAULT_BROKER, Chain, init_chain
+from scripts.launcher.load import (
+    CommitTracker,
+    TransferSigner,
+    follow_blocks,
+    hex_int,
+    node_client,
+    percentile,
+    poll_until,
+    read_balances,
+    send_raw_body,
+    wait_for_change,
+    wait_until,
+)
 
 INITIAL_BALANCE = 1_000_000_000
 BLOCK_LIMIT_MARGIN = 1000  # the txpool's window: pre-signed txs stay valid longest
@@ -205,15 +214,12 @@ async def scrape_metrics(port: int, timeout: float = 5.0) -> dict[str, float]:
     return out
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _int(value: Any) -> int:
-    return int(value, 16) if isinstance(value, str) else int(value)
+def _ms_percentiles(values: Sequence[float]) -> dict[str, Any]:
+    """Sample count and p50/p90/p99 of ``values`` (seconds) in milliseconds."""
+    out: dict[str, Any] = {"samples": len(values)}
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        out[name] = percentile(values, q) * 1000
+    return out
 
 
 class Benchmark:
@@ -238,17 +244,14 @@ class Benchmark:
         self.txs: list[_Tx] = []
         self.by_hash: dict[str, _Tx] = {}
         self.users: list[str] = []
-        self.key: KeyPair | None = None
+        self.signer: TransferSigner | None = None
         self._profilers: list[subprocess.Popen[bytes]] = []
 
     # ------------------------------------------------------------------ plumbing
 
     def _client(self, index: int, timeout: float = 30.0) -> AsyncRpcClient:
         assert self.chain is not None
-        node = self.chain.node(index)
-        return AsyncRpcClient(
-            "127.0.0.1", node.rpc_port, group=self.chain.group_id, timeout=timeout
-        )
+        return node_client(self.chain, index, timeout=timeout)
 
     def _changed(self) -> None:
         self.state.changed.set()
@@ -282,7 +285,8 @@ class Benchmark:
             rpc_port=rpc,
             tx_count_limit=plan.block_txs,
         )
-        self.key = accounts.load_key(self.chain.accounts_dir / "admin.key")
+        key = accounts.load_key(self.chain.accounts_dir / "admin.key")
+        self.signer = TransferSigner(self.chain, key)
         self.say(
             f"chain in {self.root}: {plan.nodes} sealers over {plan.transport}"
             + (f" via {plan.broker}" if plan.transport == "mqtt" else "")
@@ -296,64 +300,49 @@ class Benchmark:
         self.pids = dict(result.started)
         self.say(f"{plan.nodes} node processes up and connected in {time.monotonic() - t0:.1f} s")
 
-    def _sign(self, method: str, args: list[Any], block_limit: int) -> tuple[str, bytes]:
-        assert self.chain is not None and self.key is not None
-        stx = Transaction.build(
-            chain_id=self.chain.chain_id,
-            group_id=self.chain.group_id,
-            to=DAG_TRANSFER,
-            method=method,
-            args=args,
-            block_limit=block_limit,
-        ).sign(self.key)
-        return "0x" + stx.hash.hex(), stx.encoded
-
-    def _body(self, raws: Sequence[bytes]) -> bytes:
-        assert self.chain is not None
-        group = json.dumps(self.chain.group_id)
-        parts = [
-            f'{{"jsonrpc":"2.0","id":{i},"method":"sendRawTransaction",'
-            f'"params":[{group},"0x{raw.hex()}"]}}'
-            for i, raw in enumerate(raws)
-        ]
-        return ("[" + ",".join(parts) + "]").encode()
-
     async def create_users(self) -> None:
         plan = self.plan
         st = self.state
         st.phase = f"creating {plan.users:,} users"
         self._changed()
+        assert self.chain is not None and self.signer is not None
         async with self._client(0) as c:
             head = await c.block_number()
         self.users = [f"u{i:05d}" for i in range(plan.users)]
         adds = [
-            self._sign("userAdd", [u, INITIAL_BALANCE], head + BLOCK_LIMIT_MARGIN)
+            self.signer.sign("userAdd", [u, INITIAL_BALANCE], head + BLOCK_LIMIT_MARGIN)
             for u in self.users
         ]
-        pending = {h for h, _ in adds}
-        async with self._client(0) as c:
-            for start in range(0, len(adds), plan.batch):
-                chunk = adds[start : start + plan.batch]
-                results = await c.send_raw_batch([raw for _, raw in chunk])
-                for res in results:
-                    if isinstance(res, RpcError):
-                        raise BenchFailed(f"userAdd refused: {res.reason or res.message}")
-            last = head  # follow from before the first submission: none is missed
-            deadline = time.monotonic() + plan.timeout
-            while pending:
-                height = await c.block_number()
-                while last < height:
-                    last += 1
-                    block = await c.get_block(last)
-                    pending.difference_update(str(h) for h in block.get("transactions", []))
-                if time.monotonic() > deadline:
-                    raise BenchFailed(
-                        f"creating users: {len(pending)} of {plan.users} userAdd "
-                        f"not committed after {plan.timeout:.0f} s",
-                        hint=f"node logs are in {self.root}",
-                    )
-                await asyncio.sleep(0.05)
-            st.head = last
+        hashes = [h for h, _ in adds]
+        tracker = CommitTracker(head=head)  # from before the first submission: none is missed
+        follower = asyncio.create_task(
+            follow_blocks(self.chain, head, tracker.on_block, interval=0.05, timeout=30.0)
+        )
+        try:
+            async with self._client(0) as c:
+                for start in range(0, len(adds), plan.batch):
+                    chunk = adds[start : start + plan.batch]
+                    results = await c.send_raw_batch([raw for _, raw in chunk])
+                    for res in results:
+                        if isinstance(res, RpcError):
+                            raise BenchFailed(f"userAdd refused: {res.reason or res.message}")
+            done = await wait_until(
+                lambda: tracker.all_committed(hashes), tracker.changed, plan.timeout
+            )
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+        if not done:
+            raise BenchFailed(
+                f"creating users: {plan.users - tracker.count_committed(hashes)} of {plan.users} "
+                f"userAdd not committed after {plan.timeout:.0f} s",
+                hint=f"node logs are in {self.root}",
+            )
+        st.head = tracker.head
+        # The transfers are signed against node0's head (block_limit = head + margin), which
+        # a node still one block behind refuses as outside its window: give the others one
+        # poll interval to apply that block, as the polling loop this replaced did.
+        await asyncio.sleep(0.05)
         self.say(f"created {plan.users:,} users (block {st.head})")
 
     def presign(self) -> list[_Batch]:
@@ -362,17 +351,16 @@ class Benchmark:
         self.state.phase = f"signing {plan.txs:,} transfers"
         self._changed()
         t0 = time.monotonic()
+        assert self.chain is not None and self.signer is not None
         limit = self.state.head + BLOCK_LIMIT_MARGIN
-        signed = []
-        for _ in range(plan.txs):
-            src, dst = self.rng.sample(self.users, 2)
-            signed.append(self._sign("userTransfer", [src, dst, self.rng.randint(1, 100)], limit))
+        signed = [self.signer.transfer(self.rng, self.users, limit) for _ in range(plan.txs)]
+        group = self.chain.group_id
         batches = []
         for b, start in enumerate(range(0, plan.txs, plan.batch)):
             chunk = signed[start : start + plan.batch]
             node = b % plan.nodes
             txs = [_Tx(h, node) for h, _ in chunk]
-            batches.append(_Batch(node, self._body([raw for _, raw in chunk]), txs))
+            batches.append(_Batch(node, send_raw_body(group, [raw for _, raw in chunk]), txs))
             self.txs += txs
         step = max(1, plan.txs // max(1, plan.sample)) if plan.sample else 0
         if step:
@@ -389,28 +377,23 @@ class Benchmark:
 
     async def _follow(self) -> None:
         """Commit times of our transactions from node0's blocks."""
+        assert self.chain is not None
+        await follow_blocks(
+            self.chain, self.state.head, self._on_block, interval=FOLLOW_INTERVAL, timeout=30.0
+        )
+
+    def _on_block(self, number: int, block: dict[str, Any], seen: float) -> None:
         st = self.state
-        by_hash = self.by_hash
-        async with self._client(0) as c:
-            while True:
-                try:
-                    height = await c.block_number()
-                    while st.head < height:
-                        block = await c.get_block(st.head + 1)
-                        now = time.monotonic()
-                        ours = 0
-                        for h in block.get("transactions", []):
-                            tx = by_hash.get(str(h))
-                            if tx is not None and not tx.committed:
-                                tx.committed = now
-                                ours += 1
-                        st.head += 1
-                        st.committed += ours
-                        st.blocks.append((st.head, _int(block["timestamp"]), ours, now))
-                        self._changed()
-                except (RpcTransportError, RpcError):
-                    await asyncio.sleep(0.2)
-                await asyncio.sleep(FOLLOW_INTERVAL)
+        ours = 0
+        for h in block.get("transactions", []):
+            tx = self.by_hash.get(str(h))
+            if tx is not None and not tx.committed:
+                tx.committed = seen
+                ours += 1
+        st.head = number
+        st.committed += ours
+        st.blocks.append((number, hex_int(block["timestamp"]), ours, seen))
+        self._changed()
 
     async def _poll_receipts(self, node: int) -> None:
         """Receipt-visible times of the sampled transactions submitted to ``node``."""
@@ -451,9 +434,7 @@ class Benchmark:
                         await asyncio.sleep(delay)
                 else:
                     while st.in_flight + n > limit and st.in_flight > 0:
-                        st.changed.clear()
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(st.changed.wait(), 0.05)
+                        await wait_for_change(st.changed, 0.05)
                     st.submitted += n
                     st.accepted += n  # counted in flight until the answer says otherwise
                 now = time.monotonic()
@@ -526,9 +507,7 @@ class Benchmark:
                         f"nothing new for {plan.timeout:.0f} s",
                         hint=f"node logs are in {self.root} (kept)",
                     )
-                st.changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(st.changed.wait(), 0.2)
+                await wait_for_change(st.changed, 0.2)
             done = time.monotonic()
             cpu_after = {name: cpu_seconds(pid) for name, pid in watched.items()}
             own_after = os.times()
@@ -634,29 +613,25 @@ class Benchmark:
         st.phase = "checking heads and total supply on every node"
         self._changed()
         group = self.chain.group_id
-        deadline = time.monotonic() + 15
-        while True:
-            heights = [_int(h) for h in await self._on_all("getBlockNumber", [group])]
-            if len(set(heights)) == 1 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+        heights: list[int] = []
+
+        async def same_height() -> bool:
+            nonlocal heights
+            heights = [hex_int(h) for h in await self._on_all("getBlockNumber", [group])]
+            return len(set(heights)) == 1
+
+        await poll_until(same_height, 15)
         common = min(heights)
         blocks = await self._on_all("getBlockByNumber", [group, common, False])
         heads = {(b["hash"], b["stateRoot"]) for b in blocks}
         supply: list[int] = []
-        calls = [
-            ("call", [group, {"to": "0x" + DAG_TRANSFER.hex(), "data": _balance_call(u)}])
-            for u in self.users
-        ]
         for node in self.chain.nodes:
-            total = 0
             async with self._client(node.index) as c:
-                for start in range(0, len(calls), 500):
-                    for res in await c.batch(calls[start : start + 500]):
-                        if not isinstance(res, dict) or _int(res.get("status", 1)) != 0:
-                            raise BenchFailed(f"userBalance failed on {node.name}: {res!r:.200}")
-                        total += _decode_balance(res["output"])
-            supply.append(total)
+                balances = await read_balances(c, self.users)
+            if None in balances:
+                user = self.users[balances.index(None)]
+                raise BenchFailed(f"userBalance({user!r}) failed on {node.name}")
+            supply.append(sum(b for b in balances if b is not None))
         return {
             "heights": heights,
             "common_height": common,
@@ -707,18 +682,10 @@ class Benchmark:
             if timing["submit_seconds"] > 0
             else None,
             "latency_ms": {
-                "samples": len(sampled),
-                "p50": _pct(sampled, 0.5) * 1000,
-                "p90": _pct(sampled, 0.9) * 1000,
-                "p99": _pct(sampled, 0.99) * 1000,
+                **_ms_percentiles(sampled),
                 "max": max(sampled, default=0.0) * 1000,
             },
-            "commit_seen_ms": {
-                "samples": len(seen),
-                "p50": _pct(seen, 0.5) * 1000,
-                "p90": _pct(seen, 0.9) * 1000,
-                "p99": _pct(seen, 0.99) * 1000,
-            },
+            "commit_seen_ms": _ms_percentiles(seen),
             "blocks": len(ours),
             "block_log": [  # [number, txs, seen (ms after the first submit), timestamp delta]
                 [b[0], b[2], round((b[3] - first_submit) * 1000), b[1] - ours[0][1]] for b in ours
@@ -773,23 +740,3 @@ def _node_cpu_per_tx(cpu: dict[str, float], pids: dict[str, int], txs: int) -> f
     if not nodes or not txs:
         return None
     return sum(nodes) / len(nodes) / txs * 1e6
-
-
-def _balance_call(user: str) -> str:
-    return "0x" + encode_call("userBalance", [user]).hex()
-
-
-def _decode_balance(output_hex: str) -> int:
-    from node.tx import decode_values
-
-    values = decode_values(bytes.fromhex(output_hex[2:]))
-    # userBalance returns (code, balance)
-    return int(values[-1]) if values else 0
-
-
-def new_root(directory: Path | None) -> tuple[Path, Path | None]:
-    """(chain folder, temporary parent to delete afterwards or None)."""
-    if directory is not None:
-        return directory, None
-    parent = Path(tempfile.mkdtemp(prefix="ledgerlab-bench-"))
-    return parent / "chain", parent

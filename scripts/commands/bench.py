@@ -19,10 +19,10 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scripts.benchmark import BenchFailed, Benchmark, BenchPlan, BenchState, new_root
-from scripts.cli import CommandError
+from scripts.benchmark import BenchFailed, Benchmark, BenchPlan, BenchState
 from scripts.launcher.layout import DEFAULT_BROKER
-from scripts.launcher.options import add_parser, console
+from scripts.launcher.load import new_root
+from scripts.launcher.options import add_parser, console, fresh_dir
 
 
 def _plan(args: argparse.Namespace) -> BenchPlan:
@@ -181,13 +181,7 @@ def render(out: Console, r: dict[str, Any]) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     plan = _plan(args)
-    directory = Path(args.dir).expanduser() if args.dir else None
-    if directory is not None and directory.exists() and any(directory.iterdir()):
-        raise CommandError(
-            f"{directory} is not empty; the benchmark needs a fresh folder",
-            hint="leave out --dir to use a temporary folder",
-        )
-    root, parent = new_root(directory)
+    root, parent = new_root(fresh_dir(args.dir, "the benchmark"), "ledgerlab-bench-")
     out = console
     display = _Display(out, plan.txs)
     bench = Benchmark(plan, root, on_change=display.update, say=out.print)

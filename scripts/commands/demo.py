@@ -4,20 +4,13 @@ restart a node, and check the result (see :mod:`scripts.launcher.demo`)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from scripts.cli import CommandError
 from scripts.launcher import demo
-from scripts.launcher.options import add_parser, console
+from scripts.launcher.options import add_parser, console, fresh_dir
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    directory = Path(args.dir).expanduser() if args.dir else None
-    if directory is not None and directory.exists() and any(directory.iterdir()):
-        raise CommandError(
-            f"{directory} is not empty; the demo needs a fresh folder",
-            hint="leave out --dir to use a temporary folder",
-        )
+    directory = fresh_dir(args.dir, "the demo")
     return demo.run(
         short=args.short, keep=args.keep, seed=args.seed, directory=directory, console=console
     )

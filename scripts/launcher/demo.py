@@ -22,10 +22,9 @@ import asyncio
 import contextlib
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,24 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from consensus.crypto import KeyPair
-from node.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransportError
-from node.tx import Transaction
+from node.client import AsyncRpcClient, RpcError, RpcTransportError
 from scripts.cli import CommandError
 from scripts.launcher import accounts, cluster, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import Chain, NodeEntry, init_chain
+from scripts.launcher.load import (
+    CommitTracker,
+    Signed,
+    TransferSigner,
+    follow_blocks,
+    new_root,
+    node_client,
+    percentile,
+    poll_until,
+    read_balances,
+    wait_for_change,
+    wait_until,
+)
 
 INITIAL_BALANCE = 1_000_000
 BLOCK_LIMIT_MARGIN = 500
@@ -92,25 +102,6 @@ class DemoFailed(CommandError):
     pass
 
 
-@dataclass(slots=True)
-class Tracker:
-    """Submitted and committed transactions, as seen by following node0's blocks."""
-
-    submitted: dict[str, float] = field(default_factory=dict)  # tx hash -> submit time
-    committed: dict[str, float] = field(default_factory=dict)  # tx hash -> commit seen
-    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
-    head: int = 0
-    blocks: list[tuple[float, int, int]] = field(default_factory=list)  # (seen, number, txs)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self.submitted) - len(self.committed)
-
-    def wait_all(self, hashes: list[str]) -> bool:
-        return all(h in self.committed for h in hashes)
-
-
 class Demo:
     def __init__(
         self, plan: DemoPlan, *, console: Console, seed: int, root: Path, keep: bool
@@ -121,7 +112,7 @@ class Demo:
         self.root = root
         self.keep = keep
         self.chain: Chain | None = None
-        self.tracker = Tracker()
+        self.tracker = CommitTracker()
         self.tps = status_mod.TpsTracker()
         self.statuses: list[status_mod.NodeStatus] = []
         self.phase = "starting"
@@ -134,7 +125,7 @@ class Demo:
             console=console,
         )
         self.clients: dict[int, AsyncRpcClient] = {}
-        self.key: KeyPair | None = None
+        self.signer: TransferSigner | None = None
         self.users: list[str] = []
         self.phase_stats: list[tuple[str, int, float]] = []  # (phase, committed, seconds)
 
@@ -163,10 +154,7 @@ class Demo:
     def client(self, index: int) -> AsyncRpcClient:
         assert self.chain is not None
         if index not in self.clients:
-            node = self.chain.node(index)
-            self.clients[index] = AsyncRpcClient(
-                "127.0.0.1", node.rpc_port, group=self.chain.group_id, timeout=10.0
-            )
+            self.clients[index] = node_client(self.chain, index, timeout=10.0)
         return self.clients[index]
 
     async def drop_client(self, index: int) -> None:
@@ -175,38 +163,11 @@ class Demo:
             with contextlib.suppress(Exception):
                 await client.close()
 
-    async def follow_blocks(self) -> None:
-        """Record the commit time of every transaction in node0's new blocks."""
-        assert self.chain is not None
-        follower = AsyncRpcClient(
-            "127.0.0.1", self.chain.node(0).rpc_port, group=self.chain.group_id, timeout=10.0
-        )
-        t = self.tracker
-        try:
-            while True:
-                try:
-                    head = await follower.block_number()
-                    while t.head < head:
-                        block = await follower.get_block(t.head + 1)
-                        now = time.monotonic()
-                        txs = [str(h) for h in block.get("transactions", [])]
-                        for h in txs:
-                            t.committed.setdefault(h, now)
-                        t.head += 1
-                        t.blocks.append((now, t.head, len(txs)))
-                        t.changed.set()
-                except (RpcTransportError, RpcError):
-                    await asyncio.sleep(0.2)
-                await asyncio.sleep(0.05)
-        finally:
-            with contextlib.suppress(Exception):
-                await follower.close()
-
     def live_nodes(self) -> list[int]:
         assert self.chain is not None
         return [n.index for n in self.chain.nodes if n.index not in self.down]
 
-    async def submit(self, raws: list[tuple[str, bytes]], node_index: int) -> None:
+    async def submit(self, raws: list[Signed], node_index: int) -> None:
         """Send one batch; on a transport failure try the next live node."""
         candidates = [node_index] + [i for i in self.live_nodes() if i != node_index]
         for index in candidates:
@@ -218,28 +179,15 @@ class Demo:
                 continue
             for (h, _), res in zip(raws, results, strict=True):
                 if isinstance(res, RpcError):
-                    reason = res.reason or str(res.code)
-                    self.tracker.rejected[reason] = self.tracker.rejected.get(reason, 0) + 1
+                    self.tracker.rejected[res.reason or str(res.code)] += 1
                 else:
                     self.tracker.submitted[h] = now
             return
         raise DemoFailed("no node accepted transactions (all live nodes refused the connection)")
 
-    def sign(self, method: str, args: list[Any]) -> tuple[str, bytes]:
-        assert self.chain is not None and self.key is not None
-        stx = Transaction.build(
-            chain_id=self.chain.chain_id,
-            group_id=self.chain.group_id,
-            to=DAG_TRANSFER,
-            method=method,
-            args=args,
-            block_limit=self.tracker.head + BLOCK_LIMIT_MARGIN,
-        ).sign(self.key)
-        return "0x" + stx.hash.hex(), stx.encoded
-
-    def transfer(self) -> tuple[str, bytes]:
-        src, dst = self.rng.sample(self.users, 2)
-        return self.sign("userTransfer", [src, dst, self.rng.randint(1, 100)])
+    def transfer(self) -> Signed:
+        assert self.signer is not None
+        return self.signer.transfer(self.rng, self.users, self.tracker.head + BLOCK_LIMIT_MARGIN)
 
     async def wait_committed(
         self,
@@ -248,21 +196,13 @@ class Demo:
         timeout: float,
         tick: Callable[[], None] | None = None,
     ) -> None:
-        deadline = time.monotonic() + timeout
         t = self.tracker
-        while not t.wait_all(hashes):
-            if tick is not None:
-                tick()
-            if time.monotonic() > deadline:
-                done = sum(1 for h in hashes if h in t.committed)
-                raise DemoFailed(
-                    f"{what}: only {done} of {len(hashes)} transactions committed "
-                    f"after {timeout:.0f} s",
-                    hint=f"the chain seems stuck; node logs are kept in {self.root}",
-                )
-            t.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(t.changed.wait(), 0.5)
+        if not await wait_until(lambda: t.all_committed(hashes), t.changed, timeout, tick=tick):
+            raise DemoFailed(
+                f"{what}: only {t.count_committed(hashes)} of {len(hashes)} transactions "
+                f"committed after {timeout:.0f} s",
+                hint=f"the chain seems stuck; node logs are kept in {self.root}",
+            )
 
     # ------------------------------------------------------------------ phases
 
@@ -276,9 +216,7 @@ class Demo:
         rr = 0
         while len(sent) < count:
             while self.tracker.in_flight >= plan.window:
-                self.tracker.changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.tracker.changed.wait(), 0.5)
+                await wait_for_change(self.tracker.changed, 0.5)
                 self.update_progress(task)
             n = min(plan.chunk, count - len(sent))
             if rate is not None:
@@ -310,7 +248,7 @@ class Demo:
         self.say(f"[bold]1.[/] a fresh 4-node chain in {self.root} (P2P {p2p}+i, RPC {rpc}+i)")
         chain = init_chain(self.root, nodes=4, p2p_port=p2p, rpc_port=rpc)
         self.chain = chain
-        self.key = accounts.load_key(chain.accounts_dir / "admin.key")
+        self.signer = TransferSigner(chain, accounts.load_key(chain.accounts_dir / "admin.key"))
         t0 = time.monotonic()
         await cluster.astart_nodes(chain, timeout=60)
         self.say(
@@ -320,7 +258,9 @@ class Demo:
         result: dict[str, Any] = {}
         with Live(self.renderable(), console=console, auto_refresh=False, transient=False) as live:
             tasks = [
-                asyncio.create_task(self.follow_blocks(), name="follow"),
+                asyncio.create_task(
+                    follow_blocks(chain, 0, self.tracker.on_block, interval=0.05), name="follow"
+                ),
                 asyncio.create_task(self.refresh_status(live), name="status"),
             ]
             try:
@@ -345,14 +285,15 @@ class Demo:
         self.phase = f"creating {plan.users} users with {INITIAL_BALANCE:,} each"
         users_task = self.progress.add_task("users created", total=plan.users)
         self.users = [f"user{i:03d}" for i in range(plan.users)]
-        adds = [self.sign("userAdd", [u, INITIAL_BALANCE]) for u in self.users]
+        assert self.signer is not None
+        limit = t.head + BLOCK_LIMIT_MARGIN
+        adds = [self.signer.sign("userAdd", [u, INITIAL_BALANCE], limit) for u in self.users]
         for start in range(0, len(adds), plan.chunk):
             await self.submit(adds[start : start + plan.chunk], 0)
         add_hashes = [h for h, _ in adds]
 
         def users_progress() -> None:
-            done = sum(h in t.committed for h in add_hashes)
-            self.progress.update(users_task, completed=done)
+            self.progress.update(users_task, completed=t.count_committed(add_hashes))
 
         await self.wait_committed(add_hashes, "creating users", plan.timeout, users_progress)
         self.progress.update(users_task, completed=plan.users)
@@ -422,18 +363,17 @@ class Demo:
         return await self.check(all_transfers)
 
     async def wait_caught_up(self, node: NodeEntry, since: float) -> float:
-        """Seconds until ``node`` reaches node0's height (as it was when asked)."""
+        """Seconds from ``since`` until ``node`` reaches the height followed on node0."""
         assert self.chain is not None
-        deadline = time.monotonic() + self.plan.timeout
-        client = AsyncRpcClient("127.0.0.1", node.rpc_port, group=self.chain.group_id, timeout=5)
-        try:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(RpcTransportError, RpcError):
-                    if await client.block_number() >= self.tracker.head:
-                        return time.monotonic() - since
-                await asyncio.sleep(0.2)
-        finally:
-            await client.close()
+
+        async def caught_up() -> bool:
+            with contextlib.suppress(RpcTransportError, RpcError):
+                return await client.block_number() >= self.tracker.head
+            return False
+
+        async with node_client(self.chain, node.index, timeout=5) as client:
+            if await poll_until(caught_up, self.plan.timeout):
+                return time.monotonic() - since
         raise DemoFailed(
             f"{node.name} did not catch up within {self.plan.timeout:.0f} s",
             hint=f"see {node.log_path}",
@@ -455,14 +395,11 @@ class Demo:
         totals = await self.client(0).total_transaction_count()
         balances: dict[int, list[int]] = {}
         for n in chain.nodes:
-            vals = []
-            for u in self.users:
-                out = await self.client(n.index).user_balance(u)
-                vals.append(int(out["values"][0]) if out["status"] == 0 and out["values"] else -1)
-            balances[n.index] = vals
+            vals = await read_balances(self.client(n.index), self.users)
+            balances[n.index] = [-1 if v is None else v for v in vals]
         expected = INITIAL_BALANCE * len(self.users)
         supply = {i: sum(v) for i, v in balances.items()}
-        latencies = sorted(t.committed[h] - t.submitted[h] for h in transfers)
+        latencies = [t.committed[h] - t.submitted[h] for h in transfers]
         return {
             "heights": heights,
             "common": common,
@@ -481,12 +418,6 @@ class Demo:
             await self.drop_client(index)
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def report(console: Console, demo: Demo, result: dict[str, Any]) -> bool:
     lat = result["latencies"]
     table = Table(title="results", title_justify="left", show_header=False)
@@ -498,8 +429,9 @@ def report(console: Console, demo: Demo, result: dict[str, Any]) -> bool:
         )
     table.add_row(
         "latency submit → commit",
-        f"p50 {_pct(lat, 0.5) * 1000:,.0f} ms · p95 {_pct(lat, 0.95) * 1000:,.0f} ms · "
-        f"max {lat[-1] * 1000 if lat else 0:,.0f} ms (over {len(lat):,} transfers)",
+        f"p50 {percentile(lat, 0.5, rule='floor') * 1000:,.0f} ms · "
+        f"p95 {percentile(lat, 0.95, rule='floor') * 1000:,.0f} ms · "
+        f"max {max(lat, default=0.0) * 1000:,.0f} ms (over {len(lat):,} transfers)",
     )
     table.add_row(
         "blocks",
@@ -537,11 +469,7 @@ def run(
     console: Console,
 ) -> int:
     plan = SHORT if short else FULL
-    if directory is None:
-        parent = Path(tempfile.mkdtemp(prefix="ledgerlab-demo-"))
-        root = parent / "chain"
-    else:
-        parent, root = None, directory
+    root, parent = new_root(directory, "ledgerlab-demo-")
     demo = Demo(plan, console=console, seed=seed, root=root, keep=keep)
     ok = False
     started = time.monotonic()

@@ -70,6 +70,17 @@ def chain_dir(args: argparse.Namespace) -> Path:
     return Path(args.dir or default_dir()).expanduser()
 
 
+def fresh_dir(value: str | None, who: str) -> Path | None:
+    """``--dir`` of a verb that makes its own chain: a new or empty folder, or None."""
+    directory = Path(value).expanduser() if value else None
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise CommandError(
+            f"{directory} is not empty; {who} needs a fresh folder",
+            hint="leave out --dir to use a temporary folder",
+        )
+    return directory
+
+
 def open_chain(args: argparse.Namespace) -> Chain:
     return load_chain(chain_dir(args))
 

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scripts.launcher import procs
 from scripts.launcher.layout import is_chain, load_chain
-from tests.cli.conftest import assert_one_line_error, run_cli, stop_chain
+from tests.cli.conftest import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def demo_dir(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "demo"
-    try:
-        yield root
-    finally:
-        stop_chain(root)
-
-
-def test_short_demo_runs_checks_and_stops_everything(tmp_path: Path, demo_dir: Path) -> None:
-    res = run_cli("demo", "--short", "--dir", str(demo_dir), cwd=tmp_path, timeout=150)
+def test_short_demo_runs_checks_and_stops_everything(tmp_path: Path, chain_root: Path) -> None:
+    res = run_cli("demo", "--short", "--dir", str(chain_root), cwd=tmp_path, timeout=150)
     assert res.code == 0, (res.out[-3000:], res.err[-3000:])
     assert "Traceback" not in res.err
     out = res.out
@@ -41,8 +31,8 @@ def test_short_demo_runs_checks_and_stops_everything(tmp_path: Path, demo_dir: P
         "p50",
     ):
         assert fragment in out, fragment
-    assert is_chain(demo_dir)
-    chain = load_chain(demo_dir)
+    assert is_chain(chain_root)
+    chain = load_chain(chain_root)
     assert procs.running_nodes(chain) == {}
     assert not any(n.pid_path.exists() for n in chain.nodes)
 
