@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.brokers import Mosquitto, broker_required, require_mosquitto
 
 _broker_state: dict[str, str | None] = {}
 
@@ -21,10 +25,6 @@ def mqtt_broker_url() -> str:
     """The broker the MQTT tests use, as ``mqtt://host:port``."""
     raw = os.environ.get("LEDGERLAB_MQTT_BROKER", "127.0.0.1:1883")
     return raw if "://" in raw else f"mqtt://{raw}"
-
-
-def broker_required() -> bool:
-    return os.environ.get("LEDGERLAB_REQUIRE_BROKER", "") not in ("", "0")
 
 
 def _broker_problem() -> str | None:
@@ -61,3 +61,15 @@ def mqtt_broker() -> str:
             pytest.fail(f"{problem}; LEDGERLAB_REQUIRE_BROKER=1 forbids skipping", pytrace=False)
         pytest.skip(problem)
     return mqtt_broker_url()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running Mosquitto on a free loopback port that the test may stop and restart."""
+    require_mosquitto()
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

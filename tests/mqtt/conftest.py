@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import faulthandler
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from tests.mqtt.support import Mosquitto, require_mosquitto
 
 HANG_DEADLINE = 120.0
 
@@ -22,15 +19,3 @@ def _hang_guard() -> Iterator[None]:
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A running Mosquitto on a free loopback port that the test may stop and restart."""
-    require_mosquitto()
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()

@@ -12,8 +12,8 @@ import pytest
 
 from node.client import RpcClient
 from node.runtime import Node
+from tests.brokers import Mosquitto
 from tests.mqtt.support import (
-    Mosquitto,
     ProcCluster,
     assert_same_chain,
     heads_agree,

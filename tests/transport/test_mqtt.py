@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
@@ -23,6 +18,7 @@ from node.transport.mqtt import (
     seal_batch,
     topic_root,
 )
+from tests.brokers import Mosquitto
 
 pytestmark = pytest.mark.asyncio
 
@@ -279,57 +275,11 @@ async def test_forged_and_foreign_publishes_change_nothing(mqtt_broker: str) -> 
         assert a.peers() == {IDS[1]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def private_broker() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
-    """A mosquitto of our own on a free port, with stop()/start() for restart tests."""
-    if shutil.which("mosquitto") is None:
-        if os.environ.get("LEDGERLAB_REQUIRE_BROKER", "") not in ("", "0"):
-            pytest.fail("mosquitto binary not found", pytrace=False)
-        pytest.skip("mosquitto binary not found")
-    port = _free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        proc = subprocess.Popen(
-            ["mosquitto", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        procs.append(proc)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not start on port {port}")
-
-    def stop() -> None:
-        proc = procs[-1]
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-
-    start()
-    try:
-        yield port, stop, start
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-
-
 @pytest.mark.mqtt
 async def test_broker_restart_reconnects_and_resubscribes(
-    private_broker: tuple[int, Callable[[], None], Callable[[], None]],
+    private_broker: Mosquitto,
 ) -> None:
-    port, stop, start = private_broker
-    url = f"mqtt://127.0.0.1:{port}"
+    url = private_broker.url
     ts = [make(i, url, keepalive=5) for i in range(3)]
     async with ts[0], ts[1], ts[2]:
         for t in ts:
@@ -338,11 +288,11 @@ async def test_broker_restart_reconnects_and_resubscribes(
         for t in ts[1:]:
             assert await asyncio.wait_for(t.recv(), 5) == (IDS[0], b"before")
 
-        await asyncio.to_thread(stop)
+        await asyncio.to_thread(private_broker.stop)
         await until(lambda: not any(t.connected for t in ts), timeout=10)
         assert all(t.peers() == frozenset() for t in ts)
         await asyncio.sleep(2)  # the broker stays down for a while
-        await asyncio.to_thread(start)
+        await asyncio.to_thread(private_broker.start)
 
         for t in ts:
             await t.wait_for_peers(set(IDS[:3]) - {t.node_id}, timeout=15)
