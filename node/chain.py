@@ -92,6 +92,7 @@ class Chain:
                 "the data directory holds another chain (its block 0 differs from this genesis)"
             )
         self.genesis_hash = genesis_block.hash
+        self._head_time: tuple[bytes, int] | None = None
 
     @property
     def head(self) -> Head:
@@ -177,6 +178,16 @@ class Chain:
     def block(self, number: int) -> Block | None:
         raw = self.store.block_by_number(number)
         return None if raw is None else Block.decode(raw)
+
+    def head_timestamp(self) -> int:
+        """The head block's timestamp (ms), decoded once per head, not per proposal."""
+        head = self.head
+        cached = self._head_time
+        if cached is None or cached[0] != head.block_hash:
+            block = self.block(head.number)
+            cached = (head.block_hash, block.header.timestamp if block is not None else 0)
+            self._head_time = cached
+        return cached[1]
 
     def call(
         self, to: bytes, method: str, args: Sequence[Any], sender: bytes | None = None

@@ -396,8 +396,7 @@ class Node:
     def _run_proposal(self, action: ExecuteBlock, body: ProposalBody) -> BlockExecuted:
         proposal = action.proposal
         txs = [self.pool.get(h) for h in body.tx_hashes]
-        parent = self.chain.block(self.chain.head.number)
-        parent_time = parent.header.timestamp if parent is not None else 0
+        parent_time = self.chain.head_timestamp()
         latest = int(self._clock() * 1000) + MAX_PROPOSAL_AHEAD_MS
         if not parent_time <= body.timestamp <= latest or any(
             v is None or not self.pool.includable(v, action.height) for v in txs
@@ -581,8 +580,7 @@ class Node:
                 break
         if not txs or self.index is None:
             return
-        parent = self.chain.block(self.chain.head.number)
-        timestamp = max(int(self._clock() * 1000), parent.header.timestamp if parent else 0)
+        timestamp = max(int(self._clock() * 1000), self.chain.head_timestamp())
         body = ProposalBody(timestamp, self.index, tuple(v.hash for v in txs))
         self._feed(ProposalReady(body.encode()))
 
