@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from consensus.crypto import KeyPair
+from node.accounts import parse_address
 from node.client import RpcClient, RpcError, RpcTransportError
 from node.executor import status_name
 from node.genesis import SYSTEM_CONFIG_BOUNDS
@@ -201,7 +202,17 @@ def _add_tx_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_asset_add(args: argparse.Namespace) -> int:
     user, amount = check_user(args.user), parse_amount(args.amount, allow_zero=True)
-    return send(args, DAG_TRANSFER, "userAdd", [user, amount], f"userAdd {user} {amount}")
+    call: list[str | int] = [user, amount]
+    if args.owner is not None:
+        try:
+            owner = "0x" + parse_address(args.owner).hex()
+        except ValueError:
+            raise CommandError(
+                f"bad owner {args.owner!r}: expected an account address (0x + 40 hex digits)",
+                hint="`ledgerlab accounts new NAME` prints a new account's address",
+            ) from None
+        call.append(owner)
+    return send(args, DAG_TRANSFER, "userAdd", call, f"userAdd {user} {amount}")
 
 
 def cmd_asset_save(args: argparse.Namespace) -> int:
@@ -548,6 +559,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("user")
     p.add_argument("amount")
+    p.add_argument(
+        "--owner",
+        metavar="ADDRESS",
+        help="permissioned chains: the account that may draw and transfer (default: signer)",
+    )
     _add_tx_options(p)
     p.set_defaults(func=cmd_asset_add)
     p = add_parser(

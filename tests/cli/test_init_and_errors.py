@@ -162,6 +162,7 @@ def stopped_chain(tmp_path: Path, ports: tuple[int, int]) -> Path:
         (("asset", "transfer", "alice", "bob", "0"), ("bad amount 0",)),
         (("asset", "save", "alice", "abc"), ("bad amount 'abc'",)),
         (("asset", "add", "alice", str(2**256)), ("larger than uint256",)),
+        (("asset", "add", "alice", "5", "--owner", "bob"), ("bad owner 'bob'",)),
         (("tx", "0x1234"), ("not a transaction hash",)),
         (("receipt", "zz"), ("not a transaction hash",)),
         (("block", "nope"), ("not a block number or hash",)),
