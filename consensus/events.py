@@ -76,10 +76,17 @@ class BlockExecuted:
 
 @dataclass(frozen=True, slots=True)
 class BlockPersisted:
-    """The runtime durably committed block ``height`` (from CommitBlock or block sync)."""
+    """The runtime durably committed block ``height`` (from CommitBlock or block sync).
+
+    ``timeout_ticks`` and ``leader_period``, when given, are the consensus system config in
+    force from the next height (FISCO BCOS applies a ``setValueByKey`` from the block after
+    the one that made it); every replica learns them with the same block.
+    """
 
     height: int
     block_hash: bytes
+    timeout_ticks: int | None = None
+    leader_period: int | None = None
 
 
 Event = MessageReceived | Tick | ProposalReady | BlockExecuted | BlockPersisted

@@ -49,6 +49,7 @@ Only our own misuse raises (a bad event type, an empty payload).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from consensus.certs import check_new_view, select_reproposal, verify_certificate
@@ -578,6 +579,7 @@ class Replica:
     def _on_block_persisted(self, event: BlockPersisted) -> None:
         if event.height < self._height:
             return
+        self._reconfigure(event.timeout_ticks, event.leader_period)  # raises before any change
         self._head = ChainHead(event.height, event.block_hash)
         self._height = event.height + 1
         self._slot = HeightSlot(self._height)
@@ -591,6 +593,18 @@ class Replica:
         self._deadline = None
         self._arm_timer()
         self._replay()
+
+    def _reconfigure(self, timeout_ticks: int | None, leader_period: int | None) -> None:
+        """Adopt changed consensus system config before the next height starts."""
+        new_timeout = self.config.timeout_ticks if timeout_ticks is None else timeout_ticks
+        new_period = self.config.leader_period if leader_period is None else leader_period
+        if (new_timeout, new_period) == (self.config.timeout_ticks, self.config.leader_period):
+            return
+        self.config = dataclasses.replace(  # validated again by __post_init__
+            self.config, timeout_ticks=new_timeout, leader_period=new_period
+        )
+        interval = self.config.sync_interval_ticks
+        self._sync_interval = interval or max(1, self.config.timeout_ticks // 4)
 
     def _arm_timer(self) -> None:
         if self._deadline is None and self._me is not None and self._waiting():

@@ -266,9 +266,8 @@ class Node:
                 restored = PersistedState.decode(raw)
             except DecodeError as exc:
                 raise NodeError(f"corrupt persisted consensus state: {exc}") from None
-        config = self.chain.executor.system_config(self.store.state)
+        timeout_ticks, leader_period = self._consensus_config()
         head = self.chain.head
-        ticks_per_second = 1000 / self.config.tick_ms
         return Replica(
             ReplicaConfig(
                 index=self.index,
@@ -276,12 +275,23 @@ class Node:
                 signer=self.key.sign if self.index is not None else None,
                 verifier=verify,
                 genesis_hash=self.chain.genesis_hash,
-                timeout_ticks=max(1, round(config.consensus_timeout * ticks_per_second)),
-                leader_period=config.leader_period,
+                timeout_ticks=timeout_ticks,
+                leader_period=leader_period,
             ),
             restored=restored,
             head=ChainHead(head.number, head.block_hash),
         )
+
+    def _consensus_config(self) -> tuple[int, int]:
+        """``(timeout_ticks, leader_period)`` from the system config at the head."""
+        values = self.chain.executor.system_config(self.chain.store.state)
+        ticks = max(1, round(values.consensus_timeout * 1000 / self.config.tick_ms))
+        return ticks, values.leader_period
+
+    def _persisted(self, height: int, block_hash: bytes) -> BlockPersisted:
+        """BlockPersisted carrying the consensus config in force from the next height."""
+        timeout_ticks, leader_period = self._consensus_config()
+        return BlockPersisted(height, block_hash, timeout_ticks, leader_period)
 
     def _new_transport(self) -> Transport:
         cfg = self.config
@@ -423,7 +433,7 @@ class Node:
     def _commit(self, action: CommitBlock) -> None:
         head = self.chain.head
         if action.height <= head.number:  # block sync got there first
-            self._feed(BlockPersisted(head.number, head.block_hash))
+            self._feed(self._persisted(head.number, head.block_hash))
             return
         executed = self._executed.get(action.block_hash)
         if executed is None or action.height != head.number + 1:
@@ -431,7 +441,7 @@ class Node:
             return
         block = self.chain.commit(executed, Seal(action.seal.view, action.seal.signatures))
         self._after_commit(block, executed)
-        self._feed(BlockPersisted(action.height, action.block_hash))
+        self._feed(self._persisted(action.height, action.block_hash))
 
     def _after_commit(self, block: Block, executed: ExecutedBlock) -> None:
         """Bookkeeping common to consensus commits and synced blocks."""
@@ -448,7 +458,7 @@ class Node:
     def on_synced(self, block: Block, executed: ExecutedBlock) -> None:
         """Block sync committed ``block``: tell the replica and the pool."""
         self._after_commit(block, executed)
-        self._feed(BlockPersisted(block.number, block.hash))
+        self._feed(self._persisted(block.number, block.hash))
 
     async def wait_for_commit(self) -> None:
         """Until the next block commits (tests and the RPC receipt waiters)."""
