@@ -35,8 +35,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from consensus.crypto import KeyPair
-from node.block import Block
-from node.executor import ExecutionResult, Executor
+from node.block import NO_SEAL
+from node.chain import Chain, ExecutedBlock, ProposalBody
+from node.executor import Executor
 from node.genesis import GenesisConfig
 from node.tx import SignedTransaction, Transaction, VerifiedTx
 from node.txpool import TxPool
@@ -165,36 +166,11 @@ class DictState(dict[bytes, bytes]):
                 self[key] = value
 
 
-class Node:
-    """Executes and commits blocks on one LedgerStore, as a node's commit path does."""
-
-    def __init__(self, genesis: GenesisConfig, store: LedgerStore) -> None:
-        self.genesis = genesis
-        self.executor = Executor(genesis)
-        self.store = store
-        self.store.commit_block(genesis.block_commit())
-        self.head = genesis.block()
-
-    def execute(self, txs: Sequence[VerifiedTx]) -> ExecutionResult:
-        return self.executor.execute_block(
-            self.store.state,
-            number=self.head.number + 1,
-            parent_state_root=self.head.header.state_root,
-            txs=txs,
-        )
-
-    def seal(self, result: ExecutionResult, txs: Sequence[VerifiedTx]) -> Block:
-        header = result.header(
-            parent_hash=self.head.hash,
-            timestamp=1_700_000_000_000 + result.number,
-            sealer=0,
-            sealer_list=self.genesis.sealers,
-        )
-        return Block.build(header, [v.tx for v in txs])
-
-    def commit(self, result: ExecutionResult, block: Block) -> None:
-        self.store.commit_block(result.block_commit(block))
-        self.head = block
+def next_block(chain: Chain, txs: Sequence[VerifiedTx]) -> ExecutedBlock:
+    """Execute ``txs`` as the next block, as a replica does for a proposal."""
+    head = chain.head
+    body = ProposalBody(1_700_000_000_000 + head.number + 1, 0, tuple(v.hash for v in txs))
+    return chain.execute(head.number + 1, head.block_hash, body, txs)
 
 
 def bench_blocks(
@@ -255,19 +231,18 @@ def bench_blocks(
     )
 
     # Execution on a ledger in memory (the simulator's set-up), committing each block.
-    mem = Node(genesis, LedgerStore(MemoryKV()))
+    mem = Chain(LedgerStore(MemoryKV()), genesis)
     for txs in setup:
-        result = mem.execute(txs)
-        mem.commit(result, mem.seal(result, txs))
+        mem.commit(next_block(mem, txs), NO_SEAL)
 
     def run_memory() -> list[float]:
         times = []
         for txs in transfer_blocks:
             t0 = time.perf_counter()
-            result = mem.execute(txs)
+            executed = next_block(mem, txs)
             times.append(time.perf_counter() - t0)
-            assert all(r.status == 0 for r in result.receipts)
-            mem.commit(result, mem.seal(result, txs))
+            assert all(r.status == 0 for r in executed.result.receipts)
+            mem.commit(executed, NO_SEAL)
         return times
 
     times = run_memory()
@@ -280,27 +255,24 @@ def bench_blocks(
     path = tempfile.mkdtemp(prefix="ledgerlab-bench-core-", dir=directory)
     try:
         kv = open_store(path, backend, sync=True)
-        disk = Node(genesis, LedgerStore(kv))
+        disk = Chain(LedgerStore(kv), genesis)
         for txs in setup:
-            result = disk.execute(txs)
-            disk.commit(result, disk.seal(result, txs))
+            disk.commit(next_block(disk, txs), NO_SEAL)
 
         def run_disk() -> tuple[list[float], list[float]]:
             exec_times, commit_times = [], []
             for txs in transfer_blocks:
                 t0 = time.perf_counter()
-                result = disk.execute(txs)
+                executed = next_block(disk, txs)  # execution plus assembling the block
                 t1 = time.perf_counter()
-                block = disk.seal(result, txs)
+                disk.commit(executed, NO_SEAL)
                 t2 = time.perf_counter()
-                disk.commit(result, block)
-                t3 = time.perf_counter()
                 exec_times.append(t1 - t0)
-                commit_times.append(t3 - t2)
+                commit_times.append(t2 - t1)
             return exec_times, commit_times
 
         exec_times, commit_times = profiled(profile == "commit", run_disk)
-        assert disk.head.header.state_root == mem.head.header.state_root
+        assert disk.head.state_root == mem.head.state_root
         kv.close()
     finally:
         shutil.rmtree(path, ignore_errors=True)
