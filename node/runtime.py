@@ -56,10 +56,10 @@ from node import wire
 from node.block import Block, Seal
 from node.certs import NodeIdentity, load_node
 from node.chain import Chain, ChainError, ExecutedBlock, ProposalBody
-from node.config import NodeConfig, split_hostport
+from node.config import NodeConfig
 from node.genesis import GenesisConfig
 from node.sync import BlockSync
-from node.transport import MemoryHub, Transport, create_transport
+from node.transport import MemoryHub, Transport, transport_from_node_config
 from node.txpool import TxPool, TxRejected
 from storage.backends import open_store
 from storage.kv import KVStore
@@ -294,24 +294,10 @@ class Node:
         return BlockPersisted(height, block_hash, timeout_ticks, leader_period)
 
     def _new_transport(self) -> Transport:
-        cfg = self.config
-        p2p: dict[str, Any] = {"transport": cfg.transport, "blacklist": list(cfg.blacklist)}
-        if cfg.transport == "tcp":
-            host, port = split_hostport(cfg.p2p_listen, "p2p.listen")
-            p2p.update(listen_host=host, listen_port=port, peers=list(cfg.peers))
-        elif cfg.transport == "mqtt":
-            mqtt: dict[str, Any] = {"broker_url": cfg.mqtt_broker}
-            if cfg.mqtt_username:
-                mqtt["username"] = cfg.mqtt_username
-            if cfg.mqtt_password:
-                mqtt["password"] = cfg.mqtt_password
-            if cfg.mqtt_tls_ca:
-                mqtt["tls_ca"] = str(cfg.path(Path(cfg.mqtt_tls_ca)))
-            p2p["mqtt"] = mqtt
         identity = self.identity or _KeyOnlyIdentity(self.key)
         try:
-            return create_transport(
-                p2p,
+            return transport_from_node_config(
+                self.config,
                 identity=identity,  # type: ignore[arg-type]
                 genesis_hash=self.chain.genesis_hash,
                 members=self.members,
@@ -320,7 +306,7 @@ class Node:
                 hub=self._hub,
             )
         except (ValueError, OSError) as exc:
-            raise NodeError(f"cannot set up the {cfg.transport} transport: {exc}") from None
+            raise NodeError(f"cannot set up the {self.config.transport} transport: {exc}") from None
 
     # -- the replica's event path ------------------------------------------------------
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from node.client import RpcClient
-from node.runtime import Node
 from tests.brokers import Mosquitto
 from tests.mqtt.support import (
     ProcCluster,
@@ -19,7 +18,7 @@ from tests.mqtt.support import (
     heads_agree,
     mqtt_chain,
 )
-from tests.node.cluster import transfer, wait_until
+from tests.node.cluster import start_nodes, transfer, wait_until
 from tests.node.test_cluster_tcp import wait_sync
 
 pytestmark = pytest.mark.mqtt
@@ -33,11 +32,7 @@ async def test_in_process_cluster_recovers_from_broker_restart(
 ) -> None:
     chain, _, _, configs = mqtt_chain(tmp_path, private_broker.url)
     async with contextlib.AsyncExitStack() as stack:
-        nodes = [
-            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
-            for c in configs
-        ]
-        await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), 15)
+        nodes = await start_nodes(stack, configs)
         accepted: list[bytes] = []
         stop_load = asyncio.Event()
 

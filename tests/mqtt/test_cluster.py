@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from node.client import AsyncRpcClient, RpcClient
-from node.runtime import Node
 from tests.mqtt.support import ProcCluster, assert_same_chain, heads_agree, mqtt_chain
-from tests.node.cluster import transfer, wait_until
+from tests.node.cluster import start_nodes, transfer, wait_until
 from tests.node.test_cluster_tcp import wait_sync
 
 pytestmark = pytest.mark.mqtt
@@ -22,11 +21,7 @@ async def test_in_process_mqtt_cluster_commits_client_txs_identically(
 ) -> None:
     chain, rpc_ports, _, configs = mqtt_chain(tmp_path, mqtt_broker)
     async with contextlib.AsyncExitStack() as stack:
-        nodes = [
-            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
-            for c in configs
-        ]
-        await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), 15)
+        nodes = await start_nodes(stack, configs)
         assert all(n.transport.connected for n in nodes)
         # clients talk JSON-RPC to different nodes; gossip and PBFT go through the broker
         hashes: list[str] = []

@@ -29,7 +29,7 @@ from node.transport import MqttTransport
 from node.transport.mqtt import parse_broker_url, seal_batch
 from node.tx import decode_transaction
 from tests.mqtt.support import assert_same_chain, heads_agree, mqtt_chain
-from tests.node.cluster import transfer, wait_until
+from tests.node.cluster import start_nodes, transfer, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 
@@ -52,11 +52,7 @@ def _drops(nodes: list[Node]) -> list[Counter[str]]:
 async def test_hostile_publishes_change_nothing(tmp_path: Path, mqtt_broker: str) -> None:
     chain, rpc_ports, _, configs = mqtt_chain(tmp_path, mqtt_broker)
     async with contextlib.AsyncExitStack() as stack:
-        nodes = [
-            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
-            for c in configs
-        ]
-        await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), 15)
+        nodes = await start_nodes(stack, configs)
         ids = [n.node_id for n in nodes]
         root = f"ledgerlab/{chain}/group0"
         genesis_hash = nodes[0].chain.genesis_hash

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime import Node
 from node.transport import MqttTransport
 from tests.mqtt.support import assert_same_chain, heads_agree, mqtt_chain
-from tests.node.cluster import transfer, wait_until
+from tests.node.cluster import start_nodes, transfer, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 
@@ -24,11 +23,7 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 async def test_txs_whose_gossip_was_lost_still_commit(tmp_path: Path, mqtt_broker: str) -> None:
     chain, _, _, configs = mqtt_chain(tmp_path, mqtt_broker)
     async with contextlib.AsyncExitStack() as stack:
-        nodes = [
-            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
-            for c in configs
-        ]
-        await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), 15)
+        nodes = await start_nodes(stack, configs)
         r = nodes[0].replica
         leader = r.leader_of(r.view, r.height)
         x = nodes[(leader + 1) % 4]  # a follower, and not the next leader either

@@ -13,7 +13,7 @@ import pytest
 
 from node.runtime import Node
 from tests.mqtt.support import assert_same_chain, mqtt_chain
-from tests.node.cluster import transfer, wait_until
+from tests.node.cluster import start_nodes, transfer, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 
@@ -23,11 +23,7 @@ async def test_observer_catches_up_by_block_sync_over_mqtt(
 ) -> None:
     chain, _, _, configs = mqtt_chain(tmp_path, mqtt_broker, observers=1)
     async with contextlib.AsyncExitStack() as stack:
-        sealers = [
-            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
-            for c in configs[:4]
-        ]
-        await wait_until(lambda: all(len(n.transport.peers()) >= 3 for n in sealers), 15)
+        sealers = await start_nodes(stack, configs[:4])
         # ~600-byte transactions: 3000 of them make a few blocks of ~0.6 MB each
         big = "u" * 240
         raws = [

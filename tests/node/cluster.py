@@ -16,7 +16,15 @@ from node.local import MemoryCluster, wait_for
 from node.runtime import Node
 from node.tx import Transaction
 
-__all__ = ["CLIENT", "MemoryCluster", "memory_cluster", "tcp_chain", "transfer", "wait_until"]
+__all__ = [
+    "CLIENT",
+    "MemoryCluster",
+    "memory_cluster",
+    "start_nodes",
+    "tcp_chain",
+    "transfer",
+    "wait_until",
+]
 
 CLIENT = KeyPair.generate(random.Random(99))
 
@@ -97,3 +105,16 @@ def tcp_chain(
 
 
 wait_until = wait_for
+
+
+async def start_nodes(
+    stack: contextlib.AsyncExitStack, configs: list[NodeConfig], *, timeout: float = 20.0
+) -> list[Node]:
+    """A node per config in this process (closed with ``stack``), once all see each other."""
+    nodes = [
+        await stack.enter_async_context(Node.from_config(c.home / "config.toml")) for c in configs
+    ]
+    await wait_until(
+        lambda: all(len(n.transport.peers()) >= len(nodes) - 1 for n in nodes), timeout
+    )
+    return nodes

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime import Node
 from scripts.launcher.procs import free_port_base
-from tests.node.cluster import tcp_chain, transfer, wait_until
+from tests.node.cluster import start_nodes, tcp_chain, transfer, wait_until
 
 
 def free_base(count: int) -> int:
@@ -29,11 +28,7 @@ def free_base(count: int) -> int:
 async def test_in_process_tcp_cluster_commits_identically(tmp_path: Path) -> None:
     _, configs = tcp_chain(tmp_path, 4, free_base(4))
     async with contextlib.AsyncExitStack() as stack:
-        nodes = [
-            await stack.enter_async_context(Node.from_config(c.home / "config.toml"))
-            for c in configs
-        ]
-        await wait_until(lambda: all(len(n.transport.peers()) == 3 for n in nodes), timeout=20)
+        nodes = await start_nodes(stack, configs)
         nodes[2].submit([transfer(i) for i in range(300)])
         await wait_until(lambda: all(n.chain.store.total_tx_count() == 300 for n in nodes), 30)
         await wait_until(lambda: len({n.chain.head for n in nodes}) == 1)
