@@ -553,7 +553,13 @@ class TcpTransport(Transport):
     async def _run_conn(self, conn: _Conn, reader: asyncio.StreamReader, buf: bytearray) -> None:
         tg = self._tg
         assert tg is not None
-        writer_task = tg.create_task(self._write_loop(conn), name=f"tcp-w-{conn.peer_id[:8]}")
+        write_loop = self._write_loop(conn)
+        try:
+            writer_task = tg.create_task(write_loop, name=f"tcp-w-{conn.peer_id[:8]}")
+        except RuntimeError:  # the transport is closing: its TaskGroup takes no new tasks
+            write_loop.close()
+            conn.shut("shutdown")
+            return
         try:
             if buf:
                 self._parse(conn, buf)
