@@ -53,7 +53,7 @@ from node.precompiles import (
 from node.precompiles import dag_transfer as dag
 from node.precompiles import system_config as sysconfig
 from node.precompiles.system_config import read_system_config
-from node.tx import MAX_ARG_CHARS, UINT256_MAX, VerifiedTx
+from node.tx import VerifiedTx, valid_arg
 from storage.ledger import BlockCommit
 from storage.overlay import StateOverlay, StateReader
 from storage.state_root import next_state_root
@@ -216,7 +216,7 @@ class Executor:
         Raises ``ValueError`` if ``to`` is not an address.
         """
         address = parse_address(to)
-        if type(method) is not str or not all(_valid_arg(a) for a in args):
+        if type(method) is not str or not all(valid_arg(a) for a in args):
             return PRECOMPILED_ERROR, b""
         ctx = CallContext(
             sender, StateOverlay(state), block_number, self.genesis, self.system_config(state)
@@ -295,13 +295,6 @@ STATUS_NAMES: dict[int, str] = {
 def status_name(status: int) -> str:
     """A receipt status as the name FISCO BCOS gives it (or the number if unknown)."""
     return STATUS_NAMES.get(status, str(status))
-
-
-def _valid_arg(arg: Any) -> bool:
-    """What a decoded transaction guarantees about an argument, for ``call``'s args."""
-    if type(arg) is int:
-        return 0 <= arg <= UINT256_MAX
-    return type(arg) is str and len(arg) <= MAX_ARG_CHARS
 
 
 def receipt_root_of(encoded_receipts: Sequence[bytes]) -> bytes:

@@ -18,6 +18,7 @@ from consensus.codec import DecodeError, pack, unpack
 from consensus.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, hash32
 from node.accounts import format_address, parse_address
 from node.block import EMPTY_ROOT, MAX_BLOCK_TXS, MAX_SEALERS, Block, BlockHeader
+from node.tx import check_name
 from storage.ledger import BlockCommit
 from storage.state_root import GENESIS_STATE_ROOT
 
@@ -65,9 +66,10 @@ class GenesisConfig:
                 raise GenesisError(f"{name} must be a list")
             object.__setattr__(self, name, tuple(value))
         for name in ("chain_id", "group_id"):
-            value = getattr(self, name)
-            if type(value) is not str or not 0 < len(value) <= 64:
-                raise GenesisError(f"{name} must be a str of 1..64 characters")
+            try:  # the transaction's rule, or no transaction could name this chain
+                check_name(getattr(self, name), name)
+            except ValueError as exc:
+                raise GenesisError(str(exc)) from None
         for name, size in (
             ("sealers", PUBLIC_KEY_SIZE),
             ("observers", PUBLIC_KEY_SIZE),

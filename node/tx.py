@@ -13,8 +13,11 @@ rejects high-``s`` signatures for the same reason. Recovering the sender costs ~
 so the node does it once at admission and carries the result as a :class:`VerifiedTx`.
 
 Arguments are strings (msgpack str) or uint256 numbers, which travel as exactly 32
-big-endian bytes (msgpack bin 32) because msgpack integers stop at 64 bits. The exact
-layout is in docs/wire-format.md.
+big-endian bytes (msgpack bin 32) because msgpack integers stop at 64 bits. Every text
+limit is in UTF-8 bytes (:data:`MAX_NAME_BYTES`, :data:`MAX_ARG_BYTES`), defined here
+once and used by decoding, admission, ``call`` and the console alike, so a string a node
+admits is one every node can execute and store. The exact layout is in
+docs/wire-format.md.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ from node.accounts import parse_address
 TX_VERSION = 0
 MAX_TX_SIZE = 8 * 1024
 MAX_ARGS = 16
-MAX_ARG_CHARS = 256
-MAX_NAME_CHARS = 64  # chain id, group id, nonce, method
+MAX_ARG_BYTES = 256
+"""Longest string argument, in UTF-8 bytes (what a state key built from it costs)."""
+MAX_NAME_BYTES = 64
+"""Longest chain id, group id, nonce and method name, in UTF-8 bytes (at least 1)."""
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
 _HALF_ORDER_BYTES = (
@@ -64,19 +69,64 @@ per call on the admission and execution paths. Safe to share between threads: th
 Packer runs entirely under the GIL on plain lists, ints, str and bytes."""
 
 
+def utf8_fits(value: str, max_bytes: int) -> bool:
+    """Whether the str ``value`` has a UTF-8 form of at most ``max_bytes`` bytes.
+
+    False for a str with lone surrogates (it has no UTF-8 form; a JSON ``"\\ud800"`` is
+    one). An ASCII str is measured by its length alone (``isascii`` is a flag test in
+    CPython); anything else is encoded once.
+    """
+    if len(value) > max_bytes:  # every character is at least one byte
+        return False
+    if value.isascii():
+        return True
+    try:
+        return len(value.encode()) <= max_bytes
+    except UnicodeEncodeError:
+        return False
+
+
+def _decoded_fits(value: str, max_bytes: int) -> bool:
+    """:func:`utf8_fits` for a str msgpack decoded (valid UTF-8, so no surrogates):
+    one of at most ``max_bytes // 4`` characters needs no encoding."""
+    n = len(value)
+    return n * 4 <= max_bytes or (
+        n <= max_bytes and (value.isascii() or len(value.encode()) <= max_bytes)
+    )
+
+
+def _size_problem(value: str, max_bytes: int) -> str:
+    """Why a str that failed :func:`utf8_fits` does not fit (for error messages)."""
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (it holds a lone surrogate)"
+    return f"is {size} UTF-8 bytes, more than {max_bytes}"
+
+
 def _check_fields(
-    chain_id: Any, group_id: Any, nonce: Any, block_limit: Any, to: Any, method: Any
+    chain_id: Any,
+    group_id: Any,
+    nonce: Any,
+    block_limit: Any,
+    to: Any,
+    method: Any,
+    fits: Callable[[str, int], bool] = utf8_fits,
 ) -> None:
     """ValueError unless the scalar fields have their types and sizes (one fast test)."""
     if (
         type(chain_id) is str
-        and 0 < len(chain_id) <= MAX_NAME_CHARS
+        and 0 < len(chain_id) <= MAX_NAME_BYTES
+        and (chain_id.isascii() or fits(chain_id, MAX_NAME_BYTES))
         and type(group_id) is str
-        and 0 < len(group_id) <= MAX_NAME_CHARS
+        and 0 < len(group_id) <= MAX_NAME_BYTES
+        and (group_id.isascii() or fits(group_id, MAX_NAME_BYTES))
         and type(nonce) is str
-        and 0 < len(nonce) <= MAX_NAME_CHARS
+        and 0 < len(nonce) <= MAX_NAME_BYTES
+        and (nonce.isascii() or fits(nonce, MAX_NAME_BYTES))
         and type(method) is str
-        and 0 < len(method) <= MAX_NAME_CHARS
+        and 0 < len(method) <= MAX_NAME_BYTES
+        and (method.isascii() or fits(method, MAX_NAME_BYTES))
         and type(block_limit) is int
         and 0 <= block_limit <= UINT64_MAX
         and type(to) is bytes
@@ -89,18 +139,29 @@ def _check_fields(
         (nonce, "nonce"),
         (method, "method"),
     ):
-        if type(value) is not str or not 0 < len(value) <= MAX_NAME_CHARS:
-            raise ValueError(f"{what} must be a str of 1..{MAX_NAME_CHARS} characters")
+        check_name(value, what)
     if type(to) is not bytes or len(to) != ADDRESS_SIZE:
         raise ValueError(f"to must be {ADDRESS_SIZE} bytes")
     raise ValueError("block_limit must be a uint64")
 
 
+def check_name(value: Any, what: str) -> str:
+    """``value`` if it is a valid chain id, group id, nonce or method name, else ValueError.
+
+    The rule: a non-empty str of at most :data:`MAX_NAME_BYTES` UTF-8 bytes.
+    """
+    if type(value) is not str or not value:
+        raise ValueError(f"{what} must be a non-empty str of at most {MAX_NAME_BYTES} UTF-8 bytes")
+    if not utf8_fits(value, MAX_NAME_BYTES):
+        raise ValueError(f"{what} {_size_problem(value, MAX_NAME_BYTES)}")
+    return value
+
+
 def _wire_arg(value: Any) -> str | bytes:
     """One argument in its wire form (uint256 -> 32 bytes); ValueError if it has none."""
     if type(value) is str:
-        if len(value) > MAX_ARG_CHARS:
-            raise ValueError(f"string argument longer than {MAX_ARG_CHARS} characters")
+        if not utf8_fits(value, MAX_ARG_BYTES):
+            raise ValueError(f"string argument {_size_problem(value, MAX_ARG_BYTES)}")
         return value
     if type(value) is int:
         if not 0 <= value <= UINT256_MAX:
@@ -112,12 +173,19 @@ def _wire_arg(value: Any) -> str | bytes:
 def _native_arg(value: Any) -> Arg:
     """One argument from its wire form; DecodeError for anything else."""
     if type(value) is str:
-        if len(value) > MAX_ARG_CHARS:
-            raise DecodeError(f"string argument longer than {MAX_ARG_CHARS} characters")
+        if len(value) * 4 > MAX_ARG_BYTES and not _decoded_fits(value, MAX_ARG_BYTES):
+            raise DecodeError(f"string argument {_size_problem(value, MAX_ARG_BYTES)}")
         return value
     if type(value) is bytes and len(value) == 32:
         return int.from_bytes(value, "big")
     raise DecodeError("an argument must be a str or 32 bytes (uint256)")
+
+
+def valid_arg(value: Any) -> bool:
+    """Whether ``value`` is an argument a transaction can carry (str or uint256 int)."""
+    if type(value) is str:
+        return utf8_fits(value, MAX_ARG_BYTES)
+    return type(value) is int and 0 <= value <= UINT256_MAX
 
 
 def encode_values(values: Sequence[Arg]) -> bytes:
@@ -250,7 +318,7 @@ class SignedTransaction:
         if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
             raise DecodeError(f"transaction: signature must be {SIGNATURE_SIZE} bytes")
         try:
-            _check_fields(chain_id, group_id, nonce, block_limit, to, method)
+            _check_fields(chain_id, group_id, nonce, block_limit, to, method, _decoded_fits)
         except ValueError as exc:
             raise DecodeError(f"transaction: {exc}") from None
         native = tuple([_native_arg(a) for a in args])

@@ -13,13 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from consensus.codec import DecodeError
-from node.tx import MAX_ARGS, MAX_NAME_CHARS, Arg, decode_values, encode_values
+from node.tx import (
+    MAX_ARGS,
+    MAX_NAME_BYTES,
+    Arg,
+    check_name,
+    decode_values,
+    encode_values,
+    utf8_fits,
+)
 
 
 def encode_call(method: str, args: Sequence[Arg] = ()) -> bytes:
     """The call data of ``method(*args)``; ValueError for a bad method or argument."""
-    if type(method) is not str or not 0 < len(method) <= MAX_NAME_CHARS:
-        raise ValueError(f"method must be a str of 1..{MAX_NAME_CHARS} characters")
+    check_name(method, "method")
     if len(args) > MAX_ARGS:
         raise ValueError(f"more than {MAX_ARGS} arguments")
     return encode_values([method, *args])
@@ -28,6 +35,8 @@ def encode_call(method: str, args: Sequence[Arg] = ()) -> bytes:
 def decode_call(data: bytes) -> tuple[str, tuple[Arg, ...]]:
     """``(method, args)`` from call data; :class:`DecodeError` for anything malformed."""
     values = decode_values(data, max_items=MAX_ARGS + 1)
-    if not values or type(values[0]) is not str or not 0 < len(values[0]) <= MAX_NAME_CHARS:
+    if not values or type(values[0]) is not str or not values[0]:
         raise DecodeError("call data must start with a method name")
+    if not utf8_fits(values[0], MAX_NAME_BYTES):
+        raise DecodeError(f"call data: method name longer than {MAX_NAME_BYTES} UTF-8 bytes")
     return values[0], values[1:]

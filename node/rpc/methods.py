@@ -20,7 +20,7 @@ from node.rpc import render
 from node.rpc.backend import NodeBackend
 from node.rpc.calldata import decode_call, encode_call
 from node.rpc.errors import ErrorCode, RpcError, invalid_params
-from node.tx import MAX_NAME_CHARS, MAX_TX_SIZE
+from node.tx import MAX_NAME_BYTES, MAX_TX_SIZE
 
 Handler = Callable[[NodeBackend, list[Any]], Any]
 Prepare = Callable[[list[Any]], bytes]
@@ -122,7 +122,7 @@ def _call(backend: NodeBackend, args: list[Any]) -> Any:
         except DecodeError as exc:
             raise invalid_params(f"data is not call data: {exc}") from None
     elif "method" in req:
-        method = p.text(req["method"], "method", max_len=MAX_NAME_CHARS)
+        method = p.text(req["method"], "method", max_bytes=MAX_NAME_BYTES)
         raw_args = req.get("args", [])
         if type(raw_args) is not list:
             raise invalid_params("args must be a list")
@@ -138,7 +138,7 @@ def _call(backend: NodeBackend, args: list[Any]) -> Any:
 
 def _system_config(backend: NodeBackend, args: list[Any]) -> Any:
     p.arity(args, 1, 1, "[group, key]")
-    key = p.text(args[0], "key", max_len=128)
+    key = p.text(args[0], "key", max_bytes=128)
     value = backend.system_config(key)
     if value is None:
         raise RpcError(ErrorCode.InvalidSystemConfig, f"unknown system config key {key!r}")

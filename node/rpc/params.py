@@ -3,7 +3,8 @@
 Input rules (documented in docs/rpc.md): hex byte strings carry a ``0x`` prefix and an
 even number of hex digits and nothing else (``bytes.fromhex`` alone would let spaces
 through); numbers are JSON integers or ``0x`` hex / decimal strings; booleans are JSON
-booleans. ``True`` is never accepted where an integer is expected.
+booleans. ``True`` is never accepted where an integer is expected. Text limits are in
+UTF-8 bytes, as in transactions (node/tx.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from node.rpc.errors import RpcError, invalid_params
+from node.tx import MAX_ARG_BYTES, utf8_fits
 
 MAX_BLOCK_NUMBER = 2**63 - 1
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
@@ -87,11 +89,13 @@ def boolean(value: Any, what: str) -> bool:
     return value
 
 
-def text(value: Any, what: str, *, max_len: int = 256) -> str:
+def text(value: Any, what: str, *, max_bytes: int = MAX_ARG_BYTES) -> str:
+    """A non-empty string of at most ``max_bytes`` UTF-8 bytes (JSON can carry a lone
+    surrogate such as ``"\\ud800"``, which has no UTF-8 form: refused too)."""
     if type(value) is not str:
         raise invalid_params(f"{what} must be a string")
-    if not value or len(value) > max_len:
-        raise invalid_params(f"{what} must be 1..{max_len} characters")
+    if not value or not utf8_fits(value, max_bytes):
+        raise invalid_params(f"{what} must be valid UTF-8 text of 1..{max_bytes} bytes")
     return value
 
 

@@ -23,7 +23,7 @@ from node.accounts import parse_address
 from node.client import RpcClient, RpcError, RpcTransportError
 from node.executor import status_name
 from node.genesis import SYSTEM_CONFIG_BOUNDS
-from node.tx import MAX_ARG_CHARS, UINT256_MAX, decode_values
+from node.tx import MAX_ARG_BYTES, UINT256_MAX, decode_values, utf8_fits
 from scripts.cli import CommandError
 from scripts.launcher import accounts
 from scripts.launcher.layout import Chain
@@ -93,8 +93,11 @@ def parse_amount(text: str, *, allow_zero: bool = False) -> int:
 def check_user(name: str) -> str:
     if not name:
         raise CommandError("bad user name: must not be empty")
-    if len(name) > MAX_ARG_CHARS:
-        raise CommandError(f"bad user name: longer than {MAX_ARG_CHARS} characters")
+    if not utf8_fits(name, MAX_ARG_BYTES):
+        raise CommandError(
+            f"bad user name: longer than {MAX_ARG_BYTES} UTF-8 bytes (or not valid UTF-8)",
+            hint="a non-ASCII character takes 2-4 bytes: '€' is 3",
+        )
     return name
 
 
