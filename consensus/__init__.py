@@ -68,7 +68,7 @@ from consensus.messages import (
     viewchange_digest,
 )
 from consensus.quorum import leader_of, max_faulty, quorum, weak_quorum
-from consensus.replica import Replica
+from consensus.replica import Progress, Replica
 
 __all__ = [
     "DROP_REASONS",
@@ -93,6 +93,7 @@ __all__ = [
     "PrePrepare",
     "Prepare",
     "PreparedCertificate",
+    "Progress",
     "Proposal",
     "ProposalReady",
     "Replica",

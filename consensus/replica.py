@@ -94,6 +94,28 @@ from consensus.quorum import leader_of, max_faulty, quorum
 from consensus.slots import HeightSlot, Round, VoteKey
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Progress:
+    """How far the current height got in the current view: what a stall report says.
+
+    ``phase`` is one of ``view_change`` (waiting for a NewView), ``waiting_proposal``,
+    ``executing`` (the runtime has not answered ExecuteBlock yet), ``refused`` (the
+    runtime said the proposal is invalid here), ``preparing``, ``committing`` and
+    ``decided`` (CommitBlock emitted, waiting for BlockPersisted).
+    """
+
+    phase: str
+    height: int
+    view: int
+    leader: int
+    quorum: int
+    prepares: int
+    """Prepares matching this replica's own execution result (0 before it executed)."""
+    commits: int
+    view_changes: int
+    """Sealers known to want this view or a higher one (while in ``view_change``)."""
+
+
 def _cert_key(cert: PreparedCertificate) -> tuple[bytes, Signatures]:
     """What a certificate check depends on. ``cert.digest`` covers the certified content but
     not the signatures, so a copy with garbage signatures has the same digest: caching by
@@ -219,6 +241,46 @@ class Replica:
             return False
         nv = self._new_views.get(self._height)
         return not (nv is not None and nv.view == self._view and nv.proposal is not None)
+
+    @property
+    def timeout_ticks_now(self) -> int:
+        """The view-change timeout in force now, back-off included (ticks)."""
+        return self._timeout()
+
+    def progress(self) -> Progress:
+        """Where the current (view, height) stands; see :class:`Progress`."""
+        slot = self._slot
+        r = slot.rounds.get(self._view)
+        prepares = commits = 0
+        key = self._executed_key(r) if r is not None else None
+        if r is not None and key is not None:
+            prepares = len(r.prepares.get(key, ()))
+            commits = len(r.commits.get(r.prepared_key or key, ()))
+        if slot.decided:
+            phase = "decided"
+        elif not self.view_active:
+            phase = "view_change"
+        elif r is None or r.proposal is None:
+            phase = "waiting_proposal"
+        elif r.proposal.digest not in slot.executed:
+            phase = "executing"
+        elif slot.executed[r.proposal.digest] is None:
+            phase = "refused"
+        elif r.prepared_key is None:
+            phase = "preparing"
+        else:
+            phase = "committing"
+        wanting = sum(1 for vc in self._vc_latest.values() if vc.view >= self._view)
+        return Progress(
+            phase=phase,
+            height=self._height,
+            view=self._view,
+            leader=self.leader_of(self._view, self._height),
+            quorum=self._quorum,
+            prepares=prepares,
+            commits=commits,
+            view_changes=wanting,
+        )
 
     def status(self) -> dict[str, object]:
         """A JSON-ready summary for RPC and the simulator's live view."""

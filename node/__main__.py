@@ -1,7 +1,9 @@
 """``python -m node --config NODE_DIR/config.toml``: run one node until SIGTERM or SIGINT.
 
 Logs go to the config's log file (and stderr with ``--console``). A configuration or
-start-up problem prints one line and exits with status 2; a clean shutdown exits 0.
+start-up problem prints one line and exits with status 2; a node the supervision policy
+stopped (a loop that kept failing, a decided block it could not store: node/supervisor.py)
+prints the reason and exits with status 70; a clean shutdown exits 0.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from node.certs import CertificateError
 from node.config import ConfigError
 from node.genesis import GenesisError
 from node.runtime import Node, NodeError
+from node.supervisor import EXIT_INTERNAL_ERROR
 
 
 def _setup_logging(node: Node, console: bool) -> None:
@@ -48,7 +51,8 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 10)
 
 
-async def _run(node: Node) -> None:
+async def _run(node: Node) -> int:
+    """Run ``node`` until a signal (0) or until the supervisor stops it (70)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,8 +66,21 @@ async def _run(node: Node) -> None:
             node.config.p2p_listen,
             node.config.transport,
         )
-        await stop.wait()
+        waiters = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(node.supervisor.stopped.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+    if node.failure is not None:
+        logging.getLogger("ledgerlab.node").error("%s stopped: %s", node.config.name, node.failure)
+        print(f"error: {node.config.name} stopped: {node.failure}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     logging.getLogger("ledgerlab.node").info("%s stopped cleanly", node.config.name)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             import uvloop
 
             uvloop.install()
-        asyncio.run(_run(node))
+        return asyncio.run(_run(node))
     except NodeError as exc:
         logging.getLogger("ledgerlab.node").error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 ``async with Node(...) as node:`` opens storage, restores the replica from its persisted
 view and prepared certificate, starts the transport and the JSON-RPC server, and runs the
-node's loops in one named TaskGroup: inbound frames, ticks, sealing, gossip, status and
-block sync. Leaving the block cancels the loops and closes everything, storage last.
+node's loops under one :class:`~node.supervisor.Supervisor`: inbound frames, ticks,
+sealing, gossip, status and block sync. Leaving the block cancels the loops and closes
+everything, storage last.
 
 Every replica event goes through :meth:`Node._feed`, which steps the replica and performs
 its actions strictly in order, one event at a time (events raised while performing are
@@ -14,15 +15,21 @@ it, and CommitBlock is on disk before BlockPersisted goes back in. Executing a p
 may need transactions this node lacks: it asks the proposer (then other peers) for exactly
 those and feeds BlockExecuted when it has them; everything else is synchronous.
 
-Nothing a peer sends can stop the node: every inbound frame is decoded into a typed
-message or dropped and counted, and a handler failure is logged and counted, never
-raised out of a loop.
+Nothing a peer or client sends can stop the node: every inbound frame is decoded into a
+typed message or dropped and counted. What still raises is our own bug, and the
+supervisor's one policy handles it (node/supervisor.py): a failed frame is logged,
+counted and dropped; a failed loop is restarted with back-off; a loop that keeps
+failing, or a decided block that cannot be stored, stops the node with a one-line
+reason. Executing a proposal that raises (a bug, never a transaction's fault: execution
+is total) makes this node quarantine the transaction responsible, so no transaction can
+be proposed forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -51,15 +58,18 @@ from consensus import (
     encode_message,
 )
 from consensus.codec import DecodeError
-from consensus.crypto import KeyPair, verify
+from consensus.crypto import KeyPair, hash32, verify
 from node import wire
 from node.block import Block, Seal
 from node.certs import NodeIdentity, load_node
 from node.chain import Chain, ChainError, ExecutedBlock, ProposalBody
 from node.config import NodeConfig
 from node.genesis import GenesisConfig
+from node.stall import StallWatch
+from node.supervisor import Supervisor
 from node.sync import BlockSync
 from node.transport import MemoryHub, Transport, transport_from_node_config
+from node.tx import VerifiedTx
 from node.txpool import TxPool, TxRejected
 from storage.backends import open_store
 from storage.kv import KVStore
@@ -146,9 +156,11 @@ class Node:
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
         self._commit_waiters: list[asyncio.Future[None]] = []
-        self._stalled_since: float | None = None
-        self._tasks: asyncio.TaskGroup | None = None
-        self._loops: set[asyncio.Task[None]] = set()
+        self._regossip_since: float | None = None
+        self.supervisor = Supervisor(config.name)
+        self.stall = StallWatch(time.monotonic())
+        self.refusal: tuple[int, str] | None = None
+        """(height, why this node did not vote for the proposal there), for stall reports."""
         self._stack: contextlib.AsyncExitStack | None = None
         self.started_at = clock()
         self.frames_in: Counter[str] = Counter()
@@ -219,8 +231,7 @@ class Node:
             from node.service import start_rpc  # the RPC door is optional in tests
 
             self.rpc_server = await start_rpc(self, stack)
-        self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
-        stack.push_async_callback(self._cancel_tasks)
+        stack.push_async_callback(self.supervisor.aclose)
         for name, loop in (
             ("inbound", self._inbound_loop),
             ("tick", self._tick_loop),
@@ -229,7 +240,7 @@ class Node:
             ("status", self._status_loop),
             ("sync", self.sync.run),
         ):
-            self._spawn(loop(), name)
+            self.supervisor.spawn(name, loop)
         log.info(
             "%s started as %s%s at height %d (view %d)",
             cfg.name,
@@ -239,15 +250,10 @@ class Node:
             self.replica.view,
         )
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        assert self._tasks is not None
-        task = self._tasks.create_task(coro, name=f"{self.config.name}:{name}")
-        self._loops.add(task)
-        task.add_done_callback(self._loops.discard)
-
-    async def _cancel_tasks(self) -> None:
-        for task in list(self._loops):
-            task.cancel()
+    @property
+    def failure(self) -> str | None:
+        """Why this node stopped itself (supervision policy), or None while it runs."""
+        return self.supervisor.failure
 
     def _remember_recent_nonces(self) -> None:
         """Rebuild the txpool's nonce memory from the last blocks (replay protection)."""
@@ -317,9 +323,11 @@ class Node:
             return
         self._stepping = True
         try:
-            while self._events:
+            while self._events and self.supervisor.failure is None:
                 for action in self.replica.step(self._events.popleft()):
                     self._perform(action)
+                    if self.supervisor.failure is not None:
+                        break  # stopping: perform nothing more
         finally:
             self._stepping = False
         self._seal_wake.set()
@@ -347,18 +355,20 @@ class Node:
     def _execute(self, action: ExecuteBlock) -> None:
         try:
             body = ProposalBody.decode(action.proposal.payload)
-        except DecodeError:
-            self._feed(self._not_executed(action))
+        except DecodeError as exc:
+            self._feed(self._not_executed(action, f"undecodable proposal ({exc})"))
             return
         if body.proposer >= len(self.sealer_ids):
             # A Byzantine leader's choice; the fetch below indexes sealer_ids with it.
-            self._feed(self._not_executed(action))
+            self._feed(self._not_executed(action, f"proposer {body.proposer} is not a sealer"))
             return
         missing = self.pool.missing(body.tx_hashes)
         if not missing:
             self._feed(self._run_proposal(action, body))
             return
-        self._spawn(self._fetch_then_execute(action, body, missing), "fetch")
+        self.supervisor.spawn(
+            "fetch", lambda: self._fetch_then_execute(action, body, missing), restart=False
+        )
 
     async def _fetch_then_execute(
         self, action: ExecuteBlock, body: ProposalBody, missing: list[bytes]
@@ -385,35 +395,82 @@ class Node:
             return  # the chain moved on (sync) while we waited
         if fetch.wanted:
             log.warning("block %d: %d transactions unavailable", action.height, len(fetch.wanted))
-            self._feed(self._not_executed(action))
+            why = f"{len(fetch.wanted)} of the proposal's txs unavailable ({_hashes(fetch.wanted)})"
+            self._feed(self._not_executed(action, why))
         else:
             self._feed(self._run_proposal(action, body))
 
     def _run_proposal(self, action: ExecuteBlock, body: ProposalBody) -> BlockExecuted:
         proposal = action.proposal
-        txs = [self.pool.get(h) for h in body.tx_hashes]
+        found = [self.pool.get(h) for h in body.tx_hashes]
         parent_time = self.chain.head_timestamp()
         latest = int(self._clock() * 1000) + MAX_PROPOSAL_AHEAD_MS
-        if not parent_time <= body.timestamp <= latest or any(
-            v is None or not self.pool.includable(v, action.height) for v in txs
-        ):
-            return self._not_executed(action)
-        if sum(len(v.tx.encoded) for v in txs if v is not None) > MAX_BLOCK_TX_BYTES:
-            return self._not_executed(action)
-        try:
-            executed = self.chain.execute(
-                action.height, proposal.parent_hash, body, [v for v in txs if v is not None]
+        if not parent_time <= body.timestamp <= latest:
+            return self._not_executed(action, f"timestamp {body.timestamp} outside the window")
+        txs = [v for v in found if v is not None]
+        if len(txs) != len(found):
+            gone = [h for h, v in zip(body.tx_hashes, found, strict=True) if v is None]
+            return self._not_executed(action, f"txs left the pool meanwhile ({_hashes(gone)})")
+        stale = [v.hash for v in txs if not self.pool.includable(v, action.height)]
+        if stale:
+            return self._not_executed(
+                action, f"txs expired or nonce already committed ({_hashes(stale)})"
             )
+        if sum(len(v.tx.encoded) for v in txs) > MAX_BLOCK_TX_BYTES:
+            return self._not_executed(action, f"more than {MAX_BLOCK_TX_BYTES} tx bytes")
+        try:
+            executed = self.chain.execute(action.height, proposal.parent_hash, body, txs)
         except ChainError as exc:
             log.info("block %d not executed: %s", action.height, exc)
-            return self._not_executed(action)
+            return self._not_executed(action, str(exc))
+        except Exception as exc:  # a bug of ours: never the transactions' fault
+            self.supervisor.report("execute", exc)
+            culprit = self._quarantine_culprit(action.height, proposal.parent_hash, body, txs)
+            return self._not_executed(action, f"executing it raised; quarantined {culprit}")
         self._executed[executed.block_hash] = executed
         return BlockExecuted(
             action.height, proposal.digest, executed.block_hash, executed.block.header.state_root
         )
 
-    @staticmethod
-    def _not_executed(action: ExecuteBlock) -> BlockExecuted:
+    def _quarantine_culprit(
+        self, height: int, parent_hash: bytes, body: ProposalBody, txs: list[VerifiedTx]
+    ) -> str:
+        """Find the first transaction whose execution raises and drop it for good.
+
+        Execution is sequential, so "the first k transactions raise" is monotone in k: a
+        binary search finds the shortest failing prefix in log2(n) executions, and its
+        last transaction is the culprit. Every honest node runs the same code on the same
+        block, so each one quarantines the same transaction, and the next leader proposes
+        without it.
+        """
+
+        def raises(k: int) -> bool:
+            sub = dataclasses.replace(body, tx_hashes=body.tx_hashes[:k])
+            try:
+                self.chain.execute(height, parent_hash, sub, txs[:k])
+            except ChainError:
+                return False
+            except Exception:
+                return True
+            return False
+
+        lo, hi = 1, len(txs)  # the whole list raises; find the shortest prefix that does
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if raises(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        culprit = txs[lo - 1].hash if txs else None
+        if culprit is None:
+            return "nothing (an empty block raised)"
+        self.pool.quarantine(culprit)
+        log.error("block %d: quarantined tx %s (executing it raised)", height, culprit.hex())
+        return f"tx 0x{culprit.hex()[:16]}"
+
+    def _not_executed(self, action: ExecuteBlock, why: str) -> BlockExecuted:
+        """This node will not vote for ``action``'s proposal; ``why`` feeds stall reports."""
+        self.refusal = (action.height, why)
         return BlockExecuted(action.height, action.proposal.digest, bytes(32), bytes(32), ok=False)
 
     def _commit(self, action: CommitBlock) -> None:
@@ -425,7 +482,14 @@ class Node:
         if executed is None or action.height != head.number + 1:
             self.sync.want(action.height, [])
             return
-        block = self.chain.commit(executed, Seal(action.seal.view, action.seal.signatures))
+        try:
+            block = self.chain.commit(executed, Seal(action.seal.view, action.seal.signatures))
+        except Exception as exc:
+            # The block is decided: this node cannot skip it, and must not vote on as if
+            # it had stored it. Stop; a restart catches up by block sync.
+            self.supervisor.report("commit", exc)
+            self.supervisor.fatal(f"cannot store decided block {action.height}: {exc}")
+            return
         self._after_commit(block, executed)
         self._feed(self._persisted(action.height, action.block_hash))
 
@@ -434,7 +498,9 @@ class Node:
         self._executed.clear()
         self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self.commit_times.append((self._clock(), len(executed.txs)))
-        self._stalled_since = None
+        self._regossip_since = None
+        self.stall.committed(time.monotonic())
+        self.refusal = None
         self.transport.broadcast(wire.encode(self._status()))
         waiters, self._commit_waiters = self._commit_waiters, []
         for fut in waiters:
@@ -459,9 +525,9 @@ class Node:
             peer, frame = await self.transport.recv()
             try:
                 self._on_frame(peer, frame)
-            except Exception:  # our own bug must not kill the loop; it is logged loudly
+            except Exception as exc:  # our own bug: drop this frame, keep the loop
                 self.dropped["handler_error"] += 1
-                log.exception("error handling a frame from %s", peer[:16])
+                self.supervisor.report("inbound", exc)
 
     def _on_frame(self, peer: str, frame: bytes) -> None:
         try:
@@ -479,7 +545,7 @@ class Node:
             found = [v.tx.encoded for h in msg.hashes if (v := self.pool.get(h)) is not None]
             self.transport.send(peer, wire.encode(wire.TxResponse(msg.number, tuple(found))))
         elif isinstance(msg, wire.TxResponse):
-            self._admit_from_peer(msg.raw)
+            self._admit_from_peer(msg.raw, fetched=True)
         elif isinstance(msg, wire.Status):
             self.sync.on_status(peer, msg)
         elif isinstance(msg, wire.BlockRequest):
@@ -493,11 +559,19 @@ class Node:
         except ValueError:
             return None
 
-    def _admit_from_peer(self, raws: tuple[bytes, ...]) -> None:
+    def _admit_from_peer(self, raws: tuple[bytes, ...], *, fetched: bool = False) -> None:
+        """Gossiped txs go through normal admission. Txs a pending fetch asked for are
+        judged against the chain, not the pool: the proposal decides between two txs of
+        one nonce (TxPool.admit_for_proposal)."""
         head = self.chain.head.number
+        wanted: set[bytes] = set()
+        if fetched:
+            for fetch in self._fetches:
+                wanted |= fetch.wanted
         for raw in raws:
+            admit = self.pool.admit_for_proposal if hash32(raw) in wanted else self.pool.admit
             with contextlib.suppress(TxRejected):
-                self.pool.admit(raw, head)
+                admit(raw, head)
         for fetch in self._fetches:
             # By what the pool holds, not by what this frame added: a wanted tx that came in
             # before the fetch task registered (gossip racing the proposal) is refused here
@@ -590,7 +664,49 @@ class Node:
         while True:
             self.transport.broadcast(wire.encode(self._status()))
             self._regossip_if_stalled()
+            self._watch_stall()
             await asyncio.sleep(STATUS_INTERVAL)
+
+    def current_timeout(self) -> float:
+        """The replica's view-change timeout now (seconds, back-off included)."""
+        return self.replica.timeout_ticks_now * self.config.tick_ms / 1000
+
+    def consensus_timeout(self) -> float:
+        """The configured view-change timeout (seconds, no back-off): the stall limit."""
+        return self.replica.config.timeout_ticks * self.config.tick_ms / 1000
+
+    def _watch_stall(self) -> None:
+        was = self.stall.stalled
+        self.stall.observe(
+            time.monotonic(), pending=len(self.pool) > 0, timeout=self.consensus_timeout()
+        )
+        if self.stall.stalled and not was:
+            log.warning("stalled at height %d: %s", self.replica.height, self.stall_reason())
+        elif was and not self.stall.stalled:
+            log.info("no longer stalled (height %d)", self.replica.height)
+
+    def stall_reason(self) -> str:
+        """Why the current height is not committing, as far as this node knows."""
+        p = self.replica.progress()
+        leader = f"node{p.leader}" if 0 <= p.leader < len(self.sealer_ids) else str(p.leader)
+        if p.phase == "view_change":
+            return (
+                f"view change to view {p.view}: {p.view_changes} of {p.quorum} ViewChanges, "
+                f"waiting for the NewView from {leader}"
+            )
+        if p.phase == "waiting_proposal":
+            return f"waiting for a proposal from the leader {leader} (view {p.view})"
+        if p.phase == "executing":
+            wanted = sum(len(f.wanted) for f in self._fetches)
+            return f"fetching {wanted} missing txs of {leader}'s proposal"
+        if p.phase == "refused":
+            why = self.refusal[1] if self.refusal and self.refusal[0] == p.height else "invalid"
+            return f"this node refused {leader}'s proposal: {why}"
+        if p.phase == "preparing":
+            return f"{p.prepares} of {p.quorum} matching Prepares (view {p.view})"
+        if p.phase == "committing":
+            return f"prepared; {p.commits} of {p.quorum} matching Commits (view {p.view})"
+        return p.phase
 
     def _regossip_if_stalled(self) -> None:
         """Gossip the oldest pending txs again after a consensus timeout without a commit.
@@ -601,13 +717,13 @@ class Node:
         an idle chain never gives it one: the other sealers see nothing to wait for.
         """
         now = time.monotonic()
-        if not len(self.pool) or self._stalled_since is None:
-            self._stalled_since = now if len(self.pool) else None
+        if not len(self.pool) or self._regossip_since is None:
+            self._regossip_since = now if len(self.pool) else None
             return
         config = self.chain.executor.system_config(self.chain.store.state)
-        if now - self._stalled_since < config.consensus_timeout:
+        if now - self._regossip_since < config.consensus_timeout:
             return
-        self._stalled_since = now
+        self._regossip_since = now
         raws = [v.tx.encoded for v in self.pool.seal(config.tx_count_limit, self.replica.height)]
         size = self.config.gossip_max_batch
         for i in range(0, len(raws), size):
@@ -621,6 +737,13 @@ class Node:
             return 0.0
         span = max(now - recent[0][0], 1.0)
         return sum(n for _, n in recent) / span
+
+
+def _hashes(hashes: Any, shown: int = 3) -> str:
+    """A few tx hashes for a log line or a stall reason: ``0xab12…, 0xcd34… (+5)``."""
+    items = sorted(hashes)
+    text = ", ".join(f"0x{h.hex()[:12]}…" for h in items[:shown])
+    return text + (f" (+{len(items) - shown})" if len(items) > shown else "")
 
 
 class _KeyOnlyIdentity:

@@ -8,6 +8,7 @@ through the txpool's admission (one signature recovery per new transaction). Met
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -138,7 +139,8 @@ class NodeService:
         n = len(node.genesis.sealers)
         head = self._chain.head
         connected = node.transport.peers()
-        timeout_ticks = replica.config.timeout_ticks * 1.5 ** int(status["backoff"])  # type: ignore[call-overload]
+        now = time.monotonic()
+        stalled = node.stall.stalled
         return {
             "node_id": node.key.public_key,
             "node_index": node.index,
@@ -153,7 +155,11 @@ class NodeService:
             "quorum": quorum(n),
             "view_changes": replica.counters.view_changes,
             "connected": sum(1 for s in node.sealer_ids if s in connected),
-            "timeout_ms": int(timeout_ticks * node.config.tick_ms),
+            "timeout_ms": int(node.current_timeout() * 1000),
+            "seconds_since_last_commit": node.stall.seconds_since_commit(now),
+            "stalled": stalled,
+            "stall_reason": node.stall_reason() if stalled else None,
+            "internal_errors": sum(node.supervisor.errors.values()),
         }
 
     def sync_status(self) -> SyncData:
@@ -222,6 +228,35 @@ class NodeService:
             node.chain.store.total_tx_count(),
         )
         yield prom.gauge("ledgerlab_peers", "Connected peers.", len(node.transport.peers()))
+        yield prom.gauge(
+            "ledgerlab_seconds_since_last_commit",
+            "Seconds since this node last committed a block (or started).",
+            round(node.stall.seconds_since_commit(time.monotonic()), 3),
+        )
+        yield prom.gauge(
+            "ledgerlab_stalled",
+            "1 while txs are pending and nothing committed for longer than the timeout.",
+            int(node.stall.stalled),
+        )
+        yield prom.labelled(
+            "ledgerlab_internal_errors_total",
+            "counter",
+            "Bugs of ours caught by the supervisor, by loop (docs/node.md, Supervision).",
+            "loop",
+            node.supervisor.errors,
+        )
+        yield prom.labelled(
+            "ledgerlab_loop_restarts_total",
+            "counter",
+            "Loops the supervisor restarted after a failure, by loop.",
+            "loop",
+            node.supervisor.restarts,
+        )
+        yield prom.counter(
+            "ledgerlab_txs_quarantined_total",
+            "Transactions dropped because executing them raised (a bug of ours).",
+            node.pool.quarantined,
+        )
         yield prom.labelled(
             "ledgerlab_consensus_messages_in_total",
             "counter",
@@ -289,7 +324,7 @@ async def start_rpc(node: Node, stack: contextlib.AsyncExitStack) -> RpcServer:
     service = NodeService(node)
     host, port = split_hostport(node.config.rpc_listen, "rpc.listen")
     server = RpcServer(
-        Dispatcher({node.genesis.group_id: service}),
+        Dispatcher({node.genesis.group_id: service}, on_internal_error=node.supervisor.report),
         host=host,
         port=port,
         metrics=service.metrics,

@@ -21,6 +21,7 @@ from consensus.codec import DecodeError
 from node import wire
 from node.block import Block
 from node.chain import ChainError
+from storage.kv import StorageError
 
 if TYPE_CHECKING:
     from node.runtime import Node
@@ -172,6 +173,15 @@ class BlockSync:
             self.stats["bad_blocks"] += 1
             self.peers.pop(peer, None)
             log.warning("block %d from %s refused: %s", block.number, peer[:16], exc)
+            return False
+        except StorageError as exc:  # the disk, not the block: this node cannot go on
+            node.supervisor.report("sync", exc)
+            node.supervisor.fatal(f"cannot store synced block {block.number}: {exc}")
+            return False
+        except Exception as exc:  # a bug of ours on this block: count it, try another peer
+            self.stats["import_errors"] += 1
+            node.supervisor.report("sync", exc)
+            self.peers.pop(peer, None)
             return False
         self.stats["imported"] += 1
         node.on_synced(block, executed)

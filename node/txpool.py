@@ -10,6 +10,14 @@ Rules (FISCO BCOS 2.x): a transaction is admitted while ``head < block_limit <= 
 window``; it may go into block ``N`` only while ``N <= block_limit``; its nonce must not
 be in the pool nor in the last ``nonce_memory`` blocks; its hash must not be in the
 chain. Pending transactions leave in arrival order.
+
+Nonce scope: global per group, as in FISCO BCOS. Admission (clients and gossip) refuses a
+second transaction with a nonce that is pending or recently committed. A proposal's
+transaction that this node lacks is different: the block decides, not the pool, so
+:meth:`TxPool.admit_for_proposal` accepts it even when another pending transaction holds
+its nonce (and when the pool is full). The pool then holds both; sealing never picks two
+of one nonce, and the commit of either evicts the other, which the nonce memory refuses
+from then on.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from node.tx import MAX_TX_SIZE, SignedTransaction, VerifiedTx
 DEFAULT_CAPACITY = 150_000
 BLOCK_LIMIT_WINDOW = 1000
 NONCE_MEMORY_BLOCKS = 1000
+QUARANTINE_MEMORY = 10_000
 
 
 class Reason(enum.Enum):
@@ -39,6 +48,8 @@ class Reason(enum.Enum):
     INVALID_GROUP_ID = "InvalidGroupId"
     MALFORMED = "Malformed"
     INVALID_SIGNATURE = "InvalidSignature"
+    QUARANTINED = "Quarantined"
+    """ledgerlab's own: executing it raised a bug of ours on this node (never proposed again)."""
 
 
 class TxRejected(Exception):
@@ -78,6 +89,10 @@ class TxPool:
         self._in_chain = in_chain
         self._pending: dict[bytes, VerifiedTx] = {}
         self._pool_nonces: dict[str, bytes] = {}
+        # Rare: pending txs that share a nonce with the one in _pool_nonces (fetched for
+        # a proposal). Kept apart so the common path stays one dict lookup.
+        self._rivals: dict[str, set[bytes]] = {}
+        self._quarantined: dict[bytes, None] = {}
         self._chain_nonces: set[str] = set()
         self._nonces_by_block: deque[tuple[int, list[str]]] = deque()
         self._nonce_memory = nonce_memory
@@ -89,6 +104,8 @@ class TxPool:
         self._min_limit = 1 << 64  # <= every pending block_limit: skips the expiry scan
         self.rejected: dict[Reason, int] = dict.fromkeys(Reason, 0)
         self.admitted = 0
+        self.quarantined = 0
+        """Transactions ever quarantined (the refusal memory keeps the last 10,000)."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -112,7 +129,27 @@ class TxPool:
             self.rejected[exc.reason] += 1
             raise
 
-    def _admit(self, raw: bytes, head: int) -> VerifiedTx:
+    def admit_for_proposal(self, raw: bytes, head: int) -> VerifiedTx:
+        """Admit a transaction a proposal names: like :meth:`admit`, except that another
+        pending transaction with the same nonce, or a full pool, does not refuse it."""
+        try:
+            return self._admit(raw, head, for_proposal=True)
+        except TxRejected as exc:
+            self.rejected[exc.reason] += 1
+            raise
+
+    def quarantine(self, tx_hash: bytes) -> None:
+        """Drop ``tx_hash`` and refuse it from now on: executing it hit a bug of ours."""
+        vtx = self._pending.pop(tx_hash, None)
+        if vtx is not None:
+            self._forget_nonce(vtx.tx.tx.nonce, tx_hash)
+        if tx_hash not in self._quarantined:
+            self.quarantined += 1
+        self._quarantined[tx_hash] = None
+        while len(self._quarantined) > QUARANTINE_MEMORY:
+            del self._quarantined[next(iter(self._quarantined))]
+
+    def _admit(self, raw: bytes, head: int, *, for_proposal: bool = False) -> VerifiedTx:
         if len(raw) > self.max_tx_size:
             raise TxRejected(Reason.MALFORMED, f"{len(raw)} bytes exceeds {self.max_tx_size}")
         try:
@@ -126,6 +163,8 @@ class TxPool:
             raise TxRejected(Reason.INVALID_GROUP_ID, f"group {tx.group_id!r} is not ours")
         if stx.hash in self._pending:
             raise TxRejected(Reason.ALREADY_KNOWN, "already in the pool")
+        if self._quarantined and stx.hash in self._quarantined:
+            raise TxRejected(Reason.QUARANTINED, "executing it failed on this node")
         limit_ok = head < tx.block_limit <= head + self.block_limit_window
         if (
             self._lookup_always or not limit_ok or tx.nonce in self._chain_nonces
@@ -136,16 +175,23 @@ class TxPool:
                 Reason.BLOCK_LIMIT_CHECK_FAIL,
                 f"block_limit {tx.block_limit} outside ({head}, {head + self.block_limit_window}]",
             )
-        if tx.nonce in self._pool_nonces or tx.nonce in self._chain_nonces:
-            raise TxRejected(Reason.NONCE_CHECK_FAIL, f"nonce {tx.nonce!r} already used")
-        if len(self._pending) >= self.capacity:
-            raise TxRejected(Reason.TXPOOL_IS_FULL, f"{self.capacity} transactions pending")
+        if tx.nonce in self._chain_nonces:
+            raise TxRejected(Reason.NONCE_CHECK_FAIL, f"nonce {tx.nonce!r} already committed")
+        rival = self._pool_nonces.get(tx.nonce)
+        if not for_proposal:
+            if rival is not None:
+                raise TxRejected(Reason.NONCE_CHECK_FAIL, f"nonce {tx.nonce!r} already pending")
+            if len(self._pending) >= self.capacity:
+                raise TxRejected(Reason.TXPOOL_IS_FULL, f"{self.capacity} transactions pending")
         try:
             vtx = stx.verified()
         except InvalidSignature as exc:
             raise TxRejected(Reason.INVALID_SIGNATURE, str(exc)) from None
         self._pending[stx.hash] = vtx
-        self._pool_nonces[tx.nonce] = stx.hash
+        if rival is None:
+            self._pool_nonces[tx.nonce] = stx.hash
+        else:
+            self._rivals.setdefault(tx.nonce, set()).add(stx.hash)
         self._min_limit = min(self._min_limit, tx.block_limit)
         self.admitted += 1
         return vtx
@@ -166,6 +212,16 @@ class TxPool:
     def seal(self, limit: int, number: int) -> list[VerifiedTx]:
         """Up to ``limit`` pending transactions for block ``number``, in arrival order."""
         picked: list[VerifiedTx] = []
+        if self._rivals:  # never two transactions of one nonce in a block
+            nonces: set[str] = set()
+            for vtx in self._pending.values():
+                tx = vtx.tx.tx
+                if tx.block_limit >= number and tx.nonce not in nonces:
+                    nonces.add(tx.nonce)
+                    picked.append(vtx)
+                    if len(picked) == limit:
+                        break
+            return picked
         for vtx in self._pending.values():
             if vtx.tx.tx.block_limit >= number:
                 picked.append(vtx)
@@ -190,13 +246,14 @@ class TxPool:
             nonce = stx.tx.nonce
             nonces.append(nonce)
             self._chain_nonces.add(nonce)
-            if self._pending.pop(stx.hash, None) is not None:
-                self._pool_nonces.pop(nonce, None)
-            else:
-                # another transaction with this nonce may wait in the pool: now invalid
-                other = self._pool_nonces.pop(nonce, None)
-                if other is not None:
-                    self._pending.pop(other, None)
+            self._pending.pop(stx.hash, None)
+            # every other pending transaction with this nonce is now invalid
+            other = self._pool_nonces.pop(nonce, None)
+            if other is not None:
+                self._pending.pop(other, None)
+            if self._rivals:
+                for h in self._rivals.pop(nonce, ()):
+                    self._pending.pop(h, None)
         self._nonces_by_block.append((number, nonces))
         while self._nonces_by_block and self._nonces_by_block[0][0] <= number - self._nonce_memory:
             _, old = self._nonces_by_block.popleft()
@@ -213,5 +270,17 @@ class TxPool:
                 low = limit
         for h in expired:
             vtx = self._pending.pop(h)
-            self._pool_nonces.pop(vtx.tx.tx.nonce, None)
+            self._forget_nonce(vtx.tx.tx.nonce, h)
         self._min_limit = low
+
+    def _forget_nonce(self, nonce: str, tx_hash: bytes) -> None:
+        """``tx_hash`` (nonce ``nonce``) left the pool: a rival may now hold the nonce."""
+        rivals = self._rivals.get(nonce)
+        if self._pool_nonces.get(nonce) == tx_hash:
+            del self._pool_nonces[nonce]
+            if rivals:
+                self._pool_nonces[nonce] = rivals.pop()
+        elif rivals:
+            rivals.discard(tx_hash)
+        if rivals is not None and not rivals:
+            del self._rivals[nonce]

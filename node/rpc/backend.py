@@ -107,7 +107,11 @@ class ConsensusData(TypedDict):
     quorum: int  # votes needed
     view_changes: int  # view changes seen since start
     connected: int  # connected sealer peers
-    timeout_ms: int  # current view-change timeout
+    timeout_ms: int  # current view-change timeout, back-off included
+    seconds_since_last_commit: float
+    stalled: bool  # txs pending and no commit for longer than the consensus timeout
+    stall_reason: str | None  # why, as far as this node knows (None unless stalled)
+    internal_errors: int  # bugs of ours the supervisor caught since start
 
 
 class SyncPeerData(TypedDict):

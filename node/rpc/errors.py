@@ -45,6 +45,7 @@ class ErrorCode(IntEnum):
     InvalidChainId = 10006
     InvalidGroupId = 10007
     InvalidSignature = 10008
+    Quarantined = 10009  # ledgerlab's own: executing the tx hit a bug of ours
 
 
 #: Default human message per code (the reason name is always in ``data`` too).
@@ -70,6 +71,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.InvalidChainId: "InvalidChainId",
     ErrorCode.InvalidGroupId: "InvalidGroupId",
     ErrorCode.InvalidSignature: "InvalidSignature",
+    ErrorCode.Quarantined: "Quarantined",
 }
 
 #: The txpool rejection reasons a backend may report, by name.

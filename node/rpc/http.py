@@ -192,8 +192,8 @@ class RpcServer:
             # Only close() (or loop teardown) cancels this leaf task. Ending it normally
             # keeps asyncio's stream callback from logging the cancellation as an error.
             pass
-        except Exception:
-            log.exception("RPC connection failed")
+        except Exception as exc:
+            self.dispatcher.internal_error(exc)
         finally:
             self._conns.discard(task)
             if self._closing:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,10 @@ class Dispatcher:
         groups: Mapping[str | int, NodeBackend],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        on_internal_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
+        """``on_internal_error(where, exc)`` hears of every bug of ours a request hit (the
+        node's supervisor counts them); the client gets -32603 either way."""
         if not groups:
             raise ValueError("a dispatcher needs at least one group")
         self._groups: dict[str, NodeBackend] = {str(k): v for k, v in groups.items()}
@@ -88,6 +91,14 @@ class Dispatcher:
         self._methods: dict[str, Method] = METHODS
         self.max_batch = max_batch
         self.stats = DispatchStats()
+        self._on_internal_error = on_internal_error
+
+    def internal_error(self, exc: BaseException) -> None:
+        """A bug of ours while serving a request: logged, and told to the owner."""
+        if self._on_internal_error is None:
+            log.error("JSON-RPC internal error", exc_info=exc)
+        else:
+            self._on_internal_error("rpc", exc)
 
     @property
     def default_backend(self) -> NodeBackend:
@@ -105,8 +116,8 @@ class Dispatcher:
             return None
         try:
             return encode(response)
-        except (ValueError, TypeError, RecursionError):
-            log.exception("could not encode a JSON-RPC response")
+        except (ValueError, TypeError, RecursionError) as exc:
+            self.internal_error(exc)  # a response we cannot encode is our bug
             return encode(error_response(None, RpcError(ErrorCode.InternalError)))
 
     async def handle(self, message: Any) -> Any:
@@ -187,8 +198,8 @@ class Dispatcher:
             except RpcError as exc:
                 if request_id is not _NO_ID or exc.code == ErrorCode.InvalidRequest:
                     results[slot] = self._fail(None if request_id is _NO_ID else request_id, exc)
-            except Exception:
-                log.exception("JSON-RPC method failed")
+            except Exception as exc:
+                self.internal_error(exc)
                 if request_id is not _NO_ID:
                     results[slot] = self._fail(request_id, RpcError(ErrorCode.InternalError))
         if queue:
@@ -235,7 +246,7 @@ class Dispatcher:
             if isinstance(exc, RpcError):
                 failure = exc
             else:
-                log.exception("backend submit failed")
+                self.internal_error(exc)
                 failure = RpcError(ErrorCode.InternalError)
             for slot, request_id in queue:
                 if request_id is not _NO_ID:

@@ -156,6 +156,10 @@ def consensus_status(cs: ConsensusData) -> dict[str, Any]:
         "timeout": int(cs["timeout_ms"]),
         "toView": int(cs["to_view"]),
         "viewChanges": int(cs["view_changes"]),
+        "secondsSinceLastCommit": round(float(cs["seconds_since_last_commit"]), 1),
+        "stalled": bool(cs["stalled"]),
+        "stallReason": cs["stall_reason"],
+        "internalErrors": int(cs["internal_errors"]),
     }
 
 

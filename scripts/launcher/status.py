@@ -49,6 +49,9 @@ class NodeStatus:
     to_view: int = 0
     leader_index: int | None = None
     leader_failed: bool = False
+    stalled: bool = False
+    stall_reason: str | None = None
+    since_commit: float | None = None
     sealers: list[str] = field(default_factory=list)
     peers: int = 0
     pending: int = 0
@@ -82,6 +85,10 @@ class NodeStatus:
             "syncing": self.syncing,
             "known_highest": self.known_highest,
             "tps": None if self.tps is None else round(self.tps, 1),
+            "leader_failed": self.leader_failed,
+            "stalled": self.stalled,
+            "stall_reason": self.stall_reason,
+            "seconds_since_last_commit": self.since_commit,
         }
 
 
@@ -150,6 +157,11 @@ async def node_status(
         st.leader_failed = bool(cons.get("leaderFailed", False))
         st.sealers = [str(s) for s in cons.get("sealerList", [])]
         st.view_changes = int(cons.get("viewChanges", 0))
+        st.stalled = bool(cons.get("stalled", False))
+        reason = cons.get("stallReason")
+        st.stall_reason = None if reason is None else str(reason)
+        since = cons.get("secondsSinceLastCommit")
+        st.since_commit = None if since is None else float(since)
         if cons.get("accountType"):
             st.role = str(cons["accountType"])
         st.head_hash = str(sync.get("latestHash", ""))
@@ -237,6 +249,9 @@ def note(st: NodeStatus, best_height: int) -> Text:
         return Text("down", style="red")
     if st.error:
         return Text(st.error, style="yellow")
+    if st.stalled:
+        since = "" if st.since_commit is None else f" {st.since_commit:.0f} s"
+        return Text(f"STALLED{since}: {st.stall_reason or 'no commit'}", style="bold red")
     behind = max(st.known_highest, best_height) - st.height
     if st.syncing or behind > 1:
         return Text(f"catching up: {behind} blocks behind", style="cyan")

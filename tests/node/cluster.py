@@ -18,7 +18,9 @@ from node.tx import Transaction
 
 __all__ = [
     "CLIENT",
+    "LOOPS",
     "MemoryCluster",
+    "loops_alive",
     "memory_cluster",
     "start_nodes",
     "tcp_chain",
@@ -27,6 +29,13 @@ __all__ = [
 ]
 
 CLIENT = KeyPair.generate(random.Random(99))
+LOOPS = frozenset({"inbound", "tick", "seal", "gossip", "status", "sync"})
+
+
+def loops_alive(node: Node) -> bool:
+    """Every long-lived loop runs and none ever failed (supervision policy)."""
+    names = {name.rpartition(":")[2] for name in node.supervisor.running()}
+    return names >= LOOPS and node.failure is None and not node.supervisor.restarts
 
 
 def transfer(

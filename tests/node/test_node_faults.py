@@ -11,17 +11,13 @@ from consensus import messages as cm
 from consensus.crypto import KeyPair
 from node import wire
 from node.block import Block, Seal
-from tests.node.cluster import MemoryCluster, transfer, wait_until
+from tests.node.cluster import MemoryCluster, loops_alive, transfer, wait_until
 
 pytestmark = pytest.mark.asyncio
 
 
 def same_head(nodes) -> bool:
     return len({n.chain.head for n in nodes}) == 1
-
-
-def loops_alive(node) -> bool:
-    return all(not t.done() for t in node._loops if not t.get_name().endswith(":fetch"))
 
 
 async def test_observer_follows_the_chain_and_forwards_client_txs() -> None:

@@ -10,13 +10,9 @@ import pytest
 from consensus import messages as cm
 from node import wire
 from node.chain import ProposalBody
-from tests.node.cluster import MemoryCluster, transfer, wait_until
+from tests.node.cluster import MemoryCluster, loops_alive, transfer, wait_until
 
 pytestmark = pytest.mark.asyncio
-
-
-def loops_alive(node) -> bool:
-    return all(not t.done() for t in node._loops if not t.get_name().endswith(":fetch"))
 
 
 def preprepare_frame(cluster: MemoryCluster, view: int, height: int, body: ProposalBody) -> bytes:

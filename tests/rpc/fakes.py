@@ -229,6 +229,10 @@ class LedgerBackend:
             "view_changes": lg.view_changes,
             "connected": n - 1,
             "timeout_ms": lg.config["consensus_timeout"] * 1000,
+            "seconds_since_last_commit": 0.5,
+            "stalled": False,
+            "stall_reason": None,
+            "internal_errors": 0,
         }
 
     def sync_status(self) -> SyncData:
