@@ -17,7 +17,7 @@ from storage.ledger import (
     StateView,
 )
 from storage.memory import MemoryKV
-from storage.overlay import StateOverlay, StateReader
+from storage.overlay import StateOverlay, StateReader, StateWriteError
 from storage.state_root import GENESIS_STATE_ROOT, next_state_root
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "StateOverlay",
     "StateReader",
     "StateView",
+    "StateWriteError",
     "StorageError",
     "WriteBatch",
     "next_state_root",

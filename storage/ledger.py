@@ -9,7 +9,7 @@ It stores bytes by hashes and numbers and knows nothing of transaction or block 
     b"h" + block_hash    -> u64(number)
     b"t" + tx_hash       -> u64(number) + u32(index in block)
     b"r" + tx_hash       -> receipt bytes
-    b"s" + state_key     -> state value
+    b"s" + state_key     -> state value (state keys: 1..MAX_STATE_KEY_LEN bytes)
     b"m" + name (UTF-8)  -> meta value (callers' own records, e.g. consensus view)
     b"c" + b"head"       -> u64(number) + block_hash + state_root
     b"c" + b"txcount"    -> u64(total transactions in blocks 0..head)
@@ -29,7 +29,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from storage.kv import KVStore, ReadView, Snapshot, StorageError, WriteBatch, key_range, prefix_end
+from storage.kv import (
+    MAX_KEY_LEN,
+    KVStore,
+    ReadView,
+    Snapshot,
+    StorageError,
+    WriteBatch,
+    key_range,
+    prefix_end,
+)
 
 HASH_LEN = 32
 
@@ -41,6 +50,10 @@ P_RECEIPT = b"r"
 P_STATE = b"s"
 P_META = b"m"
 K_HEAD = b"chead"
+MAX_STATE_KEY_LEN = MAX_KEY_LEN - len(P_STATE)
+"""Longest state key the ledger can store (510): it lives under ``P_STATE + key`` in a KV
+store whose keys stop at :data:`storage.kv.MAX_KEY_LEN`. :class:`storage.overlay.StateOverlay`
+refuses a longer write, so execution never produces a block the ledger cannot commit."""
 K_TX_COUNT = b"ctxcount"
 
 _U64 = struct.Struct(">Q")

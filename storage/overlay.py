@@ -4,13 +4,33 @@ Reads fall through to the committed state; writes stay here until the block comm
 A journal of previous values lets one failed transaction be undone alone
 (:meth:`StateOverlay.mark` / :meth:`StateOverlay.revert`) while earlier transactions of
 the same block keep their writes.
+
+A write is checked when it is made, not when the block commits: a key that is not bytes of
+1..:data:`~storage.ledger.MAX_STATE_KEY_LEN`, or a value that is not bytes, raises
+:class:`StateWriteError` at once. Executed inside a precompile, that is one failed
+transaction (the executor reverts it), where a check at commit time would be a block that
+no node can store.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from storage.ledger import MAX_STATE_KEY_LEN
+
 _ABSENT = object()
+
+
+class StateWriteError(ValueError):
+    """A state write the ledger could not store (key type or length, value type);
+    nothing was written."""
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, bytes):
+        raise StateWriteError(f"state keys are bytes, not {type(key).__name__}")
+    if not 0 < len(key) <= MAX_STATE_KEY_LEN:
+        raise StateWriteError(f"state key length {len(key)} is outside 1..{MAX_STATE_KEY_LEN}")
 
 
 class StateReader(Protocol):
@@ -36,10 +56,18 @@ class StateOverlay:
         return value
 
     def put(self, key: bytes, value: bytes) -> None:
+        """Write ``key``; :class:`StateWriteError` (and nothing written) if it cannot be stored."""
+        if not (type(key) is bytes and 0 < len(key) <= MAX_STATE_KEY_LEN):
+            _check_key(key)  # raises (bytes subclasses are accepted, as by the KV stores)
+        if not isinstance(value, bytes):
+            raise StateWriteError(f"state values are bytes, not {type(value).__name__}")
         self._journal.append((key, self._writes.get(key, _ABSENT)))
         self._writes[key] = value
 
     def delete(self, key: bytes) -> None:
+        """Delete ``key``; :class:`StateWriteError` (and nothing written) for a bad key."""
+        if not (type(key) is bytes and 0 < len(key) <= MAX_STATE_KEY_LEN):
+            _check_key(key)
         self._journal.append((key, self._writes.get(key, _ABSENT)))
         self._writes[key] = None
 
