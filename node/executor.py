@@ -1,9 +1,9 @@
 """The executor: runs a block's transactions in order on a state overlay.
 
 Theory of operation. :meth:`Executor.execute_block` reads the system config in force
-(the parent block's state), checks the block as a whole (transaction count, duplicates,
-chain and group ids, expired block limits; a bad block raises :class:`ExecutionError`
-and produces nothing), then runs each transaction against a :class:`StateOverlay`. A
+(the parent block's state), checks the block as a whole (transaction count, duplicate
+hashes, duplicate nonces, chain and group ids, expired block limits; a bad block raises
+:class:`ExecutionError` and produces nothing), then runs each transaction against a :class:`StateOverlay`. A
 transaction that fails -- no precompile at ``to``, unknown method, wrong arguments, a
 non-zero status from the precompile, or an exception inside it -- gets a receipt with a
 non-zero status and its writes are reverted alone; the others keep theirs. The result
@@ -234,6 +234,7 @@ class Executor:
             )
         chain_id, group_id = self.genesis.chain_id, self.genesis.group_id
         seen: set[bytes] = set()
+        nonces: set[str] = set()
         for vtx in txs:
             tx = vtx.tx.tx
             if tx.chain_id != chain_id or tx.group_id != group_id:
@@ -241,8 +242,13 @@ class Executor:
             if tx.block_limit < number:
                 raise ExecutionError(f"block {number} has a transaction past its block limit")
             seen.add(vtx.tx.hash)
+            nonces.add(tx.nonce)
         if len(seen) != len(txs):
             raise ExecutionError(f"block {number} has a transaction twice")
+        if len(nonces) != len(txs):
+            # Nonces are global per group (FISCO BCOS): a block decides between two
+            # transactions with the same nonce, so it may hold one of them, never both.
+            raise ExecutionError(f"block {number} has two transactions with the same nonce")
 
     def _dispatch(
         self, ctx: CallContext, to: bytes, method: str, args: tuple[Any, ...]
