@@ -677,9 +677,10 @@ class Node:
 
     def _watch_stall(self) -> None:
         was = self.stall.stalled
-        self.stall.observe(
-            time.monotonic(), pending=len(self.pool) > 0, timeout=self.consensus_timeout()
-        )
+        # Work is waiting: txs in our pool, or a proposal or view change under way (a node
+        # that refused a proposal may hold none of its txs, and is stuck all the same).
+        busy = len(self.pool) > 0 or self.replica.progress().phase != "waiting_proposal"
+        self.stall.observe(time.monotonic(), pending=busy, timeout=self.consensus_timeout())
         if self.stall.stalled and not was:
             log.warning("stalled at height %d: %s", self.replica.height, self.stall_reason())
         elif was and not self.stall.stalled:

@@ -140,3 +140,63 @@ def test_committing_a_peer_tx_evicts_our_tx_with_the_same_nonce() -> None:
     theirs = make_pool().admit(raw_tx(nonce="same", key=OTHER), 0)
     pool.on_commit(1, [theirs.tx])
     assert mine.hash not in pool and len(pool) == 0
+
+
+# -- a proposal's transaction against a pool holding another of its nonce ---------------
+
+
+def test_a_proposal_tx_is_admitted_beside_a_pending_rival_and_one_commit_evicts_both() -> None:
+    pool = make_pool()
+    mine = pool.admit(raw_tx(nonce="k"), 0)
+    theirs_raw = raw_tx(nonce="k", key=OTHER)
+    with pytest.raises(TxRejected) as exc:
+        pool.admit(theirs_raw, 0)  # gossip and clients: the pool decides
+    assert exc.value.reason is Reason.NONCE_CHECK_FAIL
+    theirs = pool.admit_for_proposal(theirs_raw, 0)  # a proposal names it: the block decides
+    assert mine.hash in pool and theirs.hash in pool and len(pool) == 2
+    assert [v.hash for v in pool.seal(10, 1)] == [mine.hash], "never two of one nonce"
+    pool.on_commit(1, [theirs.tx])
+    assert len(pool) == 0, "the loser left with the winner"
+    for raw in (raw_tx(nonce="k"), theirs_raw):
+        with pytest.raises(TxRejected):
+            pool.admit_for_proposal(raw, 1)
+
+
+def test_a_rival_takes_over_the_nonce_when_the_first_holder_expires() -> None:
+    pool = make_pool()
+    first = pool.admit(raw_tx(nonce="k", block_limit=5), 0)
+    rival = pool.admit_for_proposal(raw_tx(nonce="k", block_limit=50, key=OTHER), 0)
+    pool.on_commit(5, [])  # first expires at block 5
+    assert first.hash not in pool and rival.hash in pool
+    assert [v.hash for v in pool.seal(10, 6)] == [rival.hash]
+    with pytest.raises(TxRejected) as exc:
+        pool.admit(raw_tx(nonce="k", block_limit=60), 5)
+    assert exc.value.reason is Reason.NONCE_CHECK_FAIL, "the rival now holds the nonce"
+    pool.on_commit(6, [rival.tx])
+    assert len(pool) == 0
+
+
+def test_a_proposal_tx_is_admitted_into_a_full_pool_but_keeps_every_other_rule() -> None:
+    pool = make_pool(capacity=1)
+    pool.admit(raw_tx(nonce="a"), 0)
+    extra = pool.admit_for_proposal(raw_tx(nonce="b"), 0)
+    assert extra.hash in pool
+    with pytest.raises(TxRejected) as exc:
+        pool.admit_for_proposal(raw_tx(nonce="c", chain="other"), 0)
+    assert exc.value.reason is Reason.INVALID_CHAIN_ID
+    with pytest.raises(TxRejected) as exc:
+        pool.admit_for_proposal(raw_tx(nonce="d", block_limit=2000), 0)
+    assert exc.value.reason is Reason.BLOCK_LIMIT_CHECK_FAIL
+
+
+def test_a_quarantined_tx_leaves_and_is_refused_everywhere() -> None:
+    pool = make_pool()
+    raw = raw_tx(nonce="q")
+    vtx = pool.admit(raw, 0)
+    pool.quarantine(vtx.hash)
+    assert vtx.hash not in pool and pool.quarantined == 1
+    for admit in (pool.admit, pool.admit_for_proposal):
+        with pytest.raises(TxRejected) as exc:
+            admit(raw, 0)
+        assert exc.value.reason is Reason.QUARANTINED
+    pool.admit(raw_tx(nonce="q", key=OTHER), 0)  # its nonce is free again
