@@ -9,6 +9,7 @@ it, so a committed block alone is enough to rebuild the proposal digest its seal
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,14 @@ from consensus import messages as consensus_messages
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_seq, pack
 from consensus.codec import unpack as codec_unpack
 from consensus.crypto import HASH_SIZE, InvalidSignature, verify
-from node.block import MAX_BLOCK_TXS, Block, Seal
+from node.block import MAX_BLOCK_TXS, Block, Receipt, Seal
 from node.executor import ExecutionError, ExecutionResult, Executor
 from node.genesis import GenesisConfig
 from node.tx import VerifiedTx
 from storage.ledger import Head, LedgerStore
 
 Verifier = Callable[[bytes, bytes, bytes], bool]
+log = logging.getLogger(__name__)
 
 
 class ChainError(Exception):
@@ -93,6 +95,25 @@ class Chain:
             )
         self.genesis_hash = genesis_block.hash
         self._head_time: tuple[bytes, int] | None = None
+        if store.needs_failed_tx_backfill:
+            self._backfill_failed_tx_count()
+
+    def _backfill_failed_tx_count(self) -> None:
+        """A store from before the failed-transaction counter: count the failed receipts
+        of blocks 1..head once and record the total (later commits keep it up)."""
+        head = self.head
+        log.info("counting failed transactions in blocks 1..%d (once)", head.number)
+        failed = 0
+        for number in range(1, head.number + 1):
+            block = self.block(number)
+            if block is None:
+                raise ChainError(f"block {number} is missing below the head {head.number}")
+            for tx_hash in block.tx_hashes():
+                raw = self.store.receipt(tx_hash)
+                if raw is None:
+                    raise ChainError(f"block {number}: a transaction has no receipt")
+                failed += Receipt.decode(raw).status != 0
+        self.store.backfill_failed_tx_count(head, failed)
 
     @property
     def head(self) -> Head:

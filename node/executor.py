@@ -3,12 +3,12 @@
 Theory of operation. :meth:`Executor.execute_block` reads the system config in force
 (the parent block's state), checks the block as a whole (transaction count, duplicate
 hashes, duplicate nonces, chain and group ids, expired block limits; a bad block raises
-:class:`ExecutionError` and produces nothing), then runs each transaction against a :class:`StateOverlay`. A
-transaction that fails -- no precompile at ``to``, unknown method, wrong arguments, a
-non-zero status from the precompile, or an exception inside it -- gets a receipt with a
-non-zero status and its writes are reverted alone; the others keep theirs. The result
-carries the receipts, the sorted write set, and the tx, receipt and state roots the
-header needs.
+:class:`ExecutionError` and produces nothing), then runs each transaction against a
+:class:`StateOverlay`. A transaction that fails -- no precompile at ``to``, unknown
+method, wrong arguments, a non-zero status from the precompile, or an exception inside
+it -- gets a receipt with a non-zero status and its writes are reverted alone; the
+others keep theirs. The result carries the receipts, the sorted write set, and the tx,
+receipt and state roots the header needs.
 
 Determinism: the outcome depends only on the parent state, the genesis config, the
 block number and the transactions with their senders -- no clock, no randomness, no set
@@ -131,7 +131,13 @@ class ExecutionResult:
             state_writes=self.write_set,
             state_root=self.state_root,
             meta=meta,
+            failed_txs=self.failed_txs,
         )
+
+    @property
+    def failed_txs(self) -> int:
+        """How many receipts have a non-zero status (FISCO BCOS's failed transactions)."""
+        return sum(1 for r in self.receipts if r.status)
 
 
 class Executor:

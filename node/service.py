@@ -203,7 +203,7 @@ class NodeService:
         store = self._chain.store
         return {
             "tx_sum": store.total_tx_count(),
-            "failed_tx_sum": 0,
+            "failed_tx_sum": store.total_failed_tx_count(),
             "block_number": self.block_number(),
         }
 

@@ -13,8 +13,9 @@ It stores bytes by hashes and numbers and knows nothing of transaction or block 
     b"m" + name (UTF-8)  -> meta value (callers' own records, e.g. consensus view)
     b"c" + b"head"       -> u64(number) + block_hash + state_root
     b"c" + b"txcount"    -> u64(total transactions in blocks 0..head)
+    b"c" + b"failedtxcount" -> u64(those of them whose receipt status is not 0)
 
-A block and everything it implies (indexes, receipts, state writes, head, tx count and
+A block and everything it implies (indexes, receipts, state writes, head, tx counts and
 optional meta) go in ONE atomic batch, so after a crash the store is exactly at some
 committed head: no block without its receipts, no state ahead of its block.
 
@@ -55,6 +56,7 @@ MAX_STATE_KEY_LEN = MAX_KEY_LEN - len(P_STATE)
 store whose keys stop at :data:`storage.kv.MAX_KEY_LEN`. :class:`storage.overlay.StateOverlay`
 refuses a longer write, so execution never produces a block the ledger cannot commit."""
 K_TX_COUNT = b"ctxcount"
+K_FAILED_TX_COUNT = b"cfailedtxcount"
 
 _U64 = struct.Struct(">Q")
 _TX_LOC = struct.Struct(">QI")
@@ -99,6 +101,8 @@ class BlockCommit:
     ``StateOverlay.write_set()``; ``state_root`` is the root after it (see
     :func:`storage.state_root.next_state_root`). ``meta`` lets a caller update its own
     records in the same batch, e.g. clear a prepared certificate as the block lands.
+    ``failed_txs`` is how many of the block's receipts have a non-zero status (the ledger
+    stores receipts as bytes and cannot tell); it feeds the failed-transaction counter.
     """
 
     number: int
@@ -109,6 +113,7 @@ class BlockCommit:
     state_writes: Sequence[tuple[bytes, bytes | None]]
     state_root: bytes
     meta: Sequence[tuple[str, bytes | None]] = ()
+    failed_txs: int = 0
 
 
 def _meta_key(name: str) -> bytes:
@@ -153,6 +158,11 @@ class LedgerReader:
 
     def total_tx_count(self) -> int:
         raw = self._view.get(K_TX_COUNT)
+        return 0 if raw is None else int(_U64.unpack(raw)[0])
+
+    def total_failed_tx_count(self) -> int:
+        """Committed transactions whose receipt status is not 0 (FISCO's failedTxSum)."""
+        raw = self._view.get(K_FAILED_TX_COUNT)
         return 0 if raw is None else int(_U64.unpack(raw)[0])
 
     def block_by_number(self, number: int) -> bytes | None:
@@ -206,7 +216,13 @@ class LedgerSnapshot(LedgerReader):
 
 
 class LedgerStore(LedgerReader):
-    """The ledger on a :class:`~storage.kv.KVStore`; head and tx count are cached."""
+    """The ledger on a :class:`~storage.kv.KVStore`; head and tx counts are cached.
+
+    A store written before the failed-transaction counter existed has blocks and no
+    counter: :attr:`needs_failed_tx_backfill` is then true, the counter is neither read
+    nor written, and whoever can read receipts (``node.chain.Chain`` at open) computes it
+    once and hands it to :meth:`backfill_failed_tx_count`.
+    """
 
     def __init__(self, kv: KVStore) -> None:
         super().__init__(kv)
@@ -214,6 +230,9 @@ class LedgerStore(LedgerReader):
         self._lock = threading.Lock()  # serialises writers; readers never take it
         self._head = super().head()
         self._tx_count = super().total_tx_count()
+        self._failed_count: int | None = super().total_failed_tx_count()
+        if self._head is not None and kv.get(K_FAILED_TX_COUNT) is None:
+            self._failed_count = None  # an older store with blocks: unknown until backfilled
 
     @property
     def kv(self) -> KVStore:
@@ -224,6 +243,34 @@ class LedgerStore(LedgerReader):
 
     def total_tx_count(self) -> int:
         return self._tx_count
+
+    def total_failed_tx_count(self) -> int:
+        """As :meth:`LedgerReader.total_failed_tx_count`; 0 until an older store is
+        backfilled (see :attr:`needs_failed_tx_backfill`)."""
+        return self._failed_count or 0
+
+    @property
+    def needs_failed_tx_backfill(self) -> bool:
+        """The store has blocks but no failed-transaction counter (written before it)."""
+        return self._failed_count is None
+
+    def backfill_failed_tx_count(self, head: Head, failed: int) -> None:
+        """Record ``failed`` as the failed-transaction count of blocks 0..``head``.
+
+        Raises :class:`LedgerError` (writing nothing) unless the counter is missing and
+        ``head`` is still the head, so a count taken from an older head cannot land.
+        """
+        if type(failed) is not int or not 0 <= failed <= self._tx_count:
+            raise LedgerError(f"failed tx count {failed!r} outside 0..{self._tx_count}")
+        batch = WriteBatch()
+        batch.put(K_FAILED_TX_COUNT, _U64.pack(failed))
+        with self._lock:
+            if self._failed_count is not None:
+                raise LedgerError("the failed tx count is already recorded")
+            if head != self._head:
+                raise LedgerError("the head moved while the failed tx count was computed")
+            self._kv.write(batch)
+            self._failed_count = failed
 
     def commit_block(self, c: BlockCommit) -> None:
         """Write block ``c`` and all it implies in one atomic (and durable) batch.
@@ -237,12 +284,14 @@ class LedgerStore(LedgerReader):
                 raise BlockOrderError(expected, c.number)
             _check_commit(c)
             try:
-                batch = _commit_batch(c, self._tx_count)
+                batch = _commit_batch(c, self._tx_count, self._failed_count)
             except (TypeError, ValueError) as exc:  # a bad key or value inside the commit
                 raise LedgerError(str(exc)) from exc
             self._kv.write(batch)
             self._head = Head(c.number, c.block_hash, c.state_root)
             self._tx_count += len(c.tx_hashes)
+            if self._failed_count is not None:
+                self._failed_count += c.failed_txs
 
     def put_meta(self, name: str, value: bytes) -> None:
         """Store a named record on its own, atomically and durably (e.g. a PBFT view)."""
@@ -264,7 +313,7 @@ class LedgerStore(LedgerReader):
         return LedgerSnapshot(self._kv.snapshot())
 
 
-def _commit_batch(c: BlockCommit, tx_count_before: int) -> WriteBatch:
+def _commit_batch(c: BlockCommit, tx_count_before: int, failed_before: int | None) -> WriteBatch:
     num = _U64.pack(c.number)
     batch = WriteBatch()
     put = batch.put
@@ -286,6 +335,8 @@ def _commit_batch(c: BlockCommit, tx_count_before: int) -> WriteBatch:
             put(_meta_key(name), meta_value)
     put(K_HEAD, Head(c.number, c.block_hash, c.state_root).encode())
     put(K_TX_COUNT, _U64.pack(tx_count_before + len(c.tx_hashes)))
+    if failed_before is not None:  # None: an older store not backfilled yet
+        put(K_FAILED_TX_COUNT, _U64.pack(failed_before + c.failed_txs))
     return batch
 
 
@@ -299,3 +350,5 @@ def _check_commit(c: BlockCommit) -> None:
         raise LedgerError(f"tx hashes must be {HASH_LEN} bytes")
     if len(set(c.tx_hashes)) != len(c.tx_hashes):
         raise LedgerError("a tx hash appears twice in the block")
+    if type(c.failed_txs) is not int or not 0 <= c.failed_txs <= len(c.tx_hashes):
+        raise LedgerError(f"failed_txs {c.failed_txs!r} outside 0..{len(c.tx_hashes)}")

@@ -17,7 +17,7 @@ from storage import (
     LedgerStore,
     next_state_root,
 )
-from storage.ledger import K_HEAD, K_TX_COUNT
+from storage.ledger import K_FAILED_TX_COUNT, K_HEAD, K_TX_COUNT
 
 from .conftest import PERSISTENT, OpenStore
 
@@ -102,10 +102,11 @@ def test_every_key_sits_in_a_documented_space(kv: KVStore) -> None:
     commit_chain(ledger, 2)
     counts: dict[bytes, int] = {}
     for key, _ in kv.scan():
-        space = key[:1] if key not in (K_HEAD, K_TX_COUNT) else key
+        space = key[:1] if key not in (K_HEAD, K_TX_COUNT, K_FAILED_TX_COUNT) else key
         counts[space] = counts.get(space, 0) + 1
     assert counts == {
         b"b": 2, b"n": 2, b"h": 2, b"t": 6, b"r": 6, b"s": 3, b"m": 1, K_HEAD: 1, K_TX_COUNT: 1,
+        K_FAILED_TX_COUNT: 1,
     }  # fmt: skip
 
 
