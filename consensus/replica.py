@@ -158,6 +158,7 @@ class Replica:
         self._persisted_view = self._view
         # The view is active for heights >= _active_from; None while waiting for NewView.
         self._active_from: int | None = 0 if self._view == 0 else None
+        self._settled_view = self._view  # the last view a NewView made active here
         cert = restored.prepared if restored is not None else None
         self._cert: PreparedCertificate | None = (
             cert if cert is not None and cert.height == self._height else None
@@ -241,6 +242,11 @@ class Replica:
             return False
         nv = self._new_views.get(self._height)
         return not (nv is not None and nv.view == self._view and nv.proposal is not None)
+
+    @property
+    def settled_view(self) -> int:
+        """The last view that became active here; below :attr:`view` during a view change."""
+        return self._settled_view
 
     @property
     def timeout_ticks_now(self) -> int:
@@ -910,6 +916,7 @@ class Replica:
             self._active_from = None
         if self._active_from is None or nv.height < self._active_from:
             self._active_from = nv.height
+        self._settled_view = self._view
         self.counters.new_views += 1
         self._new_views[nv.height] = nv
         self._last_nv = nv

@@ -145,7 +145,7 @@ class NodeService:
             "node_id": node.key.public_key,
             "node_index": node.index,
             "sealers": list(node.genesis.sealers),
-            "view": replica.view,
+            "view": replica.settled_view,
             "to_view": replica.view,
             "leader_index": int(status["leader"]),  # type: ignore[call-overload]
             "leader_failed": not replica.view_active,

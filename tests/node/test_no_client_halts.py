@@ -123,6 +123,11 @@ async def test_a_stall_says_so_with_the_reason_and_clears_when_the_chain_moves()
             and "unavailable" in (status(bad)["stall_reason"] or ""),
             30,
         )
+        def changing_view(n: Node) -> bool:
+            cs = status(n)
+            return bool(cs["leader_failed"]) and cs["to_view"] > cs["view"]
+
+        await wait_until(lambda: any(changing_view(n) for n in alive), 30)
         cs = status(lead)
         assert cs["seconds_since_last_commit"] > TIMEOUT
         assert cs["stall_reason"], "a stalled node always says why"

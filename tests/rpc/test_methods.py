@@ -127,7 +127,10 @@ async def test_consensus_status_shape(dispatcher: Dispatcher, chain: Chain) -> N
         "accountType", "blockNumber", "connectedNodes", "currentView", "highestblockHash",
         "leaderFailed", "leaderIndex", "maxFaultyNum", "minRequiredQuorum", "nodeId",
         "nodeIndex", "nodeNum", "sealerList", "timeout", "toView", "viewChanges",
+        "stalled", "stallReason", "secondsSinceLastCommit", "internalErrors",
     }  # fmt: skip
+    assert result["stalled"] is False and result["stallReason"] is None
+    assert result["secondsSinceLastCommit"] == 0.5 and result["internalErrors"] == 0
     assert result["accountType"] == "sealer"
     assert result["blockNumber"] == 2 and result["nodeNum"] == 4
     assert result["maxFaultyNum"] == 1 and result["minRequiredQuorum"] == 3
