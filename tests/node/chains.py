@@ -84,9 +84,9 @@ class NodeChain:
 
 
 @contextmanager
-def node_chain(backend: str, path: Path) -> Iterator[NodeChain]:
+def node_chain(backend: str, path: Path, genesis: GenesisConfig = GENESIS) -> Iterator[NodeChain]:
     kv = open_store(None if backend == "memory" else str(path), backend, sync=False)
     try:
-        yield NodeChain(kv)
+        yield NodeChain(kv, genesis)
     finally:
         kv.close()
