@@ -43,8 +43,14 @@ def recover(digest: bytes, signature: bytes) -> bytes:
     Raises :class:`InvalidSignature` for anything that is not a valid recoverable
     signature; never another exception type.
     """
-    if len(digest) != HASH_SIZE or len(signature) != SIGNATURE_SIZE or signature[64] > 3:
-        raise InvalidSignature("signature must be 65 bytes r||s||v over a 32-byte digest")
+    if len(digest) != HASH_SIZE:
+        raise InvalidSignature(f"the digest must be {HASH_SIZE} bytes, got {len(digest)}")
+    if len(signature) != SIGNATURE_SIZE:
+        raise InvalidSignature(
+            f"signature must be {SIGNATURE_SIZE} bytes r||s||v, got {len(signature)}"
+        )
+    if signature[64] > 3:
+        raise InvalidSignature(f"signature recovery id v is {signature[64]}; it must be 0..3")
     try:
         key = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
     except Exception as exc:  # coincurve raises ValueError or its own errors

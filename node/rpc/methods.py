@@ -20,7 +20,7 @@ from node.rpc import render
 from node.rpc.backend import NodeBackend
 from node.rpc.calldata import decode_call, encode_call
 from node.rpc.errors import ErrorCode, RpcError, invalid_params
-from node.tx import MAX_NAME_BYTES, MAX_TX_SIZE
+from node.tx import MAX_NAME_BYTES, MAX_TX_SIZE, UINT256_MAX
 
 Handler = Callable[[NodeBackend, list[Any]], Any]
 Prepare = Callable[[list[Any]], bytes]
@@ -126,8 +126,17 @@ def _call(backend: NodeBackend, args: list[Any]) -> Any:
         raw_args = req.get("args", [])
         if type(raw_args) is not list:
             raise invalid_params("args must be a list")
+        for index, arg in enumerate(raw_args):
+            if type(arg) is int:
+                if not 0 <= arg <= UINT256_MAX:
+                    raise invalid_params(f"args[{index}] is outside uint256 (0..2^256-1)")
+            elif type(arg) is not str:
+                raise invalid_params(
+                    f"args[{index}] must be a string or a JSON integer in 0..2^256-1 "
+                    f"(digits only: no fraction, no exponent), not {p.json_kind(arg)}"
+                )
         try:
-            encode_call(method, raw_args)  # validates count, types and ranges
+            encode_call(method, raw_args)  # count, and string sizes in UTF-8 bytes
         except ValueError as exc:
             raise invalid_params(str(exc)) from None
         call_args = tuple(raw_args)

@@ -15,6 +15,40 @@ from node.rpc.errors import RpcError, invalid_params
 from node.tx import MAX_ARG_BYTES, utf8_fits
 
 MAX_BLOCK_NUMBER = 2**63 - 1
+
+
+class OutOfRangeNumber:
+    """A JSON number Python cannot hold: a float that overflows (``1e400``) or an integer
+    of more than 4300 digits. The body is valid JSON (RFC 8259 sets no range), so the
+    decoder yields this instead of refusing the whole body; no validator accepts it, so
+    the request gets -32602 with its own id."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text if len(text) <= 24 else text[:20] + "..."
+
+    def __repr__(self) -> str:
+        return f"a number out of range ({self.text})"
+
+
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in error messages."""
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is float:
+        return f"a non-integer number ({value!r})"
+    if type(value) is OutOfRangeNumber:
+        return repr(value)
+    if type(value) is list:
+        return "an array"
+    if type(value) is dict:
+        return "an object"
+    return type(value).__name__
+
+
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
