@@ -442,9 +442,11 @@ def wait_for(
     raise AssertionError(msg)
 
 
-def send_at_once(chain: LiveChain, x: Sent, y: Sent) -> dict[int, dict[str, Any]]:
-    """``x`` to nodes 0 and 2, ``y`` to nodes 1 and 3, released by one barrier over
-    connections opened beforehand; each node's answer."""
+def send_at_once(chain: LiveChain, x: Sent, y: Sent, *others: Sent) -> dict[int, dict[str, Any]]:
+    """``x`` to nodes 0 and 2, ``y`` to nodes 1 and 3 (or with ``others``: node i gets the
+    i-th of ``x, y, *others``), released by one barrier over connections opened
+    beforehand; each node's answer."""
+    per_node = [x, y, *others] if others else [x, y, x, y]
     conns = [Http(port) for port in chain.rpc_ports]
     for c in conns:
         c.connect()
@@ -452,7 +454,7 @@ def send_at_once(chain: LiveChain, x: Sent, y: Sent) -> dict[int, dict[str, Any]
     answers: dict[int, dict[str, Any]] = {}
 
     def one(i: int) -> None:
-        tx = x if i % 2 == 0 else y
+        tx = per_node[i]
         body = (
             '{"jsonrpc":"2.0","id":1,"method":"sendRawTransaction",'
             f'"params":["group0","{tx.hex}"]}}'
