@@ -15,9 +15,9 @@ import pytest_asyncio
 
 from node.rpc import Dispatcher, RpcServer
 from node.service import NodeService
-from node.tx import UINT256_MAX
+from node.tx import UINT256_MAX, decode_values
 from storage import MemoryKV
-from tests.node.chains import GENESIS, NodeChain, signed
+from tests.node.chains import GENESIS, GOVERNOR, NodeChain, signed
 
 pytestmark = pytest.mark.asyncio
 
@@ -135,3 +135,14 @@ async def test_out_of_range_numbers_elsewhere(node: tuple[NodeChain, int]) -> No
     assert "number out of range" in error(await post(port, bad_id), -32600)
     # NaN is not JSON at all: the body does not parse
     error(await post(port, CALL % '"method":"userSave","args":["alice", NaN]'), -32700)
+
+
+async def test_from_is_the_sender_a_dry_run_is_judged_as(node: tuple[NodeChain, int]) -> None:
+    _, port = node
+    system = CALL.replace('"to":"0x5002",', '"to":"0x1000",')
+    set_limit = '"method":"setValueByKey","args":["tx_count_limit","7"]'
+    assert status(await post(port, system % set_limit)) == -50000  # zero address: no governor
+    governor = f',"from":"0x{GOVERNOR.address.hex()}"'
+    assert status(await post(port, system % (set_limit + governor))) == 0
+    answer = await post(port, system % '"method":"getValueByKey","args":["tx_count_limit"]')
+    assert decode_values(bytes.fromhex(answer["result"]["output"][2:])) == ("1000",)
