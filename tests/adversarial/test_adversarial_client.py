@@ -172,7 +172,9 @@ def test_same_nonce_to_different_nodes_at_once(chain: LiveChain, ways: int) -> N
     answers = send_at_once(chain, *rivals)
     for i, a in answers.items():
         mine = rivals[i % ways]
-        assert a.get("result") == mine.hash or code_of(a) == NONCE_CHECK_FAIL, (i, a)
+        # its own tx, or already known by gossip, or the rival got there first
+        held = a.get("result") == mine.hash or code_of(a) == ALREADY_KNOWN
+        assert held or code_of(a) == NONCE_CHECK_FAIL, (i, a)
     budget = 2 * chain.consensus_timeout()
     chain.assert_live(f"after one nonce went {ways} ways to the nodes at once")
 
@@ -535,7 +537,7 @@ JSON_CASES: list[tuple[str, bytes, int | tuple[int, int]]] = [
     ("group true", J(rq("getBlockNumber", [True])).encode(), INVALID_PARAMS),
     ("group a float", J(rq("getBlockNumber", [1.5])).encode(), INVALID_PARAMS),
     ("group 1e400", b'{"jsonrpc":"2.0","id":1,"method":"getBlockNumber","params":[1e400]}',
-     (PARSE_ERROR, INVALID_PARAMS)),
+     INVALID_PARAMS),
     ("unknown group", J(rq("getBlockNumber", ["group9"])).encode(), GROUP_NOT_FOUND),
     ("group a lone surrogate", b'{"jsonrpc":"2.0","id":1,"method":"getBlockNumber",'
      b'"params":["\\ud800"]}', (GROUP_NOT_FOUND, INVALID_PARAMS)),
@@ -545,7 +547,9 @@ JSON_CASES: list[tuple[str, bytes, int | tuple[int, int]]] = [
     ("block true", J(rq(BLOCK, [GROUP, True])).encode(), INVALID_PARAMS),
     ("block 1.0", J(rq(BLOCK, [GROUP, 1.0])).encode(), INVALID_PARAMS),
     ("block 5000 digits", f'{{"jsonrpc":"2.0","id":1,"method":"{BLOCK}",'
-     f'"params":["group0",{"9" * 5000}]}}'.encode(), (PARSE_ERROR, INVALID_PARAMS)),
+     f'"params":["group0",{"9" * 5000}]}}'.encode(), INVALID_PARAMS),
+    ("id 1e400", b'{"jsonrpc":"2.0","id":1e400,"method":"getBlockNumber","params":["group0"]}',
+     INVALID_REQUEST),
     ("flag 1", J(rq(BLOCK, [GROUP, "latest", 1])).encode(), INVALID_PARAMS),
     ("raw tx non-hex", J(rq(SEND, [GROUP, "0xzz"])).encode(), INVALID_PARAMS),
     ("raw tx no prefix", J(rq(SEND, [GROUP, "abcd"])).encode(), INVALID_PARAMS),
@@ -590,6 +594,8 @@ def test_malformed_json_rpc(chain: LiveChain, body: bytes, code: int | tuple[int
     assert isinstance(answer, dict), answer
     assert answer.get("jsonrpc") == "2.0" and "result" not in answer, answer
     what = body[:80].decode(errors="replace")
+    if code == INVALID_PARAMS:  # a request that parsed: its id is echoed
+        assert answer.get("id") == 1, answer
     if isinstance(code, tuple):  # the docs allow either reading
         assert code_of(answer) in code, (what, answer)
     else:
