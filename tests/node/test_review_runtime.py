@@ -91,7 +91,9 @@ async def test_a_block_never_outgrows_what_peers_can_sync_or_the_node_can_read_b
     async with MemoryCluster(4, tx_count_limit=5000) as cluster:
         nodes = cluster.running()
         leader = nodes[nodes[0].replica.leader_of(0, 1)]
-        big = [transfer(i, args=["\u20ac" * 256] * 10) for i in range(2200)]
+        # 16 args of 256 UTF-8 bytes (the most a tx may carry): ~4.3 KB each, 9.5 MB in all
+        big = [transfer(i, args=["\u20ac" * 85 + "a"] * 16) for i in range(2200)]
+        assert sum(map(len, big)) > wire.MAX_ITEM
         assert all(isinstance(r, bytes) for r in leader.submit(big))
         await wait_until(
             lambda: all(n.chain.store.total_tx_count() == 2200 for n in nodes), timeout=60
