@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from node.rpc import ErrorCode, RpcError
 from node.rpc.errors import MESSAGES, TXPOOL_REASONS, txpool_error
+from node.txpool import Reason
 
 
 def test_error_table_is_consistent() -> None:
@@ -18,7 +19,9 @@ def test_error_table_is_consistent() -> None:
         "InvalidGroupId",
         "Malformed",
         "InvalidSignature",
+        "Quarantined",
     } == TXPOOL_REASONS
+    assert {r.value for r in Reason} == TXPOOL_REASONS, "every pool refusal has its code"
     codes = [c.value for c in ErrorCode]
     assert len(codes) == len(set(codes))
     for code in ErrorCode:
