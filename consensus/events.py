@@ -165,24 +165,38 @@ class ChainHead:
 
 @dataclass(frozen=True, slots=True)
 class PersistedState:
-    """What a replica needs after a crash: its view and highest prepared certificate.
+    """What a replica needs after a crash: its view, highest prepared certificate, and
+    the last (view, height) it may have signed a PrePrepare or Prepare in.
 
-    Restoring it keeps the two promises a sealer makes: never to act in a view below one
-    it moved to, and never to forget a block it announced as prepared.
+    Restoring it keeps the promises a sealer makes: never to act in a view below one it
+    moved to, never to forget a block it announced as prepared, and never to sign two
+    different proposals or Prepares for one (view, height). ``signed`` is None when not
+    known (state written by an older version): the restored slot is then assumed signed.
     """
 
     view: int
     prepared: PreparedCertificate | None = None
+    signed: tuple[int, int] | None = None
 
     def encode(self) -> bytes:
         cert = self.prepared.to_fields() if self.prepared is not None else None
-        return pack([1, self.view, cert])
+        signed = list(self.signed) if self.signed is not None else None
+        return pack([2, self.view, cert, signed])
 
     @classmethod
     def decode(cls, data: bytes) -> PersistedState:
-        """Parse :meth:`encode` output; raises only DecodeError."""
-        f: list[Any] = expect_list(unpack(data), 3, "persisted state")
-        if f[0] != 1:
+        """Parse :meth:`encode` output (or version 1's); raises only DecodeError."""
+        raw = unpack(data)
+        version = raw[0] if isinstance(raw, list) and raw else None
+        if version == 1:
+            f: list[Any] = expect_list(raw, 3, "persisted state")
+        elif version == 2:
+            f = expect_list(raw, 4, "persisted state")
+        else:
             raise DecodeError("persisted state: unknown version")
         cert = PreparedCertificate.from_fields(f[2]) if f[2] is not None else None
-        return cls(view=expect_int(f[1], "view"), prepared=cert)
+        signed: tuple[int, int] | None = None
+        if version == 2 and f[3] is not None:
+            sv, sh = expect_list(f[3], 2, "persisted state signed slot")
+            signed = (expect_int(sv, "signed view", lo=-1), expect_int(sh, "signed height"))
+        return cls(view=expect_int(f[1], "view"), prepared=cert, signed=signed)

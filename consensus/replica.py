@@ -37,9 +37,13 @@ View change (classic PBFT, adapted to one height at a time):
   vote in the new view before catching up, because nothing justified the heights between.
 
 Crash recovery: the runtime persists PersistState before acting further, so a restarted
-replica never returns to a view it left and keeps its prepared certificate. Because a
-Prepare is not persisted, after a restart the replica abstains from signing a Prepare (or
-proposing) in the restored (view, height) unless it matches the restored certificate.
+replica never returns to a view it left and keeps its prepared certificate. Before its
+first PrePrepare or Prepare in a (view, height) it persists that slot (one write per
+height; the signature itself is not persisted). After a restart it abstains from signing
+a Prepare (or proposing) only if the restored state says it may have signed in the very
+slot it restarts in, and then only unless it matches the restored certificate. (An
+earlier rule abstained in every restored slot: a full restart of the chain then waited
+a whole view-change timeout, an hour at consensus_timeout = 3600.)
 
 Message hygiene: decode strictly; drop (and count) non-sealers, bad signatures, stale and
 far-future messages (watermark windows), duplicates and conflicting messages (kept as
@@ -163,15 +167,19 @@ class Replica:
         self._cert: PreparedCertificate | None = (
             cert if cert is not None and cert.height == self._height else None
         )
-        # After a restart we may have signed a Prepare in (view, height) that we forgot.
+        # The last (view, height) we may have signed a PrePrepare or Prepare in. It is
+        # durable before that first signature leaves (see _may_sign), so after a restart
+        # the restored slot is the only one where we may have signed something we forgot.
+        slot = (self._view, self._height)
+        if restored is None:
+            self._signed: tuple[int, int] = (-1, 0)  # nothing, ever
+        else:
+            self._signed = restored.signed if restored.signed is not None else slot
+        # A lone sealer has no one to fool, so it never abstains.
         self._amnesia: tuple[int, int] | None = (
-            (self._view, self._height) if restored is not None else None
+            slot if self._signed == slot and self._n > 1 else None
         )
         self._announce = restored is not None and self._view > 0
-        # Whether the runtime holds a PersistState of ours. Until it does, a restart looks
-        # like a first start, so the amnesia rule above could not apply: persist once
-        # before the first Prepare or PrePrepare we sign (a lone sealer has no one to fool).
-        self._durable = restored is not None or self._n == 1
 
         self._now = 0
         self._deadline: int | None = None
@@ -352,9 +360,17 @@ class Replica:
     def _persist(self) -> None:
         if self._me is None:
             return
-        self._durable = True
         self._persisted_view = self._view
-        self._emit(PersistState(PersistedState(self._view, self._cert)))
+        self._emit(PersistState(PersistedState(self._view, self._cert, self._signed)))
+
+    def _may_sign(self, view: int) -> None:
+        """About to sign a PrePrepare or Prepare in (``view``, height): make it durable
+        first, once per slot, so that a restart knows exactly where it may have signed."""
+        slot = (view, self._height)
+        if self._signed != slot:
+            self._signed = slot
+            if self._n > 1:
+                self._persist()
 
     def _signer(self) -> Signer:
         assert self._sign is not None
@@ -573,8 +589,7 @@ class Replica:
             self._cert is None or self._cert.view != r.view or self._cert.proposal.digest != key[0]
         ):
             return  # we may have signed another Prepare here before a crash
-        if not self._durable:
-            self._persist()  # so that a restart knows it may have voted here
+        self._may_sign(r.view)
         digest, block_hash, state_root = key
         sig = self._signer()(prepare_digest(r.view, self._height, digest, block_hash, state_root))
         r.prepare_sent = True
@@ -619,8 +634,7 @@ class Replica:
             self._drop("proposal_ignored")
             return
         assert self._me is not None
-        if not self._durable:
-            self._persist()  # so that a restart knows it may have proposed here
+        self._may_sign(self._view)
         proposal = Proposal(self._height, self._head.block_hash, event.payload)
         sig = self._signer()(preprepare_digest(self._view, self._height, proposal.digest))
         self._emit(Broadcast(PrePrepare(self._view, proposal, self._me, sig)))

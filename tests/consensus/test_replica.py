@@ -315,6 +315,43 @@ def test_restarted_replica_does_not_sign_a_different_prepare_in_its_restored_vie
     del a
 
 
+def test_the_first_signature_in_each_slot_is_made_durable_before_it_leaves() -> None:
+    n = 4
+    r = Replica(config(n, 0))
+    b = t.proposal(1, b"b")
+    feed(r, t.preprepare(n, 1, 0, b))
+    out = r.step(executed(b))
+    kinds = [type(getattr(x, "message", x)).__name__ for x in out]
+    assert kinds[:2] == ["PersistState", "Prepare"]
+    state = out[0].state  # type: ignore[union-attr]
+    assert state.signed == (0, 1)
+    assert PersistedState.decode(state.encode()) == state
+    # restarted from that state, it abstains for a different proposal in that very slot
+    r2 = Replica(config(n, 0), restored=state)
+    c = t.proposal(1, b"c")
+    feed(r2, t.preprepare(n, 1, 0, c))
+    assert r2.step(executed(c)) == []
+
+
+def test_a_restart_in_a_slot_it_never_signed_in_votes_and_proposes_at_once() -> None:
+    n = 4
+    # It signed at height 5 (view 0), committed it, and restarted at height 6: it can
+    # not have signed anything at (0, 6), so it votes there without waiting for a view.
+    head = ChainHead(5, hash32(b"h"))
+    state = PersistedState(0, None, signed=(0, 5))
+    r = Replica(config(n, 1), restored=state, head=head)
+    b = t.proposal(6, b"b", parent=head.block_hash)
+    feed(r, t.preprepare(n, 2, 0, b))
+    out = r.step(executed(b))
+    assert any(isinstance(x, Broadcast) and isinstance(x.message, Prepare) for x in out)
+    # the leader of (0, 6) proposes at once too (leader_of(0, 6) with n = 4 is 2)
+    leader = Replica(config(n, 2), restored=state, head=head)
+    assert leader.wants_proposal()
+    # state from the previous version (no signed slot) stays conservative
+    old = Replica(config(n, 2), restored=PersistedState(0, None), head=head)
+    assert not old.wants_proposal()
+
+
 def test_restored_view_is_kept_and_announced() -> None:
     n = 4
     r = Replica(config(n, 2), restored=PersistedState(3, None), head=ChainHead(5, hash32(b"h")))

@@ -140,3 +140,20 @@ async def test_a_stall_says_so_with_the_reason_and_clears_when_the_chain_moves()
         await asyncio.sleep(1.2)  # one status-loop pass
         assert not any(status(n)["stalled"] for n in alive)
         assert all(status(n)["stall_reason"] is None for n in alive)
+
+
+async def test_a_full_restart_commits_at_once_even_with_an_hour_long_timeout() -> None:
+    # Before, every restarted sealer abstained in the slot it restarted in, so after a
+    # full down/up nothing committed until a view change: an hour at 3600 s.
+    async with MemoryCluster(4, consensus_timeout=3600, tick_ms=10) as cluster:
+        nodes = cluster.running()
+        nodes[0].submit([transfer(0)])
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in nodes), 10)
+        for i in range(4):
+            await cluster.stop(i)
+        for i in range(4):
+            await cluster.start(i)
+        nodes = cluster.running()
+        nodes[3].submit([transfer(i, head=1) for i in range(1, 20)])
+        await wait_until(lambda: all(n.chain.store.total_tx_count() == 20 for n in nodes), 10)
+        assert all(n.replica.view == 0 for n in nodes), "no view change was needed"
