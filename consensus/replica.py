@@ -118,6 +118,9 @@ class Progress:
     commits: int
     view_changes: int
     """Sealers known to want this view or a higher one (while in ``view_change``)."""
+    abstaining: bool = False
+    """Restarted in a slot it may have signed in before: it neither proposes nor votes
+    for anything but its restored certificate here, and waits for the next view."""
 
 
 def _cert_key(cert: PreparedCertificate) -> tuple[bytes, Signatures]:
@@ -294,6 +297,7 @@ class Replica:
             prepares=prepares,
             commits=commits,
             view_changes=wanting,
+            abstaining=(self._view, self._height) == self._amnesia,
         )
 
     def status(self) -> dict[str, object]:

@@ -84,6 +84,9 @@ TX_FETCH_TIMEOUT = 2.0
 # least as late, so one accepted far-future stamp would pin the chain's time for good.
 # Only voting depends on it; block sync never checks a committed block against a clock.
 MAX_PROPOSAL_AHEAD_MS = 60_000
+# A chain may run with consensus_timeout up to an hour; a user must not wait that long to
+# hear that nothing commits.
+STALL_LIMIT_MAX = 30.0
 # Transaction bytes in one block. tx_count_limit alone allows 10,000 txs of 8 KB, but a
 # block must fit one BlockResponse item (else no peer can sync it) and Block.decode's limit
 # (else we cannot read our own head back); the slack covers header, seal and framing.
@@ -218,6 +221,10 @@ class Node:
         )
         self._remember_recent_nonces()
         self.replica = self._new_replica()
+        # "seconds since the last commit" survives a restart: count from the head's stamp
+        head_age = self._clock() - self.chain.head_timestamp() / 1000
+        if self.chain.head.number > 0 and head_age > 0:
+            self.stall = StallWatch(time.monotonic() - head_age)
         self.transport = self._new_transport()
         try:
             await stack.enter_async_context(self.transport)
@@ -672,15 +679,19 @@ class Node:
         return self.replica.timeout_ticks_now * self.config.tick_ms / 1000
 
     def consensus_timeout(self) -> float:
-        """The configured view-change timeout (seconds, no back-off): the stall limit."""
+        """The configured view-change timeout (seconds, no back-off)."""
         return self.replica.config.timeout_ticks * self.config.tick_ms / 1000
+
+    def stall_limit(self) -> float:
+        """Seconds of waiting work without a commit after which the node is stalled."""
+        return min(self.consensus_timeout(), STALL_LIMIT_MAX)
 
     def _watch_stall(self) -> None:
         was = self.stall.stalled
         # Work is waiting: txs in our pool, or a proposal or view change under way (a node
         # that refused a proposal may hold none of its txs, and is stuck all the same).
         busy = len(self.pool) > 0 or self.replica.progress().phase != "waiting_proposal"
-        self.stall.observe(time.monotonic(), pending=busy, timeout=self.consensus_timeout())
+        self.stall.observe(time.monotonic(), pending=busy, timeout=self.stall_limit())
         if self.stall.stalled and not was:
             log.warning("stalled at height %d: %s", self.replica.height, self.stall_reason())
         elif was and not self.stall.stalled:
@@ -696,7 +707,14 @@ class Node:
                 f"waiting for the NewView from {leader}"
             )
         if p.phase == "waiting_proposal":
-            return f"waiting for a proposal from the leader {leader} (view {p.view})"
+            if p.leader != self.index:
+                return f"waiting for a proposal from the leader {leader} (view {p.view})"
+            if p.abstaining:
+                return (
+                    f"this node leads view {p.view} but restarted in it after signing there: "
+                    "it must not propose again, waiting for a view change"
+                )
+            return f"this node leads view {p.view}; {len(self.pool)} txs pending to propose"
         if p.phase == "executing":
             wanted = sum(len(f.wanted) for f in self._fetches)
             return f"fetching {wanted} missing txs of {leader}'s proposal"

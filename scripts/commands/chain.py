@@ -300,7 +300,8 @@ def _print_fault_budget(chain: Chain) -> None:
         return
     if len(down) <= f:
         console.print(
-            f"{len(down)} of {len(sealers)} sealers down: within f={f}, the chain keeps committing"
+            f"{len(down)} of {len(sealers)} sealers down: within f={f}, the chain keeps "
+            "committing (a height a stopped sealer leads waits one view-change timeout)"
         )
     else:
         console.print(

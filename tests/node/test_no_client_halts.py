@@ -157,3 +157,15 @@ async def test_a_full_restart_commits_at_once_even_with_an_hour_long_timeout() -
         nodes[3].submit([transfer(i, head=1) for i in range(1, 20)])
         await wait_until(lambda: all(n.chain.store.total_tx_count() == 20 for n in nodes), 10)
         assert all(n.replica.view == 0 for n in nodes), "no view change was needed"
+
+
+async def test_seconds_since_last_commit_survives_a_restart_and_the_stall_limit_is_capped() -> None:
+    async with MemoryCluster(4, consensus_timeout=3600, tick_ms=10) as cluster:
+        nodes = cluster.running()
+        nodes[0].submit([transfer(0)])
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in nodes), 10)
+        await asyncio.sleep(1.5)
+        await cluster.stop(2)
+        node = await cluster.start(2)
+        assert NodeService(node).consensus_status()["seconds_since_last_commit"] >= 1.4
+        assert node.consensus_timeout() == 3600 and node.stall_limit() == 30
