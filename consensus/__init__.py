@@ -68,7 +68,7 @@ from consensus.messages import (
     viewchange_digest,
 )
 from consensus.quorum import leader_of, max_faulty, quorum, weak_quorum
-from consensus.replica import Progress, Replica
+from consensus.replica import Progress, Replica, ReplicaStatus
 
 __all__ = [
     "DROP_REASONS",
@@ -98,6 +98,7 @@ __all__ = [
     "ProposalReady",
     "Replica",
     "ReplicaConfig",
+    "ReplicaStatus",
     "RequestSync",
     "Seal",
     "Send",

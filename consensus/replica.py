@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import assert_never
 
 from consensus.certs import check_new_view, select_reproposal, verify_certificate
 from consensus.codec import DecodeError
@@ -96,6 +97,24 @@ from consensus.messages import (
 )
 from consensus.quorum import leader_of, max_faulty, quorum
 from consensus.slots import HeightSlot, Round, VoteKey
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """What :meth:`Replica.status` reports (``dataclasses.asdict`` makes it JSON-ready)."""
+
+    index: int | None
+    height: int
+    committed_height: int
+    view: int
+    view_active: bool
+    leader: int
+    is_leader: bool
+    backoff: int
+    """View changes in a row without progress (the timeout's exponent)."""
+    timer_running: bool
+    prepared_view: int | None
+    idle: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -300,21 +319,21 @@ class Replica:
             abstaining=(self._view, self._height) == self._amnesia,
         )
 
-    def status(self) -> dict[str, object]:
-        """A JSON-ready summary for RPC and the simulator's live view."""
-        return {
-            "index": self._me,
-            "height": self._height,
-            "committed_height": self._head.height,
-            "view": self._view,
-            "view_active": self.view_active,
-            "leader": self.leader_of(self._view, self._height),
-            "is_leader": self.is_leader(),
-            "backoff": self._k,
-            "timer_running": self._deadline is not None,
-            "prepared_view": self._cert.view if self._cert is not None else None,
-            "idle": self._deadline is None and self.view_active,
-        }
+    def status(self) -> ReplicaStatus:
+        """A typed summary for RPC and the simulator's live view."""
+        return ReplicaStatus(
+            index=self._me,
+            height=self._height,
+            committed_height=self._head.height,
+            view=self._view,
+            view_active=self.view_active,
+            leader=self.leader_of(self._view, self._height),
+            is_leader=self.is_leader(),
+            backoff=self._k,
+            timer_running=self._deadline is not None,
+            prepared_view=self._cert.view if self._cert is not None else None,
+            idle=self._deadline is None and self.view_active,
+        )
 
     # -- the one entry point --------------------------------------------------------------
 
@@ -325,18 +344,21 @@ class Replica:
         if self._announce and self._me is not None:
             self._announce = False
             self._broadcast_view_change()
-        if isinstance(event, MessageReceived):
-            self._on_message(event)
-        elif isinstance(event, Tick):
-            self._on_tick(event)
-        elif isinstance(event, ProposalReady):
-            self._on_proposal_ready(event)
-        elif isinstance(event, BlockExecuted):
-            self._on_block_executed(event)
-        elif isinstance(event, BlockPersisted):
-            self._on_block_persisted(event)
-        else:
-            raise TypeError(f"not a replica event: {type(event).__name__}")
+        match event:
+            case MessageReceived():
+                self._on_message(event)
+            case Tick():
+                self._on_tick(event)
+            case ProposalReady():
+                self._on_proposal_ready(event)
+            case BlockExecuted():
+                self._on_block_executed(event)
+            case BlockPersisted():
+                self._on_block_persisted(event)
+            case _:
+                if not isinstance(event, Event):
+                    raise TypeError(f"not a replica event: {type(event).__name__}")
+                assert_never(event)
         self._out = []
         return out
 
@@ -666,8 +688,14 @@ class Replica:
         if event.height < self._height:
             return
         self._reconfigure(event.timeout_ticks, event.leader_period)  # raises before any change
-        self._head = ChainHead(event.height, event.block_hash)
-        self._height = event.height + 1
+        self._enter_height(ChainHead(event.height, event.block_hash))
+        self._arm_timer()
+        self._replay()
+
+    def _enter_height(self, head: ChainHead) -> None:
+        """The one place a new height starts: every per-height state is reset here."""
+        self._head = head
+        self._height = head.height + 1
         self._slot = HeightSlot(self._height)
         if self._cert is not None and self._cert.height < self._height:
             self._cert = None
@@ -677,8 +705,6 @@ class Replica:
         self._good_certs.clear()
         self._k = 0  # progress, however it came
         self._deadline = None
-        self._arm_timer()
-        self._replay()
 
     def _reconfigure(self, timeout_ticks: int | None, leader_period: int | None) -> None:
         """Adopt changed consensus system config before the next height starts."""
@@ -748,13 +774,18 @@ class Replica:
 
     # -- view change ----------------------------------------------------------------------
 
-    def _start_view_change(self, new_view: int) -> None:
+    def _enter_view(self, new_view: int) -> None:
+        """The one place the view grows: waiting for its NewView from here on."""
+        assert new_view > self._view
         self._view = new_view
         self._active_from = None
-        self._k = min(self._k + 1, self.config.backoff_cap)
         self.counters.view_changes += 1
         self._replied = {x for x in self._replied if x[1] >= new_view}
         self._deadline = None
+
+    def _start_view_change(self, new_view: int) -> None:
+        self._enter_view(new_view)
+        self._k = min(self._k + 1, self.config.backoff_cap)
         self._persist()  # durable BEFORE the ViewChange (we promise to leave lower views)
         self._broadcast_view_change()
         self._arm_timer()
@@ -929,9 +960,7 @@ class Replica:
 
     def _accept_new_view(self, nv: NewView) -> None:
         if nv.view > self._view:
-            self._view = nv.view
-            self.counters.view_changes += 1
-            self._active_from = None
+            self._enter_view(nv.view)
         if self._active_from is None or nv.height < self._active_from:
             self._active_from = nv.height
         self._settled_view = self._view

@@ -147,7 +147,7 @@ class NodeService:
             "sealers": list(node.genesis.sealers),
             "view": replica.settled_view,
             "to_view": replica.view,
-            "leader_index": int(status["leader"]),  # type: ignore[call-overload]
+            "leader_index": status.leader,
             "leader_failed": not replica.view_active,
             "block_number": head.number,
             "block_hash": head.block_hash,

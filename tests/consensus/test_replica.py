@@ -226,7 +226,7 @@ def test_idle_chain_never_changes_view() -> None:
     r = Replica(config(4, 0))
     for _ in range(1000):
         assert r.step(Tick(txs_pending=False)) == []
-    assert r.view == 0 and r.status()["idle"]
+    assert r.view == 0 and r.status().idle
 
 
 def test_silent_leader_is_replaced_by_view_change() -> None:
