@@ -27,8 +27,9 @@ from consensus.certs import (
     verify_seal,
 )
 from consensus.codec import DecodeError
-from consensus.config import ReplicaConfig, Signer, Verifier
+from consensus.config import ReplicaConfig
 from consensus.counters import DROP_REASONS, Counters, Equivocation
+from consensus.crypto import Signer, Verifier
 from consensus.events import (
     Action,
     BlockExecuted,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from consensus.crypto import Verifier
 from consensus.messages import (
     NewView,
     PreparedCertificate,
@@ -21,7 +22,6 @@ from consensus.messages import (
 )
 from consensus.quorum import quorum
 
-Verifier = Callable[[bytes, bytes, bytes], bool]
 """``verifier(public_key, digest, signature) -> bool``, injected by the caller."""
 
 

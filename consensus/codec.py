@@ -87,12 +87,3 @@ def expect_bytes(
     if len(value) > max_len:
         raise DecodeError(f"{what}: {len(value)} bytes exceeds {max_len}")
     return value
-
-
-def expect_str(value: Any, what: str, *, max_len: int = 256) -> str:
-    """``value`` as a str of at most ``max_len`` characters."""
-    if type(value) is not str:
-        raise DecodeError(f"{what}: expected a str, got {type(value).__name__}")
-    if len(value) > max_len:
-        raise DecodeError(f"{what}: {len(value)} characters exceeds {max_len}")
-    return value

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consensus.crypto import HASH_SIZE, PUBLIC_KEY_SIZE
+from consensus.crypto import HASH_SIZE, PUBLIC_KEY_SIZE, Signer, Verifier
 
-Signer = Callable[[bytes], bytes]
 """``signer(digest32) -> signature65``: the sealer's key, injected (never stored here)."""
-Verifier = Callable[[bytes, bytes, bytes], bool]
 """``verifier(public_key64, digest32, signature65) -> bool``."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import coincurve
@@ -56,6 +57,14 @@ def recover(digest: bytes, signature: bytes) -> bytes:
     except Exception as exc:  # coincurve raises ValueError or its own errors
         raise InvalidSignature(f"signature does not recover: {exc}") from None
     return key.format(compressed=False)[1:]
+
+
+Verifier = Callable[[bytes, bytes, bytes], bool]
+"""``verifier(public_key, digest, signature)``: what :func:`verify` is, injected where a
+signature is checked (the replica, certificates, block import, the simulator)."""
+
+Signer = Callable[[bytes], bytes]
+"""``signer(digest) -> 65-byte signature``, injected into the replica."""
 
 
 def verify(public_key: bytes, digest: bytes, signature: bytes) -> bool:

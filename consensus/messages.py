@@ -33,7 +33,8 @@ from consensus.crypto import HASH_SIZE, SIGNATURE_SIZE, hash32
 
 MAX_PAYLOAD_SIZE = 8 * 1024 * 1024
 """Largest proposal payload :func:`decode_message` accepts (the replica may set less)."""
-MAX_SEALERS = 1024
+MAX_SEALERS = 256
+"""Most sealers a chain may have: the bound of every sealer index and list decoded."""
 """Largest signature list or view-change set a decoder accepts."""
 
 _TAG = "ledgerlab/pbft/1/"

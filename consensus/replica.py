@@ -59,8 +59,9 @@ from typing import assert_never
 
 from consensus.certs import check_new_view, select_reproposal, verify_certificate
 from consensus.codec import DecodeError
-from consensus.config import ReplicaConfig, Signer
+from consensus.config import ReplicaConfig
 from consensus.counters import Counters, Equivocation
+from consensus.crypto import Signer
 from consensus.events import (
     Action,
     BlockExecuted,
@@ -222,7 +223,6 @@ class Replica:
         self._good_certs: set[tuple[bytes, Signatures]] = set()
         self._claims: dict[int, int] = {}
         self._last_sync_tick: int | None = None
-        self._last_sync_target = 0
         self._sync_interval = config.sync_interval_ticks or max(1, config.timeout_ticks // 4)
         self._out: list[Action] = []
 
@@ -1019,7 +1019,6 @@ class Replica:
         if not force and last is not None and self._now - last < self._sync_interval:
             return
         self._last_sync_tick = self._now
-        self._last_sync_target = target
         self.counters.sync_requests += 1
         peers = tuple(sorted(s for s, h in self._claims.items() if h - 1 >= self._height))
         self._emit(RequestSync(target, peers))

@@ -21,12 +21,12 @@ from typing import Any
 
 from consensus.codec import MAX_MESSAGE_SIZE, DecodeError, pack, unpack
 from consensus.crypto import ADDRESS_SIZE, HASH_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, hash32
+from consensus.messages import MAX_SEALERS
 from node.tx import MAX_TX_SIZE, UINT64_MAX, SignedTransaction, pack_fields
 
 FORMAT_VERSION = 0
 MAX_BLOCK_SIZE = MAX_MESSAGE_SIZE
 MAX_BLOCK_TXS = 10_000
-MAX_SEALERS = 256
 MAX_EXTRA_DATA = 1024
 MAX_HEADER_SIZE = 64 * 1024
 MAX_OUTPUT = 4096

@@ -18,14 +18,13 @@ from consensus import certs as consensus_certs
 from consensus import messages as consensus_messages
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_seq, pack
 from consensus.codec import unpack as codec_unpack
-from consensus.crypto import HASH_SIZE, InvalidSignature, verify
+from consensus.crypto import HASH_SIZE, InvalidSignature, Verifier, verify
 from node.block import MAX_BLOCK_TXS, Block, Receipt, Seal
 from node.executor import ExecutionError, ExecutionResult, Executor
 from node.genesis import GenesisConfig
 from node.tx import VerifiedTx
 from storage.ledger import Head, LedgerStore
 
-Verifier = Callable[[bytes, bytes, bytes], bool]
 log = logging.getLogger(__name__)
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from consensus.codec import DecodeError, pack, unpack
 from consensus.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, hash32
+from consensus.messages import MAX_SEALERS
 from node.accounts import format_address, parse_address
-from node.block import EMPTY_ROOT, MAX_BLOCK_TXS, MAX_SEALERS, Block, BlockHeader
+from node.block import EMPTY_ROOT, MAX_BLOCK_TXS, Block, BlockHeader
 from node.tx import check_name
 from storage.ledger import BlockCommit
 from storage.state_root import GENESIS_STATE_ROOT

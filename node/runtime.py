@@ -158,14 +158,12 @@ class Node:
         self._gossip: list[bytes] = []
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
-        self._commit_waiters: list[asyncio.Future[None]] = []
         self._regossip_since: float | None = None
         self.supervisor = Supervisor(config.name)
         self.stall = StallWatch(time.monotonic())
         self.refusal: tuple[int, str] | None = None
         """(height, why this node did not vote for the proposal there), for stall reports."""
         self._stack: contextlib.AsyncExitStack | None = None
-        self.started_at = clock()
         self.frames_in: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.commit_times: deque[tuple[float, int]] = deque(maxlen=64)
@@ -509,21 +507,11 @@ class Node:
         self.stall.committed(time.monotonic())
         self.refusal = None
         self.transport.broadcast(wire.encode(self._status()))
-        waiters, self._commit_waiters = self._commit_waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
 
     def on_synced(self, block: Block, executed: ExecutedBlock) -> None:
         """Block sync committed ``block``: tell the replica and the pool."""
         self._after_commit(block, executed)
         self._feed(self._persisted(block.number, block.hash))
-
-    async def wait_for_commit(self) -> None:
-        """Until the next block commits (tests and the RPC receipt waiters)."""
-        fut = asyncio.get_running_loop().create_future()
-        self._commit_waiters.append(fut)
-        await fut
 
     # -- inbound frames ----------------------------------------------------------------
 

@@ -51,7 +51,6 @@ from consensus.messages import (
     preprepare_digest,
     viewchange_digest,
 )
-from consensus.quorum import leader_of
 from consensus.replica import Replica
 from consensus.sim.executor import (
     GENESIS_HASH,
@@ -795,10 +794,6 @@ def run_scenario(
 ) -> Simulation:
     """Build and run a simulation (the checker then reads ``sim.nodes``)."""
     return Simulation(scenario, trace=trace, replica_factory=replica_factory).run()
-
-
-def leader_for(sim: Simulation, view: int, height: int) -> int:
-    return leader_of(view, height, sim.n, sim.scenario.leader_period)
 
 
 __all__ = ["Block", "PreparedCertificate", "SimNode", "Simulation", "describe", "run_scenario"]

@@ -32,13 +32,6 @@ def payload_txs(payload: bytes) -> list[int] | None:
         return None
 
 
-def payload_proposer(payload: bytes) -> int | None:
-    try:
-        return expect_int(expect_list(unpack(payload), 3, "payload")[0], "proposer")
-    except DecodeError:
-        return None
-
-
 def execute(
     proposal: Proposal, parent_state_root: bytes, committed: set[int], total_txs: int
 ) -> tuple[bool, bytes, bytes]:

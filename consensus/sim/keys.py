@@ -9,15 +9,11 @@ CI sweep run hundreds of scenarios in seconds; forged or corrupted signatures st
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import coincurve
 
-from consensus.crypto import KeyPair, hash32, verify
-
-Signer = Callable[[bytes], bytes]
-Verifier = Callable[[bytes, bytes, bytes], bool]
+from consensus.crypto import KeyPair, Signer, Verifier, hash32, verify
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,10 +71,6 @@ class CallResult(NamedTuple):
 OK = CallResult(SUCCESS)
 
 
-def fail(status: int) -> CallResult:
-    return CallResult(status)
-
-
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
     name: str

@@ -321,9 +321,3 @@ def render(chain: Chain, statuses: list[NodeStatus], *, title: str | None = None
     return table
 
 
-def summary_line(statuses: list[NodeStatus]) -> str:
-    up = sum(1 for s in statuses if s.answered)
-    heights = [s.height for s in statuses if s.answered]
-    if not heights:
-        return f"0/{len(statuses)} nodes answering"
-    return f"{up}/{len(statuses)} nodes answering, height {max(heights):,}"
