@@ -6,14 +6,13 @@ injected signer and verifier, timers in ticks), feeds it events with
 :mod:`consensus.events` state the ordering rules (PersistState is durable before anything
 after it; CommitBlock is durable before BlockPersisted is fed back).
 
-Differences from the first sketch of the contract, on purpose:
+Three things a reader of PBFT papers may not expect:
 
-* Prepare and Commit also cover the proposal digest:
-  ``prepare_digest(...)`` / ``seal_digest(view, height, proposal_digest, block_hash,
-  state_root)`` (the Commit digest), and :class:`Seal` carries ``proposal_digest`` next to
-  ``view`` and the Commit signatures. A prepared certificate is then checkable without
-  re-executing its proposal, so a NewView can be validated by signatures alone.
-  :func:`verify_seal` keeps its signature.
+* Prepare and Commit also cover the proposal digest (``prepare_digest`` /
+  ``commit_digest(view, height, proposal_digest, block_hash, state_root)``), and a
+  :class:`Seal` (a quorum of Commit signatures) carries ``proposal_digest`` next to
+  ``view``. A prepared certificate is then checkable without re-executing its proposal,
+  so a NewView can be validated by signatures alone.
 * ``Replica(config, *, restored=None, head=None)``: ``head`` (a :class:`ChainHead`) is the
   highest block already durable in storage; omit it for a fresh chain.
 * :class:`Tick` has ``txs_pending`` (default True) so an idle chain does not churn views,

@@ -362,7 +362,7 @@ class Replica:
         self._out = []
         return out
 
-    # -- hooks (overridden only by tests that break a rule on purpose) -------------------
+    # -- hooks (overridden by the tests and `ledgerlab sim --break` to break a rule) -------
 
     def _select_reproposal(
         self, view_changes: Sequence[ViewChange], height: int
