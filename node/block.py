@@ -19,10 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.codec import MAX_MESSAGE_SIZE, DecodeError, pack, unpack
+from consensus.codec import (
+    MAX_MESSAGE_SIZE,
+    DecodeError,
+    expect_bytes,
+    expect_int,
+    expect_seq,
+    pack,
+    unpack,
+)
 from consensus.crypto import ADDRESS_SIZE, HASH_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, hash32
 from consensus.messages import MAX_SEALERS
-from node.tx import MAX_TX_SIZE, UINT64_MAX, SignedTransaction, pack_fields
+from node.tx import MAX_TX_SIZE, SignedTransaction, pack_fields
 
 FORMAT_VERSION = 0
 MAX_BLOCK_SIZE = MAX_MESSAGE_SIZE
@@ -75,28 +83,6 @@ def _list(value: Any, length: int, what: str) -> list[Any]:
         raise _fail(what, f"expected a list of {length} fields")
     if type(value[0]) is not int or value[0] != FORMAT_VERSION:
         raise _fail(what, f"unsupported version {value[0]!r}")
-    return value
-
-
-def _uint(value: Any, what: str, hi: int = UINT64_MAX) -> int:
-    if type(value) is not int or not 0 <= value <= hi:
-        raise DecodeError(f"{what}: expected an int in [0, {hi}]")
-    return value
-
-
-def _bytes(value: Any, what: str, *, size: int | None = None, max_len: int = 0) -> bytes:
-    if type(value) is not bytes:
-        raise DecodeError(f"{what}: expected bytes")
-    if size is not None and len(value) != size:
-        raise DecodeError(f"{what}: expected {size} bytes, got {len(value)}")
-    if size is None and len(value) > max_len:
-        raise DecodeError(f"{what}: {len(value)} bytes exceeds {max_len}")
-    return value
-
-
-def _seq(value: Any, what: str, max_len: int) -> list[Any]:
-    if type(value) is not list or len(value) > max_len:
-        raise DecodeError(f"{what}: expected a list of at most {max_len} items")
     return value
 
 
@@ -173,16 +159,16 @@ class BlockHeader:
 def _check_header(f: Any) -> None:
     w = "header"
     _list(f, 10, w)
-    _uint(f[1], "header.number")
-    _bytes(f[2], "header.parent_hash", size=HASH_SIZE)
-    _uint(f[3], "header.timestamp")
+    expect_int(f[1], "header.number")
+    expect_bytes(f[2], "header.parent_hash", size=HASH_SIZE)
+    expect_int(f[3], "header.timestamp")
     for i, name in ((4, "tx_root"), (5, "receipt_root"), (6, "state_root")):
-        _bytes(f[i], f"header.{name}", size=HASH_SIZE)
-    sealers = _seq(f[8], "header.sealer_list", MAX_SEALERS)
+        expect_bytes(f[i], f"header.{name}", size=HASH_SIZE)
+    sealers = expect_seq(f[8], "header.sealer_list", max_len=MAX_SEALERS)
     for key in sealers:
-        _bytes(key, "header.sealer_list[]", size=PUBLIC_KEY_SIZE)
-    _uint(f[7], "header.sealer", max(len(sealers) - 1, 0))
-    _bytes(f[9], "header.extra_data", max_len=MAX_EXTRA_DATA)
+        expect_bytes(key, "header.sealer_list[]", size=PUBLIC_KEY_SIZE)
+    expect_int(f[7], "header.sealer", hi=max(len(sealers) - 1, 0))
+    expect_bytes(f[9], "header.extra_data", max_len=MAX_EXTRA_DATA)
 
 
 # ---------------------------------------------------------------------------- seal
@@ -216,16 +202,16 @@ class Seal:
 def _check_seal(f: Any) -> None:
     if type(f) is not list or len(f) != 2:
         raise DecodeError("seal: expected [view, signatures]")
-    _uint(f[0], "seal.view")
+    expect_int(f[0], "seal.view")
     previous = -1
-    for pair in _seq(f[1], "seal.signatures", MAX_SEALERS):
+    for pair in expect_seq(f[1], "seal.signatures", max_len=MAX_SEALERS):
         if type(pair) is not list or len(pair) != 2:
             raise DecodeError("seal: each signature is [index, signature]")
-        index = _uint(pair[0], "seal.index", MAX_SEALERS - 1)
+        index = expect_int(pair[0], "seal.index", hi=MAX_SEALERS - 1)
         if index <= previous:
             raise DecodeError("seal: indices must be strictly increasing")
         previous = index
-        _bytes(pair[1], "seal.signature", size=SIGNATURE_SIZE)
+        expect_bytes(pair[1], "seal.signature", size=SIGNATURE_SIZE)
 
 
 NO_SEAL = Seal()
@@ -294,8 +280,8 @@ class Block:
         if type(data) is not bytes or len(data) > MAX_BLOCK_SIZE:
             raise DecodeError(f"block: expected at most {MAX_BLOCK_SIZE} bytes")
         f = _list(unpack(data, max_size=MAX_BLOCK_SIZE), 4, "block")
-        header = BlockHeader.decode(_bytes(f[1], "block.header", max_len=MAX_HEADER_SIZE))
-        txs = _seq(f[2], "block.transactions", MAX_BLOCK_TXS)
+        header = BlockHeader.decode(expect_bytes(f[1], "block.header", max_len=MAX_HEADER_SIZE))
+        txs = expect_seq(f[2], "block.transactions", max_len=MAX_BLOCK_TXS)
         for tx in txs:
             if type(tx) is not bytes or not 0 < len(tx) <= MAX_TX_SIZE:
                 raise DecodeError(f"block: a transaction must be 1..{MAX_TX_SIZE} bytes")
@@ -328,10 +314,10 @@ class Event:
 def _check_event(f: Any) -> None:
     if type(f) is not list or len(f) != 3:
         raise DecodeError("event: expected [address, topics, data]")
-    _bytes(f[0], "event.address", size=ADDRESS_SIZE)
-    for topic in _seq(f[1], "event.topics", MAX_TOPICS):
-        _bytes(topic, "event.topic", size=HASH_SIZE)
-    _bytes(f[2], "event.data", max_len=MAX_EVENT_DATA)
+    expect_bytes(f[0], "event.address", size=ADDRESS_SIZE)
+    for topic in expect_seq(f[1], "event.topics", max_len=MAX_TOPICS):
+        expect_bytes(topic, "event.topic", size=HASH_SIZE)
+    expect_bytes(f[2], "event.data", max_len=MAX_EVENT_DATA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,13 +377,13 @@ class Receipt:
 
 def _check_receipt(f: Any) -> None:
     _list(f, 9, "receipt")
-    _bytes(f[1], "receipt.tx_hash", size=HASH_SIZE)
-    _uint(f[2], "receipt.block_number")
-    _uint(f[3], "receipt.index", MAX_BLOCK_TXS - 1)
+    expect_bytes(f[1], "receipt.tx_hash", size=HASH_SIZE)
+    expect_int(f[2], "receipt.block_number")
+    expect_int(f[3], "receipt.index", hi=MAX_BLOCK_TXS - 1)
     if type(f[4]) is not int or not INT32_MIN <= f[4] <= INT32_MAX:
         raise DecodeError("receipt.status: expected an int32")
-    _bytes(f[5], "receipt.output", max_len=MAX_OUTPUT)
-    for event in _seq(f[6], "receipt.events", MAX_EVENTS):
+    expect_bytes(f[5], "receipt.output", max_len=MAX_OUTPUT)
+    for event in expect_seq(f[6], "receipt.events", max_len=MAX_EVENTS):
         _check_event(event)
-    _bytes(f[7], "receipt.from", size=ADDRESS_SIZE)
-    _bytes(f[8], "receipt.to", size=ADDRESS_SIZE)
+    expect_bytes(f[7], "receipt.from", size=ADDRESS_SIZE)
+    expect_bytes(f[8], "receipt.to", size=ADDRESS_SIZE)
