@@ -23,6 +23,17 @@ are queued per connection and flushed by one writer task in a single ``write`` p
 wake-up, so many small frames cost one syscall; the reader parses whole chunks. A peer
 that breaks the framing (garbage, oversized frame, unknown type) is disconnected and
 counted; nothing it sends can raise out of its connection task.
+
+Unauthenticated connections are bounded: at most ``max_pending_handshakes`` accepted
+sockets may be waiting for or running their TLS handshake. When a new one arrives at the
+limit, room is made by dropping the pending one that has made the least progress -- the
+oldest that has not sent a byte, else the oldest one at least ``handshake_grace`` old
+(the accept loop waits for one to be) -- never the newcomer: a member's mTLS handshake
+completes in milliseconds on a LAN (one round trip after its ClientHello), so holding
+sockets open cannot starve it, whereas refusing newcomers would let a few idle
+connections lock every peer out. A socket must also send its first bytes (the
+ClientHello) within ``client_hello_timeout``.
+Failed inbound handshakes are logged as one summary line per ``failure_log_interval``.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import random
 import socket
 import ssl
 import struct
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +66,13 @@ HEADER_SIZE = _HEADER.size
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 _HELLO_MAX = 1024
 _READ_CHUNK = 256 * 1024
+FAILURE_LOG_INTERVAL = 10.0
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, or just ``Type`` when the message is empty (TimeoutError())."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class ProtocolViolation(Exception):
@@ -71,6 +90,103 @@ class Refused(Exception):
         super().__init__(detail)
         self.reason = reason
         self.told = told  # a CLOSE frame explaining the refusal was queued for the peer
+
+
+class HandshakeFailed(Exception):
+    """An accepted socket did not complete TLS; carries the counter reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class FailureLog:
+    """Failed inbound handshakes, logged as at most one line per ``interval`` seconds.
+
+    An isolated failure is logged at once with its address and reason; failures within
+    ``interval`` of the last line are only counted, and one summary line (counts by
+    reason, the last address and reason) follows when the interval ends. So a flood of
+    connections writes a line every ``interval`` instead of one per connection.
+    """
+
+    def __init__(self, interval: float = FAILURE_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self.counts: Counter[str] = Counter()
+        self._last: tuple[str, str, str] = ("", "", "")
+        self._last_line = -float("inf")
+        self._window_start = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, reason: str, where: str, detail: str) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self.counts:
+            self._window_start = now
+        self.counts[reason] += 1
+        self._last = (where, reason, detail)
+        if self._timer is not None:
+            return
+        wait = self._last_line + self.interval - now
+        if wait <= 0:
+            self.flush()
+        else:
+            self._timer = loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        self._timer = None
+        if not self.counts:
+            return
+        where, reason, detail = self._last
+        total = self.counts.total()
+        if total == 1:
+            log.info("inbound handshake from %s failed (%s): %s", where, reason, detail)
+        else:
+            level = logging.WARNING if self.counts["too_many_handshakes"] else logging.INFO
+            log.log(
+                level,
+                "%d inbound handshakes failed in the last %.1f s (%s); last from %s (%s): %s",
+                total,
+                max(asyncio.get_running_loop().time() - self._window_start, 0.0),
+                ", ".join(f"{r} {n}" for r, n in self.counts.most_common()),
+                where,
+                reason,
+                detail,
+            )
+        self.counts.clear()
+        with contextlib.suppress(RuntimeError):
+            self._last_line = asyncio.get_running_loop().time()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.flush()
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """An accepted socket that has not completed its TLS handshake yet."""
+
+    sock: socket.socket
+    where: str
+    accepted: float  # loop time
+    task: asyncio.Task[None] | None = None
+    running: bool = False  # its task has started (and cleans up after itself)
+    progressed: bool = False  # its first bytes (the ClientHello) arrived
+    evicted: bool = False
+
+
+def _peek(sock: socket.socket) -> bool | None:
+    """True when bytes wait on ``sock``, False at EOF, None when nothing arrived yet."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return None
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
@@ -137,6 +253,15 @@ class TcpTransport(Transport):
         max_frame_size: largest payload accepted or sent; larger disconnects the peer.
         backoff_initial/backoff_max: reconnect delays (seconds, doubled, +-50 % jitter).
         handshake_timeout: TLS + HELLO deadline for a new connection.
+        client_hello_timeout: an accepted socket that sends nothing for this long (at most
+            ``handshake_timeout``) is dropped before TLS starts.
+        max_pending_handshakes: accepted sockets that may be in their TLS handshake at
+            once; beyond, the least advanced is dropped to make room (module docstring).
+        handshake_grace: a pending handshake that sent its ClientHello is not dropped for
+            a newcomer before it is this old (so at most ``max_pending_handshakes /
+            handshake_grace`` such drops per second).
+        failure_log_interval: at most one log line per interval about failed inbound
+            handshakes (see :class:`FailureLog`).
         ping_interval/idle_timeout: keep-alive: a PING after ``ping_interval`` of write
             silence; a peer silent for ``idle_timeout`` is dropped.
         send_buffer_limit: queued bytes per peer beyond which ``send`` drops frames.
@@ -162,10 +287,15 @@ class TcpTransport(Transport):
         send_buffer_limit: int = 64 * 1024 * 1024,
         max_pending_handshakes: int = 64,
         inbox_capacity: int = DEFAULT_INBOX_CAPACITY,
+        client_hello_timeout: float = 1.0,
+        handshake_grace: float = 0.25,
+        failure_log_interval: float = FAILURE_LOG_INTERVAL,
     ) -> None:
         super().__init__(identity.node_id, inbox_capacity=inbox_capacity)
         if max_frame_size < _HELLO_MAX:
             raise ValueError("max_frame_size must be at least 1 KiB")
+        if max_pending_handshakes < 1:
+            raise ValueError("max_pending_handshakes must be at least 1")
         self.identity = identity
         self.genesis_hash = bytes(genesis_hash)
         self.listen_host = listen_host
@@ -181,13 +311,16 @@ class TcpTransport(Transport):
         self.idle_timeout = idle_timeout
         self.send_buffer_limit = send_buffer_limit
         self.max_pending_handshakes = max_pending_handshakes
+        self.client_hello_timeout = min(client_hello_timeout, handshake_timeout)
+        self.handshake_grace = handshake_grace
         self.boot = os.urandom(8)
         self._server_ctx = identity.server_context()
         self._client_ctx = identity.client_context()
         self._ca_subject = ca_subject(identity)
         self._conns: dict[str, _Conn] = {}
         self._addr_peer: dict[tuple[str, int], str] = {}
-        self._pending = 0
+        self._pending: dict[_Pending, None] = {}  # oldest first
+        self._failures = FailureLog(failure_log_interval)
         self._listener: socket.socket | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
@@ -236,6 +369,11 @@ class TcpTransport(Transport):
             self._tg = None
             if self._listener is not None:
                 self._listener.close()
+            for entry in list(self._pending):  # tasks cancelled before they ever ran
+                if not entry.running:
+                    entry.sock.close()
+            self._pending.clear()
+            self._failures.close()
             for conn in list(self._conns.values()):
                 conn.shut("shutdown")
             self._conns.clear()
@@ -308,37 +446,123 @@ class TcpTransport(Transport):
         assert tg is not None
         while True:
             try:
-                conn, peer = await loop.sock_accept(listener)
+                conn, peer = await self._accept(listener)
             except OSError as exc:  # e.g. out of file descriptors: keep listening
                 log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
-            if self._pending >= self.max_pending_handshakes:
-                self.stats.disconnects["too_many_handshakes"] += 1
+            try:
+                await self._make_room()
+            except BaseException:  # cancelled by close() while waiting
                 conn.close()
-                continue
+                raise
             where = f"{peer[0]}:{peer[1]}"
-            tg.create_task(self._inbound(conn, where), name=f"tcp-in-{where}")
+            entry = _Pending(sock=conn, where=where, accepted=loop.time())
+            self._pending[entry] = None
+            entry.task = tg.create_task(self._inbound(entry), name=f"tcp-in-{where}")
+            # accept does not yield while connections are queued: let the pending
+            # handshakes (and their clients' ClientHellos) move between two accepts
+            await asyncio.sleep(0)
 
-    async def _inbound(self, conn: socket.socket, where: str) -> None:
+    @staticmethod
+    async def _accept(listener: socket.socket) -> tuple[socket.socket, tuple[str, int]]:
+        """``loop.sock_accept``, except that a socket accepted as the loop is cancelled is
+        not lost: nothing is awaited between the ``accept`` call and our return."""
+        loop = asyncio.get_running_loop()
+        fd = listener.fileno()
+        while True:
+            try:
+                conn, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                readable = loop.create_future()
+                loop.add_reader(fd, _set_done, readable)
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(fd)
+                continue
+            conn.setblocking(False)
+            return conn, peer
+
+    async def _make_room(self) -> None:
+        """Drop pending handshakes until a new one fits (module docstring). One that has
+        sent its ClientHello is only dropped once ``handshake_grace`` old: until then
+        the accept loop waits and newcomers queue in the listen backlog, which bounds
+        how fast a flood can churn the slots and guarantees every TLS handshake that
+        much time."""
+        loop = asyncio.get_running_loop()
+        while len(self._pending) >= self.max_pending_handshakes:
+            victim = self._least_advanced()
+            wait = victim.accepted + self.handshake_grace - loop.time() if victim.progressed else 0
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # a handshake may have completed meanwhile
+            self._evict(victim, loop.time())
+
+    def _least_advanced(self) -> _Pending:
+        """The pending handshake to drop for a newcomer: the oldest without a byte yet,
+        else the oldest. Sockets not yet marked are peeked at (nothing is consumed)."""
+        for entry in self._pending:
+            if entry.progressed:
+                continue
+            try:
+                state = _peek(entry.sock)
+            except OSError:
+                return entry
+            if state is None or state is False:
+                return entry
+            entry.progressed = True  # its task notices the bytes on its next wake-up
+        return next(iter(self._pending))
+
+    def _evict(self, entry: _Pending, now: float) -> None:
+        del self._pending[entry]
+        entry.evicted = True
+        self.stats.disconnects["too_many_handshakes"] += 1
+        self._failures.add(
+            "too_many_handshakes",
+            entry.where,
+            f"dropped for a newer connection ({self.max_pending_handshakes} handshakes pending;"
+            f" this one {now - entry.accepted:.3f} s old, "
+            f"{'TLS under way' if entry.progressed else 'no ClientHello yet'})",
+        )
+        assert entry.task is not None
+        entry.task.cancel()
+        if not entry.running:  # a task cancelled before it starts runs none of its code
+            entry.sock.close()
+
+    async def _inbound(self, entry: _Pending) -> None:
+        entry.running = True
+        conn, where = entry.sock, entry.where
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        self._pending += 1
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
-                conn,
-                ssl=self._server_ctx,
-                ssl_handshake_timeout=self.handshake_timeout,
-            )
-        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
-            self.stats.disconnects["tls_handshake"] += 1
-            log.info("TLS handshake from %s failed: %s", where, exc)
+            await self._client_hello(entry)
+            remaining = self.handshake_timeout - (loop.time() - entry.accepted)
+            try:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    conn,
+                    ssl=self._server_ctx,
+                    ssl_handshake_timeout=max(remaining, 0.01),
+                )
+            except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+                raise HandshakeFailed("tls_handshake", describe(exc)) from None
+        except HandshakeFailed as exc:
+            self.stats.disconnects[exc.reason] += 1
+            self._failures.add(exc.reason, where, exc.detail)
             conn.close()
             return
+        except asyncio.CancelledError:
+            conn.close()
+            if not entry.evicted:  # the transport is closing
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return  # counted and logged by _evict
         finally:
-            self._pending -= 1
+            self._pending.pop(entry, None)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         try:
             await self._serve(reader, writer, outbound=False, where=where)
@@ -346,6 +570,36 @@ class TcpTransport(Transport):
             self.stats.disconnects["internal_error"] += 1
             log.exception("connection %s failed", where)
             writer.transport.abort()
+
+    async def _client_hello(self, entry: _Pending) -> None:
+        """Wait until the first bytes arrive on the raw socket, without reading them
+        (uvloop would lose them for TLS), or raise ``HandshakeFailed``."""
+        loop = asyncio.get_running_loop()
+        sock = entry.sock
+        deadline = entry.accepted + self.client_hello_timeout
+        while True:
+            try:
+                state = _peek(sock)
+            except OSError as exc:
+                raise HandshakeFailed("no_client_hello", describe(exc)) from None
+            if state is False:
+                raise HandshakeFailed("no_client_hello", "closed before sending a ClientHello")
+            if state:
+                entry.progressed = True
+                return
+            readable = loop.create_future()
+            fd = sock.fileno()
+            loop.add_reader(fd, _set_done, readable)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await readable
+            except TimeoutError:
+                raise HandshakeFailed(
+                    "no_client_hello",
+                    f"no ClientHello within {self.client_hello_timeout:g} s",
+                ) from None
+            finally:
+                loop.remove_reader(fd)
 
     async def _dial_loop(self, addr: tuple[str, int]) -> None:
         where = f"{addr[0]}:{addr[1]}"
@@ -370,7 +624,7 @@ class TcpTransport(Transport):
                     self.handshake_timeout * 2,
                 )
             except (OSError, TimeoutError, ssl.SSLError, ConnectionError) as exc:
-                log.debug("dial %s failed: %s", where, exc)
+                log.debug("dial %s failed: %s", where, describe(exc))
             else:
                 try:
                     established = await self._serve(

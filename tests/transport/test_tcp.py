@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import random
+import ssl
 import struct
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -60,6 +62,50 @@ async def raw_member(
     length, _ = struct.unpack(">IB", await r.readexactly(5))
     await r.readexactly(length)
     return r, w
+
+
+def client_hello(ident: NodeIdentity) -> bytes:
+    """The first flight of a genuine TLS client: what a stalling client sends, then waits."""
+    obj = ident.client_context().wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+class Flood:
+    """``n`` raw TCP connections to ``port`` that never complete a handshake (after
+    ``first`` bytes, if any, they go silent); each is reopened as soon as it is dropped."""
+
+    def __init__(self, port: int, n: int, first: bytes = b"") -> None:
+        self.port, self.first = port, first
+        self.opened = 0
+        self.tasks = [asyncio.create_task(self._hold()) for _ in range(n)]
+
+    async def _hold(self) -> None:
+        while True:
+            try:
+                r, w = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            self.opened += 1
+            try:
+                with contextlib.suppress(OSError):
+                    w.write(self.first)
+                    while await r.read(65536):
+                        pass
+            finally:
+                w.close()
+
+    async def holding(self) -> None:
+        """Until every connection has been opened (so the server's slots are full)."""
+        await until(lambda: self.opened >= len(self.tasks))
+        await asyncio.sleep(0.2)  # and accepted
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def closed_by_remote(r: asyncio.StreamReader) -> bool:
@@ -306,11 +352,42 @@ async def test_member_breaking_framing_is_dropped_and_others_keep_working(
 
 
 async def test_silent_handshake_times_out(pki: Pki) -> None:
+    # no byte at all: dropped after client_hello_timeout (capped by handshake_timeout)
     async with make(pki, 0, handshake_timeout=0.3) as a:
         r, w = await asyncio.open_connection("127.0.0.1", a.listen_port)
         assert await closed_by_remote(r)
         w.close()
+        await until(lambda: a.stats.disconnects["no_client_hello"] == 1)
+        assert a.stats.disconnects["tls_handshake"] == 0
+
+
+async def test_client_hello_arriving_after_a_pause_is_admitted(pki: Pki) -> None:
+    # The server waits for the first bytes without reading them (uvloop: TLS must see
+    # them), then runs TLS on the same socket.
+    async with make(pki, 0, client_hello_timeout=1.0) as a:
+        ident = pki.nodes[1]
+        r, w = await asyncio.open_connection("127.0.0.1", a.listen_port)
+        await asyncio.sleep(0.2)  # accepted, and silent for a while
+        await w.start_tls(ident.client_context())
+        hello = pack([1, bytes.fromhex(ident.node_id), GENESIS, os.urandom(8)])
+        w.write(encode_frame(FRAME_HELLO, hello))
+        length, _ = struct.unpack(">IB", await r.readexactly(5))
+        await r.readexactly(length)
+        await a.wait_for_peers([ident.node_id], timeout=2)
+        w.write(encode_frame(FRAME_DATA, b"late but fine"))
+        assert await asyncio.wait_for(a.recv(), 2) == (ident.node_id, b"late but fine")
+        assert a.stats.disconnects == {}
+        w.close()
+
+
+async def test_handshake_stalled_after_client_hello_times_out(pki: Pki) -> None:
+    async with make(pki, 0, handshake_timeout=0.4, client_hello_timeout=0.2) as a:
+        r, w = await asyncio.open_connection("127.0.0.1", a.listen_port)
+        w.write(client_hello(pki.nodes[1]))  # then nothing: TLS never completes
+        assert await closed_by_remote(r)
+        w.close()
         await until(lambda: a.stats.disconnects["tls_handshake"] == 1)
+        assert a.stats.disconnects["no_client_hello"] == 0
 
 
 async def test_idle_peer_is_dropped_but_pings_keep_live_ones(pki: Pki) -> None:
@@ -331,3 +408,117 @@ async def test_clean_shutdown_leaves_no_tasks(pki: Pki) -> None:
     leftovers = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("tcp")]
     assert leftovers == []
     assert [x async for x in a] == []
+
+
+FLOOD_OPTS: dict[str, Any] = {"max_pending_handshakes": 16, "handshake_timeout": 5.0}
+
+
+async def test_idle_connections_holding_every_handshake_slot_do_not_lock_members_out(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three times more idle sockets than handshake slots, each reopened the moment it is
+    # dropped: the slots stay full, yet a member's dial completes (the oldest idle
+    # handshake makes room for it) and every dropped flood socket is counted.
+    caplog.set_level(logging.INFO, logger="ledgerlab.transport.tcp")
+    async with make(pki, 0, **FLOOD_OPTS) as a:
+        flood = Flood(a.listen_port, 3 * FLOOD_OPTS["max_pending_handshakes"])
+        try:
+            await flood.holding()
+            started = time.monotonic()
+            async with make(pki, 1, peers=[addr(a)], **FLOOD_OPTS) as b:
+                await b.wait_for_peers([a.node_id], timeout=2)
+                await a.wait_for_peers([b.node_id], timeout=2)
+                connected_after = time.monotonic() - started
+                assert b.send(a.node_id, b"through the flood")
+                assert await asyncio.wait_for(a.recv(), 2) == (b.node_id, b"through the flood")
+                assert b.stats.disconnects["refused_by_peer"] == 0
+                opened, dropped = flood.opened, a.stats.snapshot()["disconnects"]
+        finally:
+            await flood.stop()
+    assert connected_after < 2
+    assert isinstance(dropped, dict)
+    n = 3 * FLOOD_OPTS["max_pending_handshakes"]
+    assert opened > n  # the flood renewed its sockets
+    # every flood socket but the n still open was dropped, and counted
+    assert dropped.get("too_many_handshakes", 0) + dropped.get("no_client_hello", 0) >= opened - n
+    assert dropped.get("tls_handshake", 0) == 0, dropped  # the member's never failed
+    # one summary line per interval (10 s), not one per dropped socket, and none blank
+    lines = [r.getMessage() for r in caplog.records if "inbound handshake" in r.getMessage()]
+    assert 1 <= len(lines) <= 2, lines
+    assert all("too_many_handshakes" in m and not m.rstrip().endswith(":") for m in lines)
+
+
+async def test_stalled_tls_handshakes_holding_every_slot_do_not_lock_members_out(
+    pki: Pki,
+) -> None:
+    # The flood sends a genuine ClientHello, then stalls inside TLS, and reconnects the
+    # moment it is dropped. The oldest such handshake is dropped for each newcomer, but
+    # only once handshake_grace old, so the churn is bounded and the member gets through.
+    grace = 0.1
+    async with make(pki, 0, handshake_grace=grace, **FLOOD_OPTS) as a:
+        n = 2 * FLOOD_OPTS["max_pending_handshakes"]
+        started = time.monotonic()
+        flood = Flood(a.listen_port, n, first=client_hello(pki.nodes[2]))
+        try:
+            await flood.holding()
+            async with make(pki, 1, peers=[addr(a)], **FLOOD_OPTS) as b:
+                await b.wait_for_peers([a.node_id], timeout=2)
+                assert b.send(a.node_id, b"through the flood")
+                assert await asyncio.wait_for(a.recv(), 2) == (b.node_id, b"through the flood")
+                elapsed = time.monotonic() - started
+                opened, dropped = flood.opened, a.stats.snapshot()["disconnects"]
+        finally:
+            await flood.stop()
+    assert isinstance(dropped, dict)
+    drops = dropped.get("too_many_handshakes", 0)
+    assert drops >= opened - n  # every flood socket but the n still open
+    # never more than one slot's worth per handshake_grace
+    limit = FLOOD_OPTS["max_pending_handshakes"]
+    assert drops <= limit * (elapsed / grace + 1), (drops, elapsed)
+    assert dropped.get("tls_handshake", 0) == 0, dropped
+
+
+async def test_restarting_node_reconnects_while_both_ends_are_flooded(pki: Pki) -> None:
+    # The reviewer's scenario: a node restarts while idle sockets hold the handshake
+    # slots of every node; it dials its peers and they dial it, and the link comes up.
+    async with make(pki, 0, **FLOOD_OPTS) as a:
+        flood_a = Flood(a.listen_port, 2 * FLOOD_OPTS["max_pending_handshakes"])
+        flood_b: Flood | None = None
+        try:
+            async with make(pki, 1, **FLOOD_OPTS) as b:
+                flood_b = Flood(b.listen_port, 2 * FLOOD_OPTS["max_pending_handshakes"])
+                await flood_a.holding()
+                await flood_b.holding()
+                a.add_peer(addr(b))
+                b.add_peer(addr(a))
+                await a.wait_for_peers([b.node_id], timeout=2)
+                await b.wait_for_peers([a.node_id], timeout=2)
+                await flood_b.stop()
+        finally:
+            await flood_a.stop()
+            if flood_b is not None:
+                await flood_b.stop()
+
+
+async def test_failed_handshakes_are_logged_with_a_reason_once_per_interval(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ledgerlab.transport.tcp")
+    async with make(pki, 0, client_hello_timeout=0.05, failure_log_interval=0.5) as a:
+        _r, w = await asyncio.open_connection("127.0.0.1", a.listen_port)  # silent
+        await until(lambda: a.stats.disconnects["no_client_hello"] == 1)
+        for i in range(1, 6):  # within the interval: counted, summarised later
+            _r2, w2 = await asyncio.open_connection("127.0.0.1", a.listen_port)
+            w2.write(b"\x16\x03\x01\x00\x05hello")  # a broken TLS record
+            await until(lambda i=i: a.stats.disconnects["tls_handshake"] == i)  # type: ignore[misc]
+            w2.close()
+        w.close()
+
+        def msgs() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "inbound handshake" in r.getMessage()]
+
+        assert len(msgs()) == 1 and "no_client_hello" in msgs()[0], msgs()
+        await until(lambda: len(msgs()) == 2, timeout=2)
+        summary = msgs()[1]
+        assert summary.startswith("5 inbound handshakes failed"), summary
+        assert "tls_handshake 5" in summary and "SSLError" in summary, summary
