@@ -29,6 +29,7 @@ class ErrorCode(IntEnum):
     # Server-defined (the spec reserves -32000 .. -32099 for these).
     RequestTooLarge = -32000
     BatchTooLarge = -32001
+    ResponseTooLarge = -32002
     # FISCO BCOS 2.x RPC codes.
     GroupNotFound = -40001
     BlockHashNotFound = -40003
@@ -57,6 +58,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.InternalError: "Internal error",
     ErrorCode.RequestTooLarge: "Request body too large",
     ErrorCode.BatchTooLarge: "Batch too large",
+    ErrorCode.ResponseTooLarge: "Response too large",
     ErrorCode.GroupNotFound: "GroupID does not exist",
     ErrorCode.BlockHashNotFound: "BlockHash does not exist",
     ErrorCode.BlockNumberNotFound: "BlockNumber does not exist",

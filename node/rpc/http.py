@@ -6,9 +6,18 @@ Theory of operation. Each connection is one task that reads a request head (boun
 the connection is keep-alive; pipelined requests are therefore answered in order.
 Anything the server cannot frame (garbage, chunked or missing length, oversized head or
 body, a bad version) gets one error response carrying a JSON-RPC error object and the
-connection is closed, because the rest of the byte stream can no longer be trusted. No
-input can raise out of a connection task: the listener keeps accepting whatever one
-client sends.
+connection is closed, because the rest of the byte stream can no longer be trusted; so
+is every other non-2xx answer (404, 405, a 503 /health): one rule, and a client never has
+to guess whether a connection survived an error. No input can raise out of a connection
+task: the listener keeps accepting whatever one client sends.
+
+A response is written in chunks of ``WRITE_CHUNK`` bytes, draining between them, so the
+transport never buffers more than about one chunk; a client that takes nothing for
+``write_timeout`` seconds is cut off. At ``max_connections``, a new connection does not
+get refused while others merely wait: the connection that has made the least progress
+is closed to make room -- first those that never completed a request head (oldest
+first: a slowloris), then idle keep-alive ones, then slow bodies, then stalled writes.
+Only when every connection is busy running a request does a newcomer get 503.
 
 Routes: ``POST /`` JSON-RPC, ``GET /metrics`` Prometheus text, ``GET /health`` JSON.
 """
@@ -18,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,6 +41,16 @@ DEFAULT_MAX_BODY = 8 * 1024 * 1024
 DEFAULT_MAX_HEADER = 32 * 1024
 LINGER_SECONDS = 2.0  # after an error answer: how long to drain the client's input
 LINGER_BYTES = 1 << 20
+WRITE_CHUNK = 1 << 18  # bytes handed to the transport before each drain
+
+# What a connection is doing, in the order it is evicted at the connection limit (the
+# lowest first; a connection running a request, _BUSY, is never evicted).
+_CLOSING = 0  # answered an error; lingering before the close
+_HEAD_FIRST = 1  # waiting for its first request head
+_HEAD_NEXT = 2  # keep-alive: waiting for its next request head
+_BODY = 3  # reading a request body
+_WRITE = 4  # writing an answer the client is slow to take
+_BUSY = 5  # running a request
 MetricsProvider = Callable[[], Iterable[prom.Metric]]
 
 _REASONS = {
@@ -60,9 +80,9 @@ class _Reject(Exception):
         self.message = message
 
 
-def _response(
+def _head(
     status: int,
-    body: bytes,
+    length: int,
     *,
     content_type: str = _JSON,
     keep_alive: bool = True,
@@ -70,14 +90,26 @@ def _response(
 ) -> bytes:
     head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
     if status != 204:
-        head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        head += f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n"
     if not keep_alive:
         head += "Connection: close\r\n"
-    return (head + extra + "\r\n").encode("latin-1") + body
+    return (head + extra + "\r\n").encode("latin-1")
 
 
 def _error_body(code: int, message: str) -> bytes:
     return encode(error_response(None, RpcError(code, message)))
+
+
+class _Conn:
+    """One connection's task and what it is doing since when (for eviction)."""
+
+    __slots__ = ("since", "state", "task", "writer")
+
+    def __init__(self, task: asyncio.Task[Any], writer: asyncio.StreamWriter, now: float) -> None:
+        self.task = task
+        self.writer = writer
+        self.state = _HEAD_FIRST
+        self.since = now
 
 
 class RpcServer:
@@ -94,6 +126,7 @@ class RpcServer:
         max_header: int = DEFAULT_MAX_HEADER,
         idle_timeout: float = 60.0,
         read_timeout: float = 30.0,
+        write_timeout: float = 30.0,
         max_connections: int = 512,
     ) -> None:
         """``port=0`` picks a free port (read it back from :attr:`port`)."""
@@ -105,13 +138,16 @@ class RpcServer:
         self.max_header = max_header
         self.idle_timeout = idle_timeout
         self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
         self.max_connections = max_connections
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[Any]] = set()
+        self._conns: dict[asyncio.Task[Any], _Conn] = {}  # open, not evicted
+        self._tasks: set[asyncio.Task[Any]] = set()  # every connection task still running
         self._closing = False
         self._seq = 0
         # Counters for /metrics.
         self.connections_total = 0
+        self.connections_evicted = 0
         self.responses: dict[int, int] = {}
         self.bytes_in = 0
         self.bytes_out = 0
@@ -148,7 +184,7 @@ class RpcServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        tasks = list(self._conns)
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -172,38 +208,67 @@ class RpcServer:
         assert task is not None
         self._seq += 1
         task.set_name(f"rpc-conn-{self._seq}")
-        self._conns.add(task)
+        conn = _Conn(task, writer, time.monotonic())
+        self._conns[task] = conn
+        self._tasks.add(task)
         self.connections_total += 1
         try:
             if self._closing:
                 return
-            if len(self._conns) > self.max_connections:
+            if len(self._conns) > self.max_connections and not self._evict(conn):
                 await self._reject(
                     reader,
                     writer,
+                    conn,
                     _Reject(503, ErrorCode.InternalError, "too many connections"),
                 )
                 return
-            while await self._one_request(reader, writer):
+            while await self._one_request(reader, writer, conn):
                 pass
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
-            # Only close() (or loop teardown) cancels this leaf task. Ending it normally
-            # keeps asyncio's stream callback from logging the cancellation as an error.
+            # Only close(), an eviction (or loop teardown) cancels this leaf task. Ending
+            # it normally keeps asyncio's stream callback from logging it as an error.
             pass
         except Exception as exc:
             self.dispatcher.internal_error(exc)
         finally:
-            self._conns.discard(task)
-            if self._closing:
+            self._conns.pop(task, None)
+            self._tasks.discard(task)
+            if self._closing or conn.state == _WRITE:  # a write the client does not take
                 writer.transport.abort()
             else:
                 writer.close()
 
+    def _evict(self, newcomer: _Conn) -> bool:
+        """Close the connection that has made the least progress to make room for
+        ``newcomer``; False if every other connection is running a request."""
+        victim: _Conn | None = None
+        for conn in self._conns.values():
+            if conn is newcomer or conn.state == _BUSY:
+                continue
+            if victim is None or (conn.state, conn.since) < (victim.state, victim.since):
+                victim = conn
+        if victim is None:
+            return False
+        del self._conns[victim.task]
+        self.connections_evicted += 1
+        victim.state = _WRITE if victim.state == _WRITE else _CLOSING
+        victim.task.cancel()  # its finally closes (a stalled write: aborts) the socket
+        return True
+
+    async def _drain(self, writer: asyncio.StreamWriter, conn: _Conn) -> None:
+        """Wait until the transport's buffer is below its high-water mark, but not for
+        longer than ``write_timeout`` (a client that takes nothing is cut off)."""
+        conn.since = time.monotonic()
+        async with asyncio.timeout(self.write_timeout):
+            await writer.drain()
+
     async def _send(
         self,
         writer: asyncio.StreamWriter,
+        conn: _Conn,
         status: int,
         body: bytes,
         *,
@@ -211,30 +276,49 @@ class RpcServer:
         keep_alive: bool = True,
         extra: str = "",
     ) -> None:
-        data = _response(
-            status, body, content_type=content_type, keep_alive=keep_alive, extra=extra
+        head = _head(
+            status, len(body), content_type=content_type, keep_alive=keep_alive, extra=extra
         )
         self.responses[status] = self.responses.get(status, 0) + 1
-        self.bytes_out += len(data)
-        writer.write(data)
-        await writer.drain()
+        self.bytes_out += len(head) + len(body)
+        previous = conn.state
+        conn.state = _WRITE
+        transport = writer.transport
+        if len(body) <= WRITE_CHUNK:
+            writer.write(head + body)
+        else:  # a chunk at a time: the transport never buffers the whole answer
+            writer.write(head)
+            view = memoryview(body)
+            for start in range(0, len(body), WRITE_CHUNK):
+                writer.write(view[start : start + WRITE_CHUNK])
+                if transport.get_write_buffer_size():
+                    await self._drain(writer, conn)
+        if transport.get_write_buffer_size():  # else the kernel took it all: nothing to wait for
+            await self._drain(writer, conn)
+        conn.state = previous
 
     async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn
     ) -> bool:
         """Serve one request; False when the connection should close."""
+        if conn.state != _HEAD_FIRST:
+            conn.state = _HEAD_NEXT
+            conn.since = time.monotonic()
         try:
             async with asyncio.timeout(self.idle_timeout):
                 head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
             if exc.partial.strip():  # the peer stopped mid-request
                 await self._reject(
-                    reader, writer, _Reject(400, ErrorCode.InvalidRequest, "truncated")
+                    reader, writer, conn, _Reject(400, ErrorCode.InvalidRequest, "truncated")
                 )
             return False
         except asyncio.LimitOverrunError:
             await self._reject(
-                reader, writer, _Reject(431, ErrorCode.RequestTooLarge, "request head too large")
+                reader,
+                writer,
+                conn,
+                _Reject(431, ErrorCode.RequestTooLarge, "request head too large"),
             )
             return False
         except TimeoutError:
@@ -255,35 +339,60 @@ class RpcServer:
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = b""
             if length:
+                conn.state = _BODY
+                conn.since = time.monotonic()
                 async with asyncio.timeout(self.read_timeout):
                     body = await reader.readexactly(length)
                 self.bytes_in += length
         except _Reject as rej:
-            await self._reject(reader, writer, rej)
+            await self._reject(reader, writer, conn, rej)
             return False
         except asyncio.IncompleteReadError:
             return False
         except TimeoutError:
             await self._reject(
-                reader, writer, _Reject(408, ErrorCode.InvalidRequest, "body too slow")
+                reader, writer, conn, _Reject(408, ErrorCode.InvalidRequest, "body too slow")
             )
             return False
-        return await self._route(writer, method, target, body, keep_alive)
+        conn.state = _BUSY
+        return await self._route(reader, writer, conn, method, target, body, keep_alive)
 
     async def _reject(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rej: _Reject
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: _Conn,
+        rej: _Reject,
+        *,
+        extra: str = "",
     ) -> None:
-        """Answer with an error, then close gracefully.
+        """Answer with a JSON-RPC error object, then close gracefully."""
+        await self._close_with(
+            reader, writer, conn, rej.status, _error_body(rej.code, rej.message), extra=extra
+        )
+
+    async def _close_with(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: _Conn,
+        status: int,
+        body: bytes,
+        *,
+        extra: str = "",
+    ) -> None:
+        """Send a last (non-2xx) answer, then close gracefully.
 
         Closing a socket with unread input makes the kernel send a reset, which can
-        destroy the error answer before the client reads it (a client still sending an
-        oversized body, say). So, like nginx's lingering close, we half-close and discard
-        what still arrives for a short, bounded while.
+        destroy the answer before the client reads it (a client still sending an
+        oversized body, or requests pipelined behind this one, say). So, like nginx's
+        lingering close, we half-close and discard what still arrives for a short,
+        bounded while.
         """
         with contextlib.suppress(ConnectionError):
-            await self._send(
-                writer, rej.status, _error_body(rej.code, rej.message), keep_alive=False
-            )
+            await self._send(writer, conn, status, body, keep_alive=False, extra=extra)
+        conn.state = _CLOSING
+        conn.since = time.monotonic()
         with contextlib.suppress(Exception):
             if writer.can_write_eof():
                 writer.write_eof()
@@ -346,7 +455,9 @@ class RpcServer:
 
     async def _route(
         self,
+        reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        conn: _Conn,
         method: bytes,
         target: bytes,
         body: bytes,
@@ -356,25 +467,18 @@ class RpcServer:
         if path[:7].lower() == b"http://":  # absolute-form target: keep only the path
             parts = path.split(b"/", 3)
             path = b"/" + (parts[3] if len(parts) > 3 else b"")
-        if method == b"POST":
-            if path != b"/":
-                await self._send(
-                    writer,
-                    404,
-                    _error_body(ErrorCode.MethodNotFound, "JSON-RPC is served at POST /"),
-                    keep_alive=keep_alive,
-                )
-                return keep_alive
+        if method == b"POST" and path == b"/":
             out = await self.dispatcher.handle_bytes(body)
             if out is None:
-                await self._send(writer, 204, b"", keep_alive=keep_alive)
+                await self._send(writer, conn, 204, b"", keep_alive=keep_alive)
             else:
-                await self._send(writer, 200, out, keep_alive=keep_alive)
+                await self._send(writer, conn, 200, out, keep_alive=keep_alive)
             return keep_alive
         if method == b"GET" and path == b"/metrics":
             text = self.render_metrics()
             await self._send(
                 writer,
+                conn,
                 200,
                 text.encode("utf-8"),
                 content_type=prom.CONTENT_TYPE,
@@ -383,26 +487,22 @@ class RpcServer:
             return keep_alive
         if method == b"GET" and path == b"/health":
             status, health = self._health()
-            await self._send(writer, status, encode(health), keep_alive=keep_alive)
-            return keep_alive
-        if method == b"GET":
-            await self._send(
-                writer,
-                404,
-                _error_body(
-                    ErrorCode.MethodNotFound, "no such path; try POST /, /metrics, /health"
-                ),
-                keep_alive=keep_alive,
+            if status == 200:
+                await self._send(writer, conn, 200, encode(health), keep_alive=keep_alive)
+                return keep_alive
+            await self._close_with(reader, writer, conn, status, encode(health))
+            return False
+        # Every non-2xx answer closes the connection (docs/rpc.md, HTTP).
+        if method == b"POST":
+            rej = _Reject(404, ErrorCode.MethodNotFound, "JSON-RPC is served at POST /")
+        elif method == b"GET":
+            rej = _Reject(
+                404, ErrorCode.MethodNotFound, "no such path; try POST /, /metrics, /health"
             )
-            return keep_alive
-        # Other methods (HEAD, PUT, ...): answer and close, since a HEAD reply has no body.
-        await self._send(
-            writer,
-            405,
-            _error_body(ErrorCode.InvalidRequest, "use POST / for JSON-RPC"),
-            keep_alive=False,
-            extra="Allow: GET, POST\r\n",
-        )
+        else:  # HEAD, PUT, ...
+            rej = _Reject(405, ErrorCode.InvalidRequest, "use POST / for JSON-RPC")
+        extra = "Allow: GET, POST\r\n" if rej.status == 405 else ""
+        await self._reject(reader, writer, conn, rej, extra=extra)
         return False
 
     def _health(self) -> tuple[int, dict[str, Any]]:
@@ -462,6 +562,11 @@ class RpcServer:
                 "ledgerlab_http_connections_total",
                 "HTTP connections accepted",
                 self.connections_total,
+            ),
+            prom.counter(
+                "ledgerlab_http_connections_evicted_total",
+                "HTTP connections closed at the connection limit to make room for a new one",
+                self.connections_evicted,
             ),
             prom.gauge(
                 "ledgerlab_http_connections_open", "open HTTP connections", len(self._conns)

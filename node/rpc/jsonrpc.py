@@ -7,32 +7,54 @@ with the request's id, not a -32700 for the whole body);
 a batch is processed in order, item by item. Each item is validated as a request object,
 its method looked up, its group resolved to a backend and its params validated; read
 methods run at once. Transaction submissions (``sendRawTransaction``) are queued, and a
-run of consecutive submissions to the same group reaches the backend as ONE ``submit()``
-call, flushed before the next read runs -- so a batch of 5,000 transactions costs one
-backend round trip while a read that follows a submission still sees it. Notifications
-(no ``id``) run but get no response; an all-notification batch yields no body at all.
-Errors never escape: a backend that raises :class:`RpcError` gets that error rendered,
-anything else becomes -32603 and a log line.
+run of consecutive submissions to the same group reaches the backend in ``submit()``
+calls of up to ``SUBMIT_CHUNK`` txs, flushed before the next read runs -- so a batch of
+5,000 transactions costs 20 backend round trips, not 5,000, none of which holds the event
+loop for long, while a read that follows a submission still sees it. Notifications (no
+``id``) run but get no response; an all-notification batch yields no body at all. Errors
+never escape: a backend that raises :class:`RpcError` gets that error rendered, anything
+else becomes -32603 and a log line.
+
+The response is bounded in bytes (``max_response``, docs/rpc.md "Limits"): each answer is
+encoded to its JSON text as soon as it is produced (the fragments are joined once at the
+end, so nothing is encoded twice and no result objects pile up) and its size is charged
+to the request's budget. The entry whose answer does not fit gets -32002
+(ResponseTooLarge) with its id instead, and the entries after it are not run and get
+-32002 too. A notification's result is charged as well (it was built), so notifications
+cannot do unbounded work either. Between entries the dispatcher yields to the event loop
+whenever it has worked for ``YIELD_AFTER`` seconds, and concurrent requests take turns
+(:class:`_Turns`), so heavy batches, however many, share the loop with consensus.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import json.encoder as _json_encoder
 import logging
 import math
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from node.rpc.backend import NodeBackend
 from node.rpc.errors import ErrorCode, RpcError, txpool_error
 from node.rpc.methods import METHODS, Method
 from node.rpc.params import OutOfRangeNumber, json_kind
-from node.rpc.render import hexbytes
 
 log = logging.getLogger("ledgerlab.rpc")
 
 DEFAULT_MAX_BATCH = 20_000
+DEFAULT_MAX_RESPONSE = 16 * 1024 * 1024  # bytes of JSON answers per HTTP request
+YIELD_AFTER = 0.004  # seconds of work between yields to the event loop
+SUBMIT_CHUNK = 256  # most raw txs per backend.submit() call (~10 ms of admission)
+# What a queued submission's answer may take (a hash answer is 101 bytes + the id, a
+# txpool refusal ~150-300): reserved until the flush tells the real size.
+_SUBMIT_RESERVE = 320
 _NO_ID: Any = object()  # marks a notification (the request had no "id" member)
 
 
@@ -74,6 +96,15 @@ def decode_body(text: str) -> Any:
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# The C encoder, made once: JSONEncoder.encode makes one per call (~0.8 us per answer).
+_c_make_encoder = getattr(_json_encoder, "c_make_encoder", None)  # None only off CPython
+_c_encode = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, _encoder.default, encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+)
 
 
 def encode(message: Any) -> bytes:
@@ -81,8 +112,77 @@ def encode(message: Any) -> bytes:
     return _encoder.encode(message).encode("ascii")
 
 
+def dumps(value: Any) -> str:
+    """``value`` as compact ASCII JSON text (so its length is its size in bytes)."""
+    if _c_encode is None:  # pragma: no cover
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
+
+
+def _id_json(request_id: Any) -> str:
+    """The JSON text of a (valid) request id, as :func:`dumps` would write it."""
+    kind = type(request_id)
+    if kind is int:
+        return int.__repr__(request_id)
+    if kind is str:
+        return encode_basestring_ascii(request_id)
+    if request_id is None:
+        return "null"
+    return dumps(request_id)
+
+
 def error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+
+
+class _Turns:
+    """A fair (first come, first served) turn among the requests being dispatched.
+
+    The dispatcher does a request's work only while it holds the turn, and at each yield
+    point hands it to the next request waiting (or, with none waiting, just lets the
+    event loop run). So however many connections send heavy batches at once, the event
+    loop runs at most one slice of RPC work (``YIELD_AFTER``, or one heavy read) between
+    the node's other tasks, and concurrent batches advance in turn. Futures come from the
+    running loop each time, so a dispatcher is not tied to one event loop.
+    """
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if not self._held:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed the turn, then cancelled
+                self.release()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the turn passes on: still held
+                return
+        self._held = False
+
+    async def pause(self) -> None:
+        """Let the node's other tasks and the next waiting request run, then go on."""
+        if self._waiters:
+            self.release()
+            await self.acquire()
+        else:
+            await asyncio.sleep(0)
 
 
 @dataclass
@@ -109,18 +209,22 @@ class Dispatcher:
         groups: Mapping[str | int, NodeBackend],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        max_response: int = DEFAULT_MAX_RESPONSE,
         on_internal_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         """``on_internal_error(where, exc)`` hears of every bug of ours a request hit (the
-        node's supervisor counts them); the client gets -32603 either way."""
+        node's supervisor counts them); the client gets -32603 either way.
+        ``max_response`` bounds the JSON answers of one body, in bytes (-32002 past it)."""
         if not groups:
             raise ValueError("a dispatcher needs at least one group")
         self._groups: dict[str, NodeBackend] = {str(k): v for k, v in groups.items()}
         self._default = next(iter(self._groups.values()))
         self._methods: dict[str, Method] = METHODS
         self.max_batch = max_batch
+        self.max_response = max_response
         self.stats = DispatchStats()
         self._on_internal_error = on_internal_error
+        self._turns = _Turns()
 
     def internal_error(self, exc: BaseException) -> None:
         """A bug of ours while serving a request: logged, and told to the owner."""
@@ -140,46 +244,71 @@ class Dispatcher:
         except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, ...
             self._count_error(ErrorCode.ParseError)
             return encode(error_response(None, RpcError(ErrorCode.ParseError)))
-        response = await self.handle(message)
-        if response is None:
+        return await self.respond(message)
+
+    async def respond(self, message: Any) -> bytes | None:
+        """A decoded request or batch in; the encoded response, or None."""
+        if type(message) is not list:
+            fragment = (await self._run([message]))[0]
+            return None if fragment is None else fragment.encode("ascii")
+        self.stats.batches += 1
+        if not message:
+            error = RpcError(ErrorCode.InvalidRequest, "empty batch")
+            return self._fail(None, error).encode("ascii")
+        if len(message) > self.max_batch:
+            error = RpcError(ErrorCode.BatchTooLarge, f"batch exceeds {self.max_batch} requests")
+            return self._fail(None, error).encode("ascii")
+        fragments = [f for f in await self._run(message) if f is not None]
+        if not fragments:
             return None
-        try:
-            return encode(response)
-        except (ValueError, TypeError, RecursionError) as exc:
-            self.internal_error(exc)  # a response we cannot encode is our bug
-            return encode(error_response(None, RpcError(ErrorCode.InternalError)))
+        # The brackets go onto the end fragments: "[" + big + "]" would copy it twice more.
+        fragments[0] = "[" + fragments[0]
+        fragments[-1] += "]"
+        return ",".join(fragments).encode("ascii")
 
     async def handle(self, message: Any) -> Any:
-        """A decoded request or batch in; the response object, list, or None."""
-        if type(message) is list:
-            self.stats.batches += 1
-            if not message:
-                return self._fail(None, RpcError(ErrorCode.InvalidRequest, "empty batch"))
-            if len(message) > self.max_batch:
-                return self._fail(
-                    None,
-                    RpcError(ErrorCode.BatchTooLarge, f"batch exceeds {self.max_batch} requests"),
-                )
-            responses = await self._run(message)
-            out = [r for r in responses if r is not None]
-            return out or None
-        return (await self._run([message]))[0]
+        """A decoded request or batch in; the response object, list, or None (decoded
+        again from :meth:`respond`'s bytes: for tests and tools, not the HTTP path)."""
+        out = await self.respond(message)
+        return None if out is None else json.loads(out)
 
-    def _fail(self, request_id: Any, error: RpcError) -> dict[str, Any]:
+    def _fail(self, request_id: Any, error: RpcError) -> str:
+        """The encoded error answer (counted in the error stats)."""
         self._count_error(error.code)
-        return error_response(request_id, error)
+        return dumps(error_response(request_id, error))
 
     def _count_error(self, code: int) -> None:
         errors = self.stats.errors
         errors[code] = errors.get(code, 0) + 1
 
-    async def _run(self, items: list[Any]) -> list[Any]:
-        results: list[Any] = [None] * len(items)
-        queue: list[tuple[int, Any]] = []  # (slot, request id) of queued submissions
+    def _too_large(self) -> RpcError:
+        return RpcError(
+            ErrorCode.ResponseTooLarge,
+            f"Response too large: past the {self.max_response}-byte response limit "
+            "(not answered: send it alone or in a smaller batch)",
+        )
+
+    async def _run(self, items: list[Any]) -> list[str | None]:
+        """Each item's encoded answer (None: no answer), in order, within the budget."""
+        await self._turns.acquire()
+        try:
+            return await self._run_items(items)
+        finally:
+            self._turns.release()
+
+    async def _run_items(self, items: list[Any]) -> list[str | None]:
+        results: list[str | None] = [None] * len(items)
+        queue: list[tuple[int, str | None]] = []  # (slot, id JSON; None: notification)
         queued_raws: list[bytes] = []
         queue_backend: NodeBackend | None = None
+        budget = self.max_response
+        used = 2  # bytes of answers so far, with "[]", commas and the queue's reserve
+        reserved = 0  # the part of ``used`` reserved for the queued submissions
+        spent = False
         stats = self.stats
         calls = stats.calls
+        clock = time.perf_counter
+        yielded_at = clock()
         for slot, item in enumerate(items):
             stats.requests += 1
             request_id = None
@@ -193,6 +322,8 @@ class Dispatcher:
                     raise RpcError(
                         ErrorCode.InvalidRequest, f"id must be a string, number or null, not {kind}"
                     )
+                if spent:
+                    raise self._too_large()
                 if item.get("jsonrpc") != "2.0":
                     raise RpcError(ErrorCode.InvalidRequest, 'jsonrpc must be exactly "2.0"')
                 name = item.get("method")
@@ -213,23 +344,61 @@ class Dispatcher:
                 backend, args = self._resolve(method, params)
                 if method.prepare is not None:
                     raw = method.prepare(args)
-                    if queue_backend is not backend and queue:
-                        await self._flush(queue_backend, queue, queued_raws, results)
-                        queue, queued_raws = [], []
+                    id_json = None if request_id is _NO_ID else _id_json(request_id)
+                    cost = 0 if id_json is None else len(id_json) + _SUBMIT_RESERVE
+                    if queue and (
+                        queue_backend is not backend
+                        or len(queue) >= SUBMIT_CHUNK
+                        or used + cost > budget
+                    ):
+                        used += await self._flush(queue_backend, queue, queued_raws, results)
+                        used -= reserved
+                        queue, queued_raws, reserved = [], [], 0
+                        if clock() - yielded_at >= YIELD_AFTER:
+                            await self._turns.pause()
+                            yielded_at = clock()
+                    if used + cost > budget:
+                        spent = True
+                        raise self._too_large()
                     queue_backend = backend
-                    queue.append((slot, request_id))
+                    queue.append((slot, id_json))
                     queued_raws.append(raw)
+                    used += cost
+                    reserved += cost
                     continue
                 if queue:
-                    await self._flush(queue_backend, queue, queued_raws, results)
-                    queue, queued_raws = [], []
+                    used += await self._flush(queue_backend, queue, queued_raws, results)
+                    used -= reserved
+                    queue, queued_raws, reserved = [], [], 0
+                    spent = used >= budget
+                    if spent:
+                        raise self._too_large()
                 assert method.handler is not None
                 result = method.handler(backend, args)
-                if request_id is not _NO_ID:
-                    results[slot] = {"jsonrpc": "2.0", "id": request_id, "result": result}
+                if request_id is _NO_ID:  # no answer, but the work is charged all the same
+                    fragment = None
+                    size = len(dumps(result))
+                else:
+                    fragment = (
+                        '{"jsonrpc":"2.0","id":' + _id_json(request_id) + ',"result":'
+                        + dumps(result) + "}"
+                    )  # fmt: skip
+                    size = len(fragment) + 1
+                if used + size > budget:
+                    spent = True
+                    raise self._too_large()
+                used += size
+                results[slot] = fragment
+                if clock() - yielded_at >= YIELD_AFTER:
+                    await self._turns.pause()
+                    yielded_at = clock()
             except RpcError as exc:
                 if request_id is not _NO_ID or exc.code == ErrorCode.InvalidRequest:
-                    results[slot] = self._fail(None if request_id is _NO_ID else request_id, exc)
+                    fragment = self._fail(None if request_id is _NO_ID else request_id, exc)
+                    results[slot] = fragment
+                    if exc.code != ErrorCode.ResponseTooLarge:
+                        used += len(fragment) + 1
+                        spent = spent or used >= budget
             except Exception as exc:
                 self.internal_error(exc)
                 if request_id is not _NO_ID:
@@ -264,12 +433,14 @@ class Dispatcher:
     async def _flush(
         self,
         backend: NodeBackend | None,
-        queue: list[tuple[int, Any]],
+        queue: list[tuple[int, str | None]],
         raws: list[bytes],
-        results: list[Any],
-    ) -> None:
-        """Submit the queued raw txs in one backend call and fill in their responses."""
+        results: list[str | None],
+    ) -> int:
+        """Submit the queued raw txs in one backend call and fill in their answers; the
+        bytes those answers take (with a comma each)."""
         assert backend is not None
+        added = 0
         try:
             outcomes = await backend.submit(raws)
             if len(outcomes) != len(raws):
@@ -280,27 +451,33 @@ class Dispatcher:
             else:
                 self.internal_error(exc)
                 failure = RpcError(ErrorCode.InternalError)
-            for slot, request_id in queue:
-                if request_id is not _NO_ID:
-                    results[slot] = self._fail(request_id, failure)
-            return
+            failure_json = dumps(failure.to_json())
+            for slot, id_json in queue:
+                if id_json is not None:
+                    self._count_error(failure.code)
+                    answer = '{"jsonrpc":"2.0","id":' + id_json + ',"error":' + failure_json + "}"
+                    results[slot] = answer
+                    added += len(answer) + 1
+            return added
         stats = self.stats
-        for (slot, request_id), outcome in zip(queue, outcomes, strict=True):
+        for (slot, id_json), outcome in zip(queue, outcomes, strict=True):
             if type(outcome) is bytes and len(outcome) == 32:
                 stats.txs_submitted += 1
-                if request_id is not _NO_ID:
-                    results[slot] = {
-                        "jsonrpc": "2.0",
-                        "id": request_id,
-                        "result": hexbytes(outcome),
-                    }
+                if id_json is not None:
+                    answer = '{"jsonrpc":"2.0","id":' + id_json + ',"result":"0x' + outcome.hex()
+                    results[slot] = answer + '"}'
+                    added += len(answer) + 3
                 continue
             stats.txs_rejected += 1
-            error = _rejection_error(outcome)
-            if request_id is not _NO_ID:
-                results[slot] = self._fail(request_id, error)
-            else:
-                self._count_error(error.code)
+            rejection = _rejection_error(outcome)
+            self._count_error(rejection.code)
+            if id_json is not None:
+                answer = (
+                    '{"jsonrpc":"2.0","id":' + id_json + ',"error":' + dumps(rejection.to_json())
+                )
+                results[slot] = answer + "}"
+                added += len(answer) + 2
+        return added
 
 
 def _rejection_error(outcome: Any) -> RpcError:

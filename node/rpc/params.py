@@ -2,9 +2,11 @@
 
 Input rules (documented in docs/rpc.md): hex byte strings carry a ``0x`` prefix and an
 even number of hex digits and nothing else (``bytes.fromhex`` alone would let spaces
-through); numbers are JSON integers or ``0x`` hex / decimal strings; booleans are JSON
-booleans. ``True`` is never accepted where an integer is expected. Text limits are in
-UTF-8 bytes, as in transactions (node/tx.py).
+through); numbers are JSON integers or ``0x`` hex / decimal strings, without whitespace;
+booleans are JSON booleans. The prefix is lower-case ``0x`` only, as FISCO BCOS (whose
+``jsToInt`` / ``fromHex`` read ``"0X1"`` as no hex at all) and its SDKs write it.
+``True`` is never accepted where an integer is expected. Text limits are in UTF-8 bytes,
+as in transactions (node/tx.py).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def hex_bytes(value: Any, what: str, *, size: int | None = None, max_len: int = 
     """A ``0x``-prefixed hex string as bytes (exactly ``size`` bytes when given)."""
     if type(value) is not str:
         raise invalid_params(f"{what} must be a 0x-prefixed hex string")
-    if not (value.startswith("0x") or value.startswith("0X")):
-        raise invalid_params(f"{what} must start with 0x")
+    if not value.startswith("0x"):
+        raise invalid_params(f"{what} must start with 0x (lower-case x)")
     digits = len(value) - 2
     if digits & 1:
         raise invalid_params(f"{what} has an odd number of hex digits")
@@ -91,9 +93,9 @@ def uint(value: Any, what: str, *, hi: int = MAX_BLOCK_NUMBER) -> int:
     if type(value) is int:
         number = value
     elif type(value) is str:
-        text = value.strip() if len(value) <= 80 else ""
+        text = value if len(value) <= 80 else ""
         try:
-            if text[:2] in ("0x", "0X") and len(text) > 2 and set(text[2:]) <= _HEX_DIGITS:
+            if text[:2] == "0x" and len(text) > 2 and set(text[2:]) <= _HEX_DIGITS:
                 number = int(text[2:], 16)
             elif text.isascii() and text.isdigit():
                 number = int(text, 10)

@@ -13,7 +13,7 @@ import pytest
 
 from node.rpc import Dispatcher, ErrorCode, RpcServer
 from tests.rpc.conftest import NOTIFY, raw_exchange, req
-from tests.rpc.fakes import GROUP, Ledger
+from tests.rpc.fakes import GROUP, Ledger, LedgerBackend
 
 pytestmark = pytest.mark.asyncio
 
@@ -162,8 +162,23 @@ async def test_health(server: RpcServer, ledger: Ledger) -> None:
     ledger.commit()
     async with connection(server.port) as (reader, writer):
         writer.write(get("/health"))
-        status, _, body = await read_response(reader)
-    assert status == 200 and json.loads(body) == {"status": "ok", "blockNumber": 1}
+        status, headers, body = await read_response(reader)
+        assert status == 200 and json.loads(body) == {"status": "ok", "blockNumber": 1}
+        assert "connection" not in headers  # a 2xx keeps the connection
+        writer.write(get("/health"))
+        assert (await read_response(reader))[0] == 200
+
+
+async def test_unhealthy_503_closes_the_connection(ledger: Ledger) -> None:
+    class Down(LedgerBackend):
+        def block_number(self) -> int:
+            raise RuntimeError("storage gone")
+
+    async with RpcServer(Dispatcher({GROUP: Down(ledger)}), port=0) as server:
+        data = await raw_exchange(server.port, get("/health") + get("/health"))
+        ((status, headers, body),) = await responses(data)  # the second is not answered
+    assert status == 503 and headers["connection"] == "close"
+    assert json.loads(body) == {"status": "unavailable", "error": "RuntimeError"}
 
 
 _SAMPLE = re.compile(
@@ -272,10 +287,12 @@ async def test_oversized_body_413_and_connection_closed(dispatcher: Dispatcher) 
     ],
 )
 async def test_bad_requests(server: RpcServer, request_bytes: bytes, status: int) -> None:
-    data = await raw_exchange(server.port, request_bytes)
-    first = (await responses(data))[0]
-    assert first[0] == status
-    json.loads(first[2])  # every error body is JSON
+    # Every non-2xx answer closes the connection (docs/rpc.md): a request pipelined
+    # behind it is not answered.
+    data = await raw_exchange(server.port, request_bytes + post(req("getBlockNumber", GROUP)))
+    ((first_status, headers, body),) = await responses(data)
+    assert first_status == status and headers["connection"] == "close"
+    assert json.loads(body)["error"]["code"] < 0  # every error body is a JSON-RPC error
     await still_serving(server)
 
 
@@ -375,11 +392,16 @@ async def test_idle_and_slow_connections_time_out(dispatcher: Dispatcher) -> Non
 
 
 async def test_connection_limit(dispatcher: Dispatcher) -> None:
+    """At the limit a newcomer is served: the oldest connection that never sent a request
+    is closed to make room (tests/rpc/test_limits.py has the details)."""
     async with RpcServer(dispatcher, port=0, max_connections=2) as server:
-        async with connection(server.port), connection(server.port):
+        async with connection(server.port) as (oldest, _), connection(server.port):
             await asyncio.sleep(0.05)
             data = await raw_exchange(server.port, post(req("getBlockNumber", GROUP)))
-            assert (await responses(data))[0][0] == 503
+            assert (await responses(data))[0][0] == 200
+            async with asyncio.timeout(2):
+                assert await oldest.read() == b""
+            assert server.connections_evicted == 1
         await asyncio.sleep(0.05)
         await still_serving(server)
 

@@ -216,12 +216,15 @@ async def test_block_by_number_shape_and_signatures(dispatcher: Dispatcher, chai
 
 async def test_block_number_param_forms(dispatcher: Dispatcher, chain: Chain) -> None:
     expected = await ok(dispatcher, "getBlockByNumber", GROUP, 1)
-    for form in (1, "0x1", "0X1", "1", " 1 "):
+    for form in (1, "0x1", "1", "0x01", "01"):
         assert await ok(dispatcher, "getBlockByNumber", GROUP, form) == expected
     latest = await ok(dispatcher, "getBlockByNumber", GROUP, "latest")
     assert latest["number"] == "0x2"
     assert (await ok(dispatcher, "getBlockByNumber", GROUP, "earliest"))["number"] == "0x0"
-    for bad in (-1, "0x", "abc", 1.5, True, None, "0x1g", 2**63, "1_0", [], "\u0661"):
+    # FISCO BCOS reads only a lower-case 0x prefix (and its SDKs write only that); no
+    # whitespace either (docs/rpc.md, Param conventions).
+    bad_forms = ("0X1", " 1 ", "1 ", " 0x1", "0x1\n", "+1", "-0x1", "0x 1")
+    for bad in (-1, "0x", "abc", 1.5, True, None, "0x1g", 2**63, "1_0", [], "\u0661", *bad_forms):
         await fails(dispatcher, ErrorCode.InvalidParams, "getBlockByNumber", GROUP, bad)
     await fails(dispatcher, ErrorCode.BlockNumberNotFound, "getBlockByNumber", GROUP, 3)
     await fails(dispatcher, ErrorCode.BlockNumberNotFound, "getBlockByNumber", GROUP, 2**63 - 1)
@@ -327,8 +330,10 @@ async def test_send_raw_transaction_validation(
         await fails(dispatcher, ErrorCode.InvalidParams, "sendRawTransaction", GROUP, bad)
     assert len(ledger.pool) == 0
     assert await ok(dispatcher, "sendRawTransaction", GROUP, "0x" + raw) == h(stx.hash)
-    # Upper-case hex is the same bytes: the pool now knows it.
-    await fails(dispatcher, ErrorCode.AlreadyKnown, "sendRawTransaction", GROUP, "0X" + raw.upper())
+    # Upper-case hex digits are the same bytes: the pool now knows it. The prefix is
+    # lower-case 0x only, as FISCO BCOS reads it.
+    await fails(dispatcher, ErrorCode.AlreadyKnown, "sendRawTransaction", GROUP, "0x" + raw.upper())
+    await fails(dispatcher, ErrorCode.InvalidParams, "sendRawTransaction", GROUP, "0X" + raw)
 
 
 # -- call ----------------------------------------------------------------------------------
