@@ -39,7 +39,6 @@ from tests.adversarial.harness import (
     DAG,
     GROUP,
     GROUP_NOT_FOUND,
-    INTERNAL_ERROR,
     INVALID_CHAIN_ID,
     INVALID_GROUP_ID,
     INVALID_PARAMS,
@@ -698,7 +697,8 @@ def test_connection_flood_on_the_rpc_port(chain: LiveChain) -> None:
         answer = http_exchange(port, post("/", J(rq("getBlockNumber", [GROUP])).encode()))
         assert answer is not None, "no answer past the connection limit"
         status, _, body = answer
-        assert status == 503 and code_of(body) == INTERNAL_ERROR, (status, body)
+        # the idle connection that made the least progress is closed to make room
+        assert status == 200 and "result" in body, (status, body)
     finally:
         for s in idle:
             s.close()
@@ -1037,14 +1037,7 @@ def test_pipelining_and_expect_continue(chain: LiveChain) -> None:
 
 
 NON_2XX: dict[str, Any] = {
-    "404 unknown path": pytest.param(
-        post("/nope", b"{}"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="docs/rpc.md says every non-2xx answer closes the connection; "
-            "node/rpc/http.py keeps a 404 (and a 503 /health) keep-alive",
-        ),
-    ),
+    "404 unknown path": post("/nope", b"{}"),
     "405 PUT": b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
     "411 no length": b"POST / HTTP/1.1\r\nHost: x\r\n\r\n",
     "413 too large": f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {HUGE}\r\n\r\n".encode(),
