@@ -57,7 +57,7 @@ def _hex(value: bytes | str) -> str:
     if isinstance(value, (bytes, bytearray)):
         return "0x" + bytes(value).hex()
     if isinstance(value, str):
-        return value if value[:2] in ("0x", "0X") else "0x" + value
+        return "0x" + value[2:] if value[:2] in ("0x", "0X") else "0x" + value  # servers read 0x
     raise TypeError(f"expected bytes or a hex string, got {type(value).__name__}")
 
 
