@@ -2,7 +2,7 @@
 
 Logs go to the config's log file (and stderr with ``--console``). A configuration or
 start-up problem prints one line and exits with status 2; a node the supervision policy
-stopped (a loop that kept failing, a decided block it could not store: node/supervisor.py)
+stopped (a loop that kept failing, a decided block it could not store: node/runtime/supervisor.py)
 prints the reason and exits with status 70; a clean shutdown exits 0.
 """
 
@@ -17,11 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
-from node.certs import CertificateError
-from node.config import ConfigError
-from node.genesis import GenesisError
+from node.ledger.genesis import GenesisError
 from node.runtime import Node, NodeError
-from node.supervisor import EXIT_INTERNAL_ERROR
+from node.runtime.config import ConfigError
+from node.runtime.supervisor import EXIT_INTERNAL_ERROR
+from node.transport.pki import CertificateError
 
 
 def _setup_logging(node: Node, console: bool) -> None:

@@ -35,12 +35,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from consensus.crypto import KeyPair
-from node.block import NO_SEAL
-from node.chain import Chain, ExecutedBlock, ProposalBody
-from node.executor import Executor
-from node.genesis import GenesisConfig
-from node.tx import SignedTransaction, Transaction, VerifiedTx
-from node.txpool import TxPool
+from node.ledger.block import NO_SEAL
+from node.ledger.chain import Chain, ExecutedBlock, ProposalBody
+from node.ledger.executor import Executor
+from node.ledger.genesis import GenesisConfig
+from node.ledger.tx import SignedTransaction, Transaction, VerifiedTx
+from node.runtime.txpool import TxPool
 from storage.backends import DEFAULT_BACKEND, open_store
 from storage.ledger import LedgerStore
 from storage.memory import MemoryKV

@@ -9,7 +9,7 @@ real signed DagTransfer transactions but a backend whose ``submit`` only returns
 2. over HTTP: an ``RpcServer`` in a child process, clients in this one posting
    pre-encoded batches over keep-alive connections; transactions per second;
 3. for scale: one ``consensus.crypto.recover`` (what admission must pay per tx anyway),
-   and the same batch through the real ``node.txpool.TxPool`` (decode, checks, recovery).
+   and the same batch through the real ``node.runtime.txpool.TxPool`` (decode, checks, recovery).
 
 Run: ``python scripts/bench_rpc.py`` (``--help`` for sizes). Figures go to
 docs/performance.md ("JSON-RPC").
@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from consensus.crypto import KeyPair, recover
+from node.ledger.tx import Transaction
 from node.rpc import Dispatcher, RpcServer
 from node.rpc.jsonrpc import encode
-from node.tx import Transaction
-from node.txpool import TxPool, TxRejected
+from node.runtime.txpool import TxPool, TxRejected
 
 GROUP = "group0"
 _HASH = bytes(32)

@@ -15,9 +15,9 @@ import asyncio
 import time
 
 from consensus.crypto import KeyPair
-from node.local import MemoryCluster
-from node.local import wait_for as wait_until
-from node.tx import Transaction
+from node.ledger.tx import Transaction
+from node.runtime.local import MemoryCluster
+from node.runtime.local import wait_for as wait_until
 
 CLIENT = KeyPair.generate()
 

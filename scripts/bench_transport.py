@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from node import certs
+from node.transport import pki as certs
 from node.transport.base import Transport
 from node.transport.mqtt import MqttTransport
 from node.transport.tcp import TcpTransport

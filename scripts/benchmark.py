@@ -49,8 +49,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.client import AsyncRpcClient, RpcError, RpcTransportError
-from scripts.cli import CommandError
+from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
+from scripts.errors import CommandError
 from scripts.launcher import accounts, cluster, procs
 from scripts.launcher.layout import DEFAULT_BROKER, Chain, init_chain
 from scripts.launcher.load import (

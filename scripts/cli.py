@@ -17,17 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from scripts import commands
+from scripts.errors import CommandError
 
 err_console = Console(stderr=True)
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line with an optional hint, exit status 1."""
-
-    def __init__(self, message: str, *, hint: str | None = None, status: int = 1) -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.status = status
 
 
 def build_parser() -> argparse.ArgumentParser:

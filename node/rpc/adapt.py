@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from node.block import Block, Receipt
+from node.ledger.block import Block, Receipt
+from node.ledger.tx import SignedTransaction
 from node.rpc.backend import BlockData, ReceiptData, TxData
 from node.rpc.calldata import encode_call
-from node.tx import SignedTransaction
 
 
 def tx_data(

@@ -155,7 +155,7 @@ class Rejected(Protocol):
 
     ``reason`` is one of :data:`node.rpc.errors.TXPOOL_REASONS` (``"AlreadyKnown"``,
     ``"NonceCheckFail"``, ...), or an Enum whose ``value`` is one of them -- so the
-    txpool's own ``node.txpool.TxRejected`` exception can be returned as it is.
+    txpool's own ``node.runtime.txpool.TxRejected`` exception can be returned as it is.
     """
 
     @property
@@ -167,7 +167,7 @@ class Rejected(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A plain :class:`Rejected` for backends that do not use ``node.txpool``."""
+    """A plain :class:`Rejected` for backends that do not use ``node.runtime.txpool``."""
 
     reason: str
     detail: str = ""

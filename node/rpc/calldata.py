@@ -3,7 +3,7 @@
 ledgerlab transactions carry a method name and arguments instead of ABI-encoded input,
 so the RPC layer defines one byte form for them: the msgpack array
 ``[method, arg, ...]`` with arguments in their transaction wire form (strings as msgpack
-str, uint256 numbers as 32 big-endian bytes), i.e. ``node.tx.encode_values``. The
+str, uint256 numbers as 32 big-endian bytes), i.e. ``node.ledger.tx.encode_values``. The
 ``call`` method's ``data`` and the ``input`` of transactions and receipts use it; the
 client builds it with :func:`encode_call`.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from consensus.codec import DecodeError
-from node.tx import (
+from node.ledger.tx import (
     MAX_ARGS,
     MAX_NAME_BYTES,
     Arg,

@@ -15,12 +15,12 @@ from importlib import metadata
 from typing import Any
 
 from consensus.codec import DecodeError
+from node.ledger.tx import MAX_NAME_BYTES, MAX_TX_SIZE, UINT256_MAX
 from node.rpc import params as p
 from node.rpc import render
 from node.rpc.backend import NodeBackend
 from node.rpc.calldata import decode_call, encode_call
 from node.rpc.errors import ErrorCode, RpcError, invalid_params
-from node.tx import MAX_NAME_BYTES, MAX_TX_SIZE, UINT256_MAX
 
 Handler = Callable[[NodeBackend, list[Any]], Any]
 Prepare = Callable[[list[Any]], bytes]

@@ -6,15 +6,15 @@ through); numbers are JSON integers or ``0x`` hex / decimal strings, without whi
 booleans are JSON booleans. The prefix is lower-case ``0x`` only, as FISCO BCOS (whose
 ``jsToInt`` / ``fromHex`` read ``"0X1"`` as no hex at all) and its SDKs write it.
 ``True`` is never accepted where an integer is expected. Text limits are in UTF-8 bytes,
-as in transactions (node/tx.py).
+as in transactions (node/ledger/tx.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from node.ledger.tx import MAX_ARG_BYTES, utf8_fits
 from node.rpc.errors import RpcError, invalid_params
-from node.tx import MAX_ARG_BYTES, utf8_fits
 
 MAX_BLOCK_NUMBER = 2**63 - 1
 

@@ -10,14 +10,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from node.certs import NodeIdentity
 from node.transport.base import Transport, TransportClosed, TransportError, TransportStats
 from node.transport.memory import MemoryHub, MemoryTransport
 from node.transport.mqtt import MqttTransport
+from node.transport.pki import NodeIdentity
 from node.transport.tcp import TcpTransport, parse_address
 
 if TYPE_CHECKING:
-    from node.config import NodeConfig
+    from node.runtime.config import NodeConfig
 
 __all__ = [
     "MemoryHub",
@@ -148,7 +148,7 @@ def transport_from_node_config(
     group_id: str | int,
     hub: MemoryHub | None = None,
 ) -> Transport:
-    """Build the transport from a loaded ``node.config.NodeConfig`` (``[p2p]``/``[mqtt]``).
+    """Build the transport from a loaded ``node.runtime.config.NodeConfig`` (``[p2p]``/``[mqtt]``).
 
     Other tuning keeps the defaults documented in docs/p2p.md.
     """

@@ -6,7 +6,7 @@ Every node listens on its P2P port and dials the configured peer addresses, retr
 with exponential back-off and jitter. A connection is admitted in three steps:
 
 1. TLS 1.3, both sides presenting a certificate that chains to *this chain's* CA through
-   an agency (see node/certs.py); OpenSSL checks the chain.
+   an agency (see node/transport/pki.py); OpenSSL checks the chain.
 2. The peer's node id is read from the certificate's binding extension (whose proof is
    checked), and must be in the allowed set (sealers + observers) and not blacklisted.
 3. Both sides send a HELLO frame (node id, genesis hash, boot nonce); a node id that
@@ -51,8 +51,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
-from node.certs import CertificateError, NodeIdentity, ca_subject, peer_node_id
 from node.transport.base import DEFAULT_INBOX_CAPACITY, Transport
+from node.transport.pki import CertificateError, NodeIdentity, ca_subject, peer_node_id
 
 log = logging.getLogger("ledgerlab.transport.tcp")
 
@@ -242,7 +242,7 @@ class TcpTransport(Transport):
     """Mutual-TLS TCP transport; see the module docstring for the protocol.
 
     Args:
-        identity: this node's certificate material (``node.certs.load_node``).
+        identity: this node's certificate material (``node.transport.pki.load_node``).
         genesis_hash: hash of the genesis block; peers with another one are refused.
         listen_host/listen_port: P2P listen address; port 0 picks a free port
             (read it back from :attr:`listen_port`).

@@ -15,7 +15,7 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
-from scripts.cli import CommandError
+from scripts.errors import CommandError
 from scripts.launcher import cluster, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import (

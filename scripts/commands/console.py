@@ -1,6 +1,6 @@
 """Console verbs: the DagTransfer asset precompile, blocks, transactions, receipts,
 sealers/observers, system config and client accounts -- all over JSON-RPC with
-:class:`node.client.RpcClient`, like the FISCO BCOS console.
+:class:`node.rpc.client.RpcClient`, like the FISCO BCOS console.
 
 Transactions are signed with a chain account (``accounts/admin.key`` unless
 ``--account``/``--key``) and wait for their receipt unless ``--no-wait``. Read verbs
@@ -19,12 +19,12 @@ from typing import Any
 from rich.table import Table
 
 from consensus.crypto import KeyPair
-from node.accounts import parse_address
-from node.client import RpcClient, RpcError, RpcTransportError
-from node.executor import status_name
-from node.genesis import SYSTEM_CONFIG_BOUNDS
-from node.tx import MAX_ARG_BYTES, UINT256_MAX, decode_values, utf8_fits
-from scripts.cli import CommandError
+from node.ledger.accounts import parse_address
+from node.ledger.executor import status_name
+from node.ledger.genesis import SYSTEM_CONFIG_BOUNDS
+from node.ledger.tx import MAX_ARG_BYTES, UINT256_MAX, decode_values, utf8_fits
+from node.rpc.client import RpcClient, RpcError, RpcTransportError
+from scripts.errors import CommandError
 from scripts.launcher import accounts
 from scripts.launcher.layout import Chain
 from scripts.launcher.options import (

@@ -32,7 +32,7 @@ from consensus.sim import (
 from consensus.sim.scenario import parse_crash, parse_partition
 from consensus.sim.summary import summarize
 from consensus.sim.trace import JsonlTrace, Recorder, Tee, explain
-from scripts.cli import CommandError
+from scripts.errors import CommandError
 
 console = Console()
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from consensus.crypto import KeyPair
-from node.certs import CertificateError, load_consensus_key
-from scripts.cli import CommandError
+from node.transport.pki import CertificateError, load_consensus_key
+from scripts.errors import CommandError
 
 ADMIN = "admin"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from node.client import AsyncRpcClient, RpcError, RpcTransportError
+from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
 from scripts.launcher import procs
 from scripts.launcher.layout import Chain, NodeEntry
 from scripts.launcher.procs import LaunchError

@@ -34,8 +34,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node.client import AsyncRpcClient, RpcError, RpcTransportError
-from scripts.cli import CommandError
+from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
+from scripts.errors import CommandError
 from scripts.launcher import accounts, cluster, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import Chain, NodeEntry, init_chain

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from node.certs import generate_agency, generate_chain_ca, generate_node
-from node.config import NodeConfig
-from node.genesis import GenesisConfig, GenesisError
-from scripts.cli import CommandError
+from node.ledger.genesis import GenesisConfig, GenesisError
+from node.runtime.config import NodeConfig
+from node.transport.pki import generate_agency, generate_chain_ca, generate_node
+from scripts.errors import CommandError
 from scripts.launcher import accounts
 
 CHAIN_FILE = "chain.toml"

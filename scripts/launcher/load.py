@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from consensus.crypto import KeyPair
-from node.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransportError
+from node.ledger.tx import Transaction, decode_values
 from node.rpc.calldata import encode_call
-from node.tx import Transaction, decode_values
+from node.rpc.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransportError
 from scripts.launcher.layout import Chain
 
 Signed = tuple[str, bytes]  # ("0x" tx hash, encoded signed transaction)

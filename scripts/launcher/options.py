@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from node.client import RpcClient, RpcError, RpcTransportError
-from scripts.cli import CommandError
+from node.rpc.client import RpcClient, RpcError, RpcTransportError
+from scripts.errors import CommandError
 from scripts.launcher import procs
 from scripts.launcher.layout import DEFAULT_DIR, Chain, NodeEntry, load_chain
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import node as node_package
-from scripts.cli import CommandError
+from scripts.errors import CommandError
 from scripts.launcher.layout import HOST, Chain, NodeEntry
 
 STOP_TIMEOUT = 10.0

@@ -23,7 +23,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from node.client import AsyncRpcClient, RpcError, RpcTransportError
+from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
 from scripts.launcher import procs
 from scripts.launcher.layout import Chain, NodeEntry
 

@@ -46,12 +46,12 @@ SETTLE = 5.0  # seconds for idle nodes to agree on the head once the probe commi
 
 
 def _limits() -> tuple[int, int, int, int]:
-    """``(string arg bytes, name bytes, args, tx bytes)`` from node/tx.py.
+    """``(string arg bytes, name bytes, args, tx bytes)`` from node/ledger/tx.py.
 
     The byte-named constants are the contract (docs: UTF-8 bytes); older trees only had
     the character-named ones, with the same numbers.
     """
-    import node.tx as tx
+    import node.ledger.tx as tx
 
     arg = getattr(tx, "MAX_ARG_BYTES", None) or tx.MAX_ARG_CHARS
     name = getattr(tx, "MAX_NAME_BYTES", None) or tx.MAX_NAME_CHARS

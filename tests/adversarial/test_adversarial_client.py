@@ -763,7 +763,7 @@ def p2p_hello_then_garbage(chain: LiveChain, tmp: Path) -> None:
 
 
 def p2p_foreign_ca(chain: LiveChain, tmp: Path) -> None:
-    from node.certs import generate_agency, generate_chain_ca, generate_node
+    from node.transport.pki import generate_agency, generate_chain_ca, generate_node
 
     generate_chain_ca(tmp / "ca", chain_name="evil")
     generate_agency(tmp / "ca", tmp / "agency")
@@ -775,7 +775,7 @@ def p2p_foreign_ca(chain: LiveChain, tmp: Path) -> None:
 
 def p2p_not_a_member(chain: LiveChain, tmp: Path) -> None:
     """Certified by the chain's own agency, but in no genesis list."""
-    from node.certs import generate_node
+    from node.transport.pki import generate_node
 
     generate_node(chain.root / "agency", tmp / "node", name="intruder")
     with contextlib.suppress(OSError), tls_to(chain.p2p_ports[3], tls_client(tmp / "node")) as s:
@@ -1143,7 +1143,7 @@ def test_p2p_refusals_are_counted_by_reason(chain: LiveChain, case: str, tmp_pat
     before_head = chain.assert_same_head()
     before = disconnects(chain, target).get(reason, 0.0)
     if case == "not a member":
-        from node.certs import generate_node
+        from node.transport.pki import generate_node
 
         generate_node(chain.root / "agency", tmp_path / "node", name="intruder")
         conf = tmp_path / "node"

@@ -15,10 +15,10 @@ from collections.abc import Callable
 import pytest
 
 from consensus.crypto import KeyPair
-from node.local import MemoryCluster, wait_for
-from node.runtime import _Fetch
-from node.tx import SignedTransaction, Transaction
-from node.txpool import Reason, TxPool, TxRejected
+from node.ledger.tx import SignedTransaction, Transaction
+from node.runtime.local import MemoryCluster, wait_for
+from node.runtime.node import _Fetch
+from node.runtime.txpool import Reason, TxPool, TxRejected
 from storage.overlay import StateOverlay
 
 KEY = KeyPair.generate(random.Random(3))
@@ -148,7 +148,7 @@ def test_overlay_write_set_unchanged_and_reads_base_once() -> None:
 
 @pytest.mark.asyncio
 async def test_receipts_of_one_block_decode_it_once() -> None:
-    from node.service import NodeService
+    from node.runtime.service import NodeService
 
     async with MemoryCluster(4, tick_ms=20) as cluster:
         node = cluster.node(0)

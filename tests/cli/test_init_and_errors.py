@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from node.certs import load_node
-from node.config import NodeConfig
-from node.genesis import GenesisConfig
+from node.ledger.genesis import GenesisConfig
+from node.runtime.config import NodeConfig
+from node.transport.pki import load_node
 from scripts.cli import main
 from scripts.launcher.accounts import load_key
 from scripts.launcher.layout import load_chain

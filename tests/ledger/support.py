@@ -6,12 +6,12 @@ import random
 from collections.abc import Sequence
 
 from consensus.crypto import KeyPair
-from node.accounts import parse_address
-from node.block import Block
-from node.executor import ExecutionResult, Executor
-from node.genesis import GenesisConfig
-from node.precompiles.dag_transfer import user_key
-from node.tx import Arg, Transaction, VerifiedTx, decode_values
+from node.ledger.accounts import parse_address
+from node.ledger.block import Block
+from node.ledger.executor import ExecutionResult, Executor
+from node.ledger.genesis import GenesisConfig
+from node.ledger.precompiles.dag_transfer import user_key
+from node.ledger.tx import Arg, Transaction, VerifiedTx, decode_values
 from storage.ledger import LedgerStore
 from storage.memory import MemoryKV
 

@@ -9,7 +9,7 @@ import pytest
 
 from consensus.codec import DecodeError, pack, unpack
 from consensus.crypto import hash32
-from node.block import (
+from node.ledger.block import (
     EMPTY_ROOT,
     MAX_EXTRA_DATA,
     NO_SEAL,

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-import node.tx
+import node.ledger.tx
 from consensus.codec import DecodeError, pack
 from consensus.crypto import KeyPair, hash32
-from node.executor import Executor
-from node.genesis import GenesisConfig, GenesisError
-from node.precompiles import PRECOMPILED_ERROR
-from node.precompiles.dag_transfer import USER_NOT_EXIST
-from node.rpc import params
-from node.rpc.calldata import decode_call, encode_call
-from node.rpc.errors import RpcError
-from node.tx import (
+from node.ledger.executor import Executor
+from node.ledger.genesis import GenesisConfig, GenesisError
+from node.ledger.precompiles import PRECOMPILED_ERROR
+from node.ledger.precompiles.dag_transfer import USER_NOT_EXIST
+from node.ledger.tx import (
     MAX_ARG_BYTES,
     MAX_NAME_BYTES,
     SignedTransaction,
@@ -23,9 +20,12 @@ from node.tx import (
     utf8_fits,
     valid_arg,
 )
-from node.txpool import Reason, TxPool, TxRejected
-from scripts.cli import CommandError
+from node.rpc import params
+from node.rpc.calldata import decode_call, encode_call
+from node.rpc.errors import RpcError
+from node.runtime.txpool import Reason, TxPool, TxRejected
 from scripts.commands.console import check_user
+from scripts.errors import CommandError
 from storage.ledger import LedgerStore
 from storage.memory import MemoryKV
 from tests.ledger.support import ALICE, CHAIN, DAG, GROUP, open_genesis
@@ -78,7 +78,8 @@ def pool() -> TxPool:
 
 def test_limits_are_bytes_and_defined_once() -> None:
     assert MAX_ARG_BYTES == 256 and MAX_NAME_BYTES == 64
-    assert not hasattr(node.tx, "MAX_ARG_CHARS") and not hasattr(node.tx, "MAX_NAME_CHARS")
+    assert not hasattr(node.ledger.tx, "MAX_ARG_CHARS")
+    assert not hasattr(node.ledger.tx, "MAX_NAME_CHARS")
 
 
 @pytest.mark.parametrize("width", [1, 2, 3, 4])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.precompiles import NO_PERMISSION, PRECOMPILED_ERROR
-from node.precompiles.dag_transfer import (
+from node.ledger.precompiles import NO_PERMISSION, PRECOMPILED_ERROR
+from node.ledger.precompiles.dag_transfer import (
     BALANCE_OVERFLOW,
     INSUFFICIENT_BALANCE,
     INVALID_AMOUNT,
@@ -14,7 +14,7 @@ from node.precompiles.dag_transfer import (
     USER_NOT_EXIST,
     parse_record,
 )
-from node.tx import UINT256_MAX
+from node.ledger.tx import UINT256_MAX
 from tests.ledger.support import ADMIN, ADMIN2, ALICE, BOB, Chain, make_tx
 
 # ------------------------------------------------------------------ open mode (FISCO)

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus.codec import DecodeError, unpack
-from node.block import Block, BlockHeader, Event, Receipt, Seal
-from node.genesis import GenesisConfig
-from node.tx import SignedTransaction, decode_values, encode_values
+from node.ledger.block import Block, BlockHeader, Event, Receipt, Seal
+from node.ledger.genesis import GenesisConfig
+from node.ledger.tx import SignedTransaction, decode_values, encode_values
 from tests.ledger.support import ADMIN, ALICE, GOVERNOR, SEALERS, make_tx
 
 _TXS = [

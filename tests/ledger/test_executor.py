@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from node.accounts import parse_address
-from node.block import EMPTY_ROOT, Block, Receipt, merkle_root
-from node.executor import ExecutionError, Executor, receipt_root_of
-from node.precompiles import CALL_ADDRESS_ERROR, PRECOMPILED_ERROR, UNKNOWN_FUNCTION
-from node.precompiles.dag_transfer import INSUFFICIENT_BALANCE
-from node.tx import decode_values
+from node.ledger.accounts import parse_address
+from node.ledger.block import EMPTY_ROOT, Block, Receipt, merkle_root
+from node.ledger.executor import ExecutionError, Executor, receipt_root_of
+from node.ledger.precompiles import CALL_ADDRESS_ERROR, PRECOMPILED_ERROR, UNKNOWN_FUNCTION
+from node.ledger.precompiles.dag_transfer import INSUFFICIENT_BALANCE
+from node.ledger.tx import decode_values
 from storage.memory import MemoryKV
 from storage.overlay import StateOverlay
 from storage.state_root import GENESIS_STATE_ROOT, next_state_root

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from consensus.codec import DecodeError
-from node.block import EMPTY_ROOT, Block
-from node.genesis import GenesisConfig, GenesisError
+from node.ledger.block import EMPTY_ROOT, Block
+from node.ledger.genesis import GenesisConfig, GenesisError
 from storage.state_root import GENESIS_STATE_ROOT
 from tests.ledger.support import ADMIN, ALICE, GOVERNOR, SEALERS, permissioned_genesis
 

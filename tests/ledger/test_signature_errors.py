@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from consensus.crypto import InvalidSignature, hash32, recover
-from node.tx import SignedTransaction
-from node.txpool import Reason, TxPool, TxRejected
+from node.ledger.tx import SignedTransaction
+from node.runtime.txpool import Reason, TxPool, TxRejected
 from tests.ledger.support import ALICE, CHAIN, GROUP
 from tests.ledger.test_byte_limits import build
 

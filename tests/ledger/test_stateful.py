@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from consensus.crypto import KeyPair
-from node.block import Block
-from node.executor import Executor
-from node.genesis import GenesisConfig
-from node.precompiles.dag_transfer import TABLE_PREFIX, parse_record
-from node.tx import UINT256_MAX, VerifiedTx
+from node.ledger.block import Block
+from node.ledger.executor import Executor
+from node.ledger.genesis import GenesisConfig
+from node.ledger.precompiles.dag_transfer import TABLE_PREFIX, parse_record
+from node.ledger.tx import UINT256_MAX, VerifiedTx
 from storage.ledger import LedgerStore
 from storage.memory import MemoryKV
 from tests.ledger.support import (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from consensus.crypto import hash32
-from node.executor import ExecutionError
-from node.precompiles import NO_PERMISSION
-from node.precompiles.system_config import INVALID_CONFIGURATION_VALUES, SET_TOPIC
-from node.tx import decode_values
+from node.ledger.executor import ExecutionError
+from node.ledger.precompiles import NO_PERMISSION
+from node.ledger.precompiles.system_config import INVALID_CONFIGURATION_VALUES, SET_TOPIC
+from node.ledger.tx import decode_values
 from tests.ledger.support import ALICE, GOVERNOR, SYS, Chain, make_tx, open_genesis
 
 

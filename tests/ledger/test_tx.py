@@ -9,8 +9,8 @@ import pytest
 
 from consensus.codec import DecodeError, pack, unpack
 from consensus.crypto import InvalidSignature, KeyPair, hash32
-from node.accounts import format_address, parse_address
-from node.tx import (
+from node.ledger.accounts import format_address, parse_address
+from node.ledger.tx import (
     MAX_ARGS,
     MAX_TX_SIZE,
     UINT256_MAX,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from node.client import RpcClient
-from node.config import NodeConfig
-from node.genesis import GenesisConfig
+from node.ledger.genesis import GenesisConfig
+from node.rpc.client import RpcClient
 from node.runtime import Node
-from tests.node.cluster import tcp_chain
-from tests.node.test_cluster_tcp import Proc, free_base, wait_sync
+from node.runtime.config import NodeConfig
+from tests.runtime.cluster import tcp_chain
+from tests.runtime.test_cluster_tcp import Proc, free_base, wait_sync
 
 
 def unique_chain() -> str:

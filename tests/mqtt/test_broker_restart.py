@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.client import RpcClient
+from node.rpc.client import RpcClient
 from tests.brokers import Mosquitto
 from tests.mqtt.support import (
     ProcCluster,
@@ -18,8 +18,8 @@ from tests.mqtt.support import (
     heads_agree,
     mqtt_chain,
 )
-from tests.node.cluster import start_nodes, transfer, wait_until
-from tests.node.test_cluster_tcp import wait_sync
+from tests.runtime.cluster import start_nodes, transfer, wait_until
+from tests.runtime.test_cluster_tcp import wait_sync
 
 pytestmark = pytest.mark.mqtt
 

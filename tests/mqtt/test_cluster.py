@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from node.client import AsyncRpcClient, RpcClient
+from node.rpc.client import AsyncRpcClient, RpcClient
 from tests.mqtt.support import ProcCluster, assert_same_chain, heads_agree, mqtt_chain
-from tests.node.cluster import start_nodes, transfer, wait_until
-from tests.node.test_cluster_tcp import wait_sync
+from tests.runtime.cluster import start_nodes, transfer, wait_until
+from tests.runtime.test_cluster_tcp import wait_sync
 
 pytestmark = pytest.mark.mqtt
 

@@ -23,13 +23,12 @@ import aiomqtt
 import pytest
 
 from consensus.crypto import KeyPair
-from node import wire
-from node.runtime import Node
+from node.ledger.tx import decode_transaction
+from node.runtime import Node, wire
 from node.transport import MqttTransport
 from node.transport.mqtt import parse_broker_url, seal_batch
-from node.tx import decode_transaction
 from tests.mqtt.support import assert_same_chain, heads_agree, mqtt_chain
-from tests.node.cluster import start_nodes, transfer, wait_until
+from tests.runtime.cluster import start_nodes, transfer, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 

@@ -15,7 +15,7 @@ import pytest
 
 from node.transport import MqttTransport
 from tests.mqtt.support import assert_same_chain, heads_agree, mqtt_chain
-from tests.node.cluster import start_nodes, transfer, wait_until
+from tests.runtime.cluster import start_nodes, transfer, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 

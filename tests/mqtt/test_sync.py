@@ -13,7 +13,7 @@ import pytest
 
 from node.runtime import Node
 from tests.mqtt.support import assert_same_chain, mqtt_chain
-from tests.node.cluster import start_nodes, transfer, wait_until
+from tests.runtime.cluster import start_nodes, transfer, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.asyncio]
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from consensus.codec import pack
 from consensus.crypto import KeyPair, hash32
-from node.accounts import parse_address
-from node.block import EMPTY_ROOT, Block, BlockHeader, Receipt, Seal, merkle_root
+from node.ledger.accounts import parse_address
+from node.ledger.block import EMPTY_ROOT, Block, BlockHeader, Receipt, Seal, merkle_root
+from node.ledger.tx import Arg, SignedTransaction, Transaction, encode_values
 from node.rpc import adapt
 from node.rpc.backend import (
     BlockData,
@@ -26,8 +27,7 @@ from node.rpc.backend import (
     TotalTxData,
     TxData,
 )
-from node.tx import Arg, SignedTransaction, Transaction, encode_values
-from node.txpool import TxPool, TxRejected
+from node.runtime.txpool import TxPool, TxRejected
 
 CHAIN = "chain0"
 GROUP = "group0"

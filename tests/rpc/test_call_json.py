@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from node.ledger.tx import UINT256_MAX, decode_values
 from node.rpc import Dispatcher, RpcServer
-from node.service import NodeService
-from node.tx import UINT256_MAX, decode_values
+from node.runtime.service import NodeService
 from storage import MemoryKV
-from tests.node.chains import GENESIS, GOVERNOR, NodeChain, signed
+from tests.runtime.chains import GENESIS, GOVERNOR, NodeChain, signed
 
 pytestmark = pytest.mark.asyncio
 

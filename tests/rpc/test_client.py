@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 
 from consensus.crypto import KeyPair
-from node.client import DAG_TRANSFER, AsyncRpcClient, RpcClient, RpcError, RpcTransportError
+from node.ledger.tx import SignedTransaction
 from node.rpc import Dispatcher, ErrorCode, RpcServer
-from node.tx import SignedTransaction
+from node.rpc.client import DAG_TRANSFER, AsyncRpcClient, RpcClient, RpcError, RpcTransportError
 from tests.rpc.conftest import ThreadedServer
 from tests.rpc.fakes import GROUP, INSUFFICIENT, Ledger
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from node.rpc import ErrorCode, RpcError
 from node.rpc.errors import MESSAGES, TXPOOL_REASONS, txpool_error
-from node.txpool import Reason
+from node.runtime.txpool import Reason
 
 
 def test_error_table_is_consistent() -> None:
@@ -33,7 +33,7 @@ def test_error_table_is_consistent() -> None:
 
 
 def test_txpool_reasons_match_the_pool() -> None:
-    from node.txpool import Reason
+    from node.runtime.txpool import Reason
 
     assert {r.value for r in Reason} == TXPOOL_REASONS
 

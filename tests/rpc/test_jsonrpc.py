@@ -268,7 +268,7 @@ async def test_every_txpool_rejection_has_its_fisco_code(
     ok = ledger.tx(alice, "userAdd", ["x", 1], nonce="n1")
     same_nonce = ledger.tx(alice, "userAdd", ["y", 1], nonce="n1")
     stale = ledger.tx(alice, "userAdd", ["z", 1], block_limit=0)
-    from node.tx import Transaction
+    from node.ledger.tx import Transaction
 
     def build(**kw: Any) -> Any:
         base = dict(
@@ -314,7 +314,7 @@ async def test_every_txpool_rejection_has_its_fisco_code(
 
 
 async def test_pool_full(alice: KeyPair) -> None:
-    from node.txpool import TxPool
+    from node.runtime.txpool import TxPool
 
     ledger = Ledger()
     ledger.pool = TxPool(chain_id="chain0", group_id=GROUP, in_chain=lambda h: False, capacity=1)

@@ -8,10 +8,10 @@ import pytest
 import pytest_asyncio
 
 from consensus.crypto import KeyPair, recover
+from node.ledger.tx import SignedTransaction, decode_values
 from node.rpc import Dispatcher, ErrorCode
 from node.rpc.calldata import decode_call
 from node.rpc.methods import METHODS
-from node.tx import SignedTransaction, decode_values
 from tests.rpc.conftest import rpc
 from tests.rpc.fakes import GROUP, INSUFFICIENT, NO_USER, Ledger
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from node import certs
-from node.certs import NodeIdentity
+from node.transport import pki as certs
+from node.transport.pki import NodeIdentity
 from tests.loops import both_loops
 
 GENESIS = bytes.fromhex("aa" * 32)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from consensus.crypto import KeyPair
-from node import certs
+from node.transport import pki as certs
 from tests.transport.conftest import Pki
 
 

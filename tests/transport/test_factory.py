@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import NodeConfig
+from node.runtime.config import NodeConfig
 from node.transport import (
     MemoryHub,
     MemoryTransport,

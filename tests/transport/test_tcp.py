@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from consensus.codec import pack
-from node.certs import NodeIdentity
+from node.transport.pki import NodeIdentity
 from node.transport.tcp import (
     FRAME_DATA,
     FRAME_HELLO,

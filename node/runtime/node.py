@@ -1,0 +1,758 @@
+"""The node runtime: the composition root that turns a PBFT replica into a running node.
+
+Theory of operation
+-------------------
+``async with Node(...) as node:`` opens storage, restores the replica from its persisted
+view and prepared certificate, starts the transport and the JSON-RPC server, and runs the
+node's loops under one :class:`~node.supervisor.Supervisor`: inbound frames, ticks,
+sealing, gossip, status and block sync. Leaving the block cancels the loops and closes
+everything, storage last.
+
+Every replica event goes through :meth:`Node._feed`, which steps the replica and performs
+its actions strictly in order, one event at a time (events raised while performing are
+queued, never nested). So PersistState is on disk before the Commit broadcast that follows
+it, and CommitBlock is on disk before BlockPersisted goes back in. Executing a proposal
+may need transactions this node lacks: it asks the proposer (then other peers) for exactly
+those and feeds BlockExecuted when it has them; everything else is synchronous.
+
+Nothing a peer or client sends can stop the node: every inbound frame is decoded into a
+typed message or dropped and counted. What still raises is our own bug, and the
+supervisor's one policy handles it (node/runtime/supervisor.py): a failed frame is logged,
+counted and dropped; a failed loop is restarted with back-off; a loop that keeps
+failing, or a decided block that cannot be stored, stops the node with a one-line
+reason. Executing a proposal that raises (a bug, never a transaction's fault: execution
+is total) makes this node quarantine the transaction responsible, so no transaction can
+be proposed forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consensus import (
+    BlockExecuted,
+    BlockPersisted,
+    Broadcast,
+    ChainHead,
+    CommitBlock,
+    Event,
+    ExecuteBlock,
+    MessageReceived,
+    PersistedState,
+    PersistState,
+    ProposalReady,
+    Replica,
+    ReplicaConfig,
+    RequestSync,
+    Send,
+    Tick,
+    encode_message,
+)
+from consensus.codec import DecodeError
+from consensus.crypto import KeyPair, hash32, verify
+from node.ledger.block import Block, Seal
+from node.ledger.chain import Chain, ChainError, ExecutedBlock, ProposalBody
+from node.ledger.genesis import GenesisConfig
+from node.ledger.tx import VerifiedTx
+from node.rpc.http import RpcServer
+from node.runtime import wire
+from node.runtime.config import NodeConfig
+from node.runtime.errors import NodeError
+from node.runtime.service import start_rpc
+from node.runtime.stall import StallWatch
+from node.runtime.supervisor import Supervisor
+from node.runtime.sync import BlockSync
+from node.runtime.txpool import TxPool, TxRejected
+from node.transport import MemoryHub, Transport, transport_from_node_config
+from node.transport.pki import NodeIdentity, load_node
+from storage.backends import open_store
+from storage.kv import KVStore
+from storage.ledger import LedgerStore
+
+log = logging.getLogger("ledgerlab.node")
+
+PBFT_META = "pbft"
+STATUS_INTERVAL = 1.0
+TX_FETCH_TIMEOUT = 2.0
+# A proposal stamped further ahead of our clock gets no vote: every later block must be at
+# least as late, so one accepted far-future stamp would pin the chain's time for good.
+# Only voting depends on it; block sync never checks a committed block against a clock.
+MAX_PROPOSAL_AHEAD_MS = 60_000
+# A chain may run with consensus_timeout up to an hour; a user must not wait that long to
+# hear that nothing commits.
+STALL_LIMIT_MAX = 30.0
+# Transaction bytes in one block. tx_count_limit alone allows 10,000 txs of 8 KB, but a
+# block must fit one BlockResponse item (else no peer can sync it) and Block.decode's limit
+# (else we cannot read our own head back); the slack covers header, seal and framing.
+MAX_BLOCK_TX_BYTES = wire.MAX_ITEM - 512 * 1024
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """Transactions a proposal needs that the pool did not have yet."""
+
+    wanted: set[bytes]
+    done: asyncio.Event
+
+
+class Node:
+    """One node of one group; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        config: NodeConfig,
+        genesis: GenesisConfig,
+        identity: NodeIdentity | None = None,
+        keypair: KeyPair | None = None,
+        kv: KVStore | None = None,
+        hub: MemoryHub | None = None,
+        rpc: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``identity`` (certificates) is needed for TCP; ``keypair`` suffices in memory."""
+        self.config = config
+        self.genesis = genesis
+        self.identity = identity
+        if keypair is None:
+            if identity is None:
+                raise NodeError("a node needs its identity (certificates) or at least a key")
+            keypair = identity.consensus
+        self.key = keypair
+        self.node_id = keypair.public_key.hex()
+        if keypair.public_key in genesis.sealers:
+            self.index: int | None = genesis.sealers.index(keypair.public_key)
+            self.role = "sealer"
+        elif keypair.public_key in genesis.observers:
+            self.index = None
+            self.role = "observer"
+        else:
+            raise NodeError("this node's key is neither a sealer nor an observer in genesis")
+        self.sealer_ids = [k.hex() for k in genesis.sealers]
+        self.members = self.sealer_ids + [k.hex() for k in genesis.observers]
+        self._kv = kv
+        self._hub = hub
+        self._rpc_enabled = rpc
+        self._clock = clock
+        self.store: LedgerStore | None = None
+        self.chain: Chain
+        self.pool: TxPool
+        self.replica: Replica
+        self.transport: Transport
+        self.sync: BlockSync
+        self.rpc_server: RpcServer | None = None
+        self._events: deque[Event] = deque()
+        self._stepping = False
+        self._executed: dict[bytes, ExecutedBlock] = {}
+        self._fetches: list[_Fetch] = []
+        self._gossip: list[bytes] = []
+        self._gossip_wake = asyncio.Event()
+        self._seal_wake = asyncio.Event()
+        self._regossip_since: float | None = None
+        self.supervisor = Supervisor(config.name)
+        self.stall = StallWatch(time.monotonic())
+        self.refusal: tuple[int, str] | None = None
+        """(height, why this node did not vote for the proposal there), for stall reports."""
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.frames_in: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.commit_times: deque[tuple[float, int]] = deque(maxlen=64)
+
+    # -- construction from a node folder ---------------------------------------------
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> Node:
+        config = NodeConfig.load(path)
+        genesis = GenesisConfig.load(config.path(config.genesis))
+        identity = load_node(config.path(config.conf_dir))
+        return cls(config=config, genesis=genesis, identity=identity)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        cfg = self.config
+        kv = self._kv
+        if kv is None:
+            data_dir = cfg.path(cfg.data_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                kv = open_store(str(data_dir), cfg.storage_backend)
+            except Exception as exc:
+                raise NodeError(f"cannot open storage at {data_dir}: {exc}") from None
+            stack.callback(kv.close)
+        self.store = LedgerStore(kv)
+        try:
+            self.chain = Chain(self.store, self.genesis)
+        except ChainError as exc:
+            raise NodeError(str(exc)) from None
+        self.pool = TxPool(
+            chain_id=self.genesis.chain_id,
+            group_id=self.genesis.group_id,
+            in_chain=lambda h: self.store is not None and self.store.tx_location(h) is not None,
+            capacity=cfg.txpool_capacity,
+            sees_every_commit=True,  # _after_commit and _remember_recent_nonces
+        )
+        self._remember_recent_nonces()
+        self.replica = self._new_replica()
+        # "seconds since the last commit" survives a restart: count from the head's stamp
+        head_age = self._clock() - self.chain.head_timestamp() / 1000
+        if self.chain.head.number > 0 and head_age > 0:
+            self.stall = StallWatch(time.monotonic() - head_age)
+        self.transport = self._new_transport()
+        try:
+            await stack.enter_async_context(self.transport)
+        except OSError as exc:
+            raise NodeError(
+                f"cannot start the {cfg.transport} transport ({cfg.p2p_listen}): "
+                f"{exc.strerror or exc}"
+            ) from None
+        self.sync = BlockSync(self)
+        if self._rpc_enabled:
+            self.rpc_server = await start_rpc(self, stack)
+        stack.push_async_callback(self.supervisor.aclose)
+        for name, loop in (
+            ("inbound", self._inbound_loop),
+            ("tick", self._tick_loop),
+            ("seal", self._seal_loop),
+            ("gossip", self._gossip_loop),
+            ("status", self._status_loop),
+            ("sync", self.sync.run),
+        ):
+            self.supervisor.spawn(name, loop)
+        log.info(
+            "%s started as %s%s at height %d (view %d)",
+            cfg.name,
+            self.role,
+            "" if self.index is None else f" {self.index}",
+            self.chain.head.number,
+            self.replica.view,
+        )
+
+    @property
+    def failure(self) -> str | None:
+        """Why this node stopped itself (supervision policy), or None while it runs."""
+        return self.supervisor.failure
+
+    def _remember_recent_nonces(self) -> None:
+        """Rebuild the txpool's nonce memory from the last blocks (replay protection)."""
+        head = self.chain.head.number
+        for number in range(max(1, head - self.pool._nonce_memory + 1), head + 1):
+            block = self.chain.block(number)
+            if block is not None:
+                self.pool.on_commit(number, block.decode_transactions())
+
+    def _new_replica(self) -> Replica:
+        assert self.store is not None
+        restored = None
+        raw = self.store.get_meta(PBFT_META)
+        if raw is not None:
+            try:
+                restored = PersistedState.decode(raw)
+            except DecodeError as exc:
+                raise NodeError(f"corrupt persisted consensus state: {exc}") from None
+        timeout_ticks, leader_period = self._consensus_config()
+        head = self.chain.head
+        return Replica(
+            ReplicaConfig(
+                index=self.index,
+                sealers=self.genesis.sealers,
+                signer=self.key.sign if self.index is not None else None,
+                verifier=verify,
+                genesis_hash=self.chain.genesis_hash,
+                timeout_ticks=timeout_ticks,
+                leader_period=leader_period,
+            ),
+            restored=restored,
+            head=ChainHead(head.number, head.block_hash),
+        )
+
+    def _consensus_config(self) -> tuple[int, int]:
+        """``(timeout_ticks, leader_period)`` from the system config at the head."""
+        values = self.chain.executor.system_config(self.chain.store.state)
+        ticks = max(1, round(values.consensus_timeout * 1000 / self.config.tick_ms))
+        return ticks, values.leader_period
+
+    def _persisted(self, height: int, block_hash: bytes) -> BlockPersisted:
+        """BlockPersisted carrying the consensus config in force from the next height."""
+        timeout_ticks, leader_period = self._consensus_config()
+        return BlockPersisted(height, block_hash, timeout_ticks, leader_period)
+
+    def _new_transport(self) -> Transport:
+        identity = self.identity or _KeyOnlyIdentity(self.key)
+        try:
+            return transport_from_node_config(
+                self.config,
+                identity=identity,  # type: ignore[arg-type]
+                genesis_hash=self.chain.genesis_hash,
+                members=self.members,
+                chain_id=self.genesis.chain_id,
+                group_id=self.genesis.group_id,
+                hub=self._hub,
+            )
+        except (ValueError, OSError) as exc:
+            raise NodeError(f"cannot set up the {self.config.transport} transport: {exc}") from None
+
+    # -- the replica's event path ------------------------------------------------------
+
+    def _feed(self, event: Event) -> None:
+        """Step the replica with ``event`` and perform its actions, in order."""
+        self._events.append(event)
+        if self._stepping:
+            return
+        self._stepping = True
+        try:
+            while self._events and self.supervisor.failure is None:
+                for action in self.replica.step(self._events.popleft()):
+                    self._perform(action)
+                    if self.supervisor.failure is not None:
+                        break  # stopping: perform nothing more
+        finally:
+            self._stepping = False
+        self._seal_wake.set()
+
+    def _perform(self, action: Any) -> None:
+        if isinstance(action, Broadcast):
+            self.transport.broadcast(wire.encode(wire.Consensus(encode_message(action.message))))
+        elif isinstance(action, Send):
+            if 0 <= action.to < len(self.sealer_ids):
+                frame = wire.encode(wire.Consensus(encode_message(action.message)))
+                self.transport.send(self.sealer_ids[action.to], frame)
+        elif isinstance(action, PersistState):
+            assert self.store is not None
+            self.store.put_meta(PBFT_META, action.state.encode())  # durable before what follows
+        elif isinstance(action, ExecuteBlock):
+            self._execute(action)
+        elif isinstance(action, CommitBlock):
+            self._commit(action)
+        elif isinstance(action, RequestSync):
+            peers = [self.sealer_ids[i] for i in action.peers if 0 <= i < len(self.sealer_ids)]
+            self.sync.want(action.target_height, peers)
+        else:  # pragma: no cover - the replica emits only the actions above
+            raise TypeError(f"unknown action {action!r}")
+
+    def _execute(self, action: ExecuteBlock) -> None:
+        try:
+            body = ProposalBody.decode(action.proposal.payload)
+        except DecodeError as exc:
+            self._feed(self._not_executed(action, f"undecodable proposal ({exc})"))
+            return
+        if body.proposer >= len(self.sealer_ids):
+            # A Byzantine leader's choice; the fetch below indexes sealer_ids with it.
+            self._feed(self._not_executed(action, f"proposer {body.proposer} is not a sealer"))
+            return
+        missing = self.pool.missing(body.tx_hashes)
+        if not missing:
+            self._feed(self._run_proposal(action, body))
+            return
+        self.supervisor.spawn(
+            "fetch", lambda: self._fetch_then_execute(action, body, missing), restart=False
+        )
+
+    async def _fetch_then_execute(
+        self, action: ExecuteBlock, body: ProposalBody, missing: list[bytes]
+    ) -> None:
+        fetch = _Fetch(set(missing), asyncio.Event())
+        self._fetches.append(fetch)
+        leader = self.replica.leader_of(action.view, action.height)
+        request = wire.encode(wire.TxRequest(action.height, tuple(missing)))
+        targets = [self.sealer_ids[body.proposer], self.sealer_ids[leader]]
+        targets += [p for p in self.transport.peers() if p not in targets]
+        try:
+            for target in dict.fromkeys(targets):
+                if target == self.node_id:
+                    continue
+                self.transport.send(target, request)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TX_FETCH_TIMEOUT):
+                        await fetch.done.wait()
+                if not fetch.wanted:
+                    break
+        finally:
+            self._fetches.remove(fetch)
+        if self.replica.height != action.height:
+            return  # the chain moved on (sync) while we waited
+        if fetch.wanted:
+            log.warning("block %d: %d transactions unavailable", action.height, len(fetch.wanted))
+            why = f"{len(fetch.wanted)} of the proposal's txs unavailable ({_hashes(fetch.wanted)})"
+            self._feed(self._not_executed(action, why))
+        else:
+            self._feed(self._run_proposal(action, body))
+
+    def _run_proposal(self, action: ExecuteBlock, body: ProposalBody) -> BlockExecuted:
+        proposal = action.proposal
+        found = [self.pool.get(h) for h in body.tx_hashes]
+        parent_time = self.chain.head_timestamp()
+        latest = int(self._clock() * 1000) + MAX_PROPOSAL_AHEAD_MS
+        if not parent_time <= body.timestamp <= latest:
+            return self._not_executed(action, f"timestamp {body.timestamp} outside the window")
+        txs = [v for v in found if v is not None]
+        if len(txs) != len(found):
+            gone = [h for h, v in zip(body.tx_hashes, found, strict=True) if v is None]
+            return self._not_executed(action, f"txs left the pool meanwhile ({_hashes(gone)})")
+        stale = [v.hash for v in txs if not self.pool.includable(v, action.height)]
+        if stale:
+            return self._not_executed(
+                action, f"txs expired or nonce already committed ({_hashes(stale)})"
+            )
+        if sum(len(v.tx.encoded) for v in txs) > MAX_BLOCK_TX_BYTES:
+            return self._not_executed(action, f"more than {MAX_BLOCK_TX_BYTES} tx bytes")
+        try:
+            executed = self.chain.execute(action.height, proposal.parent_hash, body, txs)
+        except ChainError as exc:
+            log.info("block %d not executed: %s", action.height, exc)
+            return self._not_executed(action, str(exc))
+        except Exception as exc:  # a bug of ours: never the transactions' fault
+            self.supervisor.report("execute", exc)
+            culprit = self._quarantine_culprit(action.height, proposal.parent_hash, body, txs)
+            return self._not_executed(action, f"executing it raised; quarantined {culprit}")
+        self._executed[executed.block_hash] = executed
+        return BlockExecuted(
+            action.height, proposal.digest, executed.block_hash, executed.block.header.state_root
+        )
+
+    def _quarantine_culprit(
+        self, height: int, parent_hash: bytes, body: ProposalBody, txs: list[VerifiedTx]
+    ) -> str:
+        """Find the first transaction whose execution raises and drop it for good.
+
+        Execution is sequential, so "the first k transactions raise" is monotone in k: a
+        binary search finds the shortest failing prefix in log2(n) executions, and its
+        last transaction is the culprit. Every honest node runs the same code on the same
+        block, so each one quarantines the same transaction, and the next leader proposes
+        without it.
+        """
+
+        def raises(k: int) -> bool:
+            sub = dataclasses.replace(body, tx_hashes=body.tx_hashes[:k])
+            try:
+                self.chain.execute(height, parent_hash, sub, txs[:k])
+            except ChainError:
+                return False
+            except Exception:
+                return True
+            return False
+
+        lo, hi = 1, len(txs)  # the whole list raises; find the shortest prefix that does
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if raises(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        culprit = txs[lo - 1].hash if txs else None
+        if culprit is None:
+            return "nothing (an empty block raised)"
+        self.pool.quarantine(culprit)
+        log.error("block %d: quarantined tx %s (executing it raised)", height, culprit.hex())
+        return f"tx 0x{culprit.hex()[:16]}"
+
+    def _not_executed(self, action: ExecuteBlock, why: str) -> BlockExecuted:
+        """This node will not vote for ``action``'s proposal; ``why`` feeds stall reports."""
+        self.refusal = (action.height, why)
+        return BlockExecuted(action.height, action.proposal.digest, bytes(32), bytes(32), ok=False)
+
+    def _commit(self, action: CommitBlock) -> None:
+        head = self.chain.head
+        if action.height <= head.number:  # block sync got there first
+            self._feed(self._persisted(head.number, head.block_hash))
+            return
+        executed = self._executed.get(action.block_hash)
+        if executed is None or action.height != head.number + 1:
+            self.sync.want(action.height, [])
+            return
+        try:
+            block = self.chain.commit(executed, Seal(action.seal.view, action.seal.signatures))
+        except Exception as exc:
+            # The block is decided: this node cannot skip it, and must not vote on as if
+            # it had stored it. Stop; a restart catches up by block sync.
+            self.supervisor.report("commit", exc)
+            self.supervisor.fatal(f"cannot store decided block {action.height}: {exc}")
+            return
+        self._after_commit(block, executed)
+        self._feed(self._persisted(action.height, action.block_hash))
+
+    def _after_commit(self, block: Block, executed: ExecutedBlock) -> None:
+        """Bookkeeping common to consensus commits and synced blocks."""
+        self._executed.clear()
+        self.pool.on_commit(block.number, [v.tx for v in executed.txs])
+        self.commit_times.append((self._clock(), len(executed.txs)))
+        self._regossip_since = None
+        self.stall.committed(time.monotonic())
+        self.refusal = None
+        self.transport.broadcast(wire.encode(self._status()))
+
+    def on_synced(self, block: Block, executed: ExecutedBlock) -> None:
+        """Block sync committed ``block``: tell the replica and the pool."""
+        self._after_commit(block, executed)
+        self._feed(self._persisted(block.number, block.hash))
+
+    # -- inbound frames ----------------------------------------------------------------
+
+    async def _inbound_loop(self) -> None:
+        while True:
+            peer, frame = await self.transport.recv()
+            try:
+                self._on_frame(peer, frame)
+            except Exception as exc:  # our own bug: drop this frame, keep the loop
+                self.dropped["handler_error"] += 1
+                self.supervisor.report("inbound", exc)
+
+    def _on_frame(self, peer: str, frame: bytes) -> None:
+        try:
+            msg = wire.decode(frame)
+        except DecodeError as exc:
+            self.dropped["malformed"] += 1
+            log.debug("malformed frame from %s: %s", peer[:16], exc)
+            return
+        self.frames_in[type(msg).__name__] += 1
+        if isinstance(msg, wire.Consensus):
+            self._feed(MessageReceived(msg.data, self._sealer_index(peer)))
+        elif isinstance(msg, wire.Txs):
+            self._admit_from_peer(msg.raw)
+        elif isinstance(msg, wire.TxRequest):
+            found = [v.tx.encoded for h in msg.hashes if (v := self.pool.get(h)) is not None]
+            self.transport.send(peer, wire.encode(wire.TxResponse(msg.number, tuple(found))))
+        elif isinstance(msg, wire.TxResponse):
+            self._admit_from_peer(msg.raw, fetched=True)
+        elif isinstance(msg, wire.Status):
+            self.sync.on_status(peer, msg)
+        elif isinstance(msg, wire.BlockRequest):
+            self.sync.serve(peer, msg)
+        elif isinstance(msg, wire.BlockResponse):
+            self.sync.on_blocks(peer, msg)
+
+    def _sealer_index(self, peer: str) -> int | None:
+        try:
+            return self.sealer_ids.index(peer)
+        except ValueError:
+            return None
+
+    def _admit_from_peer(self, raws: tuple[bytes, ...], *, fetched: bool = False) -> None:
+        """Gossiped txs go through normal admission. Txs a pending fetch asked for are
+        judged against the chain, not the pool: the proposal decides between two txs of
+        one nonce (TxPool.admit_for_proposal)."""
+        head = self.chain.head.number
+        wanted: set[bytes] = set()
+        if fetched:
+            for fetch in self._fetches:
+                wanted |= fetch.wanted
+        for raw in raws:
+            admit = self.pool.admit_for_proposal if hash32(raw) in wanted else self.pool.admit
+            with contextlib.suppress(TxRejected):
+                admit(raw, head)
+        for fetch in self._fetches:
+            # By what the pool holds, not by what this frame added: a wanted tx that came in
+            # before the fetch task registered (gossip racing the proposal) is refused here
+            # as AlreadyKnown, and the fetch would otherwise wait out every timeout.
+            fetch.wanted = {h for h in fetch.wanted if h not in self.pool}
+            if not fetch.wanted:
+                fetch.done.set()
+        self._seal_wake.set()
+
+    # -- client transactions -----------------------------------------------------------
+
+    def submit(self, raws: list[bytes]) -> list[bytes | TxRejected]:
+        """Admit client transactions; accepted ones are gossiped in batches."""
+        head = self.chain.head.number
+        out: list[bytes | TxRejected] = []
+        for raw in raws:
+            try:
+                vtx = self.pool.admit(raw, head)
+            except TxRejected as exc:
+                out.append(exc)
+                continue
+            out.append(vtx.hash)
+            self._gossip.append(vtx.tx.encoded)
+        if len(self._gossip) >= self.config.gossip_max_batch:
+            self._gossip_wake.set()
+        self._seal_wake.set()
+        return out
+
+    async def _gossip_loop(self) -> None:
+        delay = self.config.gossip_max_delay_ms / 1000
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._gossip_wake.wait()
+            self._gossip_wake.clear()
+            batch_size = self.config.gossip_max_batch
+            while self._gossip:
+                batch, self._gossip = self._gossip[:batch_size], self._gossip[batch_size:]
+                self.transport.broadcast(wire.encode(wire.Txs(tuple(batch))))
+
+    # -- timers and sealing ------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        interval = self.config.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._feed(Tick(txs_pending=len(self.pool) > 0))
+
+    async def _seal_loop(self) -> None:
+        max_wait = self.config.seal_max_wait_ms / 1000
+        ready_since: float | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max_wait / 4):
+                    await self._seal_wake.wait()
+            self._seal_wake.clear()
+            if not (len(self.pool) and self.replica.wants_proposal()):
+                ready_since = None
+                continue
+            now = time.monotonic()
+            ready_since = ready_since if ready_since is not None else now
+            limit = self.chain.executor.system_config(self.chain.store.state).tx_count_limit
+            if len(self.pool) < limit and now - ready_since < max_wait:
+                continue
+            ready_since = None
+            self._propose(limit)
+
+    def _propose(self, limit: int) -> None:
+        height = self.replica.height
+        txs = [v for v in self.pool.seal(limit, height) if self.pool.includable(v, height)]
+        size = 0
+        for i, v in enumerate(txs):
+            size += len(v.tx.encoded)
+            if size > MAX_BLOCK_TX_BYTES:
+                del txs[i:]
+                break
+        if not txs or self.index is None:
+            return
+        timestamp = max(int(self._clock() * 1000), self.chain.head_timestamp())
+        body = ProposalBody(timestamp, self.index, tuple(v.hash for v in txs))
+        self._feed(ProposalReady(body.encode()))
+
+    # -- status ------------------------------------------------------------------------
+
+    def _status(self) -> wire.Status:
+        head = self.chain.head
+        return wire.Status(head.number, head.block_hash, self.chain.genesis_hash)
+
+    async def _status_loop(self) -> None:
+        while True:
+            self.transport.broadcast(wire.encode(self._status()))
+            self._regossip_if_stalled()
+            self._watch_stall()
+            await asyncio.sleep(STATUS_INTERVAL)
+
+    def current_timeout(self) -> float:
+        """The replica's view-change timeout now (seconds, back-off included)."""
+        return self.replica.timeout_ticks_now * self.config.tick_ms / 1000
+
+    def consensus_timeout(self) -> float:
+        """The configured view-change timeout (seconds, no back-off)."""
+        return self.replica.config.timeout_ticks * self.config.tick_ms / 1000
+
+    def stall_limit(self) -> float:
+        """Seconds of waiting work without a commit after which the node is stalled."""
+        return min(self.consensus_timeout(), STALL_LIMIT_MAX)
+
+    def _watch_stall(self) -> None:
+        was = self.stall.stalled
+        # Work is waiting: txs in our pool, or a proposal or view change under way (a node
+        # that refused a proposal may hold none of its txs, and is stuck all the same).
+        busy = len(self.pool) > 0 or self.replica.progress().phase != "waiting_proposal"
+        self.stall.observe(time.monotonic(), pending=busy, timeout=self.stall_limit())
+        if self.stall.stalled and not was:
+            log.warning("stalled at height %d: %s", self.replica.height, self.stall_reason())
+        elif was and not self.stall.stalled:
+            log.info("no longer stalled (height %d)", self.replica.height)
+
+    def stall_reason(self) -> str:
+        """Why the current height is not committing, as far as this node knows."""
+        p = self.replica.progress()
+        leader = f"node{p.leader}" if 0 <= p.leader < len(self.sealer_ids) else str(p.leader)
+        if p.phase == "view_change":
+            return (
+                f"view change to view {p.view}: {p.view_changes} of {p.quorum} ViewChanges, "
+                f"waiting for the NewView from {leader}"
+            )
+        if p.phase == "waiting_proposal":
+            if p.leader != self.index:
+                return f"waiting for a proposal from the leader {leader} (view {p.view})"
+            if p.abstaining:
+                return (
+                    f"this node leads view {p.view} but restarted in it after signing there: "
+                    "it must not propose again, waiting for a view change"
+                )
+            return f"this node leads view {p.view}; {len(self.pool)} txs pending to propose"
+        if p.phase == "executing":
+            wanted = sum(len(f.wanted) for f in self._fetches)
+            return f"fetching {wanted} missing txs of {leader}'s proposal"
+        if p.phase == "refused":
+            why = self.refusal[1] if self.refusal and self.refusal[0] == p.height else "invalid"
+            return f"this node refused {leader}'s proposal: {why}"
+        if p.phase == "preparing":
+            return f"{p.prepares} of {p.quorum} matching Prepares (view {p.view})"
+        if p.phase == "committing":
+            return f"prepared; {p.commits} of {p.quorum} matching Commits (view {p.view})"
+        return p.phase
+
+    def _regossip_if_stalled(self) -> None:
+        """Gossip the oldest pending txs again after a consensus timeout without a commit.
+
+        Gossip is best-effort: it is lost while a link or the MQTT broker is down (or
+        reconnecting: a queue flushed before the peers resubscribed reaches nobody). A tx
+        that only a follower holds would then wait for that follower's turn as leader, and
+        an idle chain never gives it one: the other sealers see nothing to wait for.
+        """
+        now = time.monotonic()
+        if not len(self.pool) or self._regossip_since is None:
+            self._regossip_since = now if len(self.pool) else None
+            return
+        config = self.chain.executor.system_config(self.chain.store.state)
+        if now - self._regossip_since < config.consensus_timeout:
+            return
+        self._regossip_since = now
+        raws = [v.tx.encoded for v in self.pool.seal(config.tx_count_limit, self.replica.height)]
+        size = self.config.gossip_max_batch
+        for i in range(0, len(raws), size):
+            self.transport.broadcast(wire.encode(wire.Txs(tuple(raws[i : i + size]))))
+
+    def tps(self, window: float = 10.0) -> float:
+        """Committed transactions per second over the last ``window`` seconds."""
+        now = self._clock()
+        recent = [(t, n) for t, n in self.commit_times if now - t <= window]
+        if not recent:
+            return 0.0
+        span = max(now - recent[0][0], 1.0)
+        return sum(n for _, n in recent) / span
+
+
+def _hashes(hashes: Any, shown: int = 3) -> str:
+    """A few tx hashes for a log line or a stall reason: ``0xab12…, 0xcd34… (+5)``."""
+    items = sorted(hashes)
+    text = ", ".join(f"0x{h.hex()[:12]}…" for h in items[:shown])
+    return text + (f" (+{len(items) - shown})" if len(items) > shown else "")
+
+
+class _KeyOnlyIdentity:
+    """What the memory transport reads of an identity: the node id and consensus key."""
+
+    def __init__(self, key: KeyPair) -> None:
+        self.node_id = key.public_key.hex()
+        self.consensus = key

@@ -1,0 +1,341 @@
+"""The node as the JSON-RPC layer sees it: :class:`NodeService` implements NodeBackend.
+
+Reads go to committed storage and in-memory status; :meth:`NodeService.submit` goes
+through the txpool's admission (one signature recovery per new transaction). Metrics for
+``GET /metrics`` are assembled here from the replica, txpool, transport and sync counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from consensus import max_faulty, quorum
+from node.ledger.block import Block, Receipt
+from node.ledger.tx import SignedTransaction
+from node.rpc import metrics as prom
+from node.rpc.adapt import block_data, receipt_data, tx_data
+from node.rpc.backend import (
+    BlockData,
+    CallResult,
+    ConsensusData,
+    PeerData,
+    ReceiptData,
+    SyncData,
+    TotalTxData,
+    TxData,
+)
+from node.rpc.http import RpcServer
+from node.rpc.jsonrpc import Dispatcher
+from node.runtime.config import split_hostport
+from node.runtime.errors import NodeError
+from node.runtime.txpool import TxRejected
+
+if TYPE_CHECKING:
+    from node.runtime.host import ServiceHost
+
+RECENT_BLOCKS = 8
+
+
+class NodeService:
+    """One group of one running :class:`~node.runtime.Node`, for the RPC dispatcher."""
+
+    def __init__(self, node: ServiceHost) -> None:
+        self.node = node
+        # Committed blocks never change: keep the last few decoded, so clients polling the
+        # receipts of one block's txs do not decode the whole block per lookup (~150 us).
+        self._recent: OrderedDict[int, Block] = OrderedDict()
+
+    @property
+    def _chain(self):  # type: ignore[no-untyped-def]
+        return self.node.chain
+
+    def chain_id(self) -> str:
+        return self.node.genesis.chain_id
+
+    def block_number(self) -> int:
+        return int(self._chain.head.number)
+
+    def _block(self, block: Block | None, full_txs: bool) -> BlockData | None:
+        if block is None:
+            return None
+        senders: list[bytes] | None = None
+        if full_txs:  # the receipts hold the senders: no signature recovery needed
+            store = self._chain.store
+            raws = [store.receipt(h) for h in block.tx_hashes()]
+            if all(raw is not None for raw in raws):
+                senders = [Receipt.decode(raw).sender for raw in raws if raw is not None]
+        return block_data(block, full_txs=full_txs, senders=senders)
+
+    def block_by_number(self, number: int, full_txs: bool) -> BlockData | None:
+        return self._block(self._chain.block(number), full_txs)
+
+    def block_by_hash(self, block_hash: bytes, full_txs: bool) -> BlockData | None:
+        raw = self._chain.store.block_by_hash(block_hash)
+        return self._block(None if raw is None else Block.decode(raw), full_txs)
+
+    def block_hash(self, number: int) -> bytes | None:
+        return self._chain.store.hash_by_number(number)  # type: ignore[no-any-return]
+
+    def _committed(self, tx_hash: bytes) -> tuple[Block, int] | None:
+        loc = self._chain.store.tx_location(tx_hash)
+        if loc is None:
+            return None
+        block = self._recent.get(loc[0])
+        if block is None:
+            block = self._chain.block(loc[0])
+            if block is None:
+                return None
+            self._recent[loc[0]] = block
+            if len(self._recent) > RECENT_BLOCKS:
+                self._recent.popitem(last=False)
+        return block, loc[1]
+
+    def transaction(self, tx_hash: bytes) -> TxData | None:
+        found = self._committed(tx_hash)
+        if found is not None:
+            block, index = found
+            stx = SignedTransaction.decode(block.transactions[index])
+            raw = self._chain.store.receipt(tx_hash)
+            sender = Receipt.decode(raw).sender if raw is not None else stx.recover_sender()
+            return tx_data(
+                stx, sender, block_number=block.number, block_hash=block.hash, index=index
+            )
+        vtx = self.node.pool.get(tx_hash)
+        return None if vtx is None else tx_data(vtx.tx, vtx.sender)
+
+    def receipt(self, tx_hash: bytes) -> ReceiptData | None:
+        raw = self._chain.store.receipt(tx_hash)
+        found = self._committed(tx_hash)
+        if raw is None or found is None:
+            return None
+        block, index = found
+        stx = SignedTransaction.decode(block.transactions[index])
+        return receipt_data(Receipt.decode(raw), block_hash=block.hash, tx=stx)
+
+    async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[bytes | TxRejected]:
+        return self.node.submit(list(raw_txs))
+
+    def call(
+        self, to: bytes, method: str, args: Sequence[str | int], sender: bytes | None
+    ) -> CallResult:
+        status, output = self._chain.call(to, method, args, sender)
+        return {"block_number": self.block_number(), "status": status, "output": output}
+
+    def pbft_view(self) -> int:
+        return self.node.replica.view
+
+    def sealers(self) -> Sequence[bytes]:
+        return list(self.node.genesis.sealers)
+
+    def observers(self) -> Sequence[bytes]:
+        return list(self.node.genesis.observers)
+
+    def consensus_status(self) -> ConsensusData:
+        node, replica = self.node, self.node.replica
+        status = replica.status()
+        n = len(node.genesis.sealers)
+        head = self._chain.head
+        connected = node.transport.peers()
+        now = time.monotonic()
+        stalled = node.stall.stalled
+        return {
+            "node_id": node.key.public_key,
+            "node_index": node.index,
+            "sealers": list(node.genesis.sealers),
+            "view": replica.settled_view,
+            "to_view": replica.view,
+            "leader_index": status.leader,
+            "leader_failed": not replica.view_active,
+            "block_number": head.number,
+            "block_hash": head.block_hash,
+            "max_faulty": max_faulty(n),
+            "quorum": quorum(n),
+            "view_changes": replica.counters.view_changes,
+            "connected": sum(1 for s in node.sealer_ids if s in connected),
+            "timeout_ms": int(node.current_timeout() * 1000),
+            "seconds_since_last_commit": node.stall.seconds_since_commit(now),
+            "stalled": stalled,
+            "stall_reason": node.stall_reason() if stalled else None,
+            "internal_errors": sum(node.supervisor.errors.values()),
+        }
+
+    def sync_status(self) -> SyncData:
+        node = self.node
+        head = self._chain.head
+        highest, highest_hash = node.sync.known_highest()
+        return {
+            "node_id": node.key.public_key,
+            "block_number": head.number,
+            "latest_hash": head.block_hash,
+            "genesis_hash": self._chain.genesis_hash,
+            "is_syncing": node.sync.syncing,
+            "known_highest_number": highest,
+            "known_latest_hash": highest_hash,
+            "tx_pool_size": len(node.pool),
+            "peers": [
+                {
+                    "node_id": bytes.fromhex(peer),
+                    "block_number": s.height,
+                    "latest_hash": s.head_hash,
+                    "genesis_hash": s.genesis_hash,
+                }
+                for peer, s in sorted(node.sync.peers.items())
+            ],
+        }
+
+    def peers(self) -> Sequence[PeerData]:
+        out: list[PeerData] = []
+        for peer in sorted(self.node.transport.peers()):
+            item: PeerData = {"node_id": bytes.fromhex(peer), "address": ""}
+            with contextlib.suppress(ValueError):
+                index = self.node.members.index(peer)
+                item["node"] = f"node{index}"
+            out.append(item)
+        return out
+
+    def pending_tx_size(self) -> int:
+        return len(self.node.pool)
+
+    def total_transaction_count(self) -> TotalTxData:
+        store = self._chain.store
+        return {
+            "tx_sum": store.total_tx_count(),
+            "failed_tx_sum": store.total_failed_tx_count(),
+            "block_number": self.block_number(),
+        }
+
+    def system_config(self, key: str) -> str | None:
+        values = self._chain.executor.system_config(self._chain.store.state)
+        value = getattr(values, key, None)
+        return None if value is None else str(value)
+
+    # -- /metrics ----------------------------------------------------------------------
+
+    def metrics(self) -> Iterable[prom.Metric]:
+        node = self.node
+        c = node.replica.counters
+        t = node.transport.stats
+        yield prom.gauge("ledgerlab_block_height", "Committed head.", node.chain.head.number)
+        yield prom.gauge("ledgerlab_pbft_view", "Current PBFT view.", node.replica.view)
+        yield prom.counter("ledgerlab_view_changes_total", "View changes started.", c.view_changes)
+        yield prom.gauge("ledgerlab_txpool_size", "Pending transactions.", len(node.pool))
+        yield prom.counter(
+            "ledgerlab_committed_txs_total",
+            "Committed transactions.",
+            node.chain.store.total_tx_count(),
+        )
+        yield prom.gauge("ledgerlab_peers", "Connected peers.", len(node.transport.peers()))
+        yield prom.gauge(
+            "ledgerlab_seconds_since_last_commit",
+            "Seconds since this node last committed a block (or started).",
+            round(node.stall.seconds_since_commit(time.monotonic()), 3),
+        )
+        yield prom.gauge(
+            "ledgerlab_stalled",
+            "1 while txs are pending and nothing committed for longer than the timeout.",
+            int(node.stall.stalled),
+        )
+        yield prom.labelled(
+            "ledgerlab_internal_errors_total",
+            "counter",
+            "Bugs of ours caught by the supervisor, by loop (docs/node.md, Supervision).",
+            "loop",
+            node.supervisor.errors,
+        )
+        yield prom.labelled(
+            "ledgerlab_loop_restarts_total",
+            "counter",
+            "Loops the supervisor restarted after a failure, by loop.",
+            "loop",
+            node.supervisor.restarts,
+        )
+        yield prom.counter(
+            "ledgerlab_txs_quarantined_total",
+            "Transactions dropped because executing them raised (a bug of ours).",
+            node.pool.quarantined,
+        )
+        yield prom.labelled(
+            "ledgerlab_consensus_messages_in_total",
+            "counter",
+            "Consensus messages received, by type.",
+            "type",
+            c.messages_in,
+        )
+        yield prom.labelled(
+            "ledgerlab_consensus_messages_out_total",
+            "counter",
+            "Consensus messages sent, by type.",
+            "type",
+            c.messages_out,
+        )
+        yield prom.labelled(
+            "ledgerlab_consensus_dropped_total",
+            "counter",
+            "Consensus messages dropped, by reason.",
+            "reason",
+            c.drops,
+        )
+        yield prom.labelled(
+            "ledgerlab_frames_in_total",
+            "counter",
+            "Node frames received, by kind.",
+            "kind",
+            node.frames_in,
+        )
+        yield prom.labelled(
+            "ledgerlab_frames_dropped_total",
+            "counter",
+            "Node frames dropped, by reason.",
+            "reason",
+            node.dropped,
+        )
+        yield prom.labelled(
+            "ledgerlab_txpool_rejected_total",
+            "counter",
+            "Transactions refused, by reason.",
+            "reason",
+            {r.value: n for r, n in node.pool.rejected.items()},
+        )
+        yield prom.counter("ledgerlab_p2p_frames_out_total", "Transport frames sent.", t.frames_out)
+        yield prom.labelled(
+            "ledgerlab_p2p_disconnects_total",
+            "counter",
+            "Peers disconnected, by reason.",
+            "reason",
+            t.disconnects,
+        )
+        yield prom.labelled(
+            "ledgerlab_p2p_dropped_total",
+            "counter",
+            "Transport frames (MQTT: messages) dropped, by reason (docs/p2p.md, Counters).",
+            "reason",
+            t.dropped,
+        )
+        yield prom.labelled(
+            "ledgerlab_sync_total", "counter", "Block sync events.", "event", node.sync.stats
+        )
+
+
+async def start_rpc(node: ServiceHost, stack: contextlib.AsyncExitStack) -> RpcServer:
+    """Serve JSON-RPC for ``node`` on its configured address until ``stack`` closes."""
+    service = NodeService(node)
+    host, port = split_hostport(node.config.rpc_listen, "rpc.listen")
+    server = RpcServer(
+        Dispatcher({node.genesis.group_id: service}, on_internal_error=node.supervisor.report),
+        host=host,
+        port=port,
+        metrics=service.metrics,
+    )
+    try:
+        await stack.enter_async_context(server)
+    except OSError as exc:
+
+        raise NodeError(f"cannot serve JSON-RPC on {host}:{port}: {exc.strerror or exc}") from None
+    return server
+
+
+__all__ = ["NodeService", "start_rpc"]
