@@ -220,8 +220,8 @@ class LedgerStore(LedgerReader):
 
     A store written before the failed-transaction counter existed has blocks and no
     counter: :attr:`needs_failed_tx_backfill` is then true, the counter is neither read
-    nor written, and whoever can read receipts (``node.chain.Chain`` at open) computes it
-    once and hands it to :meth:`backfill_failed_tx_count`.
+    nor written, and whoever can read receipts (``node.ledger.chain.Chain`` at open)
+    computes it once and hands it to :meth:`backfill_failed_tx_count`.
     """
 
     def __init__(self, kv: KVStore) -> None:
