@@ -46,6 +46,7 @@ def transfer(
     args: list | None = None,
     key: KeyPair = CLIENT,
     chain_id: str = "chain0",
+    nonce: str | None = None,
 ) -> bytes:
     tx = Transaction.build(
         chain_id=chain_id,
@@ -54,7 +55,7 @@ def transfer(
         method=method,
         args=args if args is not None else [f"user{i % 50}", 1 + i],
         block_limit=head + 500,
-        nonce=f"t{i}-{random.random()}",
+        nonce=nonce if nonce is not None else f"t{i}-{random.random()}",
     )
     return tx.sign(key).encode()
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from node.ledger.tx import SignedTransaction, Transaction
+from node.ledger.tx import SignedTransaction
 from node.runtime import Node
 from node.runtime.service import NodeService
 from node.runtime.txpool import Reason, TxRejected
-from tests.runtime.cluster import CLIENT, MemoryCluster, loops_alive, transfer, wait_until
+from tests.runtime.cluster import MemoryCluster, loops_alive, transfer, wait_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,17 +23,8 @@ def committed(node: Node, raw: bytes) -> bool:
     return node.chain.store.tx_location(SignedTransaction.decode(raw).hash) is not None
 
 
-def signed(nonce: str, user: str, head: int = 0) -> bytes:
-    tx = Transaction.build(
-        chain_id="chain0",
-        group_id="group0",
-        to="0x5002",
-        method="userSave",
-        args=[user, 7],
-        block_limit=head + 500,
-        nonce=nonce,
-    )
-    return tx.sign(CLIENT).encode()
+def signed(nonce: str, user: str) -> bytes:
+    return transfer(0, args=[user, 7], nonce=nonce)
 
 
 async def test_one_nonce_sent_to_different_nodes_at_once_does_not_stall_the_chain() -> None:
