@@ -36,9 +36,10 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from consensus import (
+    Action,
     BlockExecuted,
     BlockPersisted,
     Broadcast,
@@ -334,25 +335,27 @@ class Node:
             self._stepping = False
         self._seal_wake.set()
 
-    def _perform(self, action: Any) -> None:
-        if isinstance(action, Broadcast):
-            self.transport.broadcast(wire.encode(wire.Consensus(encode_message(action.message))))
-        elif isinstance(action, Send):
-            if 0 <= action.to < len(self.sealer_ids):
+    def _perform(self, action: Action) -> None:
+        match action:
+            case Broadcast():
                 frame = wire.encode(wire.Consensus(encode_message(action.message)))
-                self.transport.send(self.sealer_ids[action.to], frame)
-        elif isinstance(action, PersistState):
-            assert self.store is not None
-            self.store.put_meta(PBFT_META, action.state.encode())  # durable before what follows
-        elif isinstance(action, ExecuteBlock):
-            self._execute(action)
-        elif isinstance(action, CommitBlock):
-            self._commit(action)
-        elif isinstance(action, RequestSync):
-            peers = [self.sealer_ids[i] for i in action.peers if 0 <= i < len(self.sealer_ids)]
-            self.sync.want(action.target_height, peers)
-        else:  # pragma: no cover - the replica emits only the actions above
-            raise TypeError(f"unknown action {action!r}")
+                self.transport.broadcast(frame)
+            case Send():
+                if 0 <= action.to < len(self.sealer_ids):
+                    frame = wire.encode(wire.Consensus(encode_message(action.message)))
+                    self.transport.send(self.sealer_ids[action.to], frame)
+            case PersistState():
+                assert self.store is not None
+                self.store.put_meta(PBFT_META, action.state.encode())  # durable first
+            case ExecuteBlock():
+                self._execute(action)
+            case CommitBlock():
+                self._commit(action)
+            case RequestSync():
+                peers = [self.sealer_ids[i] for i in action.peers if 0 <= i < len(self.sealer_ids)]
+                self.sync.want(action.target_height, peers)
+            case _:
+                assert_never(action)
 
     def _execute(self, action: ExecuteBlock) -> None:
         try:
