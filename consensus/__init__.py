@@ -68,7 +68,7 @@ from consensus.messages import (
     viewchange_digest,
 )
 from consensus.quorum import leader_of, max_faulty, quorum, weak_quorum
-from consensus.replica import Progress, Replica, ReplicaStatus
+from consensus.replica import Phase, Progress, Replica, ReplicaStatus
 
 __all__ = [
     "DROP_REASONS",
@@ -90,6 +90,7 @@ __all__ = [
     "NewView",
     "PersistState",
     "PersistedState",
+    "Phase",
     "PrePrepare",
     "Prepare",
     "PreparedCertificate",

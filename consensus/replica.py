@@ -54,6 +54,7 @@ Only our own misuse raises (a bad event type, an empty payload).
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Sequence
 from typing import assert_never
 
@@ -98,6 +99,17 @@ from consensus.messages import (
 )
 from consensus.quorum import leader_of, max_faulty, quorum
 from consensus.slots import HeightSlot, Round, VoteKey
+
+
+class Phase(enum.Enum):
+    """The replica's phase in its current view; the per-height round has its own."""
+
+    ACTIVE = "active"
+    """A NewView (or view 0) made this view active for our height: propose and vote."""
+    AWAITING_NEW_VIEW = "awaiting_new_view"
+    """We moved to this view (timeout or f + 1 others): only ViewChange and NewView count."""
+    BEHIND_NEW_VIEW = "behind_new_view"
+    """A NewView activated the view from a height above ours: catch up by sync first."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -248,7 +260,16 @@ class Replica:
     @property
     def view_active(self) -> bool:
         """False while waiting for a NewView (or for block sync to reach the new view)."""
-        return self._active_from is not None and self._height >= self._active_from
+        return self.phase is Phase.ACTIVE
+
+    @property
+    def phase(self) -> Phase:
+        """Where the replica stands in its view (see :class:`Phase`)."""
+        if self._active_from is None:
+            return Phase.AWAITING_NEW_VIEW
+        if self._height < self._active_from:
+            return Phase.BEHIND_NEW_VIEW
+        return Phase.ACTIVE
 
     @property
     def prepared_certificate(self) -> PreparedCertificate | None:

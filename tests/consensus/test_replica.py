@@ -18,6 +18,7 @@ from consensus import (
     NewView,
     PersistedState,
     PersistState,
+    Phase,
     Prepare,
     ProposalReady,
     Replica,
@@ -354,8 +355,10 @@ def test_a_restart_in_a_slot_it_never_signed_in_votes_and_proposes_at_once() -> 
 
 def test_restored_view_is_kept_and_announced() -> None:
     n = 4
+    assert Replica(config(n, 2)).phase is Phase.ACTIVE
     r = Replica(config(n, 2), restored=PersistedState(3, None), head=ChainHead(5, hash32(b"h")))
     assert r.view == 3 and not r.view_active and r.height == 6
+    assert r.phase is Phase.AWAITING_NEW_VIEW
     actions = r.step(Tick())
     assert isinstance(actions[0], Broadcast) and isinstance(actions[0].message, ViewChange)
     assert actions[0].message.view == 3 and actions[0].message.height == 6
