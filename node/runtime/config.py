@@ -7,10 +7,22 @@ where its consensus key appears in the genesis sealer or observer list.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from node.transport import mqtt_settings_from_p2p
+from node.transport.settings import (
+    MqttSettings,
+    TcpSettings,
+    check_keys,
+    parse_hostport,
+    setting_names,
+    settings_from_table,
+)
 
 TRANSPORTS = ("tcp", "mqtt", "memory")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -20,11 +32,42 @@ class ConfigError(ValueError):
     """A config file that is missing, malformed or inconsistent."""
 
 
-def split_hostport(value: str, what: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError(f"{what}: expected host:port, got {value!r}")
-    return host, int(port)
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+
+# Keys of [p2p] / [mqtt] with a node-config spelling of their own; every other key of
+# those tables is a field of TcpSettings / MqttSettings (node/transport/settings.py).
+P2P_KEYS = {"transport": "transport", "listen": "p2p_listen", "peers": "peers",
+            "blacklist": "blacklist"}  # fmt: skip
+MQTT_KEYS = {"broker": "mqtt_broker", "username": "mqtt_username",
+             "password": "mqtt_password", "tls_ca": "mqtt_tls_ca"}  # fmt: skip
+_TCP_FROM_NODE = frozenset({"listen_host", "listen_port", "peers"})  # from listen, peers
+_MQTT_FROM_NODE = frozenset({"broker_url", "username", "password", "tls_ca"})
+_DEFAULT_TCP = TcpSettings()
+_DEFAULT_MQTT = MqttSettings(broker_url=DEFAULT_BROKER)
+P2P_TUNING = setting_names(TcpSettings) - _TCP_FROM_NODE
+MQTT_TUNING = setting_names(MqttSettings) - _MQTT_FROM_NODE
+
+
+def split_hostport(value: str, what: str, *, allow_zero: bool = True) -> tuple[str, int]:
+    """``host:port`` of a listen address (port 0 = pick a free one) -> ``(host, port)``.
+
+    The rules are :func:`node.transport.settings.parse_hostport`'s (``[v6]:port`` for
+    IPv6, returned without brackets); ConfigError when malformed.
+    """
+    try:
+        return parse_hostport(value, what=what, allow_zero=allow_zero)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _tuning(settings: TcpSettings | MqttSettings, names: frozenset[str]) -> dict[str, Any]:
+    """The fields among ``names`` that differ from their defaults (for to_toml)."""
+    defaults = _DEFAULT_MQTT if isinstance(settings, MqttSettings) else _DEFAULT_TCP
+    return {
+        n: getattr(settings, n)
+        for n in sorted(names)
+        if getattr(settings, n) != getattr(defaults, n)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +85,14 @@ class NodeConfig:
     p2p_listen: str = "127.0.0.1:30300"
     peers: tuple[str, ...] = ()
     blacklist: tuple[str, ...] = ()
-    mqtt_broker: str = "mqtt://127.0.0.1:1883"
+    mqtt_broker: str = DEFAULT_BROKER
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca: str | None = None
+    tcp: TcpSettings = _DEFAULT_TCP
+    """TCP transport settings; listen address and peers come from p2p_listen/peers."""
+    mqtt: MqttSettings = _DEFAULT_MQTT
+    """MQTT transport settings; broker, username, password, tls_ca from the mqtt_* fields."""
     rpc_listen: str = "127.0.0.1:20200"
     storage_backend: str = "rocksdb"
     txpool_capacity: int = 150_000
@@ -60,10 +107,26 @@ class NodeConfig:
             raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
-        split_hostport(self.p2p_listen, "p2p.listen")
+        host, port = split_hostport(self.p2p_listen, "p2p.listen")
         split_hostport(self.rpc_listen, "rpc.listen")
         for peer in self.peers:
-            split_hostport(peer, "p2p.peers")
+            split_hostport(peer, "p2p.peers", allow_zero=False)
+        tls_ca = str(self.path(Path(self.mqtt_tls_ca))) if self.mqtt_tls_ca else None
+        try:
+            tcp = dataclasses.replace(
+                self.tcp, listen_host=host, listen_port=port, peers=tuple(self.peers)
+            )
+            mqtt = dataclasses.replace(
+                self.mqtt,
+                broker_url=self.mqtt_broker,
+                username=self.mqtt_username,
+                password=self.mqtt_password,
+                tls_ca=tls_ca,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        object.__setattr__(self, "tcp", tcp)
+        object.__setattr__(self, "mqtt", mqtt)
         for name in (
             "txpool_capacity",
             "tick_ms",
@@ -99,6 +162,18 @@ class NodeConfig:
 
         node, chain, p2p = table("node"), table("chain"), table("p2p")
         mqtt, rpc, storage = table("mqtt"), table("rpc"), table("storage")
+        try:
+            check_keys(p2p, P2P_KEYS.keys() | P2P_TUNING, "p2p")
+            check_keys(mqtt, MQTT_KEYS.keys() | MQTT_TUNING, "mqtt")
+            p2p_tuning = {k: v for k, v in p2p.items() if k in P2P_TUNING}
+            mqtt_tuning = {k: v for k, v in mqtt.items() if k in MQTT_TUNING}
+            tcp = settings_from_table(TcpSettings, p2p_tuning, "p2p")
+            broker = mqtt.get("broker", DEFAULT_BROKER)
+            mqtt_settings = mqtt_settings_from_p2p(
+                p2p_tuning, {**mqtt_tuning, "broker_url": broker}, "mqtt"
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         txpool, consensus = table("txpool"), table("consensus")
         kw: dict[str, Any] = {
             "name": node.get("name"),
@@ -116,6 +191,8 @@ class NodeConfig:
             "mqtt_username": mqtt.get("username"),
             "mqtt_password": mqtt.get("password"),
             "mqtt_tls_ca": mqtt.get("tls_ca"),
+            "tcp": tcp,
+            "mqtt": mqtt_settings,
             "rpc_listen": rpc.get("listen"),
             "txpool_capacity": txpool.get("capacity"),
             "tick_ms": consensus.get("tick_ms"),
@@ -132,6 +209,8 @@ class NodeConfig:
                 kw[key] = tuple(kw[key])
         try:
             return cls(home=home, **kw)
+        except ConfigError:
+            raise
         except TypeError as exc:
             raise ConfigError(f"bad value in config: {exc}") from None
 
@@ -141,6 +220,18 @@ class NodeConfig:
 
         def lst(values: tuple[str, ...]) -> str:
             return "[" + ", ".join(s(v) for v in values) + "]"
+
+        def value(v: object) -> str:
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            if isinstance(v, int | float):
+                return repr(v)
+            if isinstance(v, tuple):
+                return lst(tuple(str(x) for x in v))
+            return s(v)
+
+        def tuning(values: Mapping[str, Any]) -> list[str]:
+            return [f"{k} = {value(v)}" for k, v in values.items()]
 
         lines = [
             "[node]",
@@ -157,6 +248,7 @@ class NodeConfig:
             f"listen = {s(self.p2p_listen)}",
             f"peers = {lst(self.peers)}",
             f"blacklist = {lst(self.blacklist)}",
+            *tuning(_tuning(self.tcp, P2P_TUNING)),
             "",
             "[mqtt]",
             f"broker = {s(self.mqtt_broker)}",
@@ -167,6 +259,7 @@ class NodeConfig:
             lines.append(f"password = {s(self.mqtt_password)}")
         if self.mqtt_tls_ca:
             lines.append(f"tls_ca = {s(self.mqtt_tls_ca)}")
+        lines += tuning(_tuning(self.mqtt, MQTT_TUNING))
         lines += [
             "",
             "[rpc]",

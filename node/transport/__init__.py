@@ -7,14 +7,22 @@ The runtime programs against :class:`Transport` and builds the configured one wi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.transport.base import Transport, TransportClosed, TransportError, TransportStats
 from node.transport.memory import MemoryHub, MemoryTransport
 from node.transport.mqtt import MqttTransport
 from node.transport.pki import NodeIdentity
-from node.transport.tcp import TcpTransport, parse_address
+from node.transport.settings import (
+    MqttSettings,
+    TcpSettings,
+    check_keys,
+    format_hostport,
+    parse_hostport,
+    setting_names,
+    settings_from_table,
+)
+from node.transport.tcp import TcpTransport
 
 if TYPE_CHECKING:
     from node.runtime.config import NodeConfig
@@ -22,53 +30,22 @@ if TYPE_CHECKING:
 __all__ = [
     "MemoryHub",
     "MemoryTransport",
+    "MqttSettings",
     "MqttTransport",
+    "TcpSettings",
     "TcpTransport",
     "Transport",
     "TransportClosed",
     "TransportError",
     "TransportStats",
     "create_transport",
+    "format_hostport",
+    "mqtt_settings_from_p2p",
+    "parse_hostport",
     "transport_from_node_config",
 ]
 
-_COMMON = {"transport", "blacklist", "max_frame_size", "inbox_capacity"}
-_TCP = {
-    "listen_host",
-    "listen_port",
-    "peers",
-    "backoff_initial",
-    "backoff_max",
-    "handshake_timeout",
-    "ping_interval",
-    "idle_timeout",
-    "send_buffer_limit",
-    "max_pending_handshakes",
-}
-_MQTT = {
-    "broker_url",
-    "username",
-    "password",
-    "tls_ca",
-    "tls_cert",
-    "tls_key",
-    "tls_insecure",
-    "topic_prefix",
-    "client_id",
-    "qos_broadcast",
-    "qos_unicast",
-    "max_batch_bytes",
-    "max_batch_delay_ms",
-    "heartbeat_interval",
-    "peer_timeout",
-    "max_age",
-    "keepalive",
-    "backoff_initial",
-    "backoff_max",
-    "max_pending_bytes",
-    "max_inflight",
-    "max_queued_messages",
-}
+_COMMON = frozenset({"transport", "blacklist"})  # every other key is a settings field
 
 
 def create_transport(
@@ -83,7 +60,9 @@ def create_transport(
 ) -> Transport:
     """Build the transport named by ``p2p["transport"]`` (default ``"tcp"``).
 
-    ``p2p`` is the ``[p2p]`` table; MQTT settings may sit in a nested ``mqtt`` table.
+    ``p2p`` is the ``[p2p]`` table: ``transport``, ``blacklist`` and the fields of
+    :class:`TcpSettings`; MQTT settings (:class:`MqttSettings`) sit in a nested ``mqtt``
+    table, where they override same-named ``[p2p]`` keys (e.g. ``max_frame_size``).
     ``members`` are the sealers + observers from genesis. Unknown keys are a ValueError,
     so a typo in a config file is reported rather than silently ignored.
     """
@@ -95,25 +74,19 @@ def create_transport(
     members = list(members)
     blacklist = list(cfg.get("blacklist", ()))
     if kind == "tcp":
-        _check(cfg, _COMMON | _TCP, "p2p")
-        opts = {k: v for k, v in cfg.items() if k in _TCP | {"max_frame_size", "inbox_capacity"}}
+        check_keys(cfg, _COMMON | setting_names(TcpSettings), "p2p")
+        tcp = settings_from_table(
+            TcpSettings, {k: v for k, v in cfg.items() if k not in _COMMON}, "p2p"
+        )
         return TcpTransport(
             identity=identity,
             genesis_hash=genesis_hash,
+            settings=tcp,
             allowed=members,
             blacklist=blacklist,
-            **opts,
         )
     if kind == "mqtt":
-        merged = {**{k: v for k, v in cfg.items() if k not in _TCP - _MQTT}, **nested}
-        _check(merged, _COMMON | _MQTT, "p2p.mqtt")
-        if "broker_url" not in merged:
-            raise ValueError("[p2p.mqtt] needs broker_url (mqtt://host:port or mqtts://...)")
-        opts = {
-            k: v for k, v in merged.items() if k in _MQTT | {"max_frame_size", "inbox_capacity"}
-        }
-        if "max_batch_delay_ms" in opts:
-            opts["max_batch_delay"] = float(opts.pop("max_batch_delay_ms")) / 1000
+        mqtt = mqtt_settings_from_p2p(cfg, nested)
         return MqttTransport(
             key=identity.consensus,
             genesis_hash=genesis_hash,
@@ -121,7 +94,7 @@ def create_transport(
             group_id=group_id,
             members=members,
             blacklist=blacklist,
-            **opts,
+            settings=mqtt,
         )
     if kind == "memory":
         if hub is None:
@@ -132,10 +105,20 @@ def create_transport(
     raise ValueError(f"[p2p] transport must be 'tcp', 'mqtt' or 'memory', not {kind!r}")
 
 
-def _check(cfg: Mapping[str, Any], known: set[str], table: str) -> None:
-    unknown = sorted(set(cfg) - known)
-    if unknown:
-        raise ValueError(f"[{table}] unknown setting(s): {', '.join(unknown)}")
+def mqtt_settings_from_p2p(
+    p2p: Mapping[str, Any], nested: Mapping[str, Any], table: str = "p2p.mqtt"
+) -> MqttSettings:
+    """MqttSettings from a ``[p2p]`` table and its ``[p2p.mqtt]`` table.
+
+    TCP-only ``[p2p]`` keys (listen address, peers, ...) are ignored, so switching a node
+    to MQTT needs no cleanup; keys both transports share apply unless ``[p2p.mqtt]`` sets
+    them; anything else is an unknown setting.
+    """
+    mqtt_names = setting_names(MqttSettings)
+    tcp_only = setting_names(TcpSettings) - mqtt_names
+    merged = {k: v for k, v in p2p.items() if k not in tcp_only | _COMMON}
+    merged.update(nested)
+    return settings_from_table(MqttSettings, merged, table)
 
 
 def transport_from_node_config(
@@ -148,23 +131,31 @@ def transport_from_node_config(
     group_id: str | int,
     hub: MemoryHub | None = None,
 ) -> Transport:
-    """Build the transport from a loaded ``node.runtime.config.NodeConfig`` (``[p2p]``/``[mqtt]``).
+    """Build the transport from a loaded ``node.runtime.config.NodeConfig``.
 
-    Other tuning keeps the defaults documented in docs/p2p.md.
+    The config carries complete settings (``config.tcp``, ``config.mqtt``), built and
+    checked when it was loaded from its ``[p2p]`` / ``[mqtt]`` tables.
     """
-    host, port = parse_address(config.p2p_listen)
-    p2p: dict[str, Any] = {"transport": config.transport, "blacklist": list(config.blacklist)}
+    members = list(members)
+    if config.transport == "tcp":
+        return TcpTransport(
+            identity=identity,
+            genesis_hash=genesis_hash,
+            settings=config.tcp,
+            allowed=members,
+            blacklist=config.blacklist,
+        )
     if config.transport == "mqtt":
-        mqtt: dict[str, Any] = {"broker_url": config.mqtt_broker}
-        if config.mqtt_username is not None:
-            mqtt["username"] = config.mqtt_username
-        if config.mqtt_password is not None:
-            mqtt["password"] = config.mqtt_password
-        if config.mqtt_tls_ca:
-            mqtt["tls_ca"] = str(config.path(Path(config.mqtt_tls_ca)))
-        p2p["mqtt"] = mqtt
-    elif config.transport == "tcp":
-        p2p.update(listen_host=host, listen_port=port, peers=list(config.peers))
+        return MqttTransport(
+            key=identity.consensus,
+            genesis_hash=genesis_hash,
+            chain_id=chain_id,
+            group_id=group_id,
+            members=members,
+            blacklist=config.blacklist,
+            settings=config.mqtt,
+        )
+    p2p: dict[str, Any] = {"transport": config.transport, "blacklist": list(config.blacklist)}
     return create_transport(
         p2p,
         identity=identity,

@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
 import aiomqtt
 
@@ -57,7 +57,9 @@ from consensus.codec import (
     unpack,
 )
 from consensus.crypto import SIGNATURE_SIZE, InvalidSignature, KeyPair, hash32, recover
-from node.transport.base import DEFAULT_INBOX_CAPACITY, Transport
+from node.transport.base import Transport
+from node.transport.settings import BrokerAddress as BrokerAddress  # re-exported
+from node.transport.settings import MqttSettings, parse_broker_url, with_overrides
 
 log = logging.getLogger("ledgerlab.transport.mqtt")
 
@@ -66,36 +68,6 @@ _DOMAIN = b"ledgerlab/mqtt/v1\x00"
 _REPLAY_WINDOW = 4096
 _WINDOW_MASK = (1 << _REPLAY_WINDOW) - 1
 _FORBIDDEN = set("/+#\x00")
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (ports default 1883/8883)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-    tls = parts.scheme in ("mqtts", "ssl")
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ValueError(f"broker URL {url!r}: bad port") from None
-    if not parts.hostname:
-        raise ValueError(f"broker URL {url!r}: no host")
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port,
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 def topic_root(prefix: str, chain_id: str, group_id: str) -> str:
@@ -171,22 +143,14 @@ class MqttTransport(Transport):
     Args:
         key: this node's consensus key; the node id is its public key in hex.
         genesis_hash: batches from nodes with another genesis are dropped.
-        broker_url: ``mqtt://host:port`` or ``mqtts://host:port`` (credentials may be
-            in the URL; ``username``/``password`` override them).
         chain_id, group_id: name the topic tree, so chains can share a broker.
         members: node ids accepted as senders (sealers + observers).
+        settings: broker, TLS files, QoS, batching, presence, back-off and limits
+            (:class:`node.transport.settings.MqttSettings`; each field documented there).
         blacklist: node ids dropped even if members.
-        tls_context: TLS for ``mqtts``; else built from ``tls_ca``/``tls_cert``/``tls_key``
-            (``tls_insecure`` skips the broker hostname check).
-        qos_broadcast / qos_unicast: MQTT QoS of batches on each kind of topic (0: see
-            docs/p2p.md for why, and when unicast QoS 1 is worth it).
-        max_batch_bytes / max_batch_delay: a batch is published at whichever comes first.
-        heartbeat_interval / peer_timeout: presence; peers are members heard recently.
-        max_age: a sender's first batch of a new boot older than this (s) is a replay.
-        backoff_initial / backoff_max: reconnect delays (doubling, +-50 % jitter).
-        max_pending_bytes: frames queued while slow or disconnected before dropping.
-        max_queued_messages: received MQTT messages waiting for us before aiomqtt drops
-            them (counted as ``receive_queue_full``).
+        tls_context: TLS for ``mqtts``; else built from the settings' ``tls_*`` files.
+        **overrides: fields of ``settings`` to replace, by name (tests, scripts); without
+            ``settings``, ``broker_url`` must be one of them.
     """
 
     def __init__(
@@ -194,76 +158,57 @@ class MqttTransport(Transport):
         *,
         key: KeyPair,
         genesis_hash: bytes,
-        broker_url: str,
         chain_id: str,
         group_id: str | int,
         members: Iterable[str],
+        settings: MqttSettings | None = None,
         blacklist: Iterable[str] = (),
-        username: str | None = None,
-        password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
-        tls_ca: str | None = None,
-        tls_cert: str | None = None,
-        tls_key: str | None = None,
-        tls_insecure: bool = False,
-        topic_prefix: str = "ledgerlab",
-        client_id: str | None = None,
-        qos_broadcast: int = 0,
-        qos_unicast: int = 0,
-        max_batch_bytes: int = 64 * 1024,
-        max_batch_delay: float = 0.002,
-        max_frame_size: int = 16 * 1024 * 1024,
-        heartbeat_interval: float = 1.0,
-        peer_timeout: float = 5.0,
-        max_age: float = 300.0,
-        keepalive: int = 30,
-        backoff_initial: float = 0.25,
-        backoff_max: float = 10.0,
-        max_pending_bytes: int = 32 * 1024 * 1024,
-        max_inflight: int = 32,
-        max_queued_messages: int = 10_000,
-        inbox_capacity: int = DEFAULT_INBOX_CAPACITY,
+        **overrides: Any,
     ) -> None:
-        super().__init__(key.public_key.hex(), inbox_capacity=inbox_capacity)
-        for q in (qos_broadcast, qos_unicast):
-            if q not in (0, 1, 2):
-                raise ValueError("QoS must be 0, 1 or 2")
+        if settings is None:
+            if "broker_url" not in overrides:
+                raise TypeError("MqttTransport() needs settings or broker_url")
+            settings = MqttSettings(broker_url=overrides.pop("broker_url"))
+        s = with_overrides(settings, overrides, "MqttTransport")
+        super().__init__(key.public_key.hex(), inbox_capacity=s.inbox_capacity)
+        self.settings = s
         self.key = key
         self.genesis_hash = bytes(genesis_hash)
         self._genesis_warned: set[str] = set()
-        self.broker = parse_broker_url(broker_url)
-        self.username = username if username is not None else self.broker.username
-        self.password = password if password is not None else self.broker.password
+        self.broker = parse_broker_url(s.broker_url)
+        self.username = s.username if s.username is not None else self.broker.username
+        self.password = s.password if s.password is not None else self.broker.password
         if self.broker.tls and tls_context is None:
-            tls_context = ssl.create_default_context(cafile=tls_ca)
-            if tls_cert:
-                tls_context.load_cert_chain(tls_cert, tls_key)
-            if tls_insecure:
+            tls_context = ssl.create_default_context(cafile=s.tls_ca)
+            if s.tls_cert:
+                tls_context.load_cert_chain(s.tls_cert, s.tls_key)
+            if s.tls_insecure:
                 tls_context.check_hostname = False
         self.tls_context = tls_context if self.broker.tls else None
-        self.root = topic_root(topic_prefix, chain_id, str(group_id))
-        self.client_id = client_id or f"ll-{chain_id}-{group_id}-{self.node_id[:32]}"
+        self.root = topic_root(s.topic_prefix, chain_id, str(group_id))
+        self.client_id = s.client_id or f"ll-{chain_id}-{group_id}-{self.node_id[:32]}"
         self.members = frozenset(members) - {self.node_id}
         self.blacklist = frozenset(blacklist)
-        self.qos_broadcast = qos_broadcast
-        self.qos_unicast = qos_unicast
-        self.max_batch_bytes = max_batch_bytes
-        self.max_batch_delay = max_batch_delay
-        self.max_frame_size = max_frame_size
-        self.heartbeat_interval = heartbeat_interval
-        self.peer_timeout = peer_timeout
-        self.max_age = max_age
-        self.keepalive = keepalive
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.max_pending_bytes = max_pending_bytes
-        self.max_inflight = max_inflight
-        self.max_queued_messages = max_queued_messages
+        self.qos_broadcast = s.qos_broadcast
+        self.qos_unicast = s.qos_unicast
+        self.max_batch_bytes = s.max_batch_bytes
+        self.max_batch_delay = s.max_batch_delay
+        self.max_frame_size = s.max_frame_size
+        self.heartbeat_interval = s.heartbeat_interval
+        self.peer_timeout = s.peer_timeout
+        self.max_age = s.max_age
+        self.keepalive = s.keepalive
+        self.backoff_initial = s.backoff_initial
+        self.backoff_max = s.backoff_max
+        self.max_pending_bytes = s.max_pending_bytes
+        self.max_inflight = s.max_inflight
+        self.max_queued_messages = s.max_queued_messages
         self._queue_type = _counting_queue(self.stats.dropped)
         self.bcast_topic = f"{self.root}/bcast/{self.node_id}"
         self._bcast_prefix = f"{self.root}/bcast/"
         self._inbox_prefix = f"{self.root}/p2p/{self.node_id}/"
-        self._max_message = max_frame_size + 4096
+        self._max_message = s.max_frame_size + 4096
         self.boot_ms = time.time_ns() // 1_000_000
         self.boot_nonce = os.urandom(8)
         self._seq = 0

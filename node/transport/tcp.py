@@ -47,12 +47,20 @@ import socket
 import ssl
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, pack, unpack
-from node.transport.base import DEFAULT_INBOX_CAPACITY, Transport
+from node.transport.base import Transport
 from node.transport.pki import CertificateError, NodeIdentity, ca_subject, peer_node_id
+from node.transport.settings import (
+    FAILURE_LOG_INTERVAL,
+    MIN_TCP_FRAME,
+    TcpSettings,
+    parse_hostport,
+    with_overrides,
+)
 
 log = logging.getLogger("ledgerlab.transport.tcp")
 
@@ -63,10 +71,8 @@ FRAME_CLOSE = 3
 FRAME_PING = 4
 _HEADER = struct.Struct(">IB")
 HEADER_SIZE = _HEADER.size
-DEFAULT_MAX_FRAME = 16 * 1024 * 1024
-_HELLO_MAX = 1024
+_HELLO_MAX = MIN_TCP_FRAME  # a HELLO fits any allowed max_frame_size
 _READ_CHUNK = 256 * 1024
-FAILURE_LOG_INTERVAL = 10.0
 
 
 def describe(exc: BaseException) -> str:
@@ -190,17 +196,8 @@ def _set_done(fut: asyncio.Future[None]) -> None:
 
 
 def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
-    """``"host:port"`` or ``(host, port)`` -> ``(host, port)``; ValueError when malformed."""
-    if isinstance(address, tuple):
-        host, port = address
-    else:
-        host, sep, port_s = address.rpartition(":")
-        if not sep or not host or not port_s.isdigit():
-            raise ValueError(f"peer address {address!r} is not host:port")
-        port = int(port_s)
-    if not 0 < port < 65536:
-        raise ValueError(f"peer address {address!r}: port out of range")
-    return host.strip("[]"), port
+    """A peer address to dial: :func:`node.transport.settings.parse_hostport`, port 1..65535."""
+    return parse_hostport(address, what="peer address")
 
 
 def encode_frame(frame_type: int, payload: bytes) -> bytes:
@@ -244,28 +241,13 @@ class TcpTransport(Transport):
     Args:
         identity: this node's certificate material (``node.transport.pki.load_node``).
         genesis_hash: hash of the genesis block; peers with another one are refused.
-        listen_host/listen_port: P2P listen address; port 0 picks a free port
-            (read it back from :attr:`listen_port`).
-        peers: addresses to dial, ``"host:port"`` or ``(host, port)``.
+        settings: every tuning option (:class:`node.transport.settings.TcpSettings`:
+            listen address, peers, timeouts, limits; each field documented there).
         allowed: node ids admitted (sealers + observers); ``None`` admits any node id
             certified by this chain (FISCO BCOS's behaviour without a whitelist).
         blacklist: node ids refused even when certified and allowed.
-        max_frame_size: largest payload accepted or sent; larger disconnects the peer.
-        backoff_initial/backoff_max: reconnect delays (seconds, doubled, +-50 % jitter).
-        handshake_timeout: TLS + HELLO deadline for a new connection.
-        client_hello_timeout: an accepted socket that sends nothing for this long (at most
-            ``handshake_timeout``) is dropped before TLS starts.
-        max_pending_handshakes: accepted sockets that may be in their TLS handshake at
-            once; beyond, the least advanced is dropped to make room (module docstring).
-        handshake_grace: a pending handshake that sent its ClientHello is not dropped for
-            a newcomer before it is this old (so at most ``max_pending_handshakes /
-            handshake_grace`` such drops per second).
-        failure_log_interval: at most one log line per interval about failed inbound
-            handshakes (see :class:`FailureLog`).
-        ping_interval/idle_timeout: keep-alive: a PING after ``ping_interval`` of write
-            silence; a peer silent for ``idle_timeout`` is dropped.
-        send_buffer_limit: queued bytes per peer beyond which ``send`` drops frames.
-        inbox_capacity: inbound frames buffered before readers stop reading sockets.
+        **overrides: fields of ``settings`` to replace, by name (tests, scripts):
+            ``TcpTransport(identity=..., genesis_hash=..., peers=["127.0.0.1:30301"])``.
     """
 
     def __init__(
@@ -273,46 +255,31 @@ class TcpTransport(Transport):
         *,
         identity: NodeIdentity,
         genesis_hash: bytes,
-        listen_host: str = "127.0.0.1",
-        listen_port: int = 0,
-        peers: Sequence[str | tuple[str, int]] = (),
+        settings: TcpSettings | None = None,
         allowed: Iterable[str] | None = None,
         blacklist: Iterable[str] = (),
-        max_frame_size: int = DEFAULT_MAX_FRAME,
-        backoff_initial: float = 0.25,
-        backoff_max: float = 10.0,
-        handshake_timeout: float = 5.0,
-        ping_interval: float = 5.0,
-        idle_timeout: float = 20.0,
-        send_buffer_limit: int = 64 * 1024 * 1024,
-        max_pending_handshakes: int = 64,
-        inbox_capacity: int = DEFAULT_INBOX_CAPACITY,
-        client_hello_timeout: float = 1.0,
-        handshake_grace: float = 0.25,
-        failure_log_interval: float = FAILURE_LOG_INTERVAL,
+        **overrides: Any,
     ) -> None:
-        super().__init__(identity.node_id, inbox_capacity=inbox_capacity)
-        if max_frame_size < _HELLO_MAX:
-            raise ValueError("max_frame_size must be at least 1 KiB")
-        if max_pending_handshakes < 1:
-            raise ValueError("max_pending_handshakes must be at least 1")
+        s = with_overrides(settings or TcpSettings(), overrides, "TcpTransport")
+        super().__init__(identity.node_id, inbox_capacity=s.inbox_capacity)
+        self.settings = s
         self.identity = identity
         self.genesis_hash = bytes(genesis_hash)
-        self.listen_host = listen_host
-        self._listen_port = listen_port
-        self.peer_addresses = [parse_address(a) for a in peers]
+        self.listen_host = s.listen_host
+        self._listen_port = s.listen_port
+        self.peer_addresses = s.addresses()
         self.allowed = frozenset(allowed) if allowed is not None else None
         self.blacklist = frozenset(blacklist)
-        self.max_frame_size = max_frame_size
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.handshake_timeout = handshake_timeout
-        self.ping_interval = ping_interval
-        self.idle_timeout = idle_timeout
-        self.send_buffer_limit = send_buffer_limit
-        self.max_pending_handshakes = max_pending_handshakes
-        self.client_hello_timeout = min(client_hello_timeout, handshake_timeout)
-        self.handshake_grace = handshake_grace
+        self.max_frame_size = s.max_frame_size
+        self.backoff_initial = s.backoff_initial
+        self.backoff_max = s.backoff_max
+        self.handshake_timeout = s.handshake_timeout
+        self.ping_interval = s.ping_interval
+        self.idle_timeout = s.idle_timeout
+        self.send_buffer_limit = s.send_buffer_limit
+        self.max_pending_handshakes = s.max_pending_handshakes
+        self.client_hello_timeout = min(s.client_hello_timeout, s.handshake_timeout)
+        self.handshake_grace = s.handshake_grace
         self.boot = os.urandom(8)
         self._server_ctx = identity.server_context()
         self._client_ctx = identity.client_context()
@@ -320,7 +287,7 @@ class TcpTransport(Transport):
         self._conns: dict[str, _Conn] = {}
         self._addr_peer: dict[tuple[str, int], str] = {}
         self._pending: dict[_Pending, None] = {}  # oldest first
-        self._failures = FailureLog(failure_log_interval)
+        self._failures = FailureLog(s.failure_log_interval)
         self._listener: socket.socket | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
@@ -349,8 +316,9 @@ class TcpTransport(Transport):
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                family = socket.AF_INET6 if ":" in self.listen_host else socket.AF_INET
                 self._listener = socket.create_server(
-                    (self.listen_host, self._listen_port), backlog=128
+                    (self.listen_host, self._listen_port), family=family, backlog=128
                 )
                 self._listener.setblocking(False)
                 self._listen_port = self._listener.getsockname()[1]
