@@ -13,17 +13,24 @@ Errors: a JSON-RPC error answer raises :class:`RpcError` (``code``, ``message``,
 Results keep the node's JSON shapes (docs/rpc.md) except where a helper says otherwise:
 numbers that the node sends as ``0x`` hex come back as ``int`` from the scalar helpers
 (``block_number()``, ``pending_tx_size()``, ...), and tx hashes are ``0x`` strings.
+
+The plain calls come from the server's method table (``node/rpc/methods.py`` METHODS):
+:class:`_Calls` names each with one row (its params and result conversion), a method the
+table gains without a row still gets a call (``getFooBar`` -> ``foo_bar()``, raw params
+and result), and :class:`RpcClient` runs the same rows synchronously.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
+import re
 import time
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from urllib.parse import urlsplit
 
 from consensus.crypto import KeyPair
@@ -31,6 +38,7 @@ from node.ledger.accounts import parse_address
 from node.ledger.tx import Arg, SignedTransaction, Transaction, decode_values
 from node.rpc.calldata import encode_call
 from node.rpc.errors import ErrorCode, RpcError
+from node.rpc.methods import METHODS, Method
 
 __all__ = [
     "DAG_TRANSFER",
@@ -43,6 +51,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 DAG_TRANSFER = parse_address("0x5002")
 DEFAULT_BLOCK_LIMIT_MARGIN = 500  # what FISCO BCOS SDKs add to the head
 DEFAULT_BATCH_CHUNK = 2000
@@ -102,7 +112,191 @@ def _call_output(result: dict[str, Any]) -> CallOutput:
     )
 
 
-class AsyncRpcClient:
+def _parse_url(url: str) -> tuple[str, int]:
+    parts = urlsplit(url if "//" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"expected http://host:port, got {url!r}")
+    return parts.hostname, parts.port or 20200
+
+
+# -- result conversions (typed, so each call's return type reads off its row) ------------
+
+
+def _same(result: Any) -> Any:
+    return result
+
+
+def _object(result: Any) -> dict[str, Any]:
+    return dict(result)
+
+
+def _maybe_object(result: Any) -> dict[str, Any] | None:
+    return None if result is None else dict(result)
+
+
+def _labels(result: Any) -> dict[str, str]:
+    return dict(result)
+
+
+def _strings(result: Any) -> list[str]:
+    return list(result)
+
+
+def _objects(result: Any) -> list[dict[str, Any]]:
+    return list(result)
+
+
+def _text(result: Any) -> str:
+    return str(result)
+
+
+def _counts(result: Any) -> dict[str, int]:
+    return {k: _int(v) for k, v in dict(result).items()}
+
+
+# -- params after the group: the Python signature of each call ---------------------------
+
+
+def _none() -> list[Any]:
+    return []
+
+
+def _as_given(*params: Any) -> list[Any]:
+    return list(params)
+
+
+def _tx_hash(tx_hash: bytes | str) -> list[Any]:
+    return [_hex(tx_hash)]
+
+
+def _raw(raw: bytes) -> list[Any]:
+    return [_hex(raw)]
+
+
+def _number(number: int) -> list[Any]:
+    return [number]
+
+
+def _key(key: str) -> list[Any]:
+    return [key]
+
+
+def _by_number(number: int, full: bool) -> list[Any]:
+    return [number, full]
+
+
+def _by_hash(block_hash: bytes | str, full: bool) -> list[Any]:
+    return [_hex(block_hash), full]
+
+
+def _call_request(
+    to: str | bytes | int,
+    method: str,
+    args: Sequence[Arg] = (),
+    *,
+    sender: str | bytes | None = None,
+) -> list[Any]:
+    req: dict[str, Any] = {"to": _hex(parse_address(to)), "data": _hex(encode_call(method, args))}
+    if sender is not None:
+        req["from"] = _hex(parse_address(sender))
+    return [req]
+
+
+class _Rpc(Generic[P, R]):
+    """One METHODS entry as a client call; a method on both clients (async on
+    :class:`AsyncRpcClient`, blocking on :class:`RpcClient`)."""
+
+    def __init__(
+        self,
+        method: str,
+        params: Callable[P, list[Any]],
+        result: Callable[[Any], R],
+        doc: str | None = None,
+        *,
+        needs_group: bool | None = None,
+    ) -> None:
+        """``method`` must be in METHODS (a KeyError at import otherwise), which also
+        says whether the group goes first."""
+        self.method = method
+        self.needs_group = METHODS[method].needs_group if needs_group is None else needs_group
+        self.params = params
+        self.result = result
+        self.__doc__ = doc
+
+    def wire(
+        self, client: AsyncRpcClient, *args: P.args, **kwargs: P.kwargs
+    ) -> tuple[str, list[Any]]:
+        """``(method, params)`` as :meth:`AsyncRpcClient.batch` takes them."""
+        params = self.params(*args, **kwargs)
+        return self.method, [client.group, *params] if self.needs_group else params
+
+    async def invoke(self, client: AsyncRpcClient, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.result(await client.request(*self.wire(client, *args, **kwargs)))
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Rpc[P, R]: ...
+    @overload
+    def __get__(self, obj: AsyncRpcClient, owner: type) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    @overload
+    def __get__(self, obj: RpcClient, owner: type) -> Callable[P, R]: ...
+    def __get__(self, obj: AsyncRpcClient | RpcClient | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        if isinstance(obj, AsyncRpcClient):
+            return functools.partial(self.invoke, obj)
+        sync = obj
+
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            return sync._run(self.invoke(sync._client, *args, **kwargs))
+
+        return run
+
+
+class _Calls:
+    """The JSON-RPC calls both clients have: python name = (METHODS name, params after the
+    group, result conversion)."""
+
+    client_version = _Rpc("getClientVersion", _none, _labels)
+    block_number = _Rpc("getBlockNumber", _none, _int)
+    block_hash = _Rpc("getBlockHashByNumber", _number, _text)
+    tx = _Rpc("getTransactionByHash", _tx_hash, _maybe_object)
+    receipt = _Rpc("getTransactionReceipt", _tx_hash, _maybe_object)
+    pbft_view = _Rpc("getPbftView", _none, _int)
+    sealers = _Rpc("getSealerList", _none, _strings)
+    observers = _Rpc("getObserverList", _none, _strings)
+    peers = _Rpc("getPeers", _none, _objects)
+    consensus_status = _Rpc("getConsensusStatus", _none, _object)
+    sync_status = _Rpc("getSyncStatus", _none, _object)
+    pending_tx_size = _Rpc("getPendingTxSize", _none, _int)
+    total_transaction_count = _Rpc("getTotalTransactionCount", _none, _counts)
+    system_config = _Rpc("getSystemConfigByKey", _key, _text)
+    call = _Rpc(
+        "call", _call_request, _call_output, "Run a precompile method read-only on the head state."
+    )
+    send_raw = _Rpc(
+        "sendRawTransaction", _raw, _text, "Submit one signed transaction; its hash, or RpcError."
+    )
+    _block_by_number = _Rpc("getBlockByNumber", _by_number, _object)
+    _block_by_hash = _Rpc("getBlockByHash", _by_hash, _object)
+
+
+def _derive(cls: type, table: Mapping[str, Method]) -> None:
+    """Give ``cls`` a call for each table method no row names, so a new server method is
+    reachable before anyone writes its row: ``getFooBar`` -> ``foo_bar(*params)``."""
+    named = {a.method for n in dir(cls) if isinstance(a := getattr(cls, n), _Rpc)}
+    for method in table.values():
+        if method.name in named:
+            continue
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", method.name).lower().removeprefix("get_")
+        if hasattr(cls, name):
+            raise TypeError(f"{method.name} would shadow {cls.__name__}.{name}: give it a row")
+        setattr(cls, name, _Rpc(method.name, _as_given, _same, needs_group=method.needs_group))
+
+
+_derive(_Calls, METHODS)
+
+
+class AsyncRpcClient(_Calls):
     """JSON-RPC over one keep-alive HTTP connection. ``async with AsyncRpcClient(...)``."""
 
     def __init__(
@@ -127,10 +321,7 @@ class AsyncRpcClient:
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> AsyncRpcClient:
         """From ``http://host:port`` (or ``host:port``)."""
-        parts = urlsplit(url if "//" in url else f"http://{url}")
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"expected http://host:port, got {url!r}")
-        return cls(parts.hostname, parts.port or 20200, **kwargs)
+        return cls(*_parse_url(url), **kwargs)
 
     async def __aenter__(self) -> AsyncRpcClient:
         return self
@@ -285,10 +476,7 @@ class AsyncRpcClient:
                 out.append(answer.get("result"))
         return out
 
-    # -- chain reads -----------------------------------------------------------------
-
-    async def client_version(self) -> dict[str, str]:
-        return dict(await self.request("getClientVersion", []))
+    # -- helpers with logic beyond one call ------------------------------------------
 
     async def chain_id(self) -> str:
         """The node's chain id (asked once, then remembered)."""
@@ -296,25 +484,11 @@ class AsyncRpcClient:
             self._chain_id = str((await self.client_version())["Chain Id"])
         return self._chain_id
 
-    async def block_number(self) -> int:
-        return _int(await self.request("getBlockNumber", [self.group]))
-
     async def get_block(self, block: int | str | bytes, full: bool = False) -> dict[str, Any]:
         """A block by number (int) or hash (32 bytes or a 0x hex string)."""
         if isinstance(block, int):
-            return dict(await self.request("getBlockByNumber", [self.group, block, full]))
-        return dict(await self.request("getBlockByHash", [self.group, _hex(block), full]))
-
-    async def block_hash(self, number: int) -> str:
-        return str(await self.request("getBlockHashByNumber", [self.group, number]))
-
-    async def tx(self, tx_hash: bytes | str) -> dict[str, Any] | None:
-        result = await self.request("getTransactionByHash", [self.group, _hex(tx_hash)])
-        return None if result is None else dict(result)
-
-    async def receipt(self, tx_hash: bytes | str) -> dict[str, Any] | None:
-        result = await self.request("getTransactionReceipt", [self.group, _hex(tx_hash)])
-        return None if result is None else dict(result)
+            return await self._block_by_number(block, full)
+        return await self._block_by_hash(block, full)
 
     async def wait_for_receipt(
         self, tx_hash: bytes | str, timeout: float = 30.0, *, poll: float = 0.1
@@ -329,69 +503,15 @@ class AsyncRpcClient:
                 raise TimeoutError(f"no receipt for {_hex(tx_hash)} within {timeout} s")
             await asyncio.sleep(poll)
 
-    async def pbft_view(self) -> int:
-        return _int(await self.request("getPbftView", [self.group]))
-
-    async def sealers(self) -> list[str]:
-        return list(await self.request("getSealerList", [self.group]))
-
-    async def observers(self) -> list[str]:
-        return list(await self.request("getObserverList", [self.group]))
-
-    async def peers(self) -> list[dict[str, Any]]:
-        return list(await self.request("getPeers", [self.group]))
-
-    async def consensus_status(self) -> dict[str, Any]:
-        return dict(await self.request("getConsensusStatus", [self.group]))
-
-    async def sync_status(self) -> dict[str, Any]:
-        return dict(await self.request("getSyncStatus", [self.group]))
-
-    async def pending_tx_size(self) -> int:
-        return _int(await self.request("getPendingTxSize", [self.group]))
-
-    async def total_transaction_count(self) -> dict[str, int]:
-        result = await self.request("getTotalTransactionCount", [self.group])
-        return {k: _int(v) for k, v in dict(result).items()}
-
-    async def system_config(self, key: str) -> str:
-        return str(await self.request("getSystemConfigByKey", [self.group, key]))
-
-    async def call(
-        self,
-        to: str | bytes | int,
-        method: str,
-        args: Sequence[Arg] = (),
-        *,
-        sender: str | bytes | None = None,
-    ) -> CallOutput:
-        """Run a precompile method read-only on the head state."""
-        req: dict[str, Any] = {
-            "to": _hex(parse_address(to)),
-            "data": _hex(encode_call(method, args)),
-        }
-        if sender is not None:
-            req["from"] = _hex(parse_address(sender))
-        return _call_output(await self.request("call", [self.group, req]))
-
-    # -- submission ------------------------------------------------------------------
-
-    async def send_raw(self, raw: bytes) -> str:
-        """Submit one signed transaction; its hash, or :class:`RpcError` (e.g. 10004)."""
-        return str(await self.request("sendRawTransaction", [self.group, _hex(raw)]))
-
     async def send_raw_batch(
         self, raws: Sequence[bytes], *, chunk: int = DEFAULT_BATCH_CHUNK
     ) -> list[str | RpcError]:
         """Submit many transactions as JSON-RPC batches of ``chunk`` sendRawTransaction
         calls; per transaction its hash or the :class:`RpcError` that refused it."""
         out: list[str | RpcError] = []
-        group = self.group
         for start in range(0, len(raws), chunk):
             part = raws[start : start + chunk]
-            results = await self.batch(
-                [("sendRawTransaction", [group, "0x" + r.hex()]) for r in part]
-            )
+            results = await self.batch([_Calls.send_raw.wire(self, r) for r in part])
             for r in results:
                 if isinstance(r, Exception) and not isinstance(r, RpcError):
                     raise r
@@ -442,17 +562,17 @@ class AsyncRpcClient:
             return {"transactionHash": tx_hash}
         return await self.wait_for_receipt(tx_hash, timeout)
 
-    async def user_add(self, keypair: KeyPair, user: str, balance: int, **kw: Any) -> Any:
+    async def user_add(self, /, keypair: KeyPair, user: str, balance: int, **kw: Any) -> Any:
         return await self.send_tx(keypair, DAG_TRANSFER, "userAdd", [user, balance], **kw)
 
-    async def user_save(self, keypair: KeyPair, user: str, amount: int, **kw: Any) -> Any:
+    async def user_save(self, /, keypair: KeyPair, user: str, amount: int, **kw: Any) -> Any:
         return await self.send_tx(keypair, DAG_TRANSFER, "userSave", [user, amount], **kw)
 
-    async def user_draw(self, keypair: KeyPair, user: str, amount: int, **kw: Any) -> Any:
+    async def user_draw(self, /, keypair: KeyPair, user: str, amount: int, **kw: Any) -> Any:
         return await self.send_tx(keypair, DAG_TRANSFER, "userDraw", [user, amount], **kw)
 
     async def user_transfer(
-        self, keypair: KeyPair, src: str, dst: str, amount: int, **kw: Any
+        self, /, keypair: KeyPair, src: str, dst: str, amount: int, **kw: Any
     ) -> Any:
         return await self.send_tx(keypair, DAG_TRANSFER, "userTransfer", [src, dst, amount], **kw)
 
@@ -461,7 +581,19 @@ class AsyncRpcClient:
         return await self.call(DAG_TRANSFER, "userBalance", [user])
 
 
-class RpcClient:
+def _sync(
+    method: Callable[Concatenate[AsyncRpcClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[RpcClient, P], T]:
+    """An :class:`AsyncRpcClient` helper as a blocking :class:`RpcClient` method."""
+
+    @functools.wraps(method)
+    def run(self: RpcClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self._client, *args, **kwargs))
+
+    return run
+
+
+class RpcClient(_Calls):
     """The synchronous twin of :class:`AsyncRpcClient` (same methods, same results)."""
 
     def __init__(
@@ -477,10 +609,7 @@ class RpcClient:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RpcClient:
-        parts = urlsplit(url if "//" in url else f"http://{url}")
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"expected http://host:port, got {url!r}")
-        return cls(parts.hostname, parts.port or 20200, **kwargs)
+        return cls(*_parse_url(url), **kwargs)
 
     @property
     def group(self) -> str | int:
@@ -500,125 +629,17 @@ class RpcClient:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(coro)
 
-    def request(self, method: str, params: Sequence[Any] = ()) -> Any:
-        return self._run(self._client.request(method, params))
-
-    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        return self._run(self._client.batch(calls))
-
-    def client_version(self) -> dict[str, str]:
-        return self._run(self._client.client_version())
-
-    def chain_id(self) -> str:
-        return self._run(self._client.chain_id())
-
-    def block_number(self) -> int:
-        return self._run(self._client.block_number())
-
-    def get_block(self, block: int | str | bytes, full: bool = False) -> dict[str, Any]:
-        return self._run(self._client.get_block(block, full))
-
-    def block_hash(self, number: int) -> str:
-        return self._run(self._client.block_hash(number))
-
-    def tx(self, tx_hash: bytes | str) -> dict[str, Any] | None:
-        return self._run(self._client.tx(tx_hash))
-
-    def receipt(self, tx_hash: bytes | str) -> dict[str, Any] | None:
-        return self._run(self._client.receipt(tx_hash))
-
-    def wait_for_receipt(
-        self, tx_hash: bytes | str, timeout: float = 30.0, *, poll: float = 0.1
-    ) -> dict[str, Any]:
-        return self._run(self._client.wait_for_receipt(tx_hash, timeout, poll=poll))
-
-    def pbft_view(self) -> int:
-        return self._run(self._client.pbft_view())
-
-    def sealers(self) -> list[str]:
-        return self._run(self._client.sealers())
-
-    def observers(self) -> list[str]:
-        return self._run(self._client.observers())
-
-    def peers(self) -> list[dict[str, Any]]:
-        return self._run(self._client.peers())
-
-    def consensus_status(self) -> dict[str, Any]:
-        return self._run(self._client.consensus_status())
-
-    def sync_status(self) -> dict[str, Any]:
-        return self._run(self._client.sync_status())
-
-    def pending_tx_size(self) -> int:
-        return self._run(self._client.pending_tx_size())
-
-    def total_transaction_count(self) -> dict[str, int]:
-        return self._run(self._client.total_transaction_count())
-
-    def system_config(self, key: str) -> str:
-        return self._run(self._client.system_config(key))
-
-    def call(
-        self,
-        to: str | bytes | int,
-        method: str,
-        args: Sequence[Arg] = (),
-        *,
-        sender: str | bytes | None = None,
-    ) -> CallOutput:
-        return self._run(self._client.call(to, method, args, sender=sender))
-
-    def send_raw(self, raw: bytes) -> str:
-        return self._run(self._client.send_raw(raw))
-
-    def send_raw_batch(
-        self, raws: Sequence[bytes], *, chunk: int = DEFAULT_BATCH_CHUNK
-    ) -> list[str | RpcError]:
-        return self._run(self._client.send_raw_batch(raws, chunk=chunk))
-
-    def build_tx(
-        self,
-        keypair: KeyPair,
-        to: str | bytes | int,
-        method: str,
-        args: Sequence[Arg] = (),
-        *,
-        block_limit: int | None = None,
-        nonce: str | None = None,
-        group_id: str | None = None,
-    ) -> SignedTransaction:
-        return self._run(
-            self._client.build_tx(
-                keypair, to, method, args, block_limit=block_limit, nonce=nonce, group_id=group_id
-            )
-        )
-
-    def send_tx(
-        self,
-        keypair: KeyPair,
-        to: str | bytes | int,
-        method: str,
-        args: Sequence[Arg] = (),
-        *,
-        wait: bool = True,
-        timeout: float = 30.0,
-    ) -> dict[str, Any]:
-        return self._run(
-            self._client.send_tx(keypair, to, method, args, wait=wait, timeout=timeout)
-        )
-
-    def user_add(self, keypair: KeyPair, user: str, balance: int, **kw: Any) -> Any:
-        return self._run(self._client.user_add(keypair, user, balance, **kw))
-
-    def user_save(self, keypair: KeyPair, user: str, amount: int, **kw: Any) -> Any:
-        return self._run(self._client.user_save(keypair, user, amount, **kw))
-
-    def user_draw(self, keypair: KeyPair, user: str, amount: int, **kw: Any) -> Any:
-        return self._run(self._client.user_draw(keypair, user, amount, **kw))
-
-    def user_transfer(self, keypair: KeyPair, src: str, dst: str, amount: int, **kw: Any) -> Any:
-        return self._run(self._client.user_transfer(keypair, src, dst, amount, **kw))
-
-    def user_balance(self, user: str) -> CallOutput:
-        return self._run(self._client.user_balance(user))
+    # the _Calls rows run here by themselves; the async helpers, one line each
+    request = _sync(AsyncRpcClient.request)
+    batch = _sync(AsyncRpcClient.batch)
+    chain_id = _sync(AsyncRpcClient.chain_id)
+    get_block = _sync(AsyncRpcClient.get_block)
+    wait_for_receipt = _sync(AsyncRpcClient.wait_for_receipt)
+    send_raw_batch = _sync(AsyncRpcClient.send_raw_batch)
+    build_tx = _sync(AsyncRpcClient.build_tx)
+    send_tx = _sync(AsyncRpcClient.send_tx)
+    user_add = _sync(AsyncRpcClient.user_add)
+    user_save = _sync(AsyncRpcClient.user_save)
+    user_draw = _sync(AsyncRpcClient.user_draw)
+    user_transfer = _sync(AsyncRpcClient.user_transfer)
+    user_balance = _sync(AsyncRpcClient.user_balance)

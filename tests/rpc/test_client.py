@@ -12,7 +12,17 @@ import pytest_asyncio
 from consensus.crypto import KeyPair
 from node.ledger.tx import SignedTransaction
 from node.rpc import Dispatcher, ErrorCode, RpcServer
-from node.rpc.client import DAG_TRANSFER, AsyncRpcClient, RpcClient, RpcError, RpcTransportError
+from node.rpc.client import (
+    DAG_TRANSFER,
+    AsyncRpcClient,
+    RpcClient,
+    RpcError,
+    RpcTransportError,
+    _Calls,
+    _derive,
+    _Rpc,
+)
+from node.rpc.methods import METHODS, Method
 from tests.rpc.conftest import ThreadedServer
 from tests.rpc.fakes import GROUP, INSUFFICIENT, Ledger
 
@@ -159,6 +169,41 @@ async def test_unknown_group_is_a_typed_error(server: RpcServer) -> None:
         with pytest.raises(RpcError) as err:
             await client.block_number()
     assert err.value.code == ErrorCode.GroupNotFound
+
+
+# -- calls derived from the method table ------------------------------------------------------
+
+
+def test_every_table_method_has_a_row() -> None:
+    rows = [row for n in dir(_Calls) if isinstance(row := getattr(_Calls, n), _Rpc)]
+    assert {row.method for row in rows} == set(METHODS)
+    client = AsyncRpcClient(group="g")
+    assert _Calls.client_version.wire(client) == ("getClientVersion", [])  # needs no group
+    assert _Calls.tx.wire(client, b"\xab") == ("getTransactionByHash", ["g", "0xab"])
+
+
+@pytest.mark.asyncio
+async def test_a_new_table_method_gets_a_call(server: RpcServer) -> None:
+    class Client(AsyncRpcClient):
+        pass
+
+    table = {**METHODS, "getFooBarStatus": Method("getFooBarStatus", "[group, x]")}
+    _derive(Client, table)
+    async with Client("127.0.0.1", server.port, group=GROUP) as client:
+        assert Client.foo_bar_status.wire(client, 7) == ("getFooBarStatus", [GROUP, 7])
+        with pytest.raises(RpcError) as err:
+            await client.foo_bar_status(7)  # type: ignore[attr-defined]
+    assert err.value.code == ErrorCode.MethodNotFound  # it went out under its table name
+    assert not hasattr(AsyncRpcClient, "foo_bar_status")
+    with pytest.raises(TypeError, match="shadow"):
+        _derive(Client, {"getChainId": Method("getChainId", "[group]")})
+
+
+def test_sync_client_has_every_async_call() -> None:
+    def public(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_")}
+
+    assert public(AsyncRpcClient) - {"post"} <= public(RpcClient)
 
 
 # -- transport ---------------------------------------------------------------------------------
