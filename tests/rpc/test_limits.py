@@ -29,6 +29,10 @@ TOO_LARGE = ErrorCode.ResponseTooLarge  # -32002
 # What one -32002 answer that replaces a result may take beyond the budget (its id is
 # short here): the only bytes a response holds past ``max_response``.
 ERROR_SLACK = 200
+# The longest the event loop may stall while a hostile batch is served. Unbounded, the
+# reviewer's batch blocked it for ~45 s; the fix keeps it under ~0.1 s. One second leaves
+# room for a shared, noisy CI machine without letting the old behaviour pass.
+LOOP_STALL_LIMIT = 1.0
 
 
 @functools.cache
@@ -103,7 +107,7 @@ async def test_the_reviewers_batch_is_bounded_prompt_and_shares_the_loop() -> No
     assert all(len(r["result"]["transactions"]) == 1000 for r in results)
     assert len(out) <= DEFAULT_MAX_RESPONSE + ERROR_SLACK * len(refused)
     assert elapsed < 10, elapsed  # before: ~15 s here (~45 s on a node), ~700 MB answer
-    assert watch.worst < 0.2, f"the event loop was blocked for {watch.worst:.3f} s"
+    assert watch.worst < LOOP_STALL_LIMIT, f"the event loop was blocked for {watch.worst:.3f} s"
     assert dispatcher.stats.errors[TOO_LARGE] == len(refused)
 
 
@@ -212,7 +216,7 @@ async def test_a_batch_of_slow_reads_yields_to_the_loop(ledger: Ledger) -> None:
     async with LoopWatch() as watch:
         out = await dispatcher.handle_bytes(json.dumps(batch).encode())
     assert out is not None and len(json.loads(out)) == 400
-    assert watch.worst < 0.2, f"the event loop was blocked for {watch.worst:.3f} s"
+    assert watch.worst < LOOP_STALL_LIMIT, f"the event loop was blocked for {watch.worst:.3f} s"
 
 
 async def test_concurrent_heavy_batches_take_turns(ledger: Ledger) -> None:
@@ -270,7 +274,7 @@ async def test_a_long_submission_run_is_split_and_yields_to_the_loop(ledger: Led
         "0x" + bytes([i % 256]).hex() * 32 for i in range(5000)
     ]
     assert sum(backend.submit_calls) == 5000 and max(backend.submit_calls) <= SUBMIT_CHUNK
-    assert watch.worst < 0.2, f"the event loop was blocked for {watch.worst:.3f} s"
+    assert watch.worst < LOOP_STALL_LIMIT, f"the event loop was blocked for {watch.worst:.3f} s"
 
 
 # -- over HTTP -------------------------------------------------------------------------------
@@ -305,7 +309,7 @@ async def test_the_reviewers_batch_over_http_leaves_other_clients_served() -> No
         assert status == 200
         _, refused = split(json.loads(body))
         assert len(body) <= DEFAULT_MAX_RESPONSE + ERROR_SLACK * len(refused)
-        assert latencies and max(latencies) < 0.2, max(latencies)
+        assert latencies and max(latencies) < LOOP_STALL_LIMIT, max(latencies)
 
 
 async def test_a_client_that_does_not_read_its_answer_is_cut_off() -> None:
