@@ -175,7 +175,7 @@ def _check_header(f: Any) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Seal:
+class BlockSeal:
     """The PBFT view and the ``(sealer index, signature)`` pairs that committed a block.
 
     Signatures are in strictly increasing index order (one per sealer), so a seal has a
@@ -194,7 +194,7 @@ class Seal:
         return [self.view, [[i, s] for i, s in self.signatures]]
 
     @classmethod
-    def from_fields(cls, f: Any) -> Seal:
+    def from_fields(cls, f: Any) -> BlockSeal:
         _check_seal(f)
         return cls(f[0], tuple((i, s) for i, s in f[1]))
 
@@ -214,7 +214,7 @@ def _check_seal(f: Any) -> None:
         expect_bytes(pair[1], "seal.signature", size=SIGNATURE_SIZE)
 
 
-NO_SEAL = Seal()
+NO_SEAL = BlockSeal()
 
 
 # ---------------------------------------------------------------------------- block
@@ -226,7 +226,7 @@ class Block:
 
     header: BlockHeader
     transactions: tuple[bytes, ...] = ()
-    seal: Seal = NO_SEAL
+    seal: BlockSeal = NO_SEAL
 
     def __post_init__(self) -> None:
         if type(self.transactions) is not tuple:
@@ -242,7 +242,7 @@ class Block:
         cls,
         header: BlockHeader,
         transactions: Sequence[SignedTransaction],
-        seal: Seal = NO_SEAL,
+        seal: BlockSeal = NO_SEAL,
     ) -> Block:
         return cls(header, tuple(t.encoded for t in transactions), seal)
 
@@ -254,7 +254,7 @@ class Block:
     def number(self) -> int:
         return self.header.number
 
-    def with_seal(self, seal: Seal) -> Block:
+    def with_seal(self, seal: BlockSeal) -> Block:
         return Block(self.header, self.transactions, seal)
 
     def tx_hashes(self) -> list[bytes]:
@@ -285,7 +285,7 @@ class Block:
         for tx in txs:
             if type(tx) is not bytes or not 0 < len(tx) <= MAX_TX_SIZE:
                 raise DecodeError(f"block: a transaction must be 1..{MAX_TX_SIZE} bytes")
-        block = cls(header, tuple(txs), Seal.from_fields(f[3]))
+        block = cls(header, tuple(txs), BlockSeal.from_fields(f[3]))
         if block.encode() != data:
             raise DecodeError("block: not the canonical encoding")
         return block
@@ -295,7 +295,7 @@ class Block:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class LogEvent:
     """A log entry: the emitting address, up to 4 32-byte topics, and data."""
 
     address: bytes
@@ -333,7 +333,7 @@ class Receipt:
     index: int
     status: int
     output: bytes
-    events: tuple[Event, ...]
+    events: tuple[LogEvent, ...]
     sender: bytes
     to: bytes
 
@@ -368,7 +368,7 @@ class Receipt:
             raise DecodeError(f"receipt: expected at most {MAX_RECEIPT_SIZE} bytes")
         f = unpack(data, max_size=MAX_RECEIPT_SIZE)
         _check_receipt(f)
-        events = tuple(Event(e[0], tuple(e[1]), e[2]) for e in f[6])
+        events = tuple(LogEvent(e[0], tuple(e[1]), e[2]) for e in f[6])
         receipt = cls(f[1], f[2], f[3], f[4], f[5], events, f[7], f[8])
         if receipt.encode() != data:
             raise DecodeError("receipt: not the canonical encoding")

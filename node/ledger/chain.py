@@ -19,7 +19,7 @@ from consensus import messages as consensus_messages
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_seq, pack
 from consensus.codec import unpack as codec_unpack
 from consensus.crypto import HASH_SIZE, InvalidSignature, Verifier, verify
-from node.ledger.block import MAX_BLOCK_TXS, Block, Receipt, Seal
+from node.ledger.block import MAX_BLOCK_TXS, Block, BlockSeal, Receipt
 from node.ledger.executor import ExecutionError, ExecutionResult, Executor
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import VerifiedTx
@@ -146,7 +146,10 @@ class Chain:
         return ExecutedBlock(Block.build(header, [v.tx for v in txs]), result, tuple(txs))
 
     def commit(
-        self, executed: ExecutedBlock, seal: Seal, meta: Sequence[tuple[str, bytes | None]] = ()
+        self,
+        executed: ExecutedBlock,
+        seal: BlockSeal,
+        meta: Sequence[tuple[str, bytes | None]] = (),
     ) -> Block:
         """Store ``executed`` with its seal in one atomic batch; returns the sealed block."""
         block = executed.block.with_seal(seal)

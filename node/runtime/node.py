@@ -60,7 +60,7 @@ from consensus import (
 )
 from consensus.codec import DecodeError
 from consensus.crypto import KeyPair, hash32, verify
-from node.ledger.block import Block, Seal
+from node.ledger.block import Block, BlockSeal
 from node.ledger.chain import Chain, ChainError, ExecutedBlock, ProposalBody
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import VerifiedTx
@@ -488,7 +488,7 @@ class Node:
             self.sync.want(action.height, [])
             return
         try:
-            block = self.chain.commit(executed, Seal(action.seal.view, action.seal.signatures))
+            block = self.chain.commit(executed, BlockSeal(action.seal.view, action.seal.signatures))
         except Exception as exc:
             # The block is decided: this node cannot skip it, and must not vote on as if
             # it had stored it. Stop; a restart catches up by block sync.

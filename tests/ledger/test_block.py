@@ -15,9 +15,9 @@ from node.ledger.block import (
     NO_SEAL,
     Block,
     BlockHeader,
-    Event,
+    BlockSeal,
+    LogEvent,
     Receipt,
-    Seal,
     merkle_root,
 )
 from tests.ledger.support import ALICE, BOB, SEALERS, make_tx
@@ -108,12 +108,12 @@ def test_genesis_style_header_without_sealers() -> None:
 
 
 def test_seal_validates_order_and_size() -> None:
-    Seal(3, ((0, sig(0)), (2, sig(2))))
+    BlockSeal(3, ((0, sig(0)), (2, sig(2))))
     for bad in (((2, sig(2)), (0, sig(0))), ((1, sig(1)), (1, sig(1))), ((0, b"x"),), (5,)):
         with pytest.raises(ValueError):
-            Seal(0, bad)  # type: ignore[arg-type]
+            BlockSeal(0, bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        Seal(-1, ())
+        BlockSeal(-1, ())
 
 
 # ------------------------------------------------------------------ block
@@ -124,7 +124,7 @@ def test_block_round_trip_and_seal_outside_the_hash() -> None:
     h = header(tx_root=merkle_root([t.hash for t in txs]))
     block = Block.build(h, txs)
     assert block.seal == NO_SEAL
-    sealed = block.with_seal(Seal(5, ((0, sig(0)), (3, sig(3)))))
+    sealed = block.with_seal(BlockSeal(5, ((0, sig(0)), (3, sig(3)))))
     assert sealed.hash == block.hash == h.hash
     for b in (block, sealed):
         again = Block.decode(b.encode())
@@ -136,12 +136,12 @@ def test_block_round_trip_and_seal_outside_the_hash() -> None:
 
 
 def test_block_layout() -> None:
-    block = Block(header(), (b"\x01\x02",), Seal(1, ((2, sig(2)),)))
+    block = Block(header(), (b"\x01\x02",), BlockSeal(1, ((2, sig(2)),)))
     assert unpack(block.encode()) == [0, header().encode(), [b"\x01\x02"], [1, [[2, sig(2)]]]]
 
 
 def test_block_decode_errors() -> None:
-    good = unpack(Block(header(), (), Seal(1, ((2, sig(2)),))).encode())
+    good = unpack(Block(header(), (), BlockSeal(1, ((2, sig(2)),))).encode())
     cases = [
         good[:3],
         [1, *good[1:]],
@@ -175,7 +175,7 @@ def receipt(**kw: object) -> Receipt:
         index=1,
         status=-51404,
         output=b"out",
-        events=(Event(b"\x05" * 20, (b"\x06" * 32,), b"data"),),
+        events=(LogEvent(b"\x05" * 20, (b"\x06" * 32,), b"data"),),
         sender=ALICE.address,
         to=b"\x00" * 18 + b"\x50\x02",
     )
@@ -208,6 +208,6 @@ def test_receipt_decode_errors() -> None:
 
 def test_event_validates() -> None:
     with pytest.raises(ValueError):
-        Event(b"\x00" * 20, (b"\x00" * 31,))
+        LogEvent(b"\x00" * 20, (b"\x00" * 31,))
     with pytest.raises(ValueError):
-        Event(b"\x00" * 20, (b"\x00" * 32,) * 5)
+        LogEvent(b"\x00" * 20, (b"\x00" * 32,) * 5)

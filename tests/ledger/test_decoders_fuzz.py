@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus.codec import DecodeError, unpack
-from node.ledger.block import Block, BlockHeader, Event, Receipt, Seal
+from node.ledger.block import Block, BlockHeader, BlockSeal, LogEvent, Receipt
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import SignedTransaction, decode_values, encode_values
 from tests.ledger.support import ADMIN, ALICE, GOVERNOR, SEALERS, make_tx
@@ -28,9 +28,9 @@ _TXS = [
 ]
 _HEADER = BlockHeader(5, b"\x01" * 32, 1_700_000_000_000, b"\x02" * 32, b"\x03" * 32,
                       b"\x04" * 32, 1, SEALERS, b"extra")  # fmt: skip
-_BLOCK = Block.build(_HEADER, _TXS, Seal(2, ((0, b"\x05" * 65), (3, b"\x06" * 65))))
+_BLOCK = Block.build(_HEADER, _TXS, BlockSeal(2, ((0, b"\x05" * 65), (3, b"\x06" * 65))))
 _RECEIPT = Receipt(b"\x07" * 32, 5, 0, -51404, b"out",
-                   (Event(b"\x08" * 20, (b"\x09" * 32,), b"d"),), ALICE.address,
+                   (LogEvent(b"\x08" * 20, (b"\x09" * 32,), b"d"),), ALICE.address,
                    b"\x00" * 18 + b"\x50\x02")  # fmt: skip
 _GENESIS = GenesisConfig(sealers=SEALERS, asset_admins=(ADMIN.address,),
                          governors=(GOVERNOR.address,), timestamp=7)  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 from consensus.codec import pack
 from consensus.crypto import KeyPair, hash32
 from node.ledger.accounts import parse_address
-from node.ledger.block import EMPTY_ROOT, Block, BlockHeader, Receipt, Seal, merkle_root
+from node.ledger.block import EMPTY_ROOT, Block, BlockHeader, BlockSeal, Receipt, merkle_root
 from node.ledger.tx import Arg, SignedTransaction, Transaction, encode_values
 from node.rpc import adapt
 from node.rpc.backend import (
@@ -91,7 +91,7 @@ class Ledger:
         return 0, encode_values([0])
 
     def commit(self) -> Block:
-        """Seal every pending tx into the next block, signed by a quorum of sealers."""
+        """BlockSeal every pending tx into the next block, signed by a quorum of sealers."""
         number = self.head + 1
         vtxs = self.pool.seal(self.config["tx_count_limit"], number)
         receipts = []
@@ -114,7 +114,7 @@ class Ledger:
             b"",
         )
         quorum = len(self.sealers) - (len(self.sealers) - 1) // 3
-        seal = Seal(
+        seal = BlockSeal(
             self.view, tuple((i, self.sealer_keys[i].sign(header.hash)) for i in range(quorum))
         )
         block = Block.build(header, [v.tx for v in vtxs], seal)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from consensus.crypto import KeyPair
-from node.ledger.block import Block, Seal
+from node.ledger.block import Block, BlockSeal
 from node.ledger.chain import Chain, ExecutedBlock, ProposalBody
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import Arg, Transaction, VerifiedTx
@@ -72,7 +72,7 @@ class NodeChain:
             tx_hashes=tuple(v.hash for v in txs),
         )
         executed = self.chain.execute(head.number + 1, head.block_hash, body, txs)
-        block = self.chain.commit(executed, Seal(0, ()))
+        block = self.chain.commit(executed, BlockSeal(0, ()))
         self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         return block, executed
 

@@ -9,7 +9,7 @@ import pytest
 
 from consensus import messages as cm
 from consensus.crypto import KeyPair
-from node.ledger.block import Block, Seal
+from node.ledger.block import Block, BlockSeal
 from node.ledger.chain import Chain, ChainError, ProposalBody
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import Transaction
@@ -53,7 +53,7 @@ def sealed(chain: Chain, txs: list, *, signers: list[KeyPair] = SEALERS, view: i
         view, head.number + 1, digest, executed.block_hash, executed.block.header.state_root
     )
     sigs = tuple((SEALERS.index(k), k.sign(signed)) for k in signers)
-    return executed, Seal(view, tuple(sorted(sigs)))
+    return executed, BlockSeal(view, tuple(sorted(sigs)))
 
 
 def test_execute_commit_and_import_reach_the_same_head() -> None:
@@ -76,7 +76,7 @@ def test_import_refuses_bad_seals_and_changes_nothing() -> None:
     with pytest.raises(ChainError, match="seal"):
         b.import_block(block, known=lambda h: None)
     _, good = sealed(a, transfers(3))
-    forged = Seal(good.view + 1, good.signatures)  # signatures were made in view 0
+    forged = BlockSeal(good.view + 1, good.signatures)  # signatures were made in view 0
     with pytest.raises(ChainError, match="seal"):
         b.import_block(executed.block.with_seal(forged), known=lambda h: None)
     assert b.head.number == 0
@@ -91,7 +91,7 @@ def test_import_refuses_a_block_whose_header_lies() -> None:
     h = lying.header
     digest = cm.proposal_digest(h.number, h.parent_hash, ProposalBody.of_block(lying).encode())
     signed = cm.seal_digest(0, h.number, digest, lying.hash, h.state_root)
-    seal = Seal(0, tuple((i, k.sign(signed)) for i, k in enumerate(SEALERS)))
+    seal = BlockSeal(0, tuple((i, k.sign(signed)) for i, k in enumerate(SEALERS)))
     with pytest.raises(ChainError, match="different block"):
         b.import_block(lying.with_seal(seal), known=lambda h: None)
     assert b.head.number == 0

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from node.ledger.block import Seal
+from node.ledger.block import BlockSeal
 from node.ledger.chain import Chain, ProposalBody
 from node.rpc import Dispatcher
 from node.runtime.service import NodeService
@@ -100,7 +100,7 @@ def test_a_commit_claiming_more_failures_than_txs_is_refused() -> None:
     txs = [signed("userAdd", "a", 1)]
     head = nc.chain.head
     executed = nc.chain.execute(1, head.block_hash, ProposalBody(1, 0, (txs[0].hash,)), txs)
-    commit = executed.result.block_commit(executed.block.with_seal(Seal(0, ())))
+    commit = executed.result.block_commit(executed.block.with_seal(BlockSeal(0, ())))
     for bad in (2, -1):
         with pytest.raises(LedgerError, match="failed_txs"):
             nc.store.commit_block(replace(commit, failed_txs=bad))

@@ -10,7 +10,7 @@ import pytest
 
 from consensus import messages as cm
 from consensus.crypto import KeyPair
-from node.ledger.block import Seal
+from node.ledger.block import BlockSeal
 from node.runtime import wire
 from tests.runtime.cluster import MemoryCluster, loops_alive, transfer, wait_until
 
@@ -100,7 +100,7 @@ async def test_hostile_frames_are_dropped_and_the_cluster_keeps_committing() -> 
         rng = random.Random(5)
         outsider = KeyPair.generate(rng)
         block = nodes[0].chain.block(1)
-        forged_seal = Seal(
+        forged_seal = BlockSeal(
             0,
             (
                 (1, outsider.sign(b"\x00" * 32)),

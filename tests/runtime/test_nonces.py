@@ -13,7 +13,7 @@ import pytest
 
 from consensus import messages as cm
 from consensus.crypto import KeyPair
-from node.ledger.block import Block, Seal
+from node.ledger.block import Block, BlockSeal
 from node.ledger.chain import ChainError, ProposalBody
 from node.ledger.executor import ExecutionError, Executor
 from node.ledger.tx import Transaction
@@ -50,7 +50,7 @@ def test_a_sealed_block_with_a_repeated_nonce_is_not_imported() -> None:
     digest = cm.proposal_digest(1, head.block_hash, body.encode())
     sig = cm.seal_digest(0, 1, digest, executed.block_hash, executed.block.header.state_root)
     block = executed.block.with_seal(
-        Seal(0, tuple((i, k.sign(sig)) for i, k in enumerate(SEALERS)))
+        BlockSeal(0, tuple((i, k.sign(sig)) for i, k in enumerate(SEALERS)))
     )
     assert honest.chain.verify_seal(block)
     with pytest.raises(ChainError, match="same nonce"):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from node.ledger.accounts import parse_address
-from node.ledger.block import Event
+from node.ledger.block import LogEvent
 from node.ledger.genesis import GenesisConfig
 
 # Status codes (FISCO BCOS 2.x). Precompile-specific codes are negative; 0 is success.
@@ -65,7 +65,7 @@ class CallContext:
 class CallResult(NamedTuple):
     status: int
     output: bytes = b""
-    events: tuple[Event, ...] = ()
+    events: tuple[LogEvent, ...] = ()
 
 
 OK = CallResult(SUCCESS)

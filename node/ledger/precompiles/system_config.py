@@ -15,7 +15,7 @@ value.
 from __future__ import annotations
 
 from consensus.crypto import hash32
-from node.ledger.block import Event
+from node.ledger.block import LogEvent
 from node.ledger.genesis import SYSTEM_CONFIG_BOUNDS, GenesisConfig
 from node.ledger.precompiles.base import (
     NO_PERMISSION,
@@ -70,7 +70,7 @@ class SystemConfig(Precompile):
         if number is None:
             return CallResult(INVALID_CONFIGURATION_VALUES)
         ctx.state.put(config_key(key), str(number).encode())
-        event = Event(self.address, (SET_TOPIC,), encode_values([key, str(number)]))
+        event = LogEvent(self.address, (SET_TOPIC,), encode_values([key, str(number)]))
         return CallResult(0, b"", (event,))
 
     @method(str, readonly=True)

@@ -1,4 +1,4 @@
-"""Chain verbs: init, up, down, status, logs, stop-node, start-node.
+"""Lifecycle verbs of a local chain: init, up, down, status, logs, stop-node, start-node.
 
 The work is in :mod:`scripts.launcher`; this module parses arguments and prints.
 """
