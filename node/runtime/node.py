@@ -68,12 +68,13 @@ from node.rpc.http import RpcServer
 from node.runtime import wire
 from node.runtime.config import NodeConfig
 from node.runtime.errors import NodeError
+from node.runtime.latency import Latency
 from node.runtime.service import start_rpc
 from node.runtime.stall import StallWatch
 from node.runtime.supervisor import Supervisor
 from node.runtime.sync import BlockSync
 from node.runtime.txpool import TxPool, TxRejected
-from node.transport import MemoryHub, Transport, transport_from_node_config
+from node.transport import KeyIdentity, MemoryHub, Transport, transport_from_node_config
 from node.transport.pki import NodeIdentity, load_node
 from storage.backends import open_store
 from storage.kv import KVStore
@@ -167,6 +168,7 @@ class Node:
         self.frames_in: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.commit_times: deque[tuple[float, int]] = deque(maxlen=64)
+        self.latency = Latency()  # histograms for /metrics (node/runtime/latency.py)
 
     # -- construction from a node folder ---------------------------------------------
 
@@ -303,11 +305,11 @@ class Node:
         return BlockPersisted(height, block_hash, timeout_ticks, leader_period)
 
     def _new_transport(self) -> Transport:
-        identity = self.identity or _KeyOnlyIdentity(self.key)
+        identity = self.identity or KeyIdentity.of(self.key)
         try:
             return transport_from_node_config(
                 self.config,
-                identity=identity,  # type: ignore[arg-type]
+                identity=identity,
                 genesis_hash=self.chain.genesis_hash,
                 members=self.members,
                 chain_id=self.genesis.chain_id,
@@ -331,6 +333,7 @@ class Node:
                     self._perform(action)
                     if self.supervisor.failure is not None:
                         break  # stopping: perform nothing more
+            self.latency.view_active(self.replica.view_active)  # times view changes
         finally:
             self._stepping = False
         self._seal_wake.set()
@@ -503,6 +506,7 @@ class Node:
         self._executed.clear()
         self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self.commit_times.append((self._clock(), len(executed.txs)))
+        self.latency.committed(v.hash for v in executed.txs)
         self._regossip_since = None
         self.stall.committed(time.monotonic())
         self.refusal = None
@@ -593,6 +597,7 @@ class Node:
         if len(self._gossip) >= self.config.gossip_max_batch:
             self._gossip_wake.set()
         self._seal_wake.set()
+        self.latency.submitted(out)
         return out
 
     async def _gossip_loop(self) -> None:
@@ -751,11 +756,3 @@ def _hashes(hashes: Any, shown: int = 3) -> str:
     items = sorted(hashes)
     text = ", ".join(f"0x{h.hex()[:12]}…" for h in items[:shown])
     return text + (f" (+{len(items) - shown})" if len(items) > shown else "")
-
-
-class _KeyOnlyIdentity:
-    """What the memory transport reads of an identity: the node id and consensus key."""
-
-    def __init__(self, key: KeyPair) -> None:
-        self.node_id = key.public_key.hex()
-        self.consensus = key

@@ -229,6 +229,7 @@ class NodeService:
             node.chain.store.total_tx_count(),
         )
         yield prom.gauge("ledgerlab_peers", "Connected peers.", len(node.transport.peers()))
+        yield from node.latency.metrics()
         yield prom.gauge(
             "ledgerlab_seconds_since_last_commit",
             "Seconds since this node last committed a block (or started).",
@@ -301,6 +302,11 @@ class NodeService:
             {r.value: n for r, n in node.pool.rejected.items()},
         )
         yield prom.counter("ledgerlab_p2p_frames_out_total", "Transport frames sent.", t.frames_out)
+        yield prom.counter(
+            "ledgerlab_p2p_connects_total",
+            "Links established: peer connections (TCP), broker sessions (MQTT).",
+            t.connects,
+        )
         yield prom.labelled(
             "ledgerlab_p2p_disconnects_total",
             "counter",

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from node.transport.base import Transport, TransportClosed, TransportError, TransportStats
+from node.transport.base import (
+    Identity,
+    KeyIdentity,
+    Transport,
+    TransportClosed,
+    TransportError,
+    TransportStats,
+)
 from node.transport.memory import MemoryHub, MemoryTransport
 from node.transport.mqtt import MqttTransport
 from node.transport.pki import NodeIdentity
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
     from node.runtime.config import NodeConfig
 
 __all__ = [
+    "Identity",
+    "KeyIdentity",
     "MemoryHub",
     "MemoryTransport",
     "MqttSettings",
@@ -51,7 +60,7 @@ _COMMON = frozenset({"transport", "blacklist"})  # every other key is a settings
 def create_transport(
     p2p: Mapping[str, Any],
     *,
-    identity: NodeIdentity,
+    identity: Identity,
     genesis_hash: bytes,
     members: Iterable[str],
     chain_id: str,
@@ -74,6 +83,7 @@ def create_transport(
     members = list(members)
     blacklist = list(cfg.get("blacklist", ()))
     if kind == "tcp":
+        identity = _certified(identity)
         check_keys(cfg, _COMMON | setting_names(TcpSettings), "p2p")
         tcp = settings_from_table(
             TcpSettings, {k: v for k, v in cfg.items() if k not in _COMMON}, "p2p"
@@ -105,6 +115,12 @@ def create_transport(
     raise ValueError(f"[p2p] transport must be 'tcp', 'mqtt' or 'memory', not {kind!r}")
 
 
+def _certified(identity: Identity) -> NodeIdentity:
+    if not isinstance(identity, NodeIdentity):
+        raise ValueError("the tcp transport needs the node's certificates (conf/)")
+    return identity
+
+
 def mqtt_settings_from_p2p(
     p2p: Mapping[str, Any], nested: Mapping[str, Any], table: str = "p2p.mqtt"
 ) -> MqttSettings:
@@ -124,7 +140,7 @@ def mqtt_settings_from_p2p(
 def transport_from_node_config(
     config: NodeConfig,
     *,
-    identity: NodeIdentity,
+    identity: Identity,
     genesis_hash: bytes,
     members: Iterable[str],
     chain_id: str,
@@ -139,7 +155,7 @@ def transport_from_node_config(
     members = list(members)
     if config.transport == "tcp":
         return TcpTransport(
-            identity=identity,
+            identity=_certified(identity),
             genesis_hash=genesis_hash,
             settings=config.tcp,
             allowed=members,

@@ -18,9 +18,35 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from consensus.crypto import KeyPair
 
 DEFAULT_INBOX_CAPACITY = 100_000
+
+
+class Identity(Protocol):
+    """Who this node is, as far as a transport needs: its id and consensus key. TCP needs
+    more (certificates: :class:`node.transport.pki.NodeIdentity`); MQTT and memory do not."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def consensus(self) -> KeyPair: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """An identity without certificates, for transports that need none (MQTT, memory)."""
+
+    node_id: str
+    consensus: KeyPair
+
+    @classmethod
+    def of(cls, key: KeyPair) -> KeyIdentity:
+        return cls(key.public_key.hex(), key)
 
 
 class TransportError(Exception):
@@ -39,6 +65,8 @@ class TransportStats:
     ``genesis_mismatch``, ``bad_signature`` ...), listed in docs/p2p.md.
     """
 
+    connects: int = 0
+    """Links established: peer connections (TCP), broker sessions (MQTT)."""
     frames_in: int = 0
     frames_out: int = 0
     bytes_in: int = 0
@@ -49,6 +77,7 @@ class TransportStats:
     def snapshot(self) -> dict[str, object]:
         """A plain copy, safe to render while the transport keeps counting."""
         return {
+            "connects": self.connects,
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "bytes_in": self.bytes_in,

@@ -220,7 +220,6 @@ class MqttTransport(Transport):
         self._connected = False
         self._main: asyncio.Task[None] | None = None
         self._rng = random.Random()
-        self.connects = 0  # successful broker connections, for tests and metrics
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -328,7 +327,7 @@ class MqttTransport(Transport):
                 )
                 client.pending_calls_threshold = self.max_inflight + 8  # we bound them ourselves
                 async with client:
-                    self.connects += 1
+                    self.stats.connects += 1
                     delay = self.backoff_initial
                     await client.subscribe(
                         [(self._bcast_prefix + "+", 1), (self._inbox_prefix + "+", 1)]

@@ -761,6 +761,7 @@ class TcpTransport(Transport):
                     return False
             existing.shut("replaced")
         self._conns[conn.peer_id] = conn
+        self.stats.connects += 1
         self._notify_peers_changed()
         log.info(
             "peer %s connected (%s, %s)",

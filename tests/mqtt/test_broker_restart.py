@@ -75,7 +75,7 @@ async def test_in_process_cluster_recovers_from_broker_restart(
         assert_same_chain(nodes)
         for n in nodes:
             assert all(n.chain.store.receipt(h) is not None for h in accepted)
-            assert n.transport.connects >= 2 and n.transport.stats.disconnects["broker"] >= 1
+            assert n.transport.stats.connects >= 2 and n.transport.stats.disconnects["broker"] >= 1
             assert n.dropped.total() == 0, n.dropped
         print(
             f"{total} txs, head {nodes[0].chain.head.number}, reconnected in {reconnected:.1f}s, "
