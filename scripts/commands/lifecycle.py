@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -457,9 +459,64 @@ def _follow(files: list[tuple[NodeEntry, Path]]) -> Iterator[tuple[NodeEntry, Pa
 # ----------------------------------------------------------------------------- register
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_parser(
-        sub,
+@dataclass(frozen=True)
+class Arg:
+    """One ``add_argument`` call, kept as data: its flags and its keyword options."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+# An argument of a verb: one add_argument call, or a helper that adds a shared set.
+ArgSpec = Arg | Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One verb of the command table: its parser is built by :func:`add_verbs`."""
+
+    name: str
+    help: str
+    examples: str
+    handler: Callable[[argparse.Namespace], int]
+    arguments: tuple[ArgSpec, ...] = ()
+
+
+def add_verbs(sub: Any, verbs: Sequence[Verb]) -> None:
+    """Turn verb table rows into subparsers (``--help`` ends with the examples)."""
+    for verb in verbs:
+        p = add_parser(sub, verb.name, verb.help, verb.examples)
+        for spec in verb.arguments:
+            if isinstance(spec, Arg):
+                p.add_argument(*spec.flags, **spec.options)
+            else:
+                spec(p)
+        p.set_defaults(func=verb.handler)
+
+
+def _start_timeout(what: str) -> Arg:
+    return arg(
+        "--timeout",
+        type=float,
+        default=cluster.START_TIMEOUT,
+        help=f"seconds to wait for {what} to answer and connect (default 30)",
+    )
+
+
+_STOP_TIMEOUT = arg(
+    "--timeout",
+    type=float,
+    default=procs.STOP_TIMEOUT,
+    help="seconds to wait after SIGTERM before SIGKILL (default 10)",
+)
+_NODE_INDEX = arg("index", type=int, metavar="I", help="node index (node I)")
+
+VERBS: tuple[Verb, ...] = (
+    Verb(
         "init",
         "create a chain directory: CA, agency, node keys and certificates, genesis, configs",
         """
@@ -468,16 +525,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ledgerlab init --transport mqtt --broker mqtt://127.0.0.1:1883
         ledgerlab init --force --p2p-port 31300 --rpc-port 21200   # replace ./chain
         """,
-    )
-    add_dir(p)
-    _add_init_options(p, defaults=True)
-    p.add_argument(
-        "--force", action="store_true", help="replace an existing chain (its data is lost)"
-    )
-    p.set_defaults(func=cmd_init)
-
-    p = add_parser(
-        sub,
+        cmd_init,
+        (
+            add_dir,
+            partial(_add_init_options, defaults=True),
+            arg(
+                "--force", action="store_true", help="replace an existing chain (its data is lost)"
+            ),
+        ),
+    ),
+    Verb(
         "up",
         "start every node in the background (initialising the chain first if needed)",
         """
@@ -485,66 +542,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ledgerlab up --nodes 7 --dir big
         ledgerlab up --transport mqtt
         """,
-    )
-    add_dir(p)
-    _add_init_options(p, defaults=False)
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=cluster.START_TIMEOUT,
-        help="seconds to wait for all nodes to answer and connect (default 30)",
-    )
-    p.set_defaults(func=cmd_up)
-
-    p = add_parser(
-        sub,
+        cmd_up,
+        (add_dir, partial(_add_init_options, defaults=False), _start_timeout("all nodes")),
+    ),
+    Verb(
         "down",
         "stop every node of the chain (data is kept)",
         "ledgerlab down\nledgerlab down --dir mychain",
-    )
-    add_dir(p)
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=procs.STOP_TIMEOUT,
-        help="seconds to wait after SIGTERM before SIGKILL (default 10)",
-    )
-    p.set_defaults(func=cmd_down)
-
-    p = add_parser(
-        sub,
+        cmd_down,
+        (add_dir, _STOP_TIMEOUT),
+    ),
+    Verb(
         "stop-node",
         "stop one node (the others keep going if at most f are down)",
         "ledgerlab stop-node 3",
-    )
-    add_dir(p)
-    p.add_argument("index", type=int, metavar="I", help="node index (node I)")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=procs.STOP_TIMEOUT,
-        help="seconds to wait after SIGTERM before SIGKILL (default 10)",
-    )
-    p.set_defaults(func=cmd_stop_node)
-
-    p = add_parser(
-        sub,
+        cmd_stop_node,
+        (add_dir, _NODE_INDEX, _STOP_TIMEOUT),
+    ),
+    Verb(
         "start-node",
         "start one stopped node; it catches up from its peers",
         "ledgerlab start-node 3",
-    )
-    add_dir(p)
-    p.add_argument("index", type=int, metavar="I", help="node index (node I)")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=cluster.START_TIMEOUT,
-        help="seconds to wait for it to answer and connect (default 30)",
-    )
-    p.set_defaults(func=cmd_start_node)
-
-    p = add_parser(
-        sub,
+        cmd_start_node,
+        (add_dir, _NODE_INDEX, _start_timeout("it")),
+    ),
+    Verb(
         "status",
         "a table per node: role, height, head, view, leader, peers, txpool, committed, TPS",
         """
@@ -552,15 +574,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ledgerlab status --watch            # live, refreshes every second
         ledgerlab status --json | jq '.[].height'
         """,
-    )
-    add_dir(p)
-    p.add_argument("--watch", "-w", action="store_true", help="refresh until Ctrl-C")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_status)
-
-    p = add_parser(
-        sub,
+        cmd_status,
+        (
+            add_dir,
+            arg("--watch", "-w", action="store_true", help="refresh until Ctrl-C"),
+            arg("--interval", type=float, default=1.0, help="seconds between refreshes"),
+            arg("--json", action="store_true", help="print JSON instead of a table"),
+        ),
+    ),
+    Verb(
         "logs",
         "show node logs (all nodes, or node I)",
         """
@@ -568,11 +590,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ledgerlab logs 2 -n 200
         ledgerlab logs --follow   # like tail -f, Ctrl-C to stop
         """,
-    )
-    add_dir(p)
-    p.add_argument("index", type=int, nargs="?", default=None, metavar="I", help="node index")
-    p.add_argument(
-        "--lines", "-n", type=int, default=20, help="lines to show per file (default 20)"
-    )
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
-    p.set_defaults(func=cmd_logs)
+        cmd_logs,
+        (
+            add_dir,
+            arg("index", type=int, nargs="?", default=None, metavar="I", help="node index"),
+            arg("--lines", "-n", type=int, default=20, help="lines to show per file (default 20)"),
+            arg("--follow", "-f", action="store_true", help="keep printing new lines"),
+        ),
+    ),
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add_verbs(sub, VERBS)
