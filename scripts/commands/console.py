@@ -24,12 +24,12 @@ from node.ledger.executor import status_name
 from node.ledger.genesis import SYSTEM_CONFIG_BOUNDS
 from node.ledger.tx import MAX_ARG_BYTES, UINT256_MAX, decode_values, utf8_fits
 from node.rpc.client import RpcClient, RpcError, RpcTransportError
+from scripts.commands.lifecycle import Verb, add_verbs, arg
 from scripts.errors import CommandError
 from scripts.launcher import accounts
 from scripts.launcher.layout import Chain
 from scripts.launcher.options import (
     add_dir,
-    add_parser,
     add_target,
     connect,
     console,
@@ -550,139 +550,147 @@ def _group(sub: Any, name: str, help: str) -> Any:
     return inner
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    asset = _group(
-        sub, "asset", "DagTransfer assets (precompile 0x5002): add, save, draw, transfer, balance"
-    )
-    p = add_parser(
-        asset,
+_JSON = arg("--json", action="store_true", help="print JSON")
+_NODE_JSON = arg("--json", action="store_true", help="print the node's JSON")
+_USER, _AMOUNT = arg("user"), arg("amount")
+_CONFIG_KEY = arg(
+    "config_key", metavar="KEY", help="tx_count_limit | consensus_timeout | leader_period"
+)
+
+ASSET_VERBS: tuple[Verb, ...] = (
+    Verb(
         "add",
         "create a user with an initial balance (userAdd)",
         "ledgerlab asset add alice 1000",
-    )
-    p.add_argument("user")
-    p.add_argument("amount")
-    p.add_argument(
-        "--owner",
-        metavar="ADDRESS",
-        help="permissioned chains: the account that may draw and transfer (default: signer)",
-    )
-    _add_tx_options(p)
-    p.set_defaults(func=cmd_asset_add)
-    p = add_parser(
-        asset,
+        cmd_asset_add,
+        (
+            _USER,
+            _AMOUNT,
+            arg(
+                "--owner",
+                metavar="ADDRESS",
+                help="permissioned chains: the account that may draw and transfer "
+                "(default: signer)",
+            ),
+            _add_tx_options,
+        ),
+    ),
+    Verb(
         "save",
         "add to a user's balance, creating the user if missing (userSave)",
         "ledgerlab asset save alice 50",
-    )
-    p.add_argument("user")
-    p.add_argument("amount")
-    _add_tx_options(p)
-    p.set_defaults(func=cmd_asset_save)
-    p = add_parser(
-        asset, "draw", "take from a user's balance (userDraw)", "ledgerlab asset draw alice 20"
-    )
-    p.add_argument("user")
-    p.add_argument("amount")
-    _add_tx_options(p)
-    p.set_defaults(func=cmd_asset_draw)
-    p = add_parser(
-        asset,
+        cmd_asset_save,
+        (_USER, _AMOUNT, _add_tx_options),
+    ),
+    Verb(
+        "draw",
+        "take from a user's balance (userDraw)",
+        "ledgerlab asset draw alice 20",
+        cmd_asset_draw,
+        (_USER, _AMOUNT, _add_tx_options),
+    ),
+    Verb(
         "transfer",
         "move an amount between users (userTransfer)",
         "ledgerlab asset transfer alice bob 10",
-    )
-    p.add_argument("src", metavar="FROM")
-    p.add_argument("dst", metavar="TO")
-    p.add_argument("amount")
-    _add_tx_options(p)
-    p.set_defaults(func=cmd_asset_transfer)
-    p = add_parser(
-        asset,
+        cmd_asset_transfer,
+        (arg("src", metavar="FROM"), arg("dst", metavar="TO"), _AMOUNT, _add_tx_options),
+    ),
+    Verb(
         "balance",
         "a user's balance (userBalance, read-only call)",
         "ledgerlab asset balance alice\nledgerlab asset balance alice --json",
-    )
-    p.add_argument("user")
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_asset_balance)
+        cmd_asset_balance,
+        (_USER, add_target, _JSON),
+    ),
+)
 
-    p = add_parser(
-        sub,
+READ_VERBS: tuple[Verb, ...] = (
+    Verb(
         "block",
         "show a block by number, 'latest' or hash",
         "ledgerlab block\nledgerlab block 12 --txs\nledgerlab block latest --json",
-    )
-    p.add_argument("block", nargs="?", default="latest", metavar="N|latest|HASH")
-    p.add_argument("--txs", action="store_true", help="include full transactions")
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print the node's JSON")
-    p.set_defaults(func=cmd_block)
+        cmd_block,
+        (
+            arg("block", nargs="?", default="latest", metavar="N|latest|HASH"),
+            arg("--txs", action="store_true", help="include full transactions"),
+            add_target,
+            _NODE_JSON,
+        ),
+    ),
+    Verb(
+        "tx",
+        "show a transaction (committed or pending)",
+        "ledgerlab tx 0x3f…",
+        cmd_tx,
+        (arg("hash"), add_target, _NODE_JSON),
+    ),
+    Verb(
+        "receipt",
+        "show a transaction receipt",
+        "ledgerlab receipt 0x3f… --json",
+        cmd_receipt,
+        (arg("hash"), add_target, _NODE_JSON),
+    ),
+    Verb(
+        "sealers",
+        "list the consensus nodes (getSealerList)",
+        "ledgerlab sealers --json",
+        cmd_sealers,
+        (add_target, _NODE_JSON),
+    ),
+    Verb(
+        "observers",
+        "list the observer nodes (getObserverList)",
+        "ledgerlab observers",
+        cmd_observers,
+        (add_target, _NODE_JSON),
+    ),
+)
 
-    p = add_parser(sub, "tx", "show a transaction (committed or pending)", "ledgerlab tx 0x3f…")
-    p.add_argument("hash")
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print the node's JSON")
-    p.set_defaults(func=cmd_tx)
-
-    p = add_parser(sub, "receipt", "show a transaction receipt", "ledgerlab receipt 0x3f… --json")
-    p.add_argument("hash")
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print the node's JSON")
-    p.set_defaults(func=cmd_receipt)
-
-    p = add_parser(
-        sub, "sealers", "list the consensus nodes (getSealerList)", "ledgerlab sealers --json"
-    )
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print the node's JSON")
-    p.set_defaults(func=cmd_sealers)
-
-    p = add_parser(
-        sub, "observers", "list the observer nodes (getObserverList)", "ledgerlab observers"
-    )
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print the node's JSON")
-    p.set_defaults(func=cmd_observers)
-
-    config = _group(sub, "config", "system config (precompile 0x1000): get, set")
-    p = add_parser(
-        config, "get", "read a system config value", "ledgerlab config get tx_count_limit"
-    )
-    p.add_argument(
-        "config_key", metavar="KEY", help="tx_count_limit | consensus_timeout | leader_period"
-    )
-    add_target(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_config_get)
-    p = add_parser(
-        config,
+CONFIG_VERBS: tuple[Verb, ...] = (
+    Verb(
+        "get",
+        "read a system config value",
+        "ledgerlab config get tx_count_limit",
+        cmd_config_get,
+        (_CONFIG_KEY, add_target, _JSON),
+    ),
+    Verb(
         "set",
         "change a system config value (a governor transaction; applies from the next block)",
         "ledgerlab config set tx_count_limit 2000",
-    )
-    p.add_argument(
-        "config_key", metavar="KEY", help="tx_count_limit | consensus_timeout | leader_period"
-    )
-    p.add_argument("value")
-    _add_tx_options(p)
-    p.set_defaults(func=cmd_config_set)
+        cmd_config_set,
+        (_CONFIG_KEY, arg("value"), _add_tx_options),
+    ),
+)
 
-    acc = _group(sub, "accounts", "client accounts of the chain (keys in <dir>/accounts)")
-    p = add_parser(
-        acc,
+ACCOUNT_VERBS: tuple[Verb, ...] = (
+    Verb(
         "new",
         "create an account key (secp256k1, mode 0600)",
         "ledgerlab accounts new\nledgerlab accounts new carol",
-    )
-    p.add_argument("name", nargs="?", default=None, help="account name (default accountN)")
-    add_dir(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_accounts_new)
-    p = add_parser(
-        acc, "list", "list the chain's accounts and their genesis roles", "ledgerlab accounts list"
-    )
-    add_dir(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_accounts_list)
+        cmd_accounts_new,
+        (
+            arg("name", nargs="?", default=None, help="account name (default accountN)"),
+            add_dir,
+            _JSON,
+        ),
+    ),
+    Verb(
+        "list",
+        "list the chain's accounts and their genesis roles",
+        "ledgerlab accounts list",
+        cmd_accounts_list,
+        (add_dir, _JSON),
+    ),
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    asset_help = "DagTransfer assets (precompile 0x5002): add, save, draw, transfer, balance"
+    add_verbs(_group(sub, "asset", asset_help), ASSET_VERBS)
+    add_verbs(sub, READ_VERBS)
+    add_verbs(_group(sub, "config", "system config (precompile 0x1000): get, set"), CONFIG_VERBS)
+    accounts_help = "client accounts of the chain (keys in <dir>/accounts)"
+    add_verbs(_group(sub, "accounts", accounts_help), ACCOUNT_VERBS)
