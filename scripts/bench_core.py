@@ -173,15 +173,13 @@ def next_block(chain: Chain, txs: Sequence[VerifiedTx]) -> ExecutedBlock:
     return chain.execute(head.number + 1, head.block_hash, body, txs)
 
 
-def bench_blocks(
-    genesis: GenesisConfig,
-    keys: list[KeyPair],
-    blocks: int,
-    rounds: int,
-    backend: str,
-    directory: str,
-    profile: str | None,
-) -> None:
+Block = list[VerifiedTx]
+
+
+def block_workloads(
+    genesis: GenesisConfig, keys: list[KeyPair], blocks: int
+) -> tuple[list[Block], list[Block]]:
+    """The setup blocks (userAdd of every user) and the timed userTransfer blocks."""
     rng = random.Random(2)
     setup = [
         signed_txs(
@@ -204,9 +202,17 @@ def bench_blocks(
         )
         for _ in range(blocks)
     ]
-    print(f"  {USERS} users; {blocks} blocks of {BLOCK_TXS} userTransfer transactions")
+    return setup, transfer_blocks
 
-    # The executor alone: state in a plain dict, nothing committed.
+
+def bench_dict_state(
+    genesis: GenesisConfig,
+    setup: list[Block],
+    transfer_blocks: list[Block],
+    rounds: int,
+    profile: str | None,
+) -> None:
+    """The executor alone: state in a plain dict, nothing committed."""
     dict_state = DictState()
     root = genesis.block().header.state_root
     for number, txs in enumerate(setup, start=1):
@@ -227,31 +233,44 @@ def bench_blocks(
     elapsed = profiled(True, run_dict) if profile == "execute" else best_of(rounds, run_dict)
     line(
         f"transfer executions, dict state (best of {rounds})",
-        rate(blocks * BLOCK_TXS, elapsed) + "   target >= 100,000/s",
+        rate(len(transfer_blocks) * BLOCK_TXS, elapsed) + "   target >= 100,000/s",
     )
 
-    # Execution on a ledger in memory (the simulator's set-up), committing each block.
+
+def bench_memory_ledger(
+    genesis: GenesisConfig, setup: list[Block], transfer_blocks: list[Block]
+) -> Chain:
+    """Execution on a ledger in memory (the simulator's set-up), committing each block."""
     mem = Chain(LedgerStore(MemoryKV()), genesis)
     for txs in setup:
         mem.commit(next_block(mem, txs), NO_SEAL)
-
-    def run_memory() -> list[float]:
-        times = []
-        for txs in transfer_blocks:
-            t0 = time.perf_counter()
-            executed = next_block(mem, txs)
-            times.append(time.perf_counter() - t0)
-            assert all(r.status == 0 for r in executed.result.receipts)
-            mem.commit(executed, NO_SEAL)
-        return times
-
-    times = run_memory()
+    times = []
+    for txs in transfer_blocks:
+        t0 = time.perf_counter()
+        executed = next_block(mem, txs)
+        times.append(time.perf_counter() - t0)
+        assert all(r.status == 0 for r in executed.result.receipts)
+        mem.commit(executed, NO_SEAL)
     line(
         "transfer executions, memory ledger",
         rate(BLOCK_TXS, statistics.median(times)) + "   (median block)",
     )
+    return mem
 
-    # Execution and commit on the persistent backend, synced as a node runs it.
+
+def time_disk_ledger(
+    genesis: GenesisConfig,
+    setup: list[Block],
+    transfer_blocks: list[Block],
+    backend: str,
+    directory: str,
+    profile: str | None,
+) -> tuple[bytes, list[float], list[float]]:
+    """Execution and commit on the persistent backend, synced as a node runs it.
+
+    Returns the final state root (the store is closed and removed) and the per-block
+    execution and commit times.
+    """
     path = tempfile.mkdtemp(prefix="ledgerlab-bench-core-", dir=directory)
     try:
         kv = open_store(path, backend, sync=True)
@@ -272,10 +291,14 @@ def bench_blocks(
             return exec_times, commit_times
 
         exec_times, commit_times = profiled(profile == "commit", run_disk)
-        assert disk.head.state_root == mem.head.state_root
+        head_root = disk.head.state_root
         kv.close()
     finally:
         shutil.rmtree(path, ignore_errors=True)
+    return head_root, exec_times, commit_times
+
+
+def report_disk_ledger(backend: str, exec_times: list[float], commit_times: list[float]) -> None:
     line(
         f"transfer executions, {backend} ledger",
         rate(BLOCK_TXS, statistics.median(exec_times)) + "   (median block)",
@@ -294,6 +317,26 @@ def bench_blocks(
         f"median {statistics.median(per_block) * 1000:.2f} ms"
         f" = {BLOCK_TXS / statistics.median(per_block):,.0f} tx/s",
     )
+
+
+def bench_blocks(
+    genesis: GenesisConfig,
+    keys: list[KeyPair],
+    blocks: int,
+    rounds: int,
+    backend: str,
+    directory: str,
+    profile: str | None,
+) -> None:
+    setup, transfer_blocks = block_workloads(genesis, keys, blocks)
+    print(f"  {USERS} users; {blocks} blocks of {BLOCK_TXS} userTransfer transactions")
+    bench_dict_state(genesis, setup, transfer_blocks, rounds, profile)
+    mem = bench_memory_ledger(genesis, setup, transfer_blocks)
+    disk_root, exec_times, commit_times = time_disk_ledger(
+        genesis, setup, transfer_blocks, backend, directory, profile
+    )
+    assert disk_root == mem.head.state_root
+    report_disk_ledger(backend, exec_times, commit_times)
 
 
 def main(argv: list[str] | None = None) -> int:
