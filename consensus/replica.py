@@ -214,7 +214,7 @@ class Replica:
         self._amnesia: tuple[int, int] | None = (
             slot if self._signed == slot and self._n > 1 else None
         )
-        self._announce = restored is not None and self._view > 0
+        self._restored_view_change = restored is not None and self._view > 0
 
         self._now = 0
         self._deadline: int | None = None
@@ -356,15 +356,27 @@ class Replica:
             idle=self._deadline is None and self.view_active,
         )
 
-    # -- the one entry point --------------------------------------------------------------
+    # -- the entry points -----------------------------------------------------------------
+
+    def start(self) -> list[Action]:
+        """Call once, after construction, and perform what it returns.
+
+        A replica restored in a view above 0 left a view and promised not to act below the
+        new one, but the peers may not know: it says so again with its ViewChange, so a
+        lone restarted sealer cannot wait out a whole timeout before anyone answers.
+        """
+        out: list[Action] = []
+        self._out = out
+        if self._restored_view_change and self._me is not None:
+            self._restored_view_change = False
+            self._broadcast_view_change()
+        self._out = []
+        return out
 
     def step(self, event: Event) -> list[Action]:
         """Process one event; perform the returned actions in order (see events.py)."""
         out: list[Action] = []
         self._out = out
-        if self._announce and self._me is not None:
-            self._announce = False
-            self._broadcast_view_change()
         match event:
             case MessageReceived():
                 self._on_message(event)

@@ -691,6 +691,8 @@ class Simulation:
         node.up = True
         node.replica = self._make_replica(node)
         self._log({"node": node.eid, "ev": "restart", "height": node.height})
+        for action in node.replica.start():
+            self._perform(node, action)
         if not scheduled and node.behaviour == "crash":
             self._push(self.now + int(self.rng.uniform(1000, 8000) * _MS), _CRASH, node.eid)
         self._after_step(node)

@@ -246,6 +246,8 @@ class Node:
             ("sync", self.sync.run),
         ):
             self.supervisor.spawn(name, loop)
+        for action in self.replica.start():  # peers hear of the view it restarted in
+            self._perform(action)
         log.info(
             "%s started as %s%s at height %d (view %d)",
             cfg.name,

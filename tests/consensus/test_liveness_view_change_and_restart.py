@@ -36,7 +36,7 @@ def test_restart_while_prepared_in_the_current_view_sends_only_well_formed_messa
     p = t.proposal(1, b"P")
     cert = t.certificate(n, 1, p, [0, 1, 2])
     r0 = Replica(config(n, 0), restored=PersistedState(1, cert))
-    out = _messages(r0.step(Tick()))
+    out = _messages(r0.start() + r0.step(Tick()))
     for m in out:
         try:
             decode_message(m.encode())  # type: ignore[attr-defined]

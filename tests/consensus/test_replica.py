@@ -359,7 +359,8 @@ def test_restored_view_is_kept_and_announced() -> None:
     r = Replica(config(n, 2), restored=PersistedState(3, None), head=ChainHead(5, hash32(b"h")))
     assert r.view == 3 and not r.view_active and r.height == 6
     assert r.phase is Phase.AWAITING_NEW_VIEW
-    actions = r.step(Tick())
+    assert r.step(Tick()) == [], "nothing is announced before start()"
+    actions = r.start()
     assert isinstance(actions[0], Broadcast) and isinstance(actions[0].message, ViewChange)
     assert actions[0].message.view == 3 and actions[0].message.height == 6
     # a peer that already runs view 3 answers with its NewView, which activates us

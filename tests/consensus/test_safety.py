@@ -81,16 +81,21 @@ class Runtime:
 
     def step(self, event: object) -> None:
         for a in self.replica.step(event):  # type: ignore[arg-type]
-            if isinstance(a, PersistState):
-                self.stored = a.state
-            elif isinstance(a, Broadcast):
-                self.sent.append(a.message)
-            elif isinstance(a, ExecuteBlock):
-                self.step(executed(a.proposal))
+            self.perform(a)
+
+    def perform(self, a: object) -> None:
+        if isinstance(a, PersistState):
+            self.stored = a.state
+        elif isinstance(a, Broadcast):
+            self.sent.append(a.message)
+        elif isinstance(a, ExecuteBlock):
+            self.step(executed(a.proposal))
 
     def crash_and_restart(self) -> None:
         """Only the stored PersistState (and the chain, still at genesis) survive."""
         self.replica = Replica(config(self.n, self.index), restored=self.stored)
+        for a in self.replica.start():
+            self.perform(a)
 
 
 def test_fresh_replica_that_voted_and_crashed_does_not_vote_twice() -> None:
