@@ -197,6 +197,58 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """CPU seconds so far of the watched processes (None when unknown) and of this one."""
+
+    processes: dict[str, float | None]
+    own: os.times_result
+
+    @classmethod
+    def now(cls, watched: dict[str, int]) -> _Usage:
+        return cls({name: cpu_seconds(pid) for name, pid in watched.items()}, os.times())
+
+    def since(self, before: _Usage) -> dict[str, float]:
+        """CPU seconds per process from ``before`` to this, and ``loadgen`` for this one."""
+        node_cpu = {
+            name: round(self.processes[name] - used, 2)  # type: ignore[operator]
+            for name, used in before.processes.items()
+            if used is not None and self.processes.get(name) is not None
+        }
+        own = (self.own.user + self.own.system) - (before.own.user + before.own.system)
+        return {**node_cpu, "loadgen": round(own, 2)}
+
+
+def _view_counts(before: list[Any], after: list[Any]) -> dict[str, Any]:
+    """View changes over the run from every node's ``getConsensusStatus``."""
+    return {
+        "view_changes": max(
+            int(a["viewChanges"]) - int(b["viewChanges"])
+            for a, b in zip(after, before, strict=True)
+        ),
+        "views": max(int(a["currentView"]) for a in after)
+        - max(int(b["currentView"]) for b in before),
+        "final_views": [int(a["currentView"]) for a in after],
+    }
+
+
+def _churn(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Per node, the P2P event counters that grew, by how much (nodes without any left out)."""
+    return {
+        name: delta
+        for name, events in after.items()
+        if (
+            delta := {
+                k: v - before.get(name, {}).get(k, 0)
+                for k, v in events.items()
+                if v > before.get(name, {}).get(k, 0)
+            }
+        )
+    }
+
+
 async def scrape_metrics(port: int, timeout: float = 5.0) -> dict[str, float]:
     """``GET /metrics`` of one node as ``{"name{label=\"x\"}": value}`` (empty on failure)."""
     out: dict[str, float] = {}
@@ -462,26 +514,54 @@ class Benchmark:
 
     async def load(self, batches: list[_Batch]) -> dict[str, Any]:
         """Submit everything and wait until it has committed; the timed part."""
-        plan = self.plan
         assert self.chain is not None
-        st = self.state
-        st.phase = (
+        self.state.phase = self._load_phase()
+        views_before = await self._on_all("getConsensusStatus", [self.chain.group_id])
+        churn_before = await self._p2p_events()
+        watched = {**self.pids, **({"mosquitto": p} if (p := _broker_pid(self.plan)) else {})}
+        usage_before = _Usage.now(watched)
+        self._start_profilers()
+        t0, submit_done, done, usage_after = await self._timed(batches, watched)
+        views_after = await self._on_all("getConsensusStatus", [self.chain.group_id])
+        churn_after = await self._p2p_events()
+        return {
+            "t0": t0,
+            "submit_seconds": submit_done - t0,
+            "wall": done - t0,
+            **_view_counts(views_before, views_after),
+            "p2p_events": _churn(churn_before, churn_after),
+            "cpu": usage_after.since(usage_before),
+        }
+
+    def _load_phase(self) -> str:
+        plan = self.plan
+        return (
             f"offering {plan.rate:,.0f} tx/s (open loop)"
             if plan.rate > 0
             else f"closed loop, at most {plan.in_flight_limit:,} txs in flight"
         )
-        views_before = await self._on_all("getConsensusStatus", [self.chain.group_id])
-        churn_before = await self._p2p_events()
-        watched = {**self.pids, **({"mosquitto": p} if (p := _broker_pid(self.plan)) else {})}
-        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
-        own_before = os.times()
-        self._start_profilers()
+
+    def _queues(self, batches: list[_Batch]) -> list[asyncio.Queue[_Batch | None]]:
+        """One queue of batches per node, closed by one None per sending connection."""
+        assert self.chain is not None
         queues: list[asyncio.Queue[_Batch | None]] = [asyncio.Queue() for _ in self.chain.nodes]
         for b in batches:
             queues[b.node].put_nowait(b)
         for q in queues:
-            for _ in range(plan.conns):
+            for _ in range(self.plan.conns):
                 q.put_nowait(None)
+        return queues
+
+    async def _timed(
+        self, batches: list[_Batch], watched: dict[str, int]
+    ) -> tuple[float, float, float, _Usage]:
+        """Send every batch and wait for the commits (the profilers are stopped after).
+
+        Returns the start, the end of submission, the last commit, and the CPU time of the
+        ``watched`` processes and of this one by then.
+        """
+        assert self.chain is not None
+        queues = self._queues(batches)
         helpers = [asyncio.create_task(self._follow(), name="follow")]
         helpers += [
             asyncio.create_task(self._poll_receipts(n.index), name=f"receipts{n.index}")
@@ -491,25 +571,14 @@ class Benchmark:
         senders = [
             asyncio.create_task(self._send(queues[n.index], n.index, t0), name=f"send{n.index}")
             for n in self.chain.nodes
-            for _ in range(plan.conns)
+            for _ in range(self.plan.conns)
         ]
         try:
             await asyncio.gather(*senders)
             submit_done = time.monotonic()
-            last_progress, last_count = time.monotonic(), st.committed
-            while st.committed < st.accepted:
-                if st.committed != last_count:
-                    last_progress, last_count = time.monotonic(), st.committed
-                elif time.monotonic() - last_progress > plan.timeout:
-                    raise BenchFailed(
-                        f"only {st.committed:,} of {st.accepted:,} accepted transfers committed; "
-                        f"nothing new for {plan.timeout:.0f} s",
-                        hint=f"node logs are in {self.root} (kept)",
-                    )
-                await wait_for_change(st.changed, 0.2)
+            await self._wait_committed()
             done = time.monotonic()
-            cpu_after = {name: cpu_seconds(pid) for name, pid in watched.items()}
-            own_after = os.times()
+            usage = _Usage.now(watched)
             # let the receipt pollers see the last receipts (bounded wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*helpers[1:]), 5.0)
@@ -518,40 +587,22 @@ class Benchmark:
                 task.cancel()
             await asyncio.gather(*senders, *helpers, return_exceptions=True)
             self._stop_profilers()
-        views_after = await self._on_all("getConsensusStatus", [self.chain.group_id])
-        churn_after = await self._p2p_events()
-        churn = {
-            name: delta
-            for name, events in churn_after.items()
-            if (
-                delta := {
-                    k: v - churn_before.get(name, {}).get(k, 0)
-                    for k, v in events.items()
-                    if v > churn_before.get(name, {}).get(k, 0)
-                }
-            )
-        }
-        wall = done - t0
-        node_cpu = {
-            name: round(cpu_after[name] - before, 2)  # type: ignore[operator]
-            for name, before in cpu_before.items()
-            if before is not None and cpu_after.get(name) is not None
-        }
-        own = (own_after.user + own_after.system) - (own_before.user + own_before.system)
-        return {
-            "t0": t0,
-            "submit_seconds": submit_done - t0,
-            "wall": wall,
-            "view_changes": max(
-                int(a["viewChanges"]) - int(b["viewChanges"])
-                for a, b in zip(views_after, views_before, strict=True)
-            ),
-            "views": max(int(a["currentView"]) for a in views_after)
-            - max(int(b["currentView"]) for b in views_before),
-            "final_views": [int(a["currentView"]) for a in views_after],
-            "p2p_events": churn,
-            "cpu": {**node_cpu, "loadgen": round(own, 2)},
-        }
+        return t0, submit_done, done, usage
+
+    async def _wait_committed(self) -> None:
+        """Until every accepted transfer has committed; fail after plan.timeout without one."""
+        st = self.state
+        last_progress, last_count = time.monotonic(), st.committed
+        while st.committed < st.accepted:
+            if st.committed != last_count:
+                last_progress, last_count = time.monotonic(), st.committed
+            elif time.monotonic() - last_progress > self.plan.timeout:
+                raise BenchFailed(
+                    f"only {st.committed:,} of {st.accepted:,} accepted transfers committed; "
+                    f"nothing new for {self.plan.timeout:.0f} s",
+                    hint=f"node logs are in {self.root} (kept)",
+                )
+            await wait_for_change(st.changed, 0.2)
 
     async def _p2p_events(self) -> dict[str, dict[str, int]]:
         """Per node: P2P disconnects and dropped frames by reason (from /metrics)."""
