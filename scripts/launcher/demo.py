@@ -277,11 +277,21 @@ class Demo:
         return result
 
     async def _phases(self, live: Live) -> dict[str, Any]:
-        plan = self.plan
         assert self.chain is not None
-        chain = self.chain
+        await self._create_users()
+        task = self.progress.add_task("transfers committed", total=self.plan.total)
+        burst = await self._burst(task)
+        victim = self.chain.node(3)
+        down, h_stop = await self._one_node_down(task, victim)
+        up = await self._restart(task, victim, h_stop)
+        self.phase = "checking: same blocks on every node, total supply unchanged"
+        all_transfers = burst + down + up
+        return await self.check(all_transfers)
+
+    async def _create_users(self) -> None:
+        """Users: ``plan.users`` accounts with INITIAL_BALANCE each, committed."""
+        plan = self.plan
         t = self.tracker
-        # Users.
         self.phase = f"creating {plan.users} users with {INITIAL_BALANCE:,} each"
         users_task = self.progress.add_task("users created", total=plan.users)
         self.users = [f"user{i:03d}" for i in range(plan.users)]
@@ -300,8 +310,10 @@ class Demo:
         self.user_txs = len(t.committed)
         self.say(f"[bold]2.[/] created {plan.users} users (block {t.head})")
 
-        task = self.progress.add_task("transfers committed", total=plan.total)
-        # Phase 1: burst.
+    async def _burst(self, task: Any) -> list[str]:
+        """Phase 1: transfers as fast as the chain takes them, all four nodes up."""
+        plan = self.plan
+        t = self.tracker
         self.phase = f"phase 1/3: {plan.burst:,} transfers as fast as the chain takes them"
         h0 = t.head
         burst = await self.send_paced(plan.burst, rate=None, task=task)
@@ -313,9 +325,15 @@ class Demo:
             f"[bold]3.[/] burst: {len(burst):,} transfers committed in {burst_time:.1f} s "
             f"= [bold]{len(burst) / burst_time:,.0f} tx/s[/] (blocks {h0 + 1}..{t.head})"
         )
+        return burst
 
-        # Phase 2: node3 down.
-        victim = chain.node(3)
+    async def _one_node_down(self, task: Any, victim: NodeEntry) -> tuple[list[str], int]:
+        """Phase 2: ``victim`` stopped, paced transfers to the other three.
+
+        Returns the transfers and the head when the node was stopped.
+        """
+        plan = self.plan
+        t = self.tracker
         self.phase = f"phase 2/3: {victim.name} stopped — 3 of 4 sealers keep committing (f = 1)"
         await asyncio.to_thread(procs.stop_nodes, [victim], 10.0)
         self.down.add(victim.index)
@@ -336,12 +354,16 @@ class Demo:
             f"blocks {h_stop + 1}..{t.head} ({len(down) / down_time:,.0f} tx/s at the offered "
             f"{plan.paced_rate:.0f} tx/s)"
         )
+        return down, h_stop
 
-        # Phase 3: restart and catch up.
+    async def _restart(self, task: Any, victim: NodeEntry, h_stop: int) -> list[str]:
+        """Phase 3: ``victim`` restarted; paced transfers while it catches up."""
+        plan = self.plan
+        assert self.chain is not None
         self.phase = f"phase 3/3: {victim.name} restarted — catching up from its peers"
-        behind_at_start = t.head
+        behind_at_start = self.tracker.head
         s_up = time.monotonic()
-        await cluster.astart_nodes(chain, [victim], timeout=60)
+        await cluster.astart_nodes(self.chain, [victim], timeout=60)
         self.say(
             f"[bold]5.[/] restarted {victim.name} ({behind_at_start - h_stop} blocks behind); "
             "it fetches the missing blocks from its peers"
@@ -357,10 +379,7 @@ class Demo:
         self.down.discard(victim.index)
         self.update_progress(task)
         self.say(f"   {victim.name} caught up in {caught_up:.1f} s")
-
-        self.phase = "checking: same blocks on every node, total supply unchanged"
-        all_transfers = burst + down + up
-        return await self.check(all_transfers)
+        return up
 
     async def wait_caught_up(self, node: NodeEntry, since: float) -> float:
         """Seconds from ``since`` until ``node`` reaches the height followed on node0."""
