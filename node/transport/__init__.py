@@ -80,23 +80,53 @@ def create_transport(
     if not isinstance(nested, Mapping):
         raise ValueError("[p2p.mqtt] must be a table")
     kind = cfg.get("transport", "tcp")
-    members = list(members)
-    blacklist = list(cfg.get("blacklist", ()))
+    tcp = mqtt = None
     if kind == "tcp":
-        identity = _certified(identity)
         check_keys(cfg, _COMMON | setting_names(TcpSettings), "p2p")
         tcp = settings_from_table(
             TcpSettings, {k: v for k, v in cfg.items() if k not in _COMMON}, "p2p"
         )
+    elif kind == "mqtt":
+        mqtt = mqtt_settings_from_p2p(cfg, nested)
+    return _build(
+        kind,
+        tcp=tcp,
+        mqtt=mqtt,
+        identity=identity,
+        genesis_hash=genesis_hash,
+        members=list(members),
+        blacklist=list(cfg.get("blacklist", ())),
+        chain_id=chain_id,
+        group_id=group_id,
+        hub=hub,
+    )
+
+
+def _build(
+    kind: str,
+    *,
+    tcp: TcpSettings | None,
+    mqtt: MqttSettings | None,
+    identity: Identity,
+    genesis_hash: bytes,
+    members: list[str],
+    blacklist: list[str],
+    chain_id: str,
+    group_id: str | int,
+    hub: MemoryHub | None,
+) -> Transport:
+    """The one place a transport object is made, from checked settings."""
+    if kind == "tcp":
+        assert tcp is not None
         return TcpTransport(
-            identity=identity,
+            identity=_certified(identity),
             genesis_hash=genesis_hash,
             settings=tcp,
             allowed=members,
             blacklist=blacklist,
         )
     if kind == "mqtt":
-        mqtt = mqtt_settings_from_p2p(cfg, nested)
+        assert mqtt is not None
         return MqttTransport(
             key=identity.consensus,
             genesis_hash=genesis_hash,
@@ -152,31 +182,14 @@ def transport_from_node_config(
     The config carries complete settings (``config.tcp``, ``config.mqtt``), built and
     checked when it was loaded from its ``[p2p]`` / ``[mqtt]`` tables.
     """
-    members = list(members)
-    if config.transport == "tcp":
-        return TcpTransport(
-            identity=_certified(identity),
-            genesis_hash=genesis_hash,
-            settings=config.tcp,
-            allowed=members,
-            blacklist=config.blacklist,
-        )
-    if config.transport == "mqtt":
-        return MqttTransport(
-            key=identity.consensus,
-            genesis_hash=genesis_hash,
-            chain_id=chain_id,
-            group_id=group_id,
-            members=members,
-            blacklist=config.blacklist,
-            settings=config.mqtt,
-        )
-    p2p: dict[str, Any] = {"transport": config.transport, "blacklist": list(config.blacklist)}
-    return create_transport(
-        p2p,
+    return _build(
+        config.transport,
+        tcp=config.tcp,
+        mqtt=config.mqtt,
         identity=identity,
         genesis_hash=genesis_hash,
-        members=members,
+        members=list(members),
+        blacklist=list(config.blacklist),
         chain_id=chain_id,
         group_id=group_id,
         hub=hub,
