@@ -24,13 +24,15 @@ from node.ledger.executor import status_name
 from node.ledger.genesis import SYSTEM_CONFIG_BOUNDS
 from node.ledger.tx import MAX_ARG_BYTES, UINT256_MAX, decode_values, utf8_fits
 from node.rpc.client import RpcClient, RpcError, RpcTransportError
-from scripts.commands.lifecycle import Verb, add_verbs, arg
 from scripts.errors import CommandError
 from scripts.launcher import accounts
 from scripts.launcher.layout import Chain
 from scripts.launcher.options import (
+    Verb,
     add_dir,
     add_target,
+    add_verbs,
+    arg,
     connect,
     console,
     open_chain,

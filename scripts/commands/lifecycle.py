@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,11 @@ from scripts.launcher.layout import (
     load_chain,
 )
 from scripts.launcher.options import (
+    Arg,
+    Verb,
     add_dir,
-    add_parser,
+    add_verbs,
+    arg,
     chain_dir,
     console,
     open_chain,
@@ -457,45 +459,6 @@ def _follow(files: list[tuple[NodeEntry, Path]]) -> Iterator[tuple[NodeEntry, Pa
 
 
 # ----------------------------------------------------------------------------- register
-
-
-@dataclass(frozen=True)
-class Arg:
-    """One ``add_argument`` call, kept as data: its flags and its keyword options."""
-
-    flags: tuple[str, ...]
-    options: dict[str, Any]
-
-
-def arg(*flags: str, **options: Any) -> Arg:
-    return Arg(flags, options)
-
-
-# An argument of a verb: one add_argument call, or a helper that adds a shared set.
-ArgSpec = Arg | Callable[[argparse.ArgumentParser], None]
-
-
-@dataclass(frozen=True)
-class Verb:
-    """One verb of the command table: its parser is built by :func:`add_verbs`."""
-
-    name: str
-    help: str
-    examples: str
-    handler: Callable[[argparse.Namespace], int]
-    arguments: tuple[ArgSpec, ...] = ()
-
-
-def add_verbs(sub: Any, verbs: Sequence[Verb]) -> None:
-    """Turn verb table rows into subparsers (``--help`` ends with the examples)."""
-    for verb in verbs:
-        p = add_parser(sub, verb.name, verb.help, verb.examples)
-        for spec in verb.arguments:
-            if isinstance(spec, Arg):
-                p.add_argument(*spec.flags, **spec.options)
-            else:
-                spec(p)
-        p.set_defaults(func=verb.handler)
 
 
 def _start_timeout(what: str) -> Arg:

@@ -12,7 +12,10 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -172,3 +175,42 @@ def _ping(client: RpcClient, label: str, *, hint: str) -> None:
     except RpcError as exc:
         client.close()
         raise CommandError(f"{label} refused: {exc.message} (code {exc.code})") from None
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One ``add_argument`` call, kept as data: its flags and its keyword options."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+# An argument of a verb: one add_argument call, or a helper that adds a shared set.
+ArgSpec = Arg | Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One verb of the command table: its parser is built by :func:`add_verbs`."""
+
+    name: str
+    help: str
+    examples: str
+    handler: Callable[[argparse.Namespace], int]
+    arguments: tuple[ArgSpec, ...] = ()
+
+
+def add_verbs(sub: Any, verbs: Sequence[Verb]) -> None:
+    """Turn verb table rows into subparsers (``--help`` ends with the examples)."""
+    for verb in verbs:
+        p = add_parser(sub, verb.name, verb.help, verb.examples)
+        for spec in verb.arguments:
+            if isinstance(spec, Arg):
+                p.add_argument(*spec.flags, **spec.options)
+            else:
+                spec(p)
+        p.set_defaults(func=verb.handler)
