@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from node.ledger.chain import Chain, ExecutedBlock
     from node.ledger.genesis import GenesisConfig
     from node.runtime.config import NodeConfig
+    from node.runtime.latency import Latency
     from node.runtime.stall import StallWatch
     from node.runtime.supervisor import Supervisor
     from node.runtime.sync import BlockSync
@@ -43,6 +44,7 @@ class ServiceHost(SyncHost, Protocol):
     replica: Replica
     sync: BlockSync
     stall: StallWatch
+    latency: Latency
     key: KeyPair
     index: int | None
     sealer_ids: list[str]
