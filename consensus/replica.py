@@ -181,7 +181,10 @@ class Replica:
         self._n = len(self._sealers)
         self._f = max_faulty(self._n)
         self._quorum = quorum(self._n)
-        self._me = config.index
+        # An observer follows the chain and never signs: one flag says so, and _me stays an
+        # int (-1 matches no sender and no leader) so sealer-only code needs no None checks.
+        self._observer = config.index is None
+        self._me: int = -1 if config.index is None else config.index
         self._sign = config.signer
         self._verify_sig = config.verifier
         self.counters = Counters()
@@ -242,7 +245,7 @@ class Replica:
 
     @property
     def index(self) -> int | None:
-        return self._me
+        return None if self._observer else self._me
 
     @property
     def height(self) -> int:
@@ -280,7 +283,7 @@ class Replica:
 
     def is_leader(self) -> bool:
         """This replica leads the current view at the current height."""
-        return self._me is not None and self.leader_of(self._view, self._height) == self._me
+        return not self._observer and self.leader_of(self._view, self._height) == self._me
 
     def wants_proposal(self) -> bool:
         """True when the runtime should send ProposalReady (if it has transactions)."""
@@ -343,7 +346,7 @@ class Replica:
     def status(self) -> ReplicaStatus:
         """A typed summary for RPC and the simulator's live view."""
         return ReplicaStatus(
-            index=self._me,
+            index=self.index,
             height=self._height,
             committed_height=self._head.height,
             view=self._view,
@@ -367,7 +370,7 @@ class Replica:
         """
         out: list[Action] = []
         self._out = out
-        if self._restored_view_change and self._me is not None:
+        if self._restored_view_change and not self._observer:
             self._restored_view_change = False
             self._broadcast_view_change()
         self._out = []
@@ -417,7 +420,7 @@ class Replica:
         self.counters.drops[reason] += 1
 
     def _persist(self) -> None:
-        if self._me is None:
+        if self._observer:
             return
         self._persisted_view = self._view
         self._emit(PersistState(PersistedState(self._view, self._cert, self._signed)))
@@ -642,7 +645,7 @@ class Replica:
             self._on_committed(r)
 
     def _send_prepare(self, r: Round, key: VoteKey) -> None:
-        if self._me is None:
+        if self._observer:
             return
         if (r.view, self._height) == self._amnesia and (
             self._cert is None or self._cert.view != r.view or self._cert.proposal.digest != key[0]
@@ -663,7 +666,7 @@ class Replica:
         if self._cert is None or cert.view > self._cert.view:
             self._cert = cert
             self._persist()  # durable BEFORE the Commit below leaves the node
-        if r.view != self._view or not self.view_active or self._me is None or r.commit_sent:
+        if r.view != self._view or not self.view_active or self._observer or r.commit_sent:
             return
         digest, block_hash, state_root = key
         sig = self._signer()(commit_digest(r.view, self._height, digest, block_hash, state_root))
@@ -692,7 +695,7 @@ class Replica:
         if not self.wants_proposal() or len(event.payload) > self.config.max_payload_bytes:
             self._drop("proposal_ignored")
             return
-        assert self._me is not None
+        assert not self._observer
         self._may_sign(self._view)
         proposal = Proposal(self._height, self._head.block_hash, event.payload)
         sig = self._signer()(preprepare_digest(self._view, self._height, proposal.digest))
@@ -752,7 +755,7 @@ class Replica:
         self._sync_interval = interval or max(1, self.config.timeout_ticks // 4)
 
     def _arm_timer(self) -> None:
-        if self._deadline is None and self._me is not None and self._waiting():
+        if self._deadline is None and not self._observer and self._waiting():
             self._deadline = self._now + self._timeout()
 
     def _waiting(self) -> bool:
@@ -774,7 +777,7 @@ class Replica:
                 self._emit(Broadcast(self._my_vc))
         if self._deadline is None:
             self._arm_timer()
-            if self._me is None and self._behind(1):
+            if self._observer and self._behind(1):
                 self._request_sync()
             return
         if not self._waiting():
@@ -789,7 +792,7 @@ class Replica:
         self._deadline = None
         if self._highest_claim() > self._height:
             self._request_sync()
-        if self._behind(1) or self._me is None:
+        if self._behind(1) or self._observer:
             # At least one honest sealer is ahead: catch up instead of changing views.
             self._arm_timer()
             return
@@ -825,7 +828,7 @@ class Replica:
         self._try_new_view()
 
     def _broadcast_view_change(self) -> None:
-        assert self._me is not None
+        assert not self._observer
         cert = self._cert
         if cert is not None and (cert.height != self._height or cert.view >= self._view):
             # Only a certificate of an earlier view belongs in a ViewChange for this one;
@@ -876,7 +879,7 @@ class Replica:
     def _help_lagging(self, vc: ViewChange) -> None:
         """``vc`` asks for a view we are past: show the sender the way forward, once."""
         self._drop("stale")
-        if self._me is None or (vc.sender, self._view) in self._replied:
+        if self._observer or (vc.sender, self._view) in self._replied:
             return
         if not self._valid_signature(vc):
             return
@@ -888,7 +891,7 @@ class Replica:
             self._emit(Send(vc.sender, self._my_vc))
 
     def _check_join(self) -> None:
-        if self._me is None:
+        if self._observer:
             return
         views = sorted(
             (
@@ -913,7 +916,7 @@ class Replica:
         """As the new leader, send NewView once a quorum of ViewChanges is in."""
         me = self._me
         if (
-            me is None
+            self._observer
             or self.view_active
             or self._sent_nv_view >= self._view
             or self.leader_of(self._view, self._height) != me
