@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from consensus import max_faulty, quorum
@@ -217,11 +217,10 @@ class NodeService:
 
     def metrics(self) -> Iterable[prom.Metric]:
         node = self.node
-        c = node.replica.counters
-        t = node.transport.stats
         yield prom.gauge("ledgerlab_block_height", "Committed head.", node.chain.head.number)
         yield prom.gauge("ledgerlab_pbft_view", "Current PBFT view.", node.replica.view)
-        yield prom.counter("ledgerlab_view_changes_total", "View changes started.", c.view_changes)
+        view_changes = node.replica.counters.view_changes
+        yield prom.counter("ledgerlab_view_changes_total", "View changes started.", view_changes)
         yield prom.gauge("ledgerlab_txpool_size", "Pending transactions.", len(node.pool))
         yield prom.counter(
             "ledgerlab_committed_txs_total",
@@ -240,90 +239,81 @@ class NodeService:
             "1 while txs are pending and nothing committed for longer than the timeout.",
             int(node.stall.stalled),
         )
-        yield prom.labelled(
-            "ledgerlab_internal_errors_total",
-            "counter",
-            "Bugs of ours caught by the supervisor, by loop (docs/node.md, Supervision).",
-            "loop",
-            node.supervisor.errors,
-        )
-        yield prom.labelled(
-            "ledgerlab_loop_restarts_total",
-            "counter",
-            "Loops the supervisor restarted after a failure, by loop.",
-            "loop",
-            node.supervisor.restarts,
-        )
         yield prom.counter(
             "ledgerlab_txs_quarantined_total",
             "Transactions dropped because executing them raised (a bug of ours).",
             node.pool.quarantined,
         )
-        yield prom.labelled(
-            "ledgerlab_consensus_messages_in_total",
-            "counter",
-            "Consensus messages received, by type.",
-            "type",
-            c.messages_in,
-        )
-        yield prom.labelled(
-            "ledgerlab_consensus_messages_out_total",
-            "counter",
-            "Consensus messages sent, by type.",
-            "type",
-            c.messages_out,
-        )
-        yield prom.labelled(
-            "ledgerlab_consensus_dropped_total",
-            "counter",
-            "Consensus messages dropped, by reason.",
-            "reason",
-            c.drops,
-        )
-        yield prom.labelled(
-            "ledgerlab_frames_in_total",
-            "counter",
-            "Node frames received, by kind.",
-            "kind",
-            node.frames_in,
-        )
-        yield prom.labelled(
-            "ledgerlab_frames_dropped_total",
-            "counter",
-            "Node frames dropped, by reason.",
-            "reason",
-            node.dropped,
-        )
-        yield prom.labelled(
-            "ledgerlab_txpool_rejected_total",
-            "counter",
-            "Transactions refused, by reason.",
-            "reason",
-            {r.value: n for r, n in node.pool.rejected.items()},
-        )
+        t = node.transport.stats
         yield prom.counter("ledgerlab_p2p_frames_out_total", "Transport frames sent.", t.frames_out)
         yield prom.counter(
             "ledgerlab_p2p_connects_total",
             "Links established: peer connections (TCP), broker sessions (MQTT).",
             t.connects,
         )
-        yield prom.labelled(
-            "ledgerlab_p2p_disconnects_total",
-            "counter",
-            "Peers disconnected, by reason.",
-            "reason",
-            t.disconnects,
-        )
-        yield prom.labelled(
-            "ledgerlab_p2p_dropped_total",
-            "counter",
-            "Transport frames (MQTT: messages) dropped, by reason (docs/p2p.md, Counters).",
-            "reason",
-            t.dropped,
-        )
-        yield prom.labelled(
-            "ledgerlab_sync_total", "counter", "Block sync events.", "event", node.sync.stats
-        )
+        for name, help_text, label, counts in _LABELLED:
+            yield prom.labelled(name, "counter", help_text, label, counts(node))
+
+
+# Counters by one label: (name, help, label, where the counts are).
+_LABELLED: tuple[tuple[str, str, str, Callable[[ServiceHost], Mapping[str, float]]], ...] = (
+    (
+        "ledgerlab_internal_errors_total",
+        "Bugs of ours caught by the supervisor, by loop (docs/node.md, Supervision).",
+        "loop",
+        lambda n: n.supervisor.errors,
+    ),
+    (
+        "ledgerlab_loop_restarts_total",
+        "Loops the supervisor restarted after a failure, by loop.",
+        "loop",
+        lambda n: n.supervisor.restarts,
+    ),
+    (
+        "ledgerlab_consensus_messages_in_total",
+        "Consensus messages received, by type.",
+        "type",
+        lambda n: n.replica.counters.messages_in,
+    ),
+    (
+        "ledgerlab_consensus_messages_out_total",
+        "Consensus messages sent, by type.",
+        "type",
+        lambda n: n.replica.counters.messages_out,
+    ),
+    (
+        "ledgerlab_consensus_dropped_total",
+        "Consensus messages dropped, by reason.",
+        "reason",
+        lambda n: n.replica.counters.drops,
+    ),
+    ("ledgerlab_frames_in_total", "Node frames received, by kind.", "kind", lambda n: n.frames_in),
+    (
+        "ledgerlab_frames_dropped_total",
+        "Node frames dropped, by reason.",
+        "reason",
+        lambda n: n.dropped,
+    ),
+    (
+        "ledgerlab_txpool_rejected_total",
+        "Transactions refused, by reason.",
+        "reason",
+        lambda n: {r.value: v for r, v in n.pool.rejected.items()},
+    ),
+    (
+        "ledgerlab_p2p_disconnects_total",
+        "Peers disconnected, by reason.",
+        "reason",
+        lambda n: n.transport.stats.disconnects,
+    ),
+    (
+        "ledgerlab_p2p_dropped_total",
+        "Transport frames (MQTT: messages) dropped, by reason (docs/p2p.md, Counters).",
+        "reason",
+        lambda n: n.transport.stats.dropped,
+    ),
+    ("ledgerlab_sync_total", "Block sync events.", "event", lambda n: n.sync.stats),
+)
 
 
 async def start_rpc(node: ServiceHost, stack: contextlib.AsyncExitStack) -> RpcServer:
