@@ -313,35 +313,10 @@ class Dispatcher:
             stats.requests += 1
             request_id = None
             try:
-                if type(item) is not dict:
-                    raise RpcError(ErrorCode.InvalidRequest, "request must be an object")
-                request_id = item.get("id", _NO_ID)
-                if request_id is not _NO_ID and not _valid_id(request_id):
-                    kind = json_kind(request_id)
-                    request_id = None
-                    raise RpcError(
-                        ErrorCode.InvalidRequest, f"id must be a string, number or null, not {kind}"
-                    )
+                request_id = _request_id(item)
                 if spent:
                     raise self._too_large()
-                if item.get("jsonrpc") != "2.0":
-                    raise RpcError(ErrorCode.InvalidRequest, 'jsonrpc must be exactly "2.0"')
-                name = item.get("method")
-                if type(name) is not str:
-                    raise RpcError(ErrorCode.InvalidRequest, "method must be a string")
-                params = item.get("params", [])
-                if type(params) is not list:
-                    if type(params) is dict:
-                        raise RpcError(
-                            ErrorCode.InvalidParams,
-                            "Invalid params: named params are not supported; pass an array",
-                        )
-                    raise RpcError(ErrorCode.InvalidRequest, "params must be an array")
-                method = self._methods.get(name)
-                if method is None:
-                    raise RpcError(ErrorCode.MethodNotFound, f"Method not found: {name[:64]!r}")
-                calls[name] = calls.get(name, 0) + 1
-                backend, args = self._resolve(method, params)
+                method, backend, args = self._route(item, calls)
                 if method.prepare is not None:
                     raw = method.prepare(args)
                     id_json = None if request_id is _NO_ID else _id_json(request_id)
@@ -406,6 +381,30 @@ class Dispatcher:
         if queue:
             await self._flush(queue_backend, queue, queued_raws, results)
         return results
+
+    def _route(
+        self, item: dict[str, Any], calls: dict[str, int]
+    ) -> tuple[Method, NodeBackend, list[Any]]:
+        """The method, backend and args a request object names (RpcError if it cannot)."""
+        if item.get("jsonrpc") != "2.0":
+            raise RpcError(ErrorCode.InvalidRequest, 'jsonrpc must be exactly "2.0"')
+        name = item.get("method")
+        if type(name) is not str:
+            raise RpcError(ErrorCode.InvalidRequest, "method must be a string")
+        params = item.get("params", [])
+        if type(params) is not list:
+            if type(params) is dict:
+                raise RpcError(
+                    ErrorCode.InvalidParams,
+                    "Invalid params: named params are not supported; pass an array",
+                )
+            raise RpcError(ErrorCode.InvalidRequest, "params must be an array")
+        method = self._methods.get(name)
+        if method is None:
+            raise RpcError(ErrorCode.MethodNotFound, f"Method not found: {name[:64]!r}")
+        calls[name] = calls.get(name, 0) + 1
+        backend, args = self._resolve(method, params)
+        return method, backend, args
 
     def _resolve(self, method: Method, params: list[Any]) -> tuple[NodeBackend, list[Any]]:
         """The backend named by the group param, and the params after it."""
@@ -489,6 +488,19 @@ def _rejection_error(outcome: Any) -> RpcError:
         return RpcError(ErrorCode.InternalError)
     detail = getattr(outcome, "detail", "")
     return txpool_error(reason, detail if type(detail) is str else "")
+
+
+def _request_id(item: Any) -> Any:
+    """A request object's id (``_NO_ID`` for a notification); RpcError if it has none valid."""
+    if type(item) is not dict:
+        raise RpcError(ErrorCode.InvalidRequest, "request must be an object")
+    request_id = item.get("id", _NO_ID)
+    if request_id is not _NO_ID and not _valid_id(request_id):
+        kind = json_kind(request_id)
+        raise RpcError(
+            ErrorCode.InvalidRequest, f"id must be a string, number or null, not {kind}"
+        )
+    return request_id
 
 
 def _valid_id(value: Any) -> bool:
