@@ -433,6 +433,8 @@ class Node:
         except ChainError as exc:
             log.info("block %d not executed: %s", action.height, exc)
             return self._not_executed(action, str(exc))
+        except MemoryError:
+            raise  # this node's trouble, not the transactions': quarantine nothing
         except Exception as exc:  # a bug of ours: never the transactions' fault
             self.supervisor.report("execute", exc)
             culprit = self._quarantine_culprit(action.height, proposal.parent_hash, body, txs)
