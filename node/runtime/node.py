@@ -159,9 +159,9 @@ class Node:
         self._gossip: list[bytes] = []
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
-        self._regossip_since: float | None = None
+        self._regossipped_at = 0.0
         self.supervisor = Supervisor(config.name)
-        self.stall = StallWatch(time.monotonic())
+        self.stall: StallWatch  # from the head's age, once storage is open
         self.refusal: tuple[int, str] | None = None
         """(height, why this node did not vote for the proposal there), for stall reports."""
         self._stack: contextlib.AsyncExitStack | None = None
@@ -223,8 +223,8 @@ class Node:
         self.replica = self._new_replica()
         # "seconds since the last commit" survives a restart: count from the head's stamp
         head_age = self._clock() - self.chain.head_timestamp() / 1000
-        if self.chain.head.number > 0 and head_age > 0:
-            self.stall = StallWatch(time.monotonic() - head_age)
+        known_age = head_age if self.chain.head.number > 0 and head_age > 0 else 0.0
+        self.stall = StallWatch(time.monotonic() - known_age)
         self.transport = self._new_transport()
         try:
             await stack.enter_async_context(self.transport)
@@ -499,8 +499,8 @@ class Node:
         except Exception as exc:
             # The block is decided: this node cannot skip it, and must not vote on as if
             # it had stored it. Stop; a restart catches up by block sync.
-            self.supervisor.report("commit", exc)
-            self.supervisor.fatal(f"cannot store decided block {action.height}: {exc}")
+            reason = f"cannot store decided block {action.height}: {exc}"
+            self.supervisor.fatal(reason, "commit", exc)
             return
         self._after_commit(block, executed)
         self._feed(self._persisted(action.height, action.block_hash))
@@ -511,7 +511,6 @@ class Node:
         self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self.commit_times.append((self._clock(), len(executed.txs)))
         self.latency.committed(v.hash for v in executed.txs)
-        self._regossip_since = None
         self.stall.committed(time.monotonic())
         self.refusal = None
         self.transport.broadcast(wire.encode(self._status()))
@@ -571,8 +570,9 @@ class Node:
         if fetched:
             for fetch in self._fetches:
                 wanted |= fetch.wanted
-        for raw in raws:
-            admit = self.pool.admit_for_proposal if hash32(raw) in wanted else self.pool.admit
+        for raw in raws:  # hash only when a fetch waits: gossip is the hot path
+            wanted_here = bool(wanted) and hash32(raw) in wanted
+            admit = self.pool.admit_for_proposal if wanted_here else self.pool.admit
             with contextlib.suppress(TxRejected):
                 admit(raw, head)
         for fetch in self._fetches:
@@ -667,8 +667,8 @@ class Node:
     async def _status_loop(self) -> None:
         while True:
             self.transport.broadcast(wire.encode(self._status()))
-            self._regossip_if_stalled()
             self._watch_stall()
+            self._regossip_if_stalled()
             await asyncio.sleep(STATUS_INTERVAL)
 
     def current_timeout(self) -> float:
@@ -733,13 +733,13 @@ class Node:
         an idle chain never gives it one: the other sealers see nothing to wait for.
         """
         now = time.monotonic()
-        if not len(self.pool) or self._regossip_since is None:
-            self._regossip_since = now if len(self.pool) else None
+        timeout = self.consensus_timeout()
+        if not len(self.pool) or self.stall.waiting(now) < timeout:
             return
+        if now - self._regossipped_at < timeout:
+            return
+        self._regossipped_at = now
         config = self.chain.executor.system_config(self.chain.store.state)
-        if now - self._regossip_since < config.consensus_timeout:
-            return
-        self._regossip_since = now
         raws = [v.tx.encoded for v in self.pool.seal(config.tx_count_limit, self.replica.height)]
         size = self.config.gossip_max_batch
         for i in range(0, len(raws), size):

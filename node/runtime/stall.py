@@ -32,8 +32,13 @@ class StallWatch:
             return
         if self.pending_since is None:
             self.pending_since = now
-        waiting_since = max(self.last_commit, self.pending_since)
-        self.stalled = now - waiting_since > timeout
+        self.stalled = self.waiting(now) > timeout
+
+    def waiting(self, now: float) -> float:
+        """Seconds work has been waiting without a commit (0 when nothing waits)."""
+        if self.pending_since is None:
+            return 0.0
+        return max(0.0, now - max(self.last_commit, self.pending_since))
 
     def seconds_since_commit(self, now: float) -> float:
         return max(0.0, now - self.last_commit)

@@ -119,8 +119,13 @@ class Supervisor:
             "%s: internal error in %s: %s", self.name, loop, _one_line(exc), exc_info=exc
         )
 
-    def fatal(self, reason: str) -> None:
-        """Stop every task: the node cannot go on correctly (``reason``: one line)."""
+    def fatal(self, reason: str, loop: str = "", exc: BaseException | None = None) -> None:
+        """Stop every task: the node cannot go on correctly (``reason``: one line).
+
+        ``exc``, the failure behind it, is reported (logged, counted) under ``loop`` first.
+        """
+        if exc is not None:
+            self.report(loop, exc)
         if self.failure is not None:
             return
         self.failure = reason

@@ -175,8 +175,7 @@ class BlockSync:
             log.warning("block %d from %s refused: %s", block.number, peer[:16], exc)
             return False
         except StorageError as exc:  # the disk, not the block: this node cannot go on
-            node.supervisor.report("sync", exc)
-            node.supervisor.fatal(f"cannot store synced block {block.number}: {exc}")
+            node.supervisor.fatal(f"cannot store synced block {block.number}: {exc}", "sync", exc)
             return False
         except Exception as exc:  # a bug of ours on this block: count it, try another peer
             self.stats["import_errors"] += 1

@@ -118,25 +118,22 @@ class TxPool:
 
     # -- admission -------------------------------------------------------------------
 
-    def admit(self, raw: bytes, head: int) -> VerifiedTx:
+    def admit(self, raw: bytes, head: int, *, for_proposal: bool = False) -> VerifiedTx:
         """Check ``raw`` against every rule with the chain at ``head`` and add it.
 
         Raises :class:`TxRejected`; on success the pool holds the transaction.
+        ``for_proposal``: a proposal names it, so another pending transaction with the
+        same nonce, or a full pool, does not refuse it (the block decides).
         """
         try:
-            return self._admit(raw, head)
+            return self._admit(raw, head, for_proposal=for_proposal)
         except TxRejected as exc:
             self.rejected[exc.reason] += 1
             raise
 
     def admit_for_proposal(self, raw: bytes, head: int) -> VerifiedTx:
-        """Admit a transaction a proposal names: like :meth:`admit`, except that another
-        pending transaction with the same nonce, or a full pool, does not refuse it."""
-        try:
-            return self._admit(raw, head, for_proposal=True)
-        except TxRejected as exc:
-            self.rejected[exc.reason] += 1
-            raise
+        """:meth:`admit` for a transaction a proposal names."""
+        return self.admit(raw, head, for_proposal=True)
 
     def quarantine(self, tx_hash: bytes) -> None:
         """Drop ``tx_hash`` and refuse it from now on: executing it hit a bug of ours."""
