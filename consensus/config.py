@@ -16,7 +16,10 @@ class ReplicaConfig:
     """Everything a replica needs that does not change while it runs.
 
     ``index`` is this node's position in ``sealers`` (None for an observer, which never
-    signs, votes or leads). ``timeout_ticks`` is FISCO's consensus_timeout in ticks; the
+    signs, votes or leads). ``node_key`` is this node's public key (default: the sealer
+    key at ``index``): an observer that has one and a ``signer`` starts voting when a
+    membership change (:class:`consensus.events.BlockPersisted` ``sealers``) adds its key.
+    ``sealers`` is the list in force at the height after ``head``. ``timeout_ticks`` is FISCO's consensus_timeout in ticks; the
     k-th view change in a row waits ``timeout_ticks * 1.5**min(k, backoff_cap)``.
     ``height_window`` and ``view_window`` bound how far ahead a message may be before it is
     dropped as far-future (the watermark window); nearer ones are buffered.
@@ -38,6 +41,7 @@ class ReplicaConfig:
     sync_interval_ticks: int = 0
     """Least ticks between two RequestSync actions; 0 means ``timeout_ticks // 4``."""
     max_evidence: int = 256
+    node_key: bytes | None = None
 
     def __post_init__(self) -> None:
         sealers = tuple(bytes(k) for k in self.sealers)
@@ -53,6 +57,14 @@ class ReplicaConfig:
                 raise ValueError(f"index {self.index} is not a sealer position")
             if self.signer is None:
                 raise ValueError("a sealer needs a signer")
+            if self.node_key is None:
+                object.__setattr__(self, "node_key", sealers[self.index])
+            elif self.node_key != sealers[self.index]:
+                raise ValueError("node_key is not the sealer key at index")
+        elif self.node_key is not None and self.node_key in sealers:
+            raise ValueError("node_key is a sealer key but index is None")
+        if self.node_key is not None and len(self.node_key) != PUBLIC_KEY_SIZE:
+            raise ValueError("node_key must be 64 bytes")
         if len(self.genesis_hash) != HASH_SIZE:
             raise ValueError("genesis_hash must be 32 bytes")
         for name in ("timeout_ticks", "leader_period", "height_window", "view_window"):

@@ -87,6 +87,13 @@ class BlockPersisted:
     block_hash: bytes
     timeout_ticks: int | None = None
     leader_period: int | None = None
+    sealers: tuple[bytes, ...] | None = None
+    """The sealer list in force from the next height when it changed (None: unchanged).
+
+    Set by the Consensus precompile (``addSealer``/``addObserver``/``remove``) in this
+    block: quorum, leader rotation and every signature check of heights above ``height``
+    use it. A replica whose ``node_key`` joins the list starts voting there; one whose key
+    leaves it becomes an observer."""
 
 
 Event = MessageReceived | Tick | ProposalReady | BlockExecuted | BlockPersisted
