@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from scripts.errors import CommandError
-from scripts.launcher import cluster, procs
+from scripts.launcher import cluster, hosts, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import (
     DEFAULT_BROKER,
@@ -64,9 +64,17 @@ def _add_init_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         "--nodes",
         "-n",
         type=int,
-        default=d("nodes"),
+        default=None,
         metavar="N",
         help="number of sealer nodes (default 4: tolerates f=1 fault)",
+    )
+    p.add_argument(
+        "--hosts",
+        "-l",
+        default=None,
+        metavar="IP:N,...",
+        help="spread the nodes over hosts, N on each IP (instead of --nodes); writes one "
+        "package per host to copy there (docs/multi-host.md)",
     )
     p.add_argument(
         "--observers",
@@ -138,6 +146,21 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _create(root: Path, args: argparse.Namespace, *, force: bool = False) -> Chain:
+    """``init_chain``, or ``hosts.init_hosts`` with ``--hosts`` (which replaces --nodes)."""
+    kwargs = _init_kwargs(args)
+    if not args.hosts:
+        return init_chain(root, force=force, **kwargs)
+    if args.nodes is not None:
+        raise CommandError(
+            "--hosts and --nodes are mutually exclusive: the node count is the sum of the "
+            "hosts' counts",
+            hint=f"e.g. ledgerlab init {hosts.EXAMPLE}",
+        )
+    del kwargs["nodes"]
+    return hosts.init_hosts(root, args.hosts, force=force, **kwargs)
+
+
 def _refuse_if_running(root: Path) -> None:
     if not is_chain(root):
         return
@@ -179,9 +202,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.force:
         _refuse_if_running(root)
     with console.status("generating CA, agency, node keys and certificates…"):
-        chain = init_chain(root, force=args.force, **_init_kwargs(args))
+        chain = _create(root, args, force=args.force)
     _print_init(chain)
-    console.print(f"next: [bold]ledgerlab up{_dir_flag(args)}[/]")
+    if hosts.packages(chain):
+        console.print("next: copy each host package to its host and run `sh start_all.sh` there")
+    else:
+        console.print(f"next: [bold]ledgerlab up{_dir_flag(args)}[/]")
     return 0
 
 
@@ -199,6 +225,8 @@ def _print_init(chain: Chain) -> None:
     )
     admin = "0x" + genesis.governors[0].hex() if genesis.governors else "-"
     console.print(f"assets: {mode}; admin account {admin} (key in {chain.accounts_dir}/admin.key)")
+    for line in hosts.describe(chain):
+        console.print(line, highlight=False)
 
 
 def _dir_flag(args: argparse.Namespace) -> str:
@@ -212,7 +240,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     root = chain_dir(args)
     if not is_chain(root):
         with console.status("initialising a new chain…"):
-            chain = init_chain(root, **_init_kwargs(args))
+            chain = _create(root, args)
         _print_init(chain)
     else:
         chain = load_chain(root)
@@ -254,6 +282,7 @@ def _check_up_options(args: argparse.Namespace, chain: Chain) -> None:
         "--rpc-port": (args.rpc_port, chain.rpc_port),
         "--chain-id": (args.chain_id, chain.chain_id),
         "--group": (args.group, chain.group_id),
+        "--hosts": (args.hosts and hosts.spec_of(hosts.parse_hosts(args.hosts)), hosts.spec(chain)),
     }
     for flag, (wanted, actual) in given.items():
         if wanted is not None and wanted != actual:
@@ -487,6 +516,7 @@ VERBS: tuple[Verb, ...] = (
         ledgerlab init --nodes 7 --observers 1 --dir mychain
         ledgerlab init --transport mqtt --broker mqtt://127.0.0.1:1883
         ledgerlab init --force --p2p-port 31300 --rpc-port 21200   # replace ./chain
+        ledgerlab init --hosts 10.0.0.1:2,10.0.0.2:2   # a package per host: chain/hosts/<ip>/
         """,
         cmd_init,
         (

@@ -12,7 +12,9 @@ Layout (like FISCO BCOS's ``build_chain.sh`` output)::
     <dir>/nodeI/node.pid, data/, log/
 
 ``chain.toml`` is only for the launcher: the nodes read their own ``config.toml``, so a
-node folder can be copied to another machine and run by hand.
+node folder can be copied to another machine and run by hand. A chain spanning hosts
+(``init --hosts``, :mod:`scripts.launcher.hosts`) keeps its node folders in per-host
+packages, ``<dir>/hosts/<ip>/nodeI``; chain.toml then names each node's ``home``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import shutil
 import time
 import tomllib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ DEFAULT_RPC_PORT = 20200
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 HOST = "127.0.0.1"
 MAX_NODES = 64
-_OWNED = ("ca", "agency", "accounts", "genesis.toml", CHAIN_FILE)
+_OWNED = ("ca", "agency", "accounts", "genesis.toml", "hosts", CHAIN_FILE)
 
 
 class ChainError(CommandError):
@@ -85,6 +89,22 @@ class NodeEntry:
     def stderr_path(self) -> Path:
         """Where the process's own stdout/stderr go (start-up errors land here)."""
         return self.home / "log" / "stderr.log"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one node of a new chain lives (folder relative to the chain root) and listens."""
+
+    home: str
+    p2p: str  # host:port
+    rpc: str  # host:port
+
+
+def local_slots(total: int, p2p_port: int, rpc_port: int) -> tuple[Slot, ...]:
+    """Every node on this machine: ``<root>/nodeI``, loopback ports base + i."""
+    return tuple(
+        Slot(f"node{i}", f"{HOST}:{p2p_port + i}", f"{HOST}:{rpc_port + i}") for i in range(total)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +191,7 @@ def load_chain(root: str | Path | None) -> Chain:
                 node_id=str(n["node_id"]),
                 p2p=str(n["p2p"]),
                 rpc=str(n["rpc"]),
-                home=root / str(n["name"]),
+                home=root / str(n.get("home", n["name"])),
             )
             for n in doc["nodes"]
         )
@@ -221,19 +241,28 @@ def _chain_toml(chain: Chain) -> str:
             f"node_id = {_toml_str(n.node_id)}",
             f"p2p = {_toml_str(n.p2p)}",
             f"rpc = {_toml_str(n.rpc)}",
-            "",
         ]
+        if n.home != chain.root / n.name:
+            lines.append(f"home = {_toml_str(n.home.relative_to(chain.root).as_posix())}")
+        lines.append("")
     return "\n".join(lines)
 
 
 def _check_options(
-    nodes: int, observers: int, p2p_port: int, rpc_port: int, transport: str, broker: str
+    nodes: int,
+    observers: int,
+    p2p_port: int,
+    rpc_port: int,
+    transport: str,
+    broker: str,
+    per_host: int | None = None,
 ) -> None:
+    """``per_host``: the most nodes sharing one address (default: all of them)."""
     if not 1 <= nodes <= MAX_NODES:
         raise ChainError(f"--nodes must be between 1 and {MAX_NODES}, got {nodes}")
     if observers < 0 or nodes + observers > MAX_NODES:
         raise ChainError(f"--observers must be 0..{MAX_NODES - nodes}, got {observers}")
-    total = nodes + observers
+    total = per_host or nodes + observers
     for what, base in (("--p2p-port", p2p_port), ("--rpc-port", rpc_port)):
         if base < 1024 or base + total - 1 > 65535:
             raise ChainError(
@@ -281,14 +310,21 @@ def init_chain(
     permissioned: bool = False,
     force: bool = False,
     tx_count_limit: int | None = None,
+    slots: Sequence[Slot] | None = None,
 ) -> Chain:
     """Generate a chain directory; refuses to touch an existing one unless ``force``.
 
     ``force`` removes only what a previous ``init`` wrote; callers must stop running
-    nodes first (see :func:`scripts.launcher.procs.running_nodes`).
+    nodes first (see :func:`scripts.launcher.procs.running_nodes`). ``slots`` places
+    the nodes (default :func:`local_slots`; :mod:`scripts.launcher.hosts` for hosts).
     """
     root = resolve_dir(root)
-    _check_options(nodes, observers, p2p_port, rpc_port, transport, broker)
+    if slots is None:
+        slots = local_slots(nodes + observers, p2p_port, rpc_port)
+    per_host = max(Counter(s.p2p.rpartition(":")[0] for s in slots).values(), default=1)
+    _check_options(nodes, observers, p2p_port, rpc_port, transport, broker, per_host)
+    if len(slots) != nodes + observers:
+        raise ValueError(f"{len(slots)} slots for {nodes + observers} nodes")
     if is_chain(root):
         if not force:
             raise ChainError(
@@ -314,6 +350,7 @@ def init_chain(
             group_id=group_id,
             permissioned=permissioned,
             tx_count_limit=tx_count_limit,
+            slots=slots,
         )
     except GenesisError as exc:
         remove_chain(root)
@@ -337,6 +374,7 @@ def _write_chain(
     group_id: str,
     permissioned: bool,
     tx_count_limit: int | None,
+    slots: Sequence[Slot],
 ) -> Chain:
     root.mkdir(parents=True, exist_ok=True)
     generate_chain_ca(root / "ca", chain_name=chain_id)
@@ -345,7 +383,7 @@ def _write_chain(
     identities = []
     for i in range(total):
         identities.append(
-            generate_node(root / "agency", root / f"node{i}" / "conf", name=f"node{i}")
+            generate_node(root / "agency", root / slots[i].home / "conf", name=f"node{i}")
         )
     admin = accounts.new_account(root / "accounts", accounts.ADMIN)
     extra: dict[str, Any] = {}
@@ -363,9 +401,9 @@ def _write_chain(
     )
     genesis.dump(root / "genesis.toml")
     entries = []
-    p2p_addrs = [f"{HOST}:{p2p_port + i}" for i in range(total)]
+    p2p_addrs = [s.p2p for s in slots]
     for i, ident in enumerate(identities):
-        home = root / f"node{i}"
+        home = root / slots[i].home
         config = NodeConfig(
             home=home,
             name=f"node{i}",
@@ -373,7 +411,7 @@ def _write_chain(
             p2p_listen=p2p_addrs[i],
             peers=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
             mqtt_broker=broker,
-            rpc_listen=f"{HOST}:{rpc_port + i}",
+            rpc_listen=slots[i].rpc,
             conf_dir=Path("conf"),
             genesis=Path("conf/genesis.toml"),
             data_dir=Path("data"),
@@ -390,7 +428,7 @@ def _write_chain(
                 role="sealer" if i < nodes else "observer",
                 node_id=ident.node_id,
                 p2p=p2p_addrs[i],
-                rpc=f"{HOST}:{rpc_port + i}",
+                rpc=slots[i].rpc,
                 home=home,
             )
         )

@@ -32,9 +32,10 @@ Signed = tuple[str, bytes]  # ("0x" tx hash, encoded signed transaction)
 
 
 def node_client(chain: Chain, index: int, *, timeout: float = 10.0) -> AsyncRpcClient:
-    """A JSON-RPC client for node ``index`` of ``chain`` (on loopback)."""
+    """A JSON-RPC client for node ``index`` of ``chain`` (at its RPC address)."""
     node = chain.node(index)
-    return AsyncRpcClient("127.0.0.1", node.rpc_port, group=chain.group_id, timeout=timeout)
+    host = node.rpc.rpartition(":")[0]
+    return AsyncRpcClient(host, node.rpc_port, group=chain.group_id, timeout=timeout)
 
 
 def new_root(directory: Path | None, prefix: str) -> tuple[Path, Path | None]:

@@ -158,13 +158,34 @@ def free_port_base(
     raise LaunchError("could not find free loopback ports")
 
 
+def address_local(host: str) -> bool:
+    """``host`` is an address of this machine (a listener can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, 0))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return False
+            raise
+    return True
+
+
 def check_ports(node: NodeEntry) -> None:
-    """A :class:`LaunchError` naming the first of the node's ports that is taken."""
-    for what, port, flag in (
-        ("P2P", node.p2p_port, "--p2p-port"),
-        ("RPC", node.rpc_port, "--rpc-port"),
+    """A :class:`LaunchError` naming the first of the node's ports that is taken, or its
+    address when that is not this machine's (a chain made with ``init --hosts``)."""
+    for what, address, flag in (
+        ("P2P", node.p2p, "--p2p-port"),
+        ("RPC", node.rpc, "--rpc-port"),
     ):
-        if not port_free(port):
+        host, _, port_s = address.rpartition(":")
+        port = int(port_s)
+        if not address_local(host):
+            raise LaunchError(
+                f"{node.name} listens on {host}, which is not an address of this machine",
+                hint=f"copy its host package ({node.home.parent}) to {host} and run "
+                "`sh start_all.sh` there (docs/multi-host.md)",
+            )
+        if not port_free(port, host):
             raise LaunchError(
                 f"{node.name}: {what} port {port} is already in use by another program",
                 hint=f"stop that program, or re-create the chain on other ports: "
