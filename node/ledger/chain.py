@@ -5,6 +5,15 @@ the replica asks to execute or commit, and block sync calls :meth:`Chain.import_
 for blocks fetched from peers. A PBFT proposal's payload is a :class:`ProposalBody`
 (timestamp, proposer, tx hashes); the block header takes its timestamp and sealer from
 it, so a committed block alone is enough to rebuild the proposal digest its seal signs.
+
+Membership. The sealers in force for block ``h`` are those of the state after block
+``h - 1`` (the Consensus precompile's lists, :mod:`node.ledger.precompiles.consensus`): a
+change committed in block ``h - 1`` applies from ``h``. :meth:`Chain.sealers_at` answers
+for any height this node can judge -- the next one from its head state, a committed one
+from its own stored copy of that block (whose ``sealer_list`` its own execution
+produced) -- and a block's seal is checked against that list, never against the list the
+block itself names. So a node syncing history checks each block against the right set,
+across any number of changes.
 """
 
 from __future__ import annotations
@@ -19,13 +28,19 @@ from consensus import messages as consensus_messages
 from consensus.codec import DecodeError, expect_bytes, expect_int, expect_list, expect_seq, pack
 from consensus.codec import unpack as codec_unpack
 from consensus.crypto import HASH_SIZE, InvalidSignature, Verifier, verify
+from node.ledger.accounts import parse_address
 from node.ledger.block import MAX_BLOCK_TXS, Block, BlockSeal, Receipt
 from node.ledger.executor import ExecutionError, ExecutionResult, Executor
 from node.ledger.genesis import GenesisConfig
+from node.ledger.precompiles.consensus import ADDRESS as CONSENSUS_ADDRESS
+from node.ledger.precompiles.consensus import WRITERS as MEMBERSHIP_WRITERS
+from node.ledger.precompiles.consensus import Membership, read_membership
 from node.ledger.tx import VerifiedTx
 from storage.ledger import Head, LedgerStore
 
 log = logging.getLogger(__name__)
+
+_CONSENSUS = parse_address(CONSENSUS_ADDRESS)
 
 
 class ChainError(Exception):
@@ -84,7 +99,6 @@ class Chain:
         self.store = store
         self.genesis = genesis
         self.executor = Executor(genesis)
-        self.sealers: tuple[bytes, ...] = tuple(genesis.sealers)
         genesis_block = genesis.block()
         if store.head() is None:
             store.commit_block(genesis.block_commit())
@@ -94,6 +108,7 @@ class Chain:
             )
         self.genesis_hash = genesis_block.hash
         self._head_time: tuple[bytes, int] | None = None
+        self._membership: tuple[bytes, Membership] | None = None
         if store.needs_failed_tx_backfill:
             self._backfill_failed_tx_count()
 
@@ -120,6 +135,55 @@ class Chain:
         assert head is not None  # block 0 is committed in __init__
         return head
 
+    # -- membership ---------------------------------------------------------------------
+
+    def membership(self) -> Membership:
+        """Sealers and observers at the head: those in force for the next block."""
+        head = self.head
+        cached = self._membership
+        if cached is None or cached[0] != head.block_hash:
+            cached = (head.block_hash, read_membership(self.store.state, self.genesis))
+            self._membership = cached
+        return cached[1]
+
+    @property
+    def sealers(self) -> tuple[bytes, ...]:
+        """The sealer list in force for the next block (index order)."""
+        return self.membership().sealers
+
+    def sealers_at(self, number: int) -> tuple[bytes, ...] | None:
+        """The sealer list in force for block ``number``, or None if this node cannot
+        know it yet (more than one block above its head).
+
+        The next block: the head state's list. A committed block: the list in our own
+        stored copy of it (our execution produced that header from its parent's state).
+        """
+        head = self.head.number
+        if number == head + 1:
+            return self.sealers
+        if 0 <= number <= head:
+            block = self.block(number)
+            return None if block is None else block.header.sealer_list
+        return None
+
+    def membership_after(self, vtx: VerifiedTx) -> Membership | None:
+        """The membership ``vtx`` would leave if it ran on the head state now, or None
+        when it is no membership change or would fail (its receipt will say why)."""
+        tx = vtx.tx.tx
+        if tx.to != _CONSENSUS or tx.method not in MEMBERSHIP_WRITERS:
+            return None
+        status, _, overlay = self.executor.simulate(
+            self.store.state,
+            tx.to,
+            tx.method,
+            tx.args,
+            sender=vtx.sender,
+            block_number=self.head.number + 1,
+        )
+        return read_membership(overlay, self.genesis) if status == 0 else None
+
+    # -- blocks ---------------------------------------------------------------------------
+
     def execute(
         self, number: int, parent_hash: bytes, body: ProposalBody, txs: Sequence[VerifiedTx]
     ) -> ExecutedBlock:
@@ -129,7 +193,7 @@ class Chain:
             raise ChainError(f"block {number} does not extend head {head.number}")
         if [v.hash for v in txs] != list(body.tx_hashes):
             raise ChainError("transactions do not match the proposal")
-        if body.proposer >= len(self.sealers):
+        if body.proposer >= len(self.sealers):  # the list in force for this block
             raise ChainError(f"proposer {body.proposer} is not a sealer index")
         try:
             result = self.executor.execute_block(
@@ -137,11 +201,8 @@ class Chain:
             )
         except ExecutionError as exc:
             raise ChainError(str(exc)) from None
-        header = result.header(
-            parent_hash=parent_hash,
-            timestamp=body.timestamp,
-            sealer=body.proposer,
-            sealer_list=self.sealers,
+        header = result.header(  # sealer_list: the parent state's, read by the executor
+            parent_hash=parent_hash, timestamp=body.timestamp, sealer=body.proposer
         )
         return ExecutedBlock(Block.build(header, [v.tx for v in txs]), result, tuple(txs))
 
@@ -157,14 +218,18 @@ class Chain:
         return block
 
     def verify_seal(self, block: Block, verifier: Verifier = verify) -> bool:
-        """Whether ``block`` carries a quorum of valid sealer signatures for itself."""
+        """Whether ``block`` carries a quorum of valid signatures of the sealers in force
+        at its height (:meth:`sealers_at`; False when this node cannot know them)."""
         h = block.header
+        sealers = self.sealers_at(h.number)
+        if not sealers:
+            return False
         digest = consensus_messages.proposal_digest(
             h.number, h.parent_hash, ProposalBody.of_block(block).encode()
         )
         seal = consensus_messages.Seal(block.seal.view, digest, block.seal.signatures)
         return consensus_certs.verify_seal(
-            self.sealers, verifier, h.number, block.hash, h.state_root, seal
+            sealers, verifier, h.number, block.hash, h.state_root, seal
         )
 
     def import_block(

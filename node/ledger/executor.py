@@ -10,15 +10,21 @@ it -- gets a receipt with a non-zero status and its writes are reverted alone; t
 others keep theirs. The result carries the receipts, the sorted write set, and the tx,
 receipt and state roots the header needs.
 
+The membership in force (sealers in index order, observers) is read from the parent state
+too (:func:`node.ledger.precompiles.consensus.read_membership`): the result carries the
+sealer list the header must name, and a Consensus-precompile change made in this block
+applies from the next one.
+
 Determinism: the outcome depends only on the parent state, the genesis config, the
 block number and the transactions with their senders -- no clock, no randomness, no set
 or dict order that is not insertion order. Senders are recovered once at admission
 (:class:`node.ledger.tx.VerifiedTx`), never here.
 
 Receipt status codes: 0 success; negative codes come from the precompile (DagTransfer
--51400..-51405, SystemConfig -51300, -50000 no permission, -50100 unknown method);
-21 PrecompiledError (bad arguments or an exception inside a precompile) and 26
-CallAddressError (no precompile at ``to``), as FISCO BCOS 2.x numbers them.
+-51400..-51405, SystemConfig -51300, Consensus -51100..-51106, -50000 no permission,
+-50100 unknown method); 21 PrecompiledError (bad arguments or an exception inside a
+precompile) and 26 CallAddressError (no precompile at ``to``), as FISCO BCOS 2.x numbers
+them.
 """
 
 from __future__ import annotations
@@ -50,8 +56,10 @@ from node.ledger.precompiles import (
     SystemConfigValues,
     registered,
 )
+from node.ledger.precompiles import consensus as consensus_pc
 from node.ledger.precompiles import dag_transfer as dag
 from node.ledger.precompiles import system_config as sysconfig
+from node.ledger.precompiles.consensus import Membership, read_membership
 from node.ledger.precompiles.system_config import read_system_config
 from node.ledger.tx import VerifiedTx, valid_arg
 from storage.ledger import BlockCommit
@@ -84,6 +92,9 @@ class ExecutionResult:
     state_root: bytes
     config: SystemConfigValues
     """The system config this block ran under (the parent's)."""
+    sealers: tuple[bytes, ...] = ()
+    """The sealer list in force for this block (the parent state's): the header names it
+    and the block's seal must be a quorum of it."""
 
     def header(
         self,
@@ -91,10 +102,10 @@ class ExecutionResult:
         parent_hash: bytes,
         timestamp: int,
         sealer: int,
-        sealer_list: Sequence[bytes],
+        sealer_list: Sequence[bytes] | None = None,
         extra_data: bytes = b"",
     ) -> BlockHeader:
-        """The block header for this result."""
+        """The block header for this result (``sealer_list`` defaults to :attr:`sealers`)."""
         return BlockHeader(
             number=self.number,
             parent_hash=parent_hash,
@@ -103,7 +114,7 @@ class ExecutionResult:
             receipt_root=self.receipt_root,
             state_root=self.state_root,
             sealer=sealer,
-            sealer_list=tuple(sealer_list),
+            sealer_list=self.sealers if sealer_list is None else tuple(sealer_list),
             extra_data=extra_data,
         )
 
@@ -153,6 +164,10 @@ class Executor:
         """The system config in ``state`` (use the parent's state for a new block)."""
         return read_system_config(state, self.genesis)
 
+    def membership(self, state: StateReader) -> Membership:
+        """Sealers and observers in ``state`` (the parent's state: those of a new block)."""
+        return read_membership(state, self.genesis)
+
     def execute_block(
         self,
         state: StateReader,
@@ -167,6 +182,7 @@ class Executor:
         Raises :class:`ExecutionError` if the block is invalid as a whole.
         """
         config = self.system_config(state)
+        sealers = self.membership(state).sealers
         self._check_block(number, txs, config)
         overlay = StateOverlay(state)
         ctx = CallContext(ZERO_ADDRESS, overlay, number, self.genesis, config)
@@ -203,6 +219,7 @@ class Executor:
             receipt_root=merkle_root(receipt_hashes),
             state_root=next_state_root(parent_state_root, write_set),
             config=config,
+            sealers=sealers,
         )
 
     def call(
@@ -221,14 +238,33 @@ class Executor:
         (``userBalance``, ``getValueByKey``) are what clients query with it.
         Raises ``ValueError`` if ``to`` is not an address.
         """
-        address = parse_address(to)
-        if type(method) is not str or not all(valid_arg(a) for a in args):
-            return PRECOMPILED_ERROR, b""
-        ctx = CallContext(
-            sender, StateOverlay(state), block_number, self.genesis, self.system_config(state)
+        status, output, _ = self.simulate(
+            state, to, method, args, sender=sender, block_number=block_number
         )
-        status, output, _ = self._dispatch(ctx, address, method, tuple(args))
         return status, output
+
+    def simulate(
+        self,
+        state: StateReader,
+        to: bytes | str | int,
+        method: str,
+        args: Sequence[Any] = (),
+        *,
+        sender: bytes = ZERO_ADDRESS,
+        block_number: int = 0,
+    ) -> tuple[int, bytes, StateOverlay]:
+        """:meth:`call`, also returning the overlay with the writes the call would make
+        (reverted when the status is not 0): what a transaction would leave behind."""
+        address = parse_address(to)
+        overlay = StateOverlay(state)
+        if type(method) is not str or not all(valid_arg(a) for a in args):
+            return PRECOMPILED_ERROR, b"", overlay
+        ctx = CallContext(sender, overlay, block_number, self.genesis, self.system_config(state))
+        savepoint = overlay.mark()
+        status, output, _ = self._dispatch(ctx, address, method, tuple(args))
+        if status:
+            overlay.revert(savepoint)
+        return status, output, overlay
 
     # ------------------------------------------------------------------ internals
 
@@ -301,6 +337,12 @@ STATUS_NAMES: dict[int, str] = {
     dag.INSUFFICIENT_BALANCE: "InsufficientBalance",
     dag.BALANCE_OVERFLOW: "BalanceOverflow",
     sysconfig.INVALID_CONFIGURATION_VALUES: "InvalidConfigurationValues",
+    consensus_pc.INVALID_NODE_ID: "InvalidNodeId",
+    consensus_pc.LAST_SEALER: "LastSealer",
+    consensus_pc.NODE_NOT_EXIST: "NodeNotExist",
+    consensus_pc.MUST_BE_OBSERVER: "AddSealerShouldInObserver",
+    consensus_pc.ALREADY_IN_LIST: "NodeAlreadyInList",
+    consensus_pc.TOO_MANY_NODES: "TooManyNodes",
 }
 
 

@@ -83,8 +83,7 @@ class Chain:
         header = result.header(
             parent_hash=self.head.hash,
             timestamp=1_700_000_000_000 + result.number,
-            sealer=result.number % len(self.genesis.sealers),
-            sealer_list=self.genesis.sealers,
+            sealer=result.number % len(result.sealers),
         )
         block = Block.build(header, [v.tx for v in txs])
         self.store.commit_block(result.block_commit(block))
