@@ -19,8 +19,9 @@ class ReplicaConfig:
     signs, votes or leads). ``node_key`` is this node's public key (default: the sealer
     key at ``index``): an observer that has one and a ``signer`` starts voting when a
     membership change (:class:`consensus.events.BlockPersisted` ``sealers``) adds its key.
-    ``sealers`` is the list in force at the height after ``head``. ``timeout_ticks`` is FISCO's consensus_timeout in ticks; the
-    k-th view change in a row waits ``timeout_ticks * 1.5**min(k, backoff_cap)``.
+    ``sealers`` is the list in force at the height after ``head``.
+    ``timeout_ticks`` is FISCO's consensus_timeout in ticks; the k-th view change in a
+    row waits ``timeout_ticks * 1.5**min(k, backoff_cap)``.
     ``height_window`` and ``view_window`` bound how far ahead a message may be before it is
     dropped as far-future (the watermark window); nearer ones are buffered.
     """
@@ -41,6 +42,8 @@ class ReplicaConfig:
     sync_interval_ticks: int = 0
     """Least ticks between two RequestSync actions; 0 means ``timeout_ticks // 4``."""
     max_evidence: int = 256
+    max_held_messages: int = 1024
+    """Messages for later heights kept until a membership change says who signed them."""
     node_key: bytes | None = None
 
     def __post_init__(self) -> None:

@@ -38,6 +38,8 @@ class Equivocation:
     height: int
     first: Message
     second: Message
+    sender_key: bytes = b""
+    """The sender's public key: indices change meaning when the sealer list does."""
 
 
 class Counters:
@@ -48,6 +50,8 @@ class Counters:
         "drops",
         "equivocations",
         "executions",
+        "held",
+        "membership_changes",
         "messages_in",
         "messages_out",
         "new_views",
@@ -65,6 +69,9 @@ class Counters:
         self.executions = 0
         self.sync_requests = 0
         self.equivocations = 0
+        self.held = 0
+        """Messages kept for a later height's (maybe different) sealer list."""
+        self.membership_changes = 0
 
     def snapshot(self) -> dict[str, Any]:
         """A plain, JSON-ready copy (keys sorted)."""
@@ -78,4 +85,6 @@ class Counters:
             "executions": self.executions,
             "sync_requests": self.sync_requests,
             "equivocations": self.equivocations,
+            "held": self.held,
+            "membership_changes": self.membership_changes,
         }

@@ -80,6 +80,7 @@ from consensus.events import (
     Send,
     Tick,
 )
+from consensus.membership import Remap, check_sealers, reindex, remap
 from consensus.messages import (
     MESSAGE_TYPES,
     Commit,
@@ -155,6 +156,13 @@ class Progress:
     for anything but its restored certificate here, and waits for the next view."""
 
 
+def _payload_size(msg: Message) -> int:
+    """Proposal bytes a message carries (what the buffer bound counts)."""
+    if isinstance(msg, PrePrepare | NewView) and msg.proposal is not None:
+        return len(msg.proposal.payload)
+    return 0
+
+
 def _cert_key(cert: PreparedCertificate) -> tuple[bytes, Signatures]:
     """What a certificate check depends on. ``cert.digest`` covers the certified content but
     not the signatures, so a copy with garbage signatures has the same digest: caching by
@@ -177,14 +185,8 @@ class Replica:
         head: ChainHead | None = None,
     ) -> None:
         self.config = config
-        self._sealers: tuple[bytes, ...] = tuple(config.sealers)
-        self._n = len(self._sealers)
-        self._f = max_faulty(self._n)
-        self._quorum = quorum(self._n)
-        # An observer follows the chain and never signs: one flag says so, and _me stays an
-        # int (-1 matches no sender and no leader) so sealer-only code needs no None checks.
-        self._observer = config.index is None
-        self._me: int = -1 if config.index is None else config.index
+        self._key = config.node_key
+        self._set_sealers(tuple(config.sealers))
         self._sign = config.signer
         self._verify_sig = config.verifier
         self.counters = Counters()
@@ -237,6 +239,9 @@ class Replica:
         # digest alone would let a forged copy ride on a verified one (see _cert_key).
         self._good_certs: set[tuple[bytes, Signatures]] = set()
         self._claims: dict[int, int] = {}
+        # Messages for heights above ours that our sealer list cannot verify: a change in
+        # a block between may renumber the sealers (see _hold and _change_sealers).
+        self._held: list[Message] = []
         self._last_sync_tick: int | None = None
         self._sync_interval = config.sync_interval_ticks or max(1, config.timeout_ticks // 4)
         self._out: list[Action] = []
@@ -246,6 +251,11 @@ class Replica:
     @property
     def index(self) -> int | None:
         return None if self._observer else self._me
+
+    @property
+    def sealers(self) -> tuple[bytes, ...]:
+        """The sealer list in force at :attr:`height`; message senders index into it."""
+        return self._sealers
 
     @property
     def height(self) -> int:
@@ -419,6 +429,17 @@ class Replica:
     def _drop(self, reason: str) -> None:
         self.counters.drops[reason] += 1
 
+    def _set_sealers(self, sealers: tuple[bytes, ...]) -> None:
+        """The one place membership arithmetic is set: at start and at a change."""
+        self._sealers = sealers
+        self._n = len(sealers)
+        self._f = max_faulty(self._n)
+        self._quorum = quorum(self._n)
+        # An observer follows the chain and never signs: one flag says so, and _me stays an
+        # int (-1 matches no sender and no leader) so sealer-only code needs no None checks.
+        self._me = sealers.index(self._key) if self._key in sealers else -1
+        self._observer = self._me < 0
+
     def _persist(self) -> None:
         if self._observer:
             return
@@ -458,11 +479,12 @@ class Replica:
             self._drop("malformed")
             return
         self.counters.messages_in[msg.NAME] += 1
-        if not 0 <= msg.sender < self._n:
-            self._drop("non_sealer")
-            return
-        if msg.sender == self._me:
-            self._drop("own_index")
+        self._route(msg)
+
+    def _route(self, msg: Message) -> None:
+        if not 0 <= msg.sender < self._n or msg.sender == self._me:
+            if not self._hold(msg):
+                self._drop("own_index" if msg.sender == self._me else "non_sealer")
             return
         if isinstance(msg, ViewChange):
             self._on_view_change(msg)
@@ -473,6 +495,32 @@ class Replica:
 
     def _valid_signature(self, msg: Message) -> bool:
         return self._verify_sig(self._sealers[msg.sender], msg.digest, msg.signature)
+
+    def _hold(self, msg: Message) -> bool:
+        """Keep a message for a height above ours that our sealer list cannot verify.
+
+        Who signs at a height is known only once the blocks below it are: a membership
+        change in one of them renumbers the sealers, so a peer that is one block ahead
+        signs with an index we cannot place yet. Such a message waits (bounded) for the
+        next change (_change_sealers) and is dropped when its height comes without one.
+        Returns False if ``msg`` is not for such a height (the caller drops it).
+        """
+        if not self._height < msg.height <= self._height + self.config.height_window:
+            return False
+        payload = _payload_size(msg)
+        if len(self._held) >= self.config.max_held_messages or (
+            payload and self._buffer_full(payload)
+        ):
+            self._drop("buffer_full")
+            return True
+        self._held.append(msg)
+        self.counters.held += 1
+        return True
+
+    def _unverified(self, msg: Message) -> None:
+        """``msg`` failed its signature check: hold it if it may be a later list's, else drop."""
+        if not self._hold(msg):
+            self._drop("bad_signature")
 
     def _check_signed(self, msg: PrePrepare | Prepare | Commit) -> bool:
         """Dedupe, verify and detect equivocation; True if ``msg`` is new and valid."""
@@ -492,7 +540,7 @@ class Replica:
             self._record_equivocation(prev, msg)
             return False
         if not self._valid_signature(msg):
-            self._drop("bad_signature")
+            self._unverified(msg)
             return False
         if per_height is None:
             per_height = self._seen[msg.height] = {}
@@ -504,23 +552,23 @@ class Replica:
         self._drop("equivocation")
         self.counters.equivocations += 1
         if len(self.evidence) < self.config.max_evidence:
+            key = self._sealers[second.sender]
             self.evidence.append(
-                Equivocation(second.sender, second.NAME, second.view, second.height, first, second)
+                Equivocation(
+                    second.sender, second.NAME, second.view, second.height, first, second, key
+                )
             )
 
-    def _buffer_full(self, msg: PrePrepare) -> bool:
-        """Whether buffering ``msg`` would pass ``max_buffered_payload_bytes``.
+    def _buffer_full(self, payload: int) -> bool:
+        """Whether keeping ``payload`` more proposal bytes would pass
+        ``max_buffered_payload_bytes`` (buffered and held messages together).
 
         Only sealers' signed messages are buffered, but a Byzantine leader could otherwise
         park a large proposal for every future (height, view) it leads.
         """
-        held = sum(
-            len(m.proposal.payload)
-            for msgs in self._buffer.values()
-            for m in msgs
-            if isinstance(m, PrePrepare)
-        )
-        return held + len(msg.proposal.payload) > self.config.max_buffered_payload_bytes
+        kept = sum(_payload_size(m) for msgs in self._buffer.values() for m in msgs)
+        kept += sum(_payload_size(m) for m in self._held)
+        return kept + payload > self.config.max_buffered_payload_bytes
 
     def _admit(self, msg: PrePrepare | Prepare | Commit, *, verified: bool) -> None:
         """Route a normal-case message: process now, buffer for later, or drop."""
@@ -541,7 +589,7 @@ class Replica:
                 self._drop("stale")
                 return
         elif v > self._view or not current:
-            if isinstance(msg, PrePrepare) and self._buffer_full(msg):
+            if isinstance(msg, PrePrepare) and self._buffer_full(len(msg.proposal.payload)):
                 self._drop("buffer_full")
                 return
             if verified or (self._precheck(msg) and self._check_signed(msg)):
@@ -723,8 +771,16 @@ class Replica:
     def _on_block_persisted(self, event: BlockPersisted) -> None:
         if event.height < self._height:
             return
-        self._reconfigure(event.timeout_ticks, event.leader_period)  # raises before any change
+        sealers = None if event.sealers is None else check_sealers(event.sealers)
+        if sealers == self._sealers:
+            sealers = None
+        # raises (our runtime's bug) before anything changes
+        self._reconfigure(event.timeout_ticks, event.leader_period, sealers)
         self._enter_height(ChainHead(event.height, event.block_hash))
+        if sealers is not None:
+            self._change_sealers(sealers)
+        else:
+            self._prune_held()
         self._arm_timer()
         self._replay()
 
@@ -742,17 +798,94 @@ class Replica:
         self._k = 0  # progress, however it came
         self._deadline = None
 
-    def _reconfigure(self, timeout_ticks: int | None, leader_period: int | None) -> None:
+    def _reconfigure(
+        self,
+        timeout_ticks: int | None,
+        leader_period: int | None,
+        sealers: tuple[bytes, ...] | None = None,
+    ) -> None:
         """Adopt changed consensus system config before the next height starts."""
         new_timeout = self.config.timeout_ticks if timeout_ticks is None else timeout_ticks
         new_period = self.config.leader_period if leader_period is None else leader_period
-        if (new_timeout, new_period) == (self.config.timeout_ticks, self.config.leader_period):
+        if sealers is None and (new_timeout, new_period) == (
+            self.config.timeout_ticks,
+            self.config.leader_period,
+        ):
             return
-        self.config = dataclasses.replace(  # validated again by __post_init__
-            self.config, timeout_ticks=new_timeout, leader_period=new_period
-        )
+        changes: dict[str, object] = {"timeout_ticks": new_timeout, "leader_period": new_period}
+        if sealers is not None:
+            changes["sealers"] = sealers
+            changes["index"] = sealers.index(self._key) if self._key in sealers else None
+        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
         interval = self.config.sync_interval_ticks
         self._sync_interval = interval or max(1, self.config.timeout_ticks // 4)
+
+    def _change_sealers(self, sealers: tuple[bytes, ...]) -> None:
+        """Adopt the sealer list a block changed, at the first height it governs.
+
+        Messages already verified move with their signers' keys (:func:`reindex`); what
+        the old list could not verify, and NewViews (whose signatures cover their proofs'
+        indices), are checked again under the new list.
+        """
+        moves = remap(self._sealers, sealers)
+        was_observer = self._observer
+        self._set_sealers(sealers)
+        self.counters.membership_changes += 1
+        self._claims = {moves[s]: h for s, h in self._claims.items() if s in moves}
+        self._vc_latest = {
+            moves[s]: moved
+            for s, vc in self._vc_latest.items()
+            if (moved := reindex(vc, moves)) is not None
+        }
+        mine = self._my_vc
+        self._my_vc = reindex(mine, moves) if mine is not None and not self._observer else None
+        self._replied.clear()
+        for h, table in self._seen.items():
+            self._seen[h] = {
+                (kind, view, moves[s]): signed
+                for (kind, view, s), msg in table.items()
+                if isinstance(msg, PrePrepare | Prepare | Commit)
+                and (signed := reindex(msg, moves)) is not None
+            }
+        self._reindex_buffer(moves)
+        future = [nv for h, nv in sorted(self._new_views.items()) if h >= self._height]
+        for nv in future:
+            del self._new_views[nv.height]
+        if self._active_from is not None and self._active_from >= self._height:
+            self._active_from = None  # a NewView checked under the old list: check again
+        if self._observer:
+            self._deadline = self._resend_at = None
+        elif was_observer:
+            self._persist()  # from now on its view is a promise
+        held, self._held = self._held, []
+        for msg in [*future, *held]:
+            self._route(msg)
+        self._check_join()
+        self._try_new_view()
+
+    def _reindex_buffer(self, moves: Remap) -> None:
+        buffered, self._buffer = self._buffer, {}
+        for h, msgs in buffered.items():
+            for msg in msgs:
+                if not isinstance(msg, PrePrepare | Prepare | Commit):
+                    continue  # only signed normal-case messages are buffered
+                moved = reindex(msg, moves)
+                if moved is None:
+                    self._drop("non_sealer")
+                elif isinstance(moved, PrePrepare) and moved.sender != self.leader_of(
+                    moved.view, h
+                ):
+                    self._drop("not_leader")
+                else:
+                    self._buffer.setdefault(h, []).append(moved)
+
+    def _prune_held(self) -> None:
+        """A height came without a membership change: held messages for it cannot be
+        anyone's (the list that failed them is the one in force there)."""
+        keep = [m for m in self._held if m.height > self._height]
+        for _ in range(len(self._held) - len(keep)):
+            self._drop("bad_signature")
+        self._held = keep
 
     def _arm_timer(self) -> None:
         if self._deadline is None and not self._observer and self._waiting():
@@ -861,7 +994,7 @@ class Replica:
                 self._drop("duplicate")
                 return
             if not self._valid_signature(vc):
-                self._drop("bad_signature")
+                self._unverified(vc)
                 return
             if vc.height <= prev.height:
                 self._record_equivocation(prev, vc)
@@ -869,7 +1002,7 @@ class Replica:
             # Same view asked again from a higher height: the sender synced while it
             # waited. Honest and newer, so it replaces the old one (not evidence).
         elif not self._valid_signature(vc):
-            self._drop("bad_signature")
+            self._unverified(vc)
             return
         self._note_claim(vc.sender, vc.height)
         self._vc_latest[vc.sender] = vc
@@ -971,10 +1104,11 @@ class Replica:
             self._drop("malformed")
             return
         if nv.sender != self.leader_of(nv.view, nv.height):
-            self._drop("not_leader")
+            if not self._hold(nv):
+                self._drop("not_leader")
             return
         if not self._valid_signature(nv):
-            self._drop("bad_signature")
+            self._unverified(nv)
             return
         reason = check_new_view(
             self._sealers,
@@ -986,7 +1120,8 @@ class Replica:
             need=self._quorum,
         )
         if reason is not None:
-            self._drop("invalid_new_view")
+            if not self._hold(nv):
+                self._drop("invalid_new_view")
             return
         for vc in nv.view_changes:
             if vc.prepared is not None:

@@ -51,16 +51,18 @@ from consensus.messages import (
     preprepare_digest,
     viewchange_digest,
 )
+from consensus.quorum import max_faulty
 from consensus.replica import Replica
 from consensus.sim.executor import (
     GENESIS_HASH,
     GENESIS_STATE_ROOT,
     execute,
     make_payload,
+    next_sealers,
     payload_txs,
 )
 from consensus.sim.keys import SimKeys, fake_keys, real_keys
-from consensus.sim.scenario import Scenario
+from consensus.sim.scenario import MembershipChange, Scenario
 
 # event kinds (ints keep heap tuples cheap and comparable)
 _DELIVER, _TICK, _EXEC, _PERSISTED, _PROPOSE, _SYNC, _CRASH, _RESTART, _SPAM, _ARRIVE, _STATUS = (
@@ -79,15 +81,21 @@ class Block:
     state_root: bytes
     seal: Seal
     time_us: int
+    sealers: tuple[int, ...]
+    """The sealer list (run indices) in force from the next height."""
     synced: bool = False
 
 
 class SimNode:
     """One endpoint: a replica plus the runtime around it (two endpoints for Twins)."""
 
-    def __init__(self, eid: int, index: int, behaviour: str | None, twin: int) -> None:
+    def __init__(
+        self, eid: int, index: int, behaviour: str | None, twin: int, sealers: tuple[int, ...]
+    ) -> None:
         self.eid = eid
         self.index = index
+        """This node's index in the run (its key); its sealer index, if any, varies."""
+        self.genesis_sealers = sealers
         self.behaviour = behaviour
         self.twin = twin
         self.replica: Replica | None = None
@@ -114,6 +122,11 @@ class SimNode:
     @property
     def height(self) -> int:
         return len(self.chain)
+
+    @property
+    def sealers(self) -> tuple[int, ...]:
+        """The sealer list in force at the height after this node's head."""
+        return self.chain[-1].sealers if self.chain else self.genesis_sealers
 
 
 ReplicaFactory = Callable[..., Replica]
@@ -167,11 +180,15 @@ class Simulation:
         self._heap: list[tuple[int, int, int, Any, Any, Any]] = []
         self.nodes: list[SimNode] = []
         self._endpoints: list[list[SimNode]] = [[] for _ in range(s.nodes)]
+        self._run_index = {key: i for i, key in enumerate(self.keys.public_keys)}
+        self._changes: dict[int, list[MembershipChange]] = {}
+        for change in s.membership:
+            self._changes.setdefault(change.height, []).append(change)
         for i in range(s.nodes):
             behaviour = s.byzantine.get(i)
             copies = 2 if behaviour == "twins" else 1
             for t in range(copies):
-                node = SimNode(len(self.nodes), i, behaviour, t)
+                node = SimNode(len(self.nodes), i, behaviour, t, s.initial_sealers())
                 self.nodes.append(node)
                 self._endpoints[i].append(node)
         # which twin each endpoint talks to (Twins split the cluster between them)
@@ -230,9 +247,11 @@ class Simulation:
         s = self.scenario
         restored = PersistedState.decode(node.persisted) if node.persisted is not None else None
         head = ChainHead(node.height, node.head_hash) if node.chain else None
+        sealers = node.sealers
         config = ReplicaConfig(
-            index=node.index,
-            sealers=self.keys.public_keys,
+            index=sealers.index(node.index) if node.index in sealers else None,
+            sealers=self.sealer_keys(sealers),
+            node_key=self.keys.public_keys[node.index],
             signer=self.keys.signers[node.index],
             verifier=self.keys.verifier,
             genesis_hash=GENESIS_HASH,
@@ -298,6 +317,26 @@ class Simulation:
             elif kind == _STATUS:
                 self._status()
         return self
+
+    def sealer_keys(self, sealers: tuple[int, ...]) -> tuple[bytes, ...]:
+        return tuple(self.keys.public_keys[i] for i in sealers)
+
+    def next_sealers(self, sealers: tuple[int, ...], proposal: Proposal) -> tuple[int, ...]:
+        """The list after ``proposal``'s block: the chain state every node derives alike."""
+        changes = self._changes.get(proposal.height)
+        return next_sealers(sealers, changes, proposal.payload) if changes else sealers
+
+    def liveness_expected(self) -> bool:
+        """The scenario's promise, judged on the sealer lists the run really produced
+        (a removal of "the leader" removed someone known only now)."""
+        s = self.scenario
+        if s.gst_ms() is None:
+            return False
+        faulty = set(s.faulty_nodes())
+        chains = [n.chain for n in self.honest_nodes()]
+        longest = max(chains, key=len, default=[])
+        lists = [s.initial_sealers(), *(b.sealers for b in longest)]
+        return all(len(faulty & set(m)) <= max_faulty(len(m)) for m in lists)
 
     def honest_nodes(self) -> list[SimNode]:
         """Endpoints whose node follows the protocol (crashes included, Twins not)."""
@@ -375,8 +414,18 @@ class Simulation:
             node.propose_scheduled = True
             self._push(self.now + 1 * _MS, _PROPOSE, node.eid, node.incarnation)
 
+    def _run_indices(self, node: SimNode, sealer_indices: tuple[int, ...]) -> tuple[int, ...]:
+        """Sealer indices as the node's replica numbers them, as run indices."""
+        assert node.replica is not None
+        keys = node.replica.sealers
+        return tuple(self._run_index[keys[i]] for i in sealer_indices if 0 <= i < len(keys))
+
     def _perform(self, node: SimNode, action: Action) -> None:
-        if isinstance(action, Broadcast | Send):
+        if isinstance(action, Send):
+            to = self._run_indices(node, (action.to,))
+            if to:
+                self._outgoing(node, action, to[0])
+        elif isinstance(action, Broadcast):
             self._outgoing(node, action)
         elif isinstance(action, ExecuteBlock):
             ok, block_hash, state_root = self._execute(node, action.proposal)
@@ -405,14 +454,33 @@ class Simulation:
         elif isinstance(action, CommitBlock):
             self._commit(node, action)
         elif isinstance(action, RequestSync):
-            self._request_sync(node, action)
+            peers = self._run_indices(node, action.peers)
+            self._request_sync(node, replace(action, peers=peers))
 
     def _execute(self, node: SimNode, proposal: Proposal) -> tuple[bool, bytes, bytes]:
         if proposal.parent_hash != node.head_hash or proposal.height != node.height + 1:
             return False, bytes(32), bytes(32)
-        return execute(proposal, node.head_state_root, node.committed_txs, self.total_txs)
+        new = self.next_sealers(node.sealers, proposal)
+        changed = new if new != node.sealers else None
+        return execute(proposal, node.head_state_root, node.committed_txs, self.total_txs, changed)
+
+    def _persisted(self, node: SimNode, block: Block, before: tuple[int, ...]) -> BlockPersisted:
+        """BlockPersisted for ``block``, with the new sealer list when it changed one."""
+        changed = block.sealers != before
+        if changed:
+            self._log(
+                {
+                    "node": node.eid,
+                    "ev": "membership",
+                    "height": block.height + 1,
+                    "sealers": list(block.sealers),
+                }
+            )
+        sealers = self.sealer_keys(block.sealers) if changed else None
+        return BlockPersisted(block.height, block.block_hash, sealers=sealers)
 
     def _commit(self, node: SimNode, action: CommitBlock) -> None:
+        before = node.sealers
         block = Block(
             action.height,
             action.proposal,
@@ -420,6 +488,7 @@ class Simulation:
             action.state_root,
             action.seal,
             self.now,
+            self.next_sealers(before, action.proposal),
         )
         if action.height != node.height + 1:
             raise AssertionError(
@@ -435,7 +504,7 @@ class Simulation:
                 "block": _short(action.block_hash),
             }
         )
-        ev = BlockPersisted(action.height, action.block_hash)
+        ev = self._persisted(node, block, before)
         self._push(self.now + 200, _PERSISTED, node.eid, node.incarnation, ev)
 
     def _append(self, node: SimNode, block: Block) -> None:
@@ -563,11 +632,14 @@ class Simulation:
             self._log({"node": eid, "ev": "recv", "from": src_index, **summary})
         self._step(node, MessageReceived(data, src_index))
 
-    def _outgoing(self, node: SimNode, action: Send | Broadcast) -> None:
-        """Send what the replica asked for, as transformed by the node's behaviour."""
+    def _outgoing(self, node: SimNode, action: Send | Broadcast, to: int = -1) -> None:
+        """Send what the replica asked for, as transformed by the node's behaviour.
+
+        A Broadcast reaches every node of the run, observers too (they follow the votes);
+        a Send goes to run index ``to``."""
         msg = action.message
         targets = (
-            [action.to]
+            [to]
             if isinstance(action, Send)
             else [i for i in range(self.n) if i != node.index or node.behaviour == "twins"]
         )
@@ -620,7 +692,7 @@ class Simulation:
             msg.proposal.height, msg.proposal.parent_hash, make_payload(node.index, alt_txs, 7)
         )
         sig = self._sign(node, preprepare_digest(msg.view, alt.height, alt.digest))
-        alt_msg = PrePrepare(msg.view, alt, node.index, sig)
+        alt_msg = PrePrepare(msg.view, alt, msg.sender, sig)
         self.proposed.setdefault(alt.digest, (node.index, msg.view, alt.height, self.now))
         half = len(targets) // 2
         a, b = msg.encode(), alt_msg.encode()
@@ -645,7 +717,8 @@ class Simulation:
 
     def _spam(self, node: SimNode) -> None:
         """Stale-view, far-future and garbage messages, validly signed where it matters."""
-        if node.up and node.replica is not None:
+        me = node.replica.index if node.up and node.replica is not None else None
+        if node.replica is not None and me is not None:
             r = node.replica
             rng = self.rng
             h, v = r.height, r.view
@@ -653,16 +726,12 @@ class Simulation:
             fake = bytes(rng.randbytes(32))
             for view, height in ((max(0, v - 1), h), (v, h + 1000), (v + 1000, h)):
                 sig = self._sign(node, prepare_digest(view, height, fake, fake, fake))
-                junk.append(
-                    (Prepare(view, height, fake, fake, fake, node.index, sig).encode(), "Prepare")
-                )
+                junk.append((Prepare(view, height, fake, fake, fake, me, sig).encode(), "Prepare"))
             sig = self._sign(node, viewchange_digest(v + 500, h, None))
-            junk.append((ViewChange(v + 500, h, None, node.index, sig).encode(), "ViewChange"))
+            junk.append((ViewChange(v + 500, h, None, me, sig).encode(), "ViewChange"))
             if v > 0:
                 sig = self._sign(node, viewchange_digest(v, max(1, h - 1), None))
-                junk.append(
-                    (ViewChange(v, max(1, h - 1), None, node.index, sig).encode(), "ViewChange")
-                )
+                junk.append((ViewChange(v, max(1, h - 1), None, me, sig).encode(), "ViewChange"))
             junk.append((bytes(rng.randbytes(rng.randrange(1, 64))), "garbage"))
             for data, kind in junk:
                 for i in range(self.n):
@@ -756,8 +825,9 @@ class Simulation:
         if not self._connected(node.index, source.index, self.now):
             return
         for block in list(source.chain[node.height :]):
+            before = node.sealers
             ok_seal = verify_seal(
-                self.keys.public_keys,
+                self.sealer_keys(before),
                 self.keys.verifier,
                 block.height,
                 block.block_hash,
@@ -774,7 +844,9 @@ class Simulation:
             ):
                 self.sync_failures += 1
                 return
-            self._append(node, replace(block, time_us=self.now, synced=True))
+            # the list after the block is this node's own derivation, not the source's word
+            after = self.next_sealers(before, block.proposal)
+            self._append(node, replace(block, time_us=self.now, synced=True, sealers=after))
             self._log(
                 {
                     "node": node.eid,
@@ -785,7 +857,7 @@ class Simulation:
             )
             if node.replica is None:
                 return
-            self._step(node, BlockPersisted(block.height, block.block_hash))
+            self._step(node, self._persisted(node, node.chain[-1], before))
 
 
 def run_scenario(

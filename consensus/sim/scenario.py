@@ -75,9 +75,28 @@ class DropRule:
     end_ms: float | None = None
 
 
+LEADER = -1
+"""``MembershipChange.node`` for "whoever proposed the block": removing the current leader."""
+MEMBERSHIP_OPS = ("add", "remove")
+
+
+@dataclass(slots=True)
+class MembershipChange:
+    """Block ``height`` changes the sealer list, in force from ``height + 1`` (as the
+    Consensus precompile does): ``add`` appends node ``node`` (it followed the chain as an
+    observer until then), ``remove`` takes it out (it goes on as an observer). ``node`` may
+    be :data:`LEADER`: the node that proposed that block. A change that would empty the
+    list, or add a sealer twice, changes nothing (the precompile refuses it)."""
+
+    height: int
+    op: str
+    node: int
+
+
 @dataclass(slots=True)
 class Scenario:
     nodes: int = 4
+    """Every node of the run; the first ``sealers`` of them seal at genesis."""
     seed: int = 1
     blocks: int = 20
     txs_per_block: int = 10
@@ -99,6 +118,12 @@ class Scenario:
     signatures: str = "real"
     twins_split: bool = True
     break_rule: str | None = None
+    sealers: int | None = None
+    """Sealers at genesis: nodes ``0 .. sealers - 1`` (None: all); the others observe."""
+    membership: list[MembershipChange] = field(default_factory=list)
+
+    def initial_sealers(self) -> tuple[int, ...]:
+        return tuple(range(self.nodes if self.sealers is None else self.sealers))
 
     @property
     def f(self) -> int:
@@ -128,7 +153,30 @@ class Scenario:
         return t
 
     def liveness_expected(self) -> bool:
-        return len(self.faulty_nodes()) <= self.f and self.gst_ms() is not None
+        """Within the fault budget in every sealer list, pessimistically: removing "the
+        leader" is taken to remove an honest sealer (the run knows which; see
+        :meth:`consensus.sim.engine.Simulation.liveness_expected`)."""
+        if self.gst_ms() is None:
+            return False
+        faulty = set(self.faulty_nodes())
+        return all(bad <= max_faulty(size) for size, bad in self.sealer_budgets(faulty))
+
+    def sealer_budgets(self, faulty: set[int]) -> list[tuple[int, int]]:
+        """(sealers, faulty sealers) of each list the scenario's changes produce."""
+        members = list(self.initial_sealers())
+        honest_gone = 0  # honest sealers removed as "the leader"
+        out = [(len(members), len(faulty & set(members)))]
+        for c in sorted(self.membership, key=lambda c: c.height):
+            size = len(members) - honest_gone
+            if c.op == "add" and c.node not in members:
+                members.append(c.node)
+            elif c.op == "remove" and size > 1:
+                if c.node == LEADER:
+                    honest_gone += 1
+                elif c.node in members:
+                    members.remove(c.node)
+            out.append((len(members) - honest_gone, len(faulty & set(members))))
+        return out
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= 1000:
@@ -166,6 +214,21 @@ class Scenario:
             raise ScenarioError("signatures must be 'real' or 'fake'")
         if self.break_rule not in (None, *BREAK_RULES):
             raise ScenarioError(f"unknown rule to break; one of {', '.join(BREAK_RULES)}")
+        self._validate_membership()
+
+    def _validate_membership(self) -> None:
+        if self.sealers is not None and not 1 <= self.sealers <= self.nodes:
+            raise ScenarioError(f"sealers must be between 1 and nodes ({self.nodes})")
+        for c in self.membership:
+            if c.op not in MEMBERSHIP_OPS:
+                raise ScenarioError(f"unknown membership op {c.op!r}; one of add, remove")
+            if c.height < 1:
+                raise ScenarioError("a membership change needs a block height >= 1")
+            if not (0 <= c.node < self.nodes or (c.node == LEADER and c.op == "remove")):
+                raise ScenarioError(
+                    f"membership change names node {c.node}, not in the cluster"
+                    " (-1, the leader, only with remove)"
+                )
 
 
 BREAK_RULES = ("skip-reproposal", "small-quorum")
@@ -197,6 +260,19 @@ def parse_crash(spec: str) -> CrashSpec:
         raise ScenarioError(f"bad crash {spec!r}; expected like '2@1000-5000'") from None
 
 
+def parse_membership(spec: str) -> MembershipChange:
+    """``"add:4@3"``: block 3 adds node 4 (from block 4 on); ``"remove:leader@5"``."""
+    try:
+        op, _, rest = spec.partition(":")
+        node_s, _, height_s = rest.partition("@")
+        node = LEADER if node_s == "leader" else int(node_s)
+        return MembershipChange(int(height_s), op, node)
+    except ValueError:
+        raise ScenarioError(
+            f"bad membership change {spec!r}; expected like 'add:4@3' or 'remove:leader@5'"
+        ) from None
+
+
 def _get(table: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     value = table.get(key, default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -224,6 +300,7 @@ def from_dict(data: dict[str, Any]) -> Scenario:
         ("status_ms", float),
         ("signatures", str),
         ("twins_split", bool),
+        ("sealers", int),
     ):
         setattr(s, key, _get(data, key, kind, getattr(s, key)))
     net = data.get("network", {})
@@ -249,6 +326,15 @@ def from_dict(data: dict[str, Any]) -> Scenario:
         )
     for b in data.get("byzantine", []):
         s.byzantine[_get(b, "node", int, 0)] = _get(b, "behaviour", str, "silent")
+    for m in data.get("membership", []):
+        node = m.get("node", 0)
+        s.membership.append(
+            MembershipChange(
+                _get(m, "height", int, 1),
+                _get(m, "op", str, "add"),
+                LEADER if node == "leader" else _get(m, "node", int, 0),
+            )
+        )
     s.validate()
     return s
 
@@ -304,5 +390,34 @@ def random_scenario(seed: int, *, signatures: str = "fake") -> Scenario:
         members = sorted(rng.sample(range(n), size))
         start = rng.uniform(0, 4000)
         s.partitions.append(PartitionSpec([members], start, start + rng.uniform(100, 6000)))
+    if rng.random() < 0.4:
+        _random_membership(s, rng)
     s.validate()
     return s
+
+
+def _random_membership(s: Scenario, rng: random.Random) -> None:
+    """Up to two new observers and one to three changes (add, remove, re-add, and the
+    leader's removal last), each kept only if every list stays within its fault budget."""
+    extra = rng.choice((0, 1, 1, 2))
+    s.sealers = s.nodes
+    s.nodes += extra
+    faulty = set(s.faulty_nodes())
+    for _ in range(rng.randint(1, 3)):
+        members = set(s.initial_sealers())
+        for c in s.membership:
+            (members.add if c.op == "add" else members.discard)(c.node)
+        outside = sorted(set(range(s.nodes)) - members - faulty)
+        choices = [("remove", n) for n in sorted(members)] + [("add", n) for n in outside]
+        if len(members) > 1:
+            choices.append(("remove", LEADER))
+        op, node = rng.choice(choices)
+        height = rng.randint(1, max(1, s.blocks - 1))
+        last = max((c.height for c in s.membership), default=0)
+        if any(c.node == LEADER for c in s.membership) or height <= last:
+            height = last + 1  # keep the changes in order, a leader's removal last
+        s.membership.append(MembershipChange(height, op, node))
+        if not all(bad <= max_faulty(n) for n, bad in s.sealer_budgets(faulty)):
+            s.membership.pop()
+        if node == LEADER:
+            break

@@ -35,6 +35,18 @@ def commit_latencies_ms(sim: Simulation) -> list[float]:
     return out
 
 
+def sealer_lists(sim: Simulation) -> list[dict[str, Any]]:
+    """Each sealer list along the longest honest chain, with the height it starts at."""
+    chain = max((n.chain for n in sim.honest_nodes()), key=len, default=[])
+    current = sim.scenario.initial_sealers()
+    out: list[dict[str, Any]] = [{"from_height": 1, "sealers": list(current)}]
+    for b in chain:
+        if b.sealers != current:
+            current = b.sealers
+            out.append({"from_height": b.height + 1, "sealers": list(current)})
+    return out
+
+
 def summarize(sim: Simulation, results: list[InvariantResult]) -> dict[str, Any]:
     s = sim.scenario
     honest = {n.eid for n in sim.honest_nodes()}
@@ -74,6 +86,7 @@ def summarize(sim: Simulation, results: list[InvariantResult]) -> dict[str, Any]
         "signatures": s.signatures,
         "faulty": s.faulty_nodes(),
         "byzantine": {str(k): v for k, v in sorted(s.byzantine.items())},
+        "sealer_lists": sealer_lists(sim),
         "blocks_target": s.blocks,
         "blocks_committed": committed,
         "simulated_ms": round(sim.now / 1000, 3),

@@ -29,7 +29,7 @@ from consensus.sim import (
     load_toml,
     random_scenario,
 )
-from consensus.sim.scenario import parse_crash, parse_partition
+from consensus.sim.scenario import parse_crash, parse_membership, parse_partition
 from consensus.sim.summary import summarize
 from consensus.sim.trace import JsonlTrace, Recorder, Tee, explain
 from scripts.errors import CommandError
@@ -44,6 +44,7 @@ examples:
   ledgerlab sim --scenario lesson.toml --trace run.jsonl --explain 3
   ledgerlab sim --break skip-reproposal --drop-commits-to 1,2,3   (watch the checker fail)
   ledgerlab sim --random-seed 1234 --json out.json
+  ledgerlab sim --nodes 5 --sealers 4 --membership add:4@3 --membership remove:leader@6
 
 A TOML scenario file holds the same settings (see docs/consensus.md):
   nodes = 4
@@ -58,6 +59,10 @@ A TOML scenario file holds the same settings (see docs/consensus.md):
   [[byzantine]]
   node = 3
   behaviour = "double-vote"
+  [[membership]]            # needs sealers < nodes to have someone to add
+  height = 3
+  op = "add"                # or "remove"; node = "leader" removes block 3's proposer
+  node = 4
 """
 
 
@@ -76,7 +81,21 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="run the CI sweep's random scenario for this seed",
     )
-    p.add_argument("--nodes", type=int, metavar="N", help="sealers (default 4)")
+    p.add_argument("--nodes", type=int, metavar="N", help="nodes in the run (default 4)")
+    p.add_argument(
+        "--sealers",
+        type=int,
+        metavar="K",
+        help="nodes 0..K-1 seal at genesis, the others observe (default: all)",
+    )
+    p.add_argument(
+        "--membership",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="OP:NODE@BLOCK: block BLOCK adds or removes a sealer from the next height, "
+        "e.g. 'add:4@3', 'remove:leader@6' (repeatable)",
+    )
     p.add_argument(
         "--faulty",
         type=int,
@@ -162,6 +181,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
             s = Scenario(network=NetworkSpec())
         for flag, attr in (
             ("nodes", "nodes"),
+            ("sealers", "sealers"),
             ("blocks", "blocks"),
             ("seed", "seed"),
             ("txs_per_block", "txs_per_block"),
@@ -194,6 +214,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
                 s.byzantine[node] = args.fault
         s.partitions += [parse_partition(x) for x in args.partition]
         s.crashes += [parse_crash(x) for x in args.crash]
+        s.membership += [parse_membership(x) for x in args.membership]
         if args.drop_commits_to:
             from consensus.sim.scenario import DropRule
 
@@ -243,6 +264,12 @@ def summary_tables(summary: dict[str, Any], wall: float) -> list[Table]:
         or "none",
     )
     main.add_row("blocks committed", f"{committed} of {summary['blocks_target']}")
+    lists = summary["sealer_lists"]
+    if len(lists) > 1:
+        main.add_row(
+            "sealers",
+            "; ".join(f"from {x['from_height']}: {x['sealers']}" for x in lists),
+        )
     main.add_row("view changes", str(summary["view_changes"]))
     per_block = summary["messages_per_block"]
     main.add_row("messages per block", ", ".join(f"{k} {v}" for k, v in per_block.items()))

@@ -1,6 +1,8 @@
 """The CI sweep: hundreds of random seeded scenarios, each checked for every invariant.
 
-Scenarios stay within the fault budget (f or fewer faulty) but mix Byzantine roles,
+Scenarios stay within the fault budget (f or fewer faulty in every sealer list) but mix
+Byzantine roles, membership changes (about 40 % of the seeds: sealers added, removed and
+re-added, the current leader removed),
 crashes, partitions that heal, loss, duplication and reordering. A failure names its seed;
 reproduce it with ``ledgerlab sim --random-seed SEED --explain H``.
 """
