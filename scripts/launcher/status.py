@@ -134,15 +134,20 @@ async def node_status(
     client = AsyncRpcClient(host, node.rpc_port, group=chain.group_id, timeout=timeout)
     g = [chain.group_id]
     try:
-        answers = await client.batch(
-            [
-                ("getBlockNumber", g),
-                ("getConsensusStatus", g),
-                ("getSyncStatus", g),
-                ("getPeers", g),
-                ("getPendingTxSize", g),
-                ("getTotalTransactionCount", g),
-            ]
+        # Bounded here too: the client's connect has no deadline of its own, and a host
+        # cut off the network leaves the SYN unanswered for minutes.
+        answers = await asyncio.wait_for(
+            client.batch(
+                [
+                    ("getBlockNumber", g),
+                    ("getConsensusStatus", g),
+                    ("getSyncStatus", g),
+                    ("getPeers", g),
+                    ("getPendingTxSize", g),
+                    ("getTotalTransactionCount", g),
+                ]
+            ),
+            timeout * 1.5,
         )
         for a in answers:
             if isinstance(a, Exception):
@@ -178,6 +183,8 @@ async def node_status(
         st.error = "not answering RPC" if st.process == "running" else None
         if st.process == "running" and "timeout" in str(exc).lower():
             st.error = "RPC timed out"
+    except TimeoutError:
+        st.error = "RPC timed out" if st.process == "running" else None
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         st.error = f"unexpected RPC answer ({exc})"
     finally:
@@ -319,5 +326,3 @@ def render(chain: Chain, statuses: list[NodeStatus], *, title: str | None = None
             note(st, best),
         )
     return table
-
-

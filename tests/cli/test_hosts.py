@@ -191,13 +191,13 @@ def test_start_all_and_stop_all_on_two_loopback_hosts(loopback_chain: Path) -> N
     while any(r["peers"] != 3 for r in _status(root)):
         assert time.monotonic() < deadline, _status(root)
         time.sleep(0.5)
-    res = run_cli("asset", "add", "alice", "100", "--dir", str(root), "--node", "2", cwd=root)
-    assert res.code == 0, res.err
-    res = run_cli("asset", "balance", "alice", "--dir", str(root), "--node", "1", cwd=root)
-    assert res.code == 0 and "alice: 100" in res.out, (res.out, res.err)
+    cli = run_cli("asset", "add", "alice", "100", "--dir", str(root), "--node", "2", cwd=root)
+    assert cli.code == 0, cli.err
+    cli = run_cli("asset", "balance", "alice", "--dir", str(root), "--node", "1", cwd=root)
+    assert cli.code == 0 and "alice: 100" in cli.out, (cli.out, cli.err)
 
-    res = _sh(two / "stop_all.sh", "node3")
-    assert res.returncode == 0 and "node3: stopping" in res.stdout, res.stdout
+    stop = _sh(two / "stop_all.sh", "node3")
+    assert stop.returncode == 0 and "node3: stopping" in stop.stdout, stop.stdout
     assert set(procs.running_nodes(chain)) == {0, 1, 2}
     assert not (chain.node(3).pid_path).exists()
     for pkg in (one, two):
