@@ -96,6 +96,7 @@ class ConsensusData(TypedDict):
 
     node_id: bytes
     node_index: int | None
+    role: NotRequired[str]  # "sealer", "observer" or "free" (default: from node_index)
     sealers: list[bytes]
     view: int
     to_view: int  # the view being changed to (== view when no view change runs)
@@ -192,7 +193,12 @@ class NodeBackend(Protocol):
 
     async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[bytes | Rejected]:
         """Admit raw transactions; one result per input, in order: the 32-byte tx hash
-        when accepted, else a :class:`Rejected`."""
+        when accepted, else a :class:`Rejected`.
+
+        A backend may also define ``async submit_forced(raw_txs)`` (same results) for
+        sendRawTransaction's ``{"force": true}``: admission without the node's
+        non-deterministic checks (``MembershipBreaksQuorum``). Without it, forced
+        submissions go to ``submit``."""
         ...
 
     def call(
@@ -203,7 +209,9 @@ class NodeBackend(Protocol):
 
     def pbft_view(self) -> int: ...
 
-    def sealers(self) -> Sequence[bytes]: ...
+    def sealers(self) -> Sequence[bytes]:
+        """The sealer list at the head (the Consensus precompile's, in index order)."""
+        ...
 
     def observers(self) -> Sequence[bytes]: ...
 

@@ -41,6 +41,7 @@ from node.rpc.errors import ErrorCode, RpcError
 from node.rpc.methods import METHODS, Method
 
 __all__ = [
+    "CONSENSUS",
     "DAG_TRANSFER",
     "AsyncRpcClient",
     "CallOutput",
@@ -54,6 +55,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 DAG_TRANSFER = parse_address("0x5002")
+CONSENSUS = parse_address("0x1003")
 DEFAULT_BLOCK_LIMIT_MARGIN = 500  # what FISCO BCOS SDKs add to the head
 DEFAULT_BATCH_CHUNK = 2000
 MAX_RESPONSE = 256 * 1024 * 1024
@@ -169,8 +171,15 @@ def _tx_hash(tx_hash: bytes | str) -> list[Any]:
     return [_hex(tx_hash)]
 
 
-def _raw(raw: bytes) -> list[Any]:
-    return [_hex(raw)]
+def _node_id(node_id: str | bytes) -> str:
+    """A node id as the Consensus precompile takes it: 128 hex digits, no 0x."""
+    if isinstance(node_id, (bytes, bytearray)):
+        return bytes(node_id).hex()
+    return node_id[2:] if node_id[:2] in ("0x", "0X") else node_id
+
+
+def _raw(raw: bytes, *, force: bool = False) -> list[Any]:
+    return [_hex(raw), {"force": True}] if force else [_hex(raw)]
 
 
 def _number(number: int) -> list[Any]:
@@ -274,7 +283,12 @@ class _Calls:
         "call", _call_request, _call_output, "Run a precompile method read-only on the head state."
     )
     send_raw = _Rpc(
-        "sendRawTransaction", _raw, _text, "Submit one signed transaction; its hash, or RpcError."
+        "sendRawTransaction",
+        _raw,
+        _text,
+        "Submit one signed transaction; its hash, or RpcError. ``force=True`` sends "
+        '``{"force": true}``: a membership change the node would refuse as '
+        "MembershipBreaksQuorum is submitted anyway.",
     )
     _block_by_number = _Rpc("getBlockByNumber", _by_number, _object)
     _block_by_hash = _Rpc("getBlockByHash", _by_hash, _object)
@@ -554,10 +568,12 @@ class AsyncRpcClient(_Calls):
         *,
         wait: bool = True,
         timeout: float = 30.0,
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Build, sign and send; with ``wait`` the receipt, else ``{"transactionHash"}``."""
+        """Build, sign and send; with ``wait`` the receipt, else ``{"transactionHash"}``.
+        ``force``: see :meth:`send_raw`."""
         stx = await self.build_tx(keypair, to, method, args)
-        tx_hash = await self.send_raw(stx.encoded)
+        tx_hash = await self.send_raw(stx.encoded, force=force)
         if not wait:
             return {"transactionHash": tx_hash}
         return await self.wait_for_receipt(tx_hash, timeout)
@@ -579,6 +595,20 @@ class AsyncRpcClient(_Calls):
     async def user_balance(self, user: str) -> CallOutput:
         """``userBalance(user)`` as a call; ``values`` holds the decoded output."""
         return await self.call(DAG_TRANSFER, "userBalance", [user])
+
+    # -- the Consensus precompile (0x1003): membership changes, by a genesis governor --
+
+    async def add_observer(self, /, keypair: KeyPair, node_id: str | bytes, **kw: Any) -> Any:
+        """``addObserver(nodeId)``: a free node joins (or a sealer is demoted)."""
+        return await self.send_tx(keypair, CONSENSUS, "addObserver", [_node_id(node_id)], **kw)
+
+    async def add_sealer(self, /, keypair: KeyPair, node_id: str | bytes, **kw: Any) -> Any:
+        """``addSealer(nodeId)``: an observer becomes the last sealer (-51104 otherwise)."""
+        return await self.send_tx(keypair, CONSENSUS, "addSealer", [_node_id(node_id)], **kw)
+
+    async def remove_node(self, /, keypair: KeyPair, node_id: str | bytes, **kw: Any) -> Any:
+        """``remove(nodeId)``: a sealer or observer becomes a free node."""
+        return await self.send_tx(keypair, CONSENSUS, "remove", [_node_id(node_id)], **kw)
 
 
 def _sync(
@@ -643,3 +673,6 @@ class RpcClient(_Calls):
     user_draw = _sync(AsyncRpcClient.user_draw)
     user_transfer = _sync(AsyncRpcClient.user_transfer)
     user_balance = _sync(AsyncRpcClient.user_balance)
+    add_observer = _sync(AsyncRpcClient.add_observer)
+    add_sealer = _sync(AsyncRpcClient.add_sealer)
+    remove_node = _sync(AsyncRpcClient.remove_node)

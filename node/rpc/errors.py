@@ -47,6 +47,10 @@ class ErrorCode(IntEnum):
     InvalidGroupId = 10007
     InvalidSignature = 10008
     Quarantined = 10009  # ledgerlab's own: executing the tx hit a bug of ours
+    # ledgerlab's own: a Consensus-precompile call whose new sealer set would have fewer
+    # members connected to this node than its quorum; sendRawTransaction's {"force": true}
+    # submits it anyway.
+    MembershipBreaksQuorum = 10010
 
 
 #: Default human message per code (the reason name is always in ``data`` too).
@@ -74,6 +78,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.InvalidGroupId: "InvalidGroupId",
     ErrorCode.InvalidSignature: "InvalidSignature",
     ErrorCode.Quarantined: "Quarantined",
+    ErrorCode.MembershipBreaksQuorum: "MembershipBreaksQuorum",
 }
 
 #: The txpool rejection reasons a backend may report, by name.

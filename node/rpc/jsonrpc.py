@@ -7,10 +7,11 @@ with the request's id, not a -32700 for the whole body);
 a batch is processed in order, item by item. Each item is validated as a request object,
 its method looked up, its group resolved to a backend and its params validated; read
 methods run at once. Transaction submissions (``sendRawTransaction``) are queued, and a
-run of consecutive submissions to the same group reaches the backend in ``submit()``
-calls of up to ``SUBMIT_CHUNK`` txs, flushed before the next read runs -- so a batch of
-5,000 transactions costs 20 backend round trips, not 5,000, none of which holds the event
-loop for long, while a read that follows a submission still sees it. Notifications (no
+run of consecutive submissions to the same group (and with the same ``force`` option)
+reaches the backend in ``submit()`` calls of up to ``SUBMIT_CHUNK`` txs, flushed before
+the next read runs -- so a batch of 5,000 transactions costs 20 backend round trips, not
+5,000, none of which holds the event loop for long, while a read that follows a
+submission still sees it. Notifications (no
 ``id``) run but get no response; an all-notification batch yields no body at all. Errors
 never escape: a backend that raises :class:`RpcError` gets that error rendered, anything
 else becomes -32603 and a log line.
@@ -301,6 +302,7 @@ class Dispatcher:
         queue: list[tuple[int, str | None]] = []  # (slot, id JSON; None: notification)
         queued_raws: list[bytes] = []
         queue_backend: NodeBackend | None = None
+        queue_force = False  # one backend.submit() call is all forced or all not
         budget = self.max_response
         used = 2  # bytes of answers so far, with "[]", commas and the queue's reserve
         reserved = 0  # the part of ``used`` reserved for the queued submissions
@@ -318,15 +320,18 @@ class Dispatcher:
                     raise self._too_large()
                 method, backend, args = self._route(item, calls)
                 if method.prepare is not None:
-                    raw = method.prepare(args)
+                    raw, force = method.prepare(args)
                     id_json = None if request_id is _NO_ID else _id_json(request_id)
                     cost = 0 if id_json is None else len(id_json) + _SUBMIT_RESERVE
                     if queue and (
                         queue_backend is not backend
+                        or queue_force != force
                         or len(queue) >= SUBMIT_CHUNK
                         or used + cost > budget
                     ):
-                        used += await self._flush(queue_backend, queue, queued_raws, results)
+                        used += await self._flush(
+                            queue_backend, queue, queued_raws, results, queue_force
+                        )
                         used -= reserved
                         queue, queued_raws, reserved = [], [], 0
                         if clock() - yielded_at >= YIELD_AFTER:
@@ -336,13 +341,16 @@ class Dispatcher:
                         spent = True
                         raise self._too_large()
                     queue_backend = backend
+                    queue_force = force
                     queue.append((slot, id_json))
                     queued_raws.append(raw)
                     used += cost
                     reserved += cost
                     continue
                 if queue:
-                    used += await self._flush(queue_backend, queue, queued_raws, results)
+                    used += await self._flush(
+                        queue_backend, queue, queued_raws, results, queue_force
+                    )
                     used -= reserved
                     queue, queued_raws, reserved = [], [], 0
                     spent = used >= budget
@@ -379,7 +387,7 @@ class Dispatcher:
                 if request_id is not _NO_ID:
                     results[slot] = self._fail(request_id, RpcError(ErrorCode.InternalError))
         if queue:
-            await self._flush(queue_backend, queue, queued_raws, results)
+            await self._flush(queue_backend, queue, queued_raws, results, queue_force)
         return results
 
     def _route(
@@ -435,13 +443,16 @@ class Dispatcher:
         queue: list[tuple[int, str | None]],
         raws: list[bytes],
         results: list[str | None],
+        force: bool = False,
     ) -> int:
         """Submit the queued raw txs in one backend call and fill in their answers; the
-        bytes those answers take (with a comma each)."""
+        bytes those answers take (with a comma each). ``force``: through the backend's
+        optional ``submit_forced`` (NodeBackend.submit)."""
         assert backend is not None
         added = 0
+        submit = getattr(backend, "submit_forced", backend.submit) if force else backend.submit
         try:
-            outcomes = await backend.submit(raws)
+            outcomes = await submit(raws)
             if len(outcomes) != len(raws):
                 raise TypeError(f"submit returned {len(outcomes)} results for {len(raws)} txs")
         except Exception as exc:

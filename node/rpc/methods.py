@@ -23,7 +23,8 @@ from node.rpc.calldata import decode_call, encode_call
 from node.rpc.errors import ErrorCode, RpcError, invalid_params
 
 Handler = Callable[[NodeBackend, list[Any]], Any]
-Prepare = Callable[[list[Any]], bytes]
+Prepare = Callable[[list[Any]], tuple[bytes, bool]]
+"""Validates a submission's params: ``(raw transaction, force)``."""
 
 try:
     _VERSION = metadata.version("ledgerlab")
@@ -154,9 +155,24 @@ def _system_config(backend: NodeBackend, args: list[Any]) -> Any:
     return str(value)
 
 
-def _prepare_raw_tx(args: list[Any]) -> bytes:
-    p.arity(args, 1, 1, "[group, rawTransaction]")
-    return p.hex_bytes(args[0], "raw transaction")
+RAW_TX_USAGE = "[group, rawTransaction, {force}?]"
+
+
+def _prepare_raw_tx(args: list[Any]) -> tuple[bytes, bool]:
+    """``[raw]`` or ``[raw, {"force": true|false}]``: force skips the node's quorum check
+    of membership changes (docs/rpc.md, MembershipBreaksQuorum)."""
+    p.arity(args, 1, 2, RAW_TX_USAGE)
+    raw = p.hex_bytes(args[0], "raw transaction")
+    force = False
+    if len(args) == 2:
+        options = args[1]
+        if type(options) is not dict:
+            raise invalid_params('the third param must be an object such as {"force": true}')
+        unknown = sorted(k for k in options if k != "force")
+        if unknown:
+            raise invalid_params(f"unknown option {unknown[0][:32]!r} (only 'force')")
+        force = p.boolean(options.get("force", False), "force")
+    return raw, force
 
 
 def _table(*methods: Method) -> dict[str, Method]:
@@ -173,7 +189,7 @@ METHODS: dict[str, Method] = _table(
     Method("getBlockHashByNumber", "[group, blockNumber]", _get_block_hash_by_number),
     Method("getTransactionByHash", "[group, txHash]", _get_transaction),
     Method("getTransactionReceipt", "[group, txHash]", _get_receipt),
-    Method("sendRawTransaction", "[group, rawTransaction]", prepare=_prepare_raw_tx),
+    Method("sendRawTransaction", RAW_TX_USAGE, prepare=_prepare_raw_tx),
     Method("call", "[group, {from?, to, data}]", _call),
     Method("getPbftView", G, _no_args(G, lambda b: render.hexint(b.pbft_view()))),
     Method("getSealerList", G, _no_args(G, lambda b: [render.node_id(n) for n in b.sealers()])),

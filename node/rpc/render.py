@@ -140,7 +140,7 @@ def call_result(res: CallResult) -> dict[str, Any]:
 def consensus_status(cs: ConsensusData) -> dict[str, Any]:
     index = cs["node_index"]
     return {
-        "accountType": "sealer" if index is not None else "observer",
+        "accountType": cs.get("role") or ("sealer" if index is not None else "observer"),
         "blockNumber": int(cs["block_number"]),
         "connectedNodes": int(cs["connected"]),
         "currentView": int(cs["view"]),

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from node.ledger.block import Block
     from node.ledger.chain import Chain, ExecutedBlock
     from node.ledger.genesis import GenesisConfig
+    from node.ledger.precompiles.consensus import Membership
     from node.runtime.config import NodeConfig
     from node.runtime.latency import Latency
     from node.runtime.stall import StallWatch
@@ -47,12 +48,16 @@ class ServiceHost(SyncHost, Protocol):
     latency: Latency
     key: KeyPair
     index: int | None
+    role: str
+    membership: Membership
     sealer_ids: list[str]
     members: list[str]
     frames_in: Counter[str]
     dropped: Counter[str]
 
-    def submit(self, raws: list[bytes]) -> list[bytes | TxRejected]: ...
+    def submit(self, raws: list[bytes], *, force: bool = False) -> list[bytes | TxRejected]: ...
+
+    def name_of(self, node_id: str) -> str: ...
 
     def current_timeout(self) -> float: ...
 

@@ -26,7 +26,9 @@ class MemoryCluster:
     """Sealers (and observers) of one genesis on a :class:`MemoryHub`, restartable.
 
     Each node keeps its in-memory store across :meth:`stop`/:meth:`start`, which is what
-    a restart from disk looks like to the node.
+    a restart from disk looks like to the node. ``free`` nodes have keys in neither
+    genesis list (what ``ledgerlab add-node`` makes): they are not started with the
+    cluster; :meth:`start` one after (or before) governance adds it as an observer.
     """
 
     def __init__(
@@ -34,16 +36,18 @@ class MemoryCluster:
         n: int = 4,
         *,
         observers: int = 0,
+        free: int = 0,
         seed: int = 1,
         tick_ms: int = 20,
         rpc: bool = False,
         **genesis_kw: Any,
     ) -> None:
         rng = random.Random(seed)
-        self.keys = [KeyPair.generate(rng) for _ in range(n + observers)]
+        self.keys = [KeyPair.generate(rng) for _ in range(n + observers + free)]
+        self.members = n + observers  # nodes 0 .. members-1 start with the cluster
         self.genesis = GenesisConfig(
             sealers=tuple(k.public_key for k in self.keys[:n]),
-            observers=tuple(k.public_key for k in self.keys[n:]),
+            observers=tuple(k.public_key for k in self.keys[n : self.members]),
             **genesis_kw,
         )
         self.hub = MemoryHub()
@@ -89,7 +93,7 @@ class MemoryCluster:
         return [n for n in self.nodes if n is not None]
 
     async def __aenter__(self) -> MemoryCluster:
-        for i in range(len(self.keys)):
+        for i in range(self.members):
             await self.start(i)
         return self
 

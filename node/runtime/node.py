@@ -23,6 +23,15 @@ failing, or a decided block that cannot be stored, stops the node with a one-lin
 reason. Executing a proposal that raises (a bug, never a transaction's fault: execution
 is total) makes this node quarantine the transaction responsible, so no transaction can
 be proposed forever.
+
+Membership follows the chain. The node's role (sealer with an index, observer, or free:
+in neither list), the sealer list that maps replica indices to peers, and the node ids
+the transport admits are those of the membership at its head (the Consensus precompile's
+lists, genesis until changed), never fixed at start. After every block it persists (by
+consensus or by block sync) the node re-reads them; when the sealer list changed, the
+BlockPersisted it feeds the replica carries the new list, so the replica switches at the
+same height as every other node. A free node starts all the same: it dials its peers,
+which admit it once they have committed a block that makes it an observer, and it syncs.
 """
 
 from __future__ import annotations
@@ -57,12 +66,14 @@ from consensus import (
     Send,
     Tick,
     encode_message,
+    quorum,
 )
 from consensus.codec import DecodeError
 from consensus.crypto import KeyPair, hash32, verify
 from node.ledger.block import Block, BlockSeal
 from node.ledger.chain import Chain, ChainError, ExecutedBlock, ProposalBody
 from node.ledger.genesis import GenesisConfig
+from node.ledger.precompiles.consensus import Membership, genesis_membership
 from node.ledger.tx import VerifiedTx
 from node.rpc.http import RpcServer
 from node.runtime import wire
@@ -73,7 +84,7 @@ from node.runtime.service import start_rpc
 from node.runtime.stall import StallWatch
 from node.runtime.supervisor import Supervisor
 from node.runtime.sync import BlockSync
-from node.runtime.txpool import TxPool, TxRejected
+from node.runtime.txpool import Reason, TxPool, TxRejected
 from node.transport import KeyIdentity, MemoryHub, Transport, transport_from_node_config
 from node.transport.pki import NodeIdentity, load_node
 from storage.backends import open_store
@@ -131,16 +142,18 @@ class Node:
             keypair = identity.consensus
         self.key = keypair
         self.node_id = keypair.public_key.hex()
-        if keypair.public_key in genesis.sealers:
-            self.index: int | None = genesis.sealers.index(keypair.public_key)
-            self.role = "sealer"
-        elif keypair.public_key in genesis.observers:
-            self.index = None
-            self.role = "observer"
-        else:
-            raise NodeError("this node's key is neither a sealer nor an observer in genesis")
-        self.sealer_ids = [k.hex() for k in genesis.sealers]
-        self.members = self.sealer_ids + [k.hex() for k in genesis.observers]
+        # names for logs and getPeers: genesis members are node<i> (the launcher's folders)
+        self._names = {
+            k.hex(): f"node{i}" for i, k in enumerate(genesis.sealers + genesis.observers)
+        }
+        self.membership: Membership
+        self.index: int | None
+        self.role: str
+        """``"sealer"``, ``"observer"`` or ``"free"``: from the membership at the head."""
+        self.sealer_ids: list[str]
+        self.members: list[str]
+        self._sealer_pos: dict[str, int]
+        self._apply_membership(genesis_membership(genesis))  # the head's, once storage opens
         self._kv = kv
         self._hub = hub
         self._rpc_enabled = rpc
@@ -212,6 +225,7 @@ class Node:
             self.chain = Chain(self.store, self.genesis)
         except ChainError as exc:
             raise NodeError(str(exc)) from None
+        self._apply_membership(self.chain.membership())
         self.pool = TxPool(
             chain_id=self.genesis.chain_id,
             group_id=self.genesis.group_id,
@@ -270,6 +284,58 @@ class Node:
             if block is not None:
                 self.pool.on_commit(number, block.decode_transactions())
 
+    # -- membership --------------------------------------------------------------------
+
+    def _apply_membership(self, membership: Membership) -> None:
+        """Take ``membership`` as this node's: role, index, sealer ids, members."""
+        self.membership = membership
+        me = self.key.public_key
+        self.role = membership.role_of(me)
+        self.index = membership.sealers.index(me) if self.role == "sealer" else None
+        self.sealer_ids = [k.hex() for k in membership.sealers]
+        self._sealer_pos = {peer: i for i, peer in enumerate(self.sealer_ids)}
+        self.members = self.sealer_ids + [k.hex() for k in membership.observers]
+
+    def _follow_membership(self) -> tuple[bytes, ...] | None:
+        """Re-read the membership at the head after a block was persisted; the new
+        sealer list when it changed (for the replica), else None.
+
+        The transport then admits exactly the new members: a removed node (now a free
+        node) is disconnected, an added one may connect.
+        """
+        new = self.chain.membership()
+        old = self.membership
+        if new == old:
+            return None
+        role, index = self.role, self.index
+        self._apply_membership(new)
+        self.transport.set_members(self.members, self.config.blacklist)
+        log.info(
+            "membership at height %d: %d sealers, %d observers",
+            self.chain.head.number,
+            len(new.sealers),
+            len(new.observers),
+        )
+        if (self.role, self.index) != (role, index):
+            log.warning(
+                "%s is now %s%s (was %s%s)",
+                self.config.name,
+                self.role,
+                "" if self.index is None else f" {self.index}",
+                role,
+                "" if index is None else f" {index}",
+            )
+        return new.sealers if new.sealers != old.sealers else None
+
+    def name_of(self, node_id: str) -> str:
+        """A peer's name: ``node<i>`` for a genesis member, else its id's first 8 digits."""
+        return self._names.get(node_id) or node_id[:8]
+
+    def _sealer_name(self, index: int) -> str:
+        if 0 <= index < len(self.sealer_ids):
+            return self.name_of(self.sealer_ids[index])
+        return str(index)
+
     def _new_replica(self) -> Replica:
         assert self.store is not None
         restored = None
@@ -284,8 +350,9 @@ class Node:
         return Replica(
             ReplicaConfig(
                 index=self.index,
-                sealers=self.genesis.sealers,
-                signer=self.key.sign if self.index is not None else None,
+                sealers=self.membership.sealers,  # in force for the height after the head
+                signer=self.key.sign,  # observers too: a promotion makes them sign
+                node_key=self.key.public_key,
                 verifier=verify,
                 genesis_hash=self.chain.genesis_hash,
                 timeout_ticks=timeout_ticks,
@@ -302,9 +369,12 @@ class Node:
         return ticks, values.leader_period
 
     def _persisted(self, height: int, block_hash: bytes) -> BlockPersisted:
-        """BlockPersisted carrying the consensus config in force from the next height."""
+        """BlockPersisted carrying the consensus config in force from the next height,
+        and the sealer list when the block changed it (the node follows it first, so the
+        actions the replica answers with map indices to the new list)."""
         timeout_ticks, leader_period = self._consensus_config()
-        return BlockPersisted(height, block_hash, timeout_ticks, leader_period)
+        sealers = self._follow_membership()
+        return BlockPersisted(height, block_hash, timeout_ticks, leader_period, sealers=sealers)
 
     def _new_transport(self) -> Transport:
         identity = self.identity or KeyIdentity.of(self.key)
@@ -387,7 +457,8 @@ class Node:
         self._fetches.append(fetch)
         leader = self.replica.leader_of(action.view, action.height)
         request = wire.encode(wire.TxRequest(action.height, tuple(missing)))
-        targets = [self.sealer_ids[body.proposer], self.sealer_ids[leader]]
+        ids = self.sealer_ids
+        targets = [ids[i] for i in (body.proposer, leader) if 0 <= i < len(ids)]
         targets += [p for p in self.transport.peers() if p not in targets]
         try:
             for target in dict.fromkeys(targets):
@@ -556,10 +627,7 @@ class Node:
             self.sync.on_blocks(peer, msg)
 
     def _sealer_index(self, peer: str) -> int | None:
-        try:
-            return self.sealer_ids.index(peer)
-        except ValueError:
-            return None
+        return self._sealer_pos.get(peer)
 
     def _admit_from_peer(self, raws: tuple[bytes, ...], *, fetched: bool = False) -> None:
         """Gossiped txs go through normal admission. Txs a pending fetch asked for are
@@ -586,13 +654,18 @@ class Node:
 
     # -- client transactions -----------------------------------------------------------
 
-    def submit(self, raws: list[bytes]) -> list[bytes | TxRejected]:
-        """Admit client transactions; accepted ones are gossiped in batches."""
+    def submit(self, raws: list[bytes], *, force: bool = False) -> list[bytes | TxRejected]:
+        """Admit client transactions; accepted ones are gossiped in batches.
+
+        A membership change that would leave the new sealer set without a quorum this
+        node can see connected is refused (:meth:`_vet_membership`) unless ``force``.
+        """
         head = self.chain.head.number
+        vet = None if force else self._vet_membership
         out: list[bytes | TxRejected] = []
         for raw in raws:
             try:
-                vtx = self.pool.admit(raw, head)
+                vtx = self.pool.admit(raw, head, vet=vet)
             except TxRejected as exc:
                 out.append(exc)
                 continue
@@ -603,6 +676,32 @@ class Node:
         self._seal_wake.set()
         self.latency.submitted(out)
         return out
+
+    def _vet_membership(self, vtx: VerifiedTx) -> None:
+        """Refuse a client's Consensus-precompile call whose new sealer set would have
+        fewer members "known connected" from here (this node, and peers with a live
+        transport connection now) than its quorum: committing it would stall the chain.
+
+        This is not deterministic (it depends on this node's links right now), so it is
+        an admission rule of the node the client talks to, never an execution rule;
+        gossiped transactions skip it. The change is judged on the head state as if it
+        ran alone (pending changes are not counted); a call that would fail anyway is let
+        through, for its receipt to say why. A sealer being added counts only if it is
+        connected itself.
+        """
+        new = self.chain.membership_after(vtx)
+        if new is None or new.sealers == self.membership.sealers:
+            return
+        me, peers = self.key.public_key, self.transport.peers()
+        live = sum(1 for k in new.sealers if k == me or k.hex() in peers)
+        need = quorum(len(new.sealers))
+        if live < need:
+            raise TxRejected(
+                Reason.MEMBERSHIP_BREAKS_QUORUM,
+                f"{vtx.tx.tx.method} would leave {len(new.sealers)} sealers, quorum {need}, "
+                f"but only {live} of them are connected to this node (itself included); "
+                'send it with {"force": true} to submit it anyway',
+            )
 
     async def _gossip_loop(self) -> None:
         delay = self.config.gossip_max_delay_ms / 1000
@@ -697,7 +796,7 @@ class Node:
     def stall_reason(self) -> str:
         """Why the current height is not committing, as far as this node knows."""
         p = self.replica.progress()
-        leader = f"node{p.leader}" if 0 <= p.leader < len(self.sealer_ids) else str(p.leader)
+        leader = self._sealer_name(p.leader)
         if p.phase == "view_change":
             return (
                 f"view change to view {p.view}: {p.view_changes} of {p.quorum} ViewChanges, "

@@ -119,6 +119,10 @@ class NodeService:
     async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[bytes | TxRejected]:
         return self.node.submit(list(raw_txs))
 
+    async def submit_forced(self, raw_txs: Sequence[bytes]) -> Sequence[bytes | TxRejected]:
+        """sendRawTransaction with ``{"force": true}``: no membership quorum check."""
+        return self.node.submit(list(raw_txs), force=True)
+
     def call(
         self, to: bytes, method: str, args: Sequence[str | int], sender: bytes | None
     ) -> CallResult:
@@ -129,15 +133,17 @@ class NodeService:
         return self.node.replica.view
 
     def sealers(self) -> Sequence[bytes]:
-        return list(self.node.genesis.sealers)
+        """The sealer list at the head (in force for the next block), in index order."""
+        return list(self.node.membership.sealers)
 
     def observers(self) -> Sequence[bytes]:
-        return list(self.node.genesis.observers)
+        return list(self.node.membership.observers)
 
     def consensus_status(self) -> ConsensusData:
         node, replica = self.node, self.node.replica
         status = replica.status()
-        n = len(node.genesis.sealers)
+        sealers = node.membership.sealers
+        n = len(sealers)
         head = self._chain.head
         connected = node.transport.peers()
         now = time.monotonic()
@@ -145,7 +151,8 @@ class NodeService:
         return {
             "node_id": node.key.public_key,
             "node_index": node.index,
-            "sealers": list(node.genesis.sealers),
+            "role": node.role,
+            "sealers": list(sealers),
             "view": replica.settled_view,
             "to_view": replica.view,
             "leader_index": status.leader,
@@ -191,9 +198,7 @@ class NodeService:
         out: list[PeerData] = []
         for peer in sorted(self.node.transport.peers()):
             item: PeerData = {"node_id": bytes.fromhex(peer), "address": ""}
-            with contextlib.suppress(ValueError):
-                index = self.node.members.index(peer)
-                item["node"] = f"node{index}"
+            item["node"] = self.node.name_of(peer)
             out.append(item)
         return out
 
@@ -228,6 +233,14 @@ class NodeService:
             node.chain.store.total_tx_count(),
         )
         yield prom.gauge("ledgerlab_peers", "Connected peers.", len(node.transport.peers()))
+        members = node.membership
+        yield prom.labelled(
+            "ledgerlab_consensus_nodes",
+            "gauge",
+            "Sealers and observers at the head (the membership in force for the next block).",
+            "type",
+            {"sealer": len(members.sealers), "observer": len(members.observers)},
+        )
         yield from node.latency.metrics()
         yield prom.gauge(
             "ledgerlab_seconds_since_last_commit",

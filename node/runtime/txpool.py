@@ -50,6 +50,9 @@ class Reason(enum.Enum):
     INVALID_SIGNATURE = "InvalidSignature"
     QUARANTINED = "Quarantined"
     """ledgerlab's own: executing it raised a bug of ours on this node (never proposed again)."""
+    MEMBERSHIP_BREAKS_QUORUM = "MembershipBreaksQuorum"
+    """ledgerlab's own: a client's membership change that would leave fewer sealers
+    connected to this node than the new set's quorum (refused unless forced)."""
 
 
 class TxRejected(Exception):
@@ -118,15 +121,24 @@ class TxPool:
 
     # -- admission -------------------------------------------------------------------
 
-    def admit(self, raw: bytes, head: int, *, for_proposal: bool = False) -> VerifiedTx:
+    def admit(
+        self,
+        raw: bytes,
+        head: int,
+        *,
+        for_proposal: bool = False,
+        vet: Callable[[VerifiedTx], None] | None = None,
+    ) -> VerifiedTx:
         """Check ``raw`` against every rule with the chain at ``head`` and add it.
 
         Raises :class:`TxRejected`; on success the pool holds the transaction.
         ``for_proposal``: a proposal names it, so another pending transaction with the
         same nonce, or a full pool, does not refuse it (the block decides).
+        ``vet(vtx)``: the caller's last check, on the verified transaction before it is
+        added; it refuses by raising :class:`TxRejected` (counted like the others).
         """
         try:
-            return self._admit(raw, head, for_proposal=for_proposal)
+            return self._admit(raw, head, for_proposal=for_proposal, vet=vet)
         except TxRejected as exc:
             self.rejected[exc.reason] += 1
             raise
@@ -146,7 +158,14 @@ class TxPool:
         while len(self._quarantined) > QUARANTINE_MEMORY:
             del self._quarantined[next(iter(self._quarantined))]
 
-    def _admit(self, raw: bytes, head: int, *, for_proposal: bool = False) -> VerifiedTx:
+    def _admit(
+        self,
+        raw: bytes,
+        head: int,
+        *,
+        for_proposal: bool = False,
+        vet: Callable[[VerifiedTx], None] | None = None,
+    ) -> VerifiedTx:
         if len(raw) > self.max_tx_size:
             raise TxRejected(Reason.MALFORMED, f"{len(raw)} bytes exceeds {self.max_tx_size}")
         try:
@@ -184,6 +203,8 @@ class TxPool:
             vtx = stx.verified()
         except InvalidSignature as exc:
             raise TxRejected(Reason.INVALID_SIGNATURE, str(exc)) from None
+        if vet is not None:
+            vet(vtx)
         self._pending[stx.hash] = vtx
         if rival is None:
             self._pool_nonces[tx.nonce] = stx.hash

@@ -90,7 +90,8 @@ class MemoryHub:
 
 
 class MemoryTransport(Transport):
-    """One node's view of a :class:`MemoryHub`; peers are all reachable hub members."""
+    """One node's view of a :class:`MemoryHub`; peers are the reachable hub members that
+    admit each other (both allowed sets), as a TCP link needs both ends to accept it."""
 
     def __init__(
         self,
@@ -124,12 +125,19 @@ class MemoryTransport(Transport):
     def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
         self._allowed = frozenset(allowed) if allowed is not None else None
         self._blacklist = frozenset(blacklist)
-        self._notify_peers_changed()
+        if self._running:
+            self.hub._changed()  # the other side's peers() may change too
+        else:
+            self._notify_peers_changed()
 
     def peers(self) -> frozenset[str]:
         if not self._running:
             return frozenset()
-        return frozenset(p for p in self.hub._peers_of(self.node_id) if self._admits(p))
+        nodes = self.hub._nodes
+        me = self.node_id
+        return frozenset(
+            p for p in self.hub._peers_of(me) if self._admits(p) and nodes[p]._admits(me)
+        )
 
     def send(self, peer_id: str, data: bytes) -> bool:
         if not self._running or not self._admits(peer_id):
