@@ -73,11 +73,16 @@ def tcp_chain(
     *,
     tick_ms: int = 20,
     observers: int = 0,
+    free: int = 0,
+    governors: tuple[bytes, ...] = (),
     chain_id: str = "chain0",
     transport: str = "tcp",
     mqtt_broker: str | None = None,
 ) -> tuple[GenesisConfig, list[NodeConfig]]:
     """Certificates, genesis and configs for ``n`` sealers (+ observers) on loopback.
+
+    ``free`` more nodes get certificates and configs (every node lists every other as a
+    peer) but are in neither genesis list, as ``ledgerlab add-node`` would make them.
 
     ``transport="mqtt"`` with ``mqtt_broker`` routes peer traffic through a broker; a
     unique ``chain_id`` gives the chain its own topic tree on a shared broker.
@@ -86,16 +91,18 @@ def tcp_chain(
     generate_agency(tmp / "ca", tmp / "agency")
     identities = [
         generate_node(tmp / "agency", tmp / f"node{i}" / "conf", name=f"node{i}")
-        for i in range(n + observers)
+        for i in range(n + observers + free)
     ]
     genesis = GenesisConfig(
         chain_id=chain_id,
         sealers=tuple(x.consensus.public_key for x in identities[:n]),
-        observers=tuple(x.consensus.public_key for x in identities[n:]),
+        observers=tuple(x.consensus.public_key for x in identities[n : n + observers]),
+        governors=governors,
     )
-    p2p = [f"127.0.0.1:{base_port + i}" for i in range(n + observers)]
+    total = n + observers + free
+    p2p = [f"127.0.0.1:{base_port + i}" for i in range(total)]
     configs = []
-    for i in range(n + observers):
+    for i in range(total):
         home = tmp / f"node{i}"
         genesis.dump(home / "conf" / "genesis.toml")
         cfg = NodeConfig(

@@ -4,7 +4,9 @@ removed; the node-side quorum check at admission; a restart reads the membership
 
 from __future__ import annotations
 
+import contextlib
 import random
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,7 @@ from node.rpc.errors import ErrorCode
 from node.runtime import Node
 from node.runtime.service import NodeService
 from node.runtime.txpool import Reason, TxRejected
-from tests.runtime.cluster import MemoryCluster, transfer, wait_until
+from tests.runtime.cluster import MemoryCluster, start_nodes, tcp_chain, transfer, wait_until
 
 pytestmark = pytest.mark.asyncio
 GOVERNOR = KeyPair.generate(random.Random(31))
@@ -194,3 +196,58 @@ async def test_rpc_and_metrics_read_the_current_membership() -> None:
         (gauge,) = [m for m in NodeService(node).metrics() if m.name == "ledgerlab_consensus_nodes"]
         assert gauge.kind == "gauge"
         assert list(gauge.samples) == [({"type": "observer"}, 1), ({"type": "sealer"}, 3)]
+
+
+@pytest.mark.timeout(120)
+async def test_over_tcp_a_free_node_is_admitted_once_added_and_a_removed_one_dropped(
+    tmp_path: Path,
+) -> None:
+    from tests.runtime.test_cluster_tcp import free_base
+
+    _, configs = tcp_chain(tmp_path, 4, free_base(5), free=1, governors=(GOVERNOR.address,))
+    async with contextlib.AsyncExitStack() as stack:
+        old = await start_nodes(stack, configs[:4])
+        new = await stack.enter_async_context(Node.from_config(configs[4].home / "config.toml"))
+        assert new.role == "free"
+        await commit_transfers(old, 2, 0)
+        assert new.transport.peers() == frozenset()  # refused by every member
+        key = new.key.public_key
+        await govern(old[0], "addObserver", key, old)
+        nodes = [*old, new]
+        await wait_until(lambda: new.role == "observer" and same_head(nodes), timeout=40)
+        await wait_until(lambda: len(new.transport.peers()) == 4, timeout=40)
+        await govern(old[3], "addSealer", key, nodes)
+        await wait_until(lambda: all(n.membership.sealers[-1:] == (key,) for n in nodes))
+        await commit_transfers(nodes, 5, 100)
+        await govern(new, "remove", old[0].key.public_key, nodes)
+        members = nodes[1:]
+        await wait_until(lambda: all(old[0].node_id not in n.transport.peers() for n in members))
+        assert old[0].role == "free"
+        await commit_transfers(members, 5, 200)
+        assert [n.index for n in members] == [0, 1, 2, 3]
+
+
+@pytest.mark.timeout(120)
+async def test_a_node_down_during_changes_syncs_across_them_and_votes_again() -> None:
+    async with MemoryCluster(4, free=1, governors=(GOVERNOR.address,), tick_ms=20) as cluster:
+        keys = [k.public_key for k in cluster.keys]
+        await cluster.stop(3)
+        new = await cluster.start(4)
+        live = cluster.running()  # 0, 1, 2 and the free node 4
+        sealers = live[:3]
+        await govern(sealers[0], "addObserver", keys[4], sealers)
+        await wait_until(lambda: new.role == "observer" and same_head(live))
+        await govern(sealers[1], "addSealer", keys[4], live)  # 5 sealers, 4 of them up
+        await commit_transfers(live, 4, 0)
+        await govern(sealers[2], "remove", keys[0], live)  # {1, 2, 3, 4}: node3 still down
+        live = live[1:]
+        await commit_transfers(live, 4, 100)
+        # node3 restarts at its old head, with the genesis lists: it reaches peers it knows,
+        # imports every block checked against the set in force at each height, and follows
+        back = await cluster.start(3)
+        await wait_until(lambda: back.chain.head == live[0].chain.head, timeout=60)
+        assert back.sync.stats["imported"] > 0 and back.sync.stats["bad_blocks"] == 0
+        assert back.membership.sealers == tuple(keys[1:]) and back.index == 2
+        assert back.replica.config.sealers == tuple(keys[1:])
+        nodes = [*live, back]
+        await commit_transfers(nodes, 6, 200)
