@@ -157,7 +157,7 @@ async def test_admission_refuses_a_change_that_breaks_the_quorum_unless_forced()
             with pytest.raises(RpcError) as info:
                 await client.send_raw(raw)
             err = info.value
-            assert err.code == ErrorCode.MembershipBreaksQuorum == 10010
+            assert err.code == ErrorCode.MembershipBreaksQuorum.value == 10010
             assert err.data == {"reason": "MembershipBreaksQuorum", "status": "0x271a"}
             assert "only 2 of them are connected" in err.message and "force" in err.message
             with pytest.raises(RpcError) as info:
