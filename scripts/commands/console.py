@@ -1,5 +1,5 @@
 """Console verbs: the DagTransfer asset precompile, blocks, transactions, receipts,
-sealers/observers, system config and client accounts -- all over JSON-RPC with
+system config and client accounts -- all over JSON-RPC with
 :class:`node.rpc.client.RpcClient`, like the FISCO BCOS console.
 
 Transactions are signed with a chain account (``accounts/admin.key`` unless
@@ -24,6 +24,7 @@ from node.ledger.executor import status_name
 from node.ledger.genesis import SYSTEM_CONFIG_BOUNDS
 from node.ledger.tx import MAX_ARG_BYTES, UINT256_MAX, decode_values, utf8_fits
 from node.rpc.client import RpcClient, RpcError, RpcTransportError
+from node.rpc.errors import ErrorCode
 from scripts.errors import CommandError
 from scripts.launcher import accounts
 from scripts.launcher.layout import Chain
@@ -44,6 +45,7 @@ SYSTEM_CONFIG = "0x1000"
 PRECOMPILE_NAMES = {
     "0x" + "0" * 36 + "5002": "DagTransfer",
     "0x" + "0" * 36 + "1000": "SystemConfig",
+    "0x" + "0" * 36 + "1003": "Consensus",
 }
 
 STATUS_TEXT: dict[int, str] = {
@@ -53,6 +55,12 @@ STATUS_TEXT: dict[int, str] = {
     -50000: "no permission",
     -50100: "the precompile has no such method",
     -51300: "invalid system config key or value",
+    -51100: "invalid node id",
+    -51101: "the last sealer cannot be removed or made an observer",
+    -51103: "the node is neither a sealer nor an observer",
+    -51104: "a node must be an observer (synced) before it becomes a sealer",
+    -51105: "the node already has that role",
+    -51106: "the list would exceed the most sealers a block can name",
     -51400: "invalid user name",
     -51401: "invalid amount (must be more than 0)",
     -51402: "user does not exist",
@@ -132,12 +140,16 @@ def _rpc_failure(exc: Exception, label: str) -> CommandError:
             hint="is the node still running? ledgerlab status",
         )
     assert isinstance(exc, RpcError)
-    return CommandError(f"{label} refused: {exc.message} (code {exc.code})")
+    hint = None
+    if exc.code == ErrorCode.MembershipBreaksQuorum:
+        hint = (
+            "bring the missing nodes back first (ledgerlab sealers shows who is connected), "
+            "or repeat with --force if you know they are coming"
+        )
+    return CommandError(f"{label} refused: {exc.message} (code {exc.code})", hint=hint)
 
 
-def _with_client(
-    args: argparse.Namespace, fn: Callable[[RpcClient, Chain | None, str], int]
-) -> int:
+def with_client(args: argparse.Namespace, fn: Callable[[RpcClient, Chain | None, str], int]) -> int:
     client, chain, label = connect(args)
     try:
         return fn(client, chain, label)
@@ -155,7 +167,7 @@ def send(
     def run(client: RpcClient, chain: Chain | None, label: str) -> int:
         keypair, who = _signer(args, chain)
         stx = client.build_tx(keypair, to, method, list(call_args))
-        tx_hash = client.send_raw(stx.encoded)
+        tx_hash = client.send_raw(stx.encoded, force=getattr(args, "force", False))
         if args.no_wait:
             if args.json:
                 print_json({"transactionHash": tx_hash})
@@ -186,10 +198,10 @@ def send(
         console.print(f"[green]ok[/] {what}: block {block}, tx {tx_hash}")
         return 0
 
-    return _with_client(args, run)
+    return with_client(args, run)
 
 
-def _add_tx_options(p: argparse.ArgumentParser) -> None:
+def add_tx_options(p: argparse.ArgumentParser) -> None:
     add_target(p)
     p.add_argument(
         "--account",
@@ -262,7 +274,7 @@ def cmd_asset_balance(args: argparse.Namespace) -> int:
             console.print(f"{user}: {balance:,} (at block {out['block_number']})")
         return 0
 
-    return _with_client(args, run)
+    return with_client(args, run)
 
 
 # ----------------------------------------------------------------------------- chain reads
@@ -296,7 +308,7 @@ def cmd_block(args: argparse.Namespace) -> int:
 
     if not (args.block == "latest" or args.block.isdigit()):
         parse_hash(args.block, "block number or hash")
-    return _with_client(args, run)
+    return with_client(args, run)
 
 
 def _when(ms: int) -> str:
@@ -378,7 +390,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
         console.print(table)
         return 0
 
-    return _with_client(args, run)
+    return with_client(args, run)
 
 
 def cmd_receipt(args: argparse.Namespace) -> int:
@@ -421,37 +433,7 @@ def cmd_receipt(args: argparse.Namespace) -> int:
         console.print(table)
         return 0
 
-    return _with_client(args, run)
-
-
-def _node_list(args: argparse.Namespace, observers: bool) -> int:
-    def run(client: RpcClient, chain: Chain | None, label: str) -> int:
-        ids = client.observers() if observers else client.sealers()
-        if args.json:
-            print_json(ids)
-            return 0
-        what = "observers" if observers else "sealers"
-        if not ids:
-            console.print(f"no {what}")
-            return 0
-        table = Table(title=f"{len(ids)} {what} (as {label} sees them)", title_justify="left")
-        table.add_column("index", justify="right")
-        table.add_column("node")
-        table.add_column("node id")
-        for i, nid in enumerate(ids):
-            table.add_row(str(i), (chain.name_of(nid) if chain else None) or "-", nid)
-        console.print(table)
-        return 0
-
-    return _with_client(args, run)
-
-
-def cmd_sealers(args: argparse.Namespace) -> int:
-    return _node_list(args, observers=False)
-
-
-def cmd_observers(args: argparse.Namespace) -> int:
-    return _node_list(args, observers=True)
+    return with_client(args, run)
 
 
 # ----------------------------------------------------------------------------- config
@@ -477,7 +459,7 @@ def cmd_config_get(args: argparse.Namespace) -> int:
             console.print(f"{key} = {value}")
         return 0
 
-    return _with_client(args, run)
+    return with_client(args, run)
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:
@@ -574,7 +556,7 @@ ASSET_VERBS: tuple[Verb, ...] = (
                 help="permissioned chains: the account that may draw and transfer "
                 "(default: signer)",
             ),
-            _add_tx_options,
+            add_tx_options,
         ),
     ),
     Verb(
@@ -582,21 +564,21 @@ ASSET_VERBS: tuple[Verb, ...] = (
         "add to a user's balance, creating the user if missing (userSave)",
         "ledgerlab asset save alice 50",
         cmd_asset_save,
-        (_USER, _AMOUNT, _add_tx_options),
+        (_USER, _AMOUNT, add_tx_options),
     ),
     Verb(
         "draw",
         "take from a user's balance (userDraw)",
         "ledgerlab asset draw alice 20",
         cmd_asset_draw,
-        (_USER, _AMOUNT, _add_tx_options),
+        (_USER, _AMOUNT, add_tx_options),
     ),
     Verb(
         "transfer",
         "move an amount between users (userTransfer)",
         "ledgerlab asset transfer alice bob 10",
         cmd_asset_transfer,
-        (arg("src", metavar="FROM"), arg("dst", metavar="TO"), _AMOUNT, _add_tx_options),
+        (arg("src", metavar="FROM"), arg("dst", metavar="TO"), _AMOUNT, add_tx_options),
     ),
     Verb(
         "balance",
@@ -634,20 +616,6 @@ READ_VERBS: tuple[Verb, ...] = (
         cmd_receipt,
         (arg("hash"), add_target, _NODE_JSON),
     ),
-    Verb(
-        "sealers",
-        "list the consensus nodes (getSealerList)",
-        "ledgerlab sealers --json",
-        cmd_sealers,
-        (add_target, _NODE_JSON),
-    ),
-    Verb(
-        "observers",
-        "list the observer nodes (getObserverList)",
-        "ledgerlab observers",
-        cmd_observers,
-        (add_target, _NODE_JSON),
-    ),
 )
 
 CONFIG_VERBS: tuple[Verb, ...] = (
@@ -663,7 +631,7 @@ CONFIG_VERBS: tuple[Verb, ...] = (
         "change a system config value (a governor transaction; applies from the next block)",
         "ledgerlab config set tx_count_limit 2000",
         cmd_config_set,
-        (_CONFIG_KEY, arg("value"), _add_tx_options),
+        (_CONFIG_KEY, arg("value"), add_tx_options),
     ),
 )
 

@@ -248,6 +248,14 @@ def _chain_toml(chain: Chain) -> str:
     return "\n".join(lines)
 
 
+def save_chain(chain: Chain) -> None:
+    """Rewrite ``chain.toml`` (after ``add-node``, or to record roles changed on chain)."""
+    path = chain.root / CHAIN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(_chain_toml(chain), encoding="utf-8")
+    tmp.replace(path)
+
+
 def _check_options(
     nodes: int,
     observers: int,

@@ -256,6 +256,11 @@ def note(st: NodeStatus, best_height: int) -> Text:
         return Text("down", style="red")
     if st.error:
         return Text(st.error, style="yellow")
+    if st.role == "free":
+        return Text(
+            "free node: in neither list, peers do not serve it (ledgerlab observers add)",
+            style="yellow",
+        )
     if st.stalled:
         since = "" if st.since_commit is None else f" {st.since_commit:.0f} s"
         return Text(f"STALLED{since}: {st.stall_reason or 'no commit'}", style="bold red")

@@ -106,7 +106,10 @@ def test_assets_transfer_and_balance(cluster: Cluster) -> None:
     assert tx_hash in block["transactions"]
     assert "DagTransfer.userTransfer('alice', 'bob', 300)" in cluster.ok("tx", tx_hash).out
     assert "insufficient" not in cluster.ok("receipt", tx_hash).out
-    assert cluster.json("sealers") == [n.node_id for n in cluster.chain.nodes]
+    sealers = cluster.json("sealers")
+    assert [r["nodeId"] for r in sealers] == [n.node_id for n in cluster.chain.nodes]
+    assert {r["connection"] for r in sealers} == {"self", "connected"}
+    assert all(r["height"] >= 1 for r in sealers)
     assert cluster.json("observers") == []
     assert cluster.json("config", "get", "tx_count_limit") == {"tx_count_limit": "1000"}
     sent = cluster.json("asset", "add", "dora", "1", "--no-wait")

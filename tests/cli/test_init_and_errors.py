@@ -198,7 +198,9 @@ def test_status_of_a_stopped_chain_says_down(tmp_path: Path, stopped_chain: Path
 VERBS = [
     ("init",), ("up",), ("down",), ("status",), ("logs",), ("stop-node",), ("start-node",),
     ("demo",), ("asset", "add"), ("asset", "save"), ("asset", "draw"), ("asset", "transfer"),
-    ("asset", "balance"), ("block",), ("tx",), ("receipt",), ("sealers",), ("observers",),
+    ("asset", "balance"), ("block",), ("tx",), ("receipt",), ("sealers", "list"),
+    ("sealers", "add"), ("sealers", "remove"), ("observers", "list"), ("observers", "add"),
+    ("observers", "remove"), ("add-node",),
     ("config", "get"), ("config", "set"), ("accounts", "new"), ("accounts", "list"),
 ]  # fmt: skip
 
