@@ -25,7 +25,7 @@ from consensus.quorum import quorum
 from node.rpc.client import RpcClient, RpcError, RpcTransportError
 from scripts.commands import console as console_verbs
 from scripts.errors import CommandError
-from scripts.launcher import cluster, expand
+from scripts.launcher import cluster, expand, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import Chain, NodeEntry
 from scripts.launcher.options import (
@@ -176,7 +176,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def _governor_client(chain: Chain) -> tuple[RpcClient, NodeEntry]:
     """A client of the first running member that answers (the new node's entry point)."""
-    for node in chain.nodes:
+    for node in sorted(chain.nodes, key=lambda n: n.role == "free"):  # members first
         client = RpcClient(node.rpc.rpartition(":")[0], node.rpc_port, group=chain.group_id)
         try:
             client.block_number()
@@ -224,6 +224,14 @@ def cmd_add_node(args: argparse.Namespace) -> int:
             != 0
         ):
             return 1
+        if not procs.address_local(args.host):
+            console.print(
+                f"{args.host} is not an address of this machine: copy {node.home} there, "
+                f"start it with `python -m node --config config.toml` in that folder, and once "
+                f"it has synced: ledgerlab sealers add {node.name}"
+            )
+            _print_lists(args)
+            return 0
         with console.status(f"starting {node.name}…"):
             result = cluster.start_nodes(chain, [node], timeout=args.start_timeout)
         for line in result.warnings:

@@ -28,6 +28,8 @@ def _next_ports(chain: Chain, host: str) -> tuple[int, int]:
         p2p, rpc = chain.p2p_port + i, chain.rpc_port + i
         if p2p in used or rpc in used or p2p > 65535 or rpc > 65535:
             continue
+        if not procs.address_local(host):
+            return p2p, rpc  # another machine's ports: its operator will see at start
         if procs.port_free(p2p, host) and procs.port_free(rpc, host):
             return p2p, rpc
     raise ChainError("no free port pair left for a new node", hint="see `ledgerlab status`")

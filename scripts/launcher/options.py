@@ -145,7 +145,8 @@ def connect(args: argparse.Namespace) -> tuple[RpcClient, Chain | None, str]:
         _ping(client, f"{node.name} at {node.rpc_url}", hint=hint)
         return client, chain, node.name
     running = procs.running_nodes(chain)
-    for node in chain.nodes:
+    # members first: a free node (removed, or not yet added) has a stale view of the chain
+    for node in sorted(chain.nodes, key=lambda n: n.role == "free"):
         if node.index not in running:
             continue
         client = _client_for(node, group, min(args.timeout, 5.0))

@@ -9,6 +9,7 @@ committed exactly once (the balances add up to the acknowledged count).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -146,3 +147,31 @@ def test_grow_and_shrink_the_sealers_under_load(chain_dir: Path, tmp_path: Path)
             c.close()
     assert len(load.acked) > 100
     c1.close()
+
+
+def test_add_node_for_another_host_writes_the_folder_and_adds_an_observer(
+    chain_dir: Path, tmp_path: Path
+) -> None:
+    """192.0.2.0/24 is TEST-NET-1: only a bind is tried, no traffic is sent there."""
+    res = run_cli(
+        "add-node", "--observer", "--host", "192.0.2.7", "--dir", str(chain_dir),
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert res.code == 0, (res.out, res.err)
+    assert "not an address of this machine" in res.out
+    chain = load_chain(chain_dir)
+    node4 = chain.nodes[4]
+    assert node4.p2p.startswith("192.0.2.7:") and (node4.home / "config.toml").is_file()
+    assert node4.role == "observer"  # chain.toml records what the chain now says
+    assert (node4.home / "conf" / "genesis.toml").is_file()
+    c = client(chain.nodes[0], chain)
+    try:
+        assert c.observers() == [node4.node_id]
+        assert node4.node_id not in c.sealers()
+    finally:
+        c.close()
+    listed = run_cli("observers", "--json", "--dir", str(chain_dir), cwd=tmp_path)
+    rows = json.loads(listed.out)
+    assert [(r["node"], r["connection"], r["height"]) for r in rows] == [
+        ("node4", "not connected", None)
+    ]
