@@ -12,7 +12,8 @@ default route anywhere, so no packet can leave::
 Each host namespace runs its package's ``start_all.sh``; transfers go through a node's
 JSON-RPC from the bridge namespace (tests/cli/ns_client.py). Then host 3's link goes down:
 the other three (a quorum of 3 of 4) must still commit; it comes back and must catch up to
-the same head hash. Needs root and ``ip``; skipped otherwise (CI runs it as root).
+the same head hash. Needs root and ``ip``; skipped otherwise, except in CI
+(``LEDGERLAB_REQUIRE_NETNS=1``), where it fails instead.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ def _build(created: list[str]) -> Net:
 @pytest.fixture
 def net() -> Iterator[Net]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2's `ip` for network namespaces")
+        why = "needs root and iproute2's `ip` for network namespaces"
+        if os.environ.get("LEDGERLAB_REQUIRE_NETNS") == "1":
+            pytest.fail(f"{why}; LEDGERLAB_REQUIRE_NETNS=1 forbids skipping", pytrace=False)
+        pytest.skip(why)
     created: list[str] = []
     try:
         yield _build(created)
