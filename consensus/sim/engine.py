@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from consensus import byzantine
 from consensus.certs import verify_seal
 from consensus.config import ReplicaConfig
 from consensus.events import (
@@ -46,10 +47,6 @@ from consensus.messages import (
     Proposal,
     Seal,
     ViewChange,
-    commit_digest,
-    prepare_digest,
-    preprepare_digest,
-    viewchange_digest,
 )
 from consensus.quorum import max_faulty
 from consensus.replica import Replica
@@ -652,92 +649,50 @@ class Simulation:
                 }
             )
         behaviour = node.behaviour
-        if behaviour == "silent":
-            return
-        if behaviour == "withhold" and isinstance(msg, Commit):
-            return
-        if behaviour == "bad-signature":
-            msg = self._corrupt(node, msg)
-        if behaviour == "equivocate" and isinstance(msg, PrePrepare):
-            self._equivocate(node, msg, targets)
-            return
-        if behaviour == "double-vote" and isinstance(msg, Prepare | Commit):
-            self._double_vote(node, msg, targets)
-            return
-        data = msg.encode()
-        for i in targets:
-            self._transmit(node, i, data, msg.NAME)
-        if behaviour == "spam":
-            for i in targets:
-                self._transmit(node, i, data, msg.NAME)  # duplicates
+        forge_as = [i for i in range(self.n) if i != node.index] if self.n > 1 else []
+        for target, data, kind in byzantine.outgoing(
+            behaviour,
+            msg,
+            targets,
+            signer=self.keys.signers[node.index],
+            rng=self.rng,
+            forge_as=forge_as,
+            alternative=self._alternative_for(node, msg.view)
+            if behaviour == "equivocate"
+            else None,
+        ):
+            self._transmit(node, target, data, kind)
 
-    # -- Byzantine behaviours --------------------------------------------------------------
+    # -- Byzantine behaviours (consensus/byzantine.py; here only what is the model's) ------
 
-    def _sign(self, node: SimNode, digest: bytes) -> bytes:
-        return self.keys.signers[node.index](digest)
+    def _alternative_for(self, node: SimNode, view: int) -> byzantine.Alternative:
+        """An equivocating node's other proposal: its txs reversed (a single tx repeated,
+        which makes the proposal invalid), payload variant 7."""
 
-    def _corrupt(self, node: SimNode, msg: Message) -> Message:
-        rng = self.rng
-        if self.n > 1 and rng.random() < 0.5:
-            other = rng.choice([i for i in range(self.n) if i != node.index])
-            return replace(msg, sender=other)  # forged sender, our own signature
-        sig = bytearray(msg.signature)
-        sig[rng.randrange(64)] ^= 1 << rng.randrange(8)
-        return replace(msg, signature=bytes(sig))
+        def alternative(proposal: Proposal) -> Proposal:
+            txs = payload_txs(proposal.payload) or []
+            alt_txs = list(reversed(txs)) if len(txs) > 1 else [*txs, txs[0]] if txs else [0]
+            alt = Proposal(
+                proposal.height, proposal.parent_hash, make_payload(node.index, alt_txs, 7)
+            )
+            self.proposed.setdefault(alt.digest, (node.index, view, alt.height, self.now))
+            return alt
 
-    def _equivocate(self, node: SimNode, msg: PrePrepare, targets: list[int]) -> None:
-        txs = payload_txs(msg.proposal.payload) or []
-        alt_txs = list(reversed(txs)) if len(txs) > 1 else [*txs, txs[0]] if txs else [0]
-        alt = Proposal(
-            msg.proposal.height, msg.proposal.parent_hash, make_payload(node.index, alt_txs, 7)
-        )
-        sig = self._sign(node, preprepare_digest(msg.view, alt.height, alt.digest))
-        alt_msg = PrePrepare(msg.view, alt, msg.sender, sig)
-        self.proposed.setdefault(alt.digest, (node.index, msg.view, alt.height, self.now))
-        half = len(targets) // 2
-        a, b = msg.encode(), alt_msg.encode()
-        for pos, i in enumerate(targets):
-            self._transmit(node, i, a if pos < half else b, msg.NAME)
-
-    def _double_vote(self, node: SimNode, msg: Prepare | Commit, targets: list[int]) -> None:
-        fake_hash = bytes(self.rng.randbytes(32))
-        fn = prepare_digest if isinstance(msg, Prepare) else commit_digest
-        sig = self._sign(
-            node, fn(msg.view, msg.height, msg.proposal_digest, fake_hash, msg.state_root)
-        )
-        other = replace(msg, block_hash=fake_hash, signature=sig)
-        a, b = msg.encode(), other.encode()
-        for pos, i in enumerate(targets):
-            if pos % 2 == 0:
-                self._transmit(node, i, a, msg.NAME)
-            else:
-                self._transmit(node, i, b, msg.NAME)
-                if self.rng.random() < 0.5:
-                    self._transmit(node, i, a, msg.NAME)
+        return alternative
 
     def _spam(self, node: SimNode) -> None:
         """Stale-view, far-future and garbage messages, validly signed where it matters."""
         me = node.replica.index if node.up and node.replica is not None else None
         if node.replica is not None and me is not None:
             r = node.replica
-            rng = self.rng
-            h, v = r.height, r.view
-            junk: list[tuple[bytes, str]] = []
-            fake = bytes(rng.randbytes(32))
-            for view, height in ((max(0, v - 1), h), (v, h + 1000), (v + 1000, h)):
-                sig = self._sign(node, prepare_digest(view, height, fake, fake, fake))
-                junk.append((Prepare(view, height, fake, fake, fake, me, sig).encode(), "Prepare"))
-            sig = self._sign(node, viewchange_digest(v + 500, h, None))
-            junk.append((ViewChange(v + 500, h, None, me, sig).encode(), "ViewChange"))
-            if v > 0:
-                sig = self._sign(node, viewchange_digest(v, max(1, h - 1), None))
-                junk.append((ViewChange(v, max(1, h - 1), None, me, sig).encode(), "ViewChange"))
-            junk.append((bytes(rng.randbytes(rng.randrange(1, 64))), "garbage"))
+            junk = byzantine.spam_burst(
+                r.height, r.view, me, self.keys.signers[node.index], self.rng
+            )
             for data, kind in junk:
                 for i in range(self.n):
                     if i != node.index:
                         self._transmit(node, i, data, kind)
-        self._push(self.now + int(self.rng.uniform(50, 400) * _MS), _SPAM, node.eid)
+        self._push(self.now + int(byzantine.spam_interval_ms(self.rng) * _MS), _SPAM, node.eid)
 
     # -- crash and restart -----------------------------------------------------------------
 
