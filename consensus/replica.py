@@ -201,7 +201,11 @@ class Replica:
         self._view = restored.view if restored is not None else 0
         self._persisted_view = self._view
         # The view is active for heights >= _active_from; None while waiting for NewView.
-        self._active_from: int | None = 0 if self._view == 0 else None
+        # An observer waits for no NewView (see _stop_waiting): it made no promise.
+        self._active_from: int | None = 0 if self._view == 0 or self._observer else None
+        # True while _active_from was set without a NewView (an observer's, see
+        # _stop_waiting); such a view must not be voted in if the node becomes a sealer.
+        self._unsettled = self._observer and self._view > 0
         self._settled_view = self._view  # the last view a NewView made active here
         cert = restored.prepared if restored is not None else None
         self._cert: PreparedCertificate | None = (
@@ -854,14 +858,27 @@ class Replica:
         if self._active_from is not None and self._active_from >= self._height:
             self._active_from = None  # a NewView checked under the old list: check again
         if self._observer:
-            self._deadline = self._resend_at = None
+            self._stop_waiting()
         elif was_observer:
+            if self._unsettled:  # no NewView ever justified this view here: wait for one
+                self._active_from = None
+                self._unsettled = False
             self._persist()  # from now on its view is a promise
         held, self._held = self._held, []
         for msg in [*future, *held]:
             self._route(msg)
         self._check_join()
         self._try_new_view()
+
+    def _stop_waiting(self) -> None:
+        """A sealer just demoted: no timers, and no waiting for a NewView of a view change
+        only sealers can finish (it would report a stall for ever). Its view stays: views
+        never go down, because a node re-promoted later must not vote in a view it left."""
+        self._deadline = self._resend_at = None
+        self._my_vc = None
+        if self._active_from is None:
+            self._active_from = self._height
+            self._unsettled = True
 
     def _reindex_buffer(self, moves: Remap) -> None:
         buffered, self._buffer = self._buffer, {}
@@ -1132,6 +1149,7 @@ class Replica:
     def _accept_new_view(self, nv: NewView) -> None:
         if nv.view > self._view:
             self._enter_view(nv.view)
+        self._unsettled = False
         if self._active_from is None or nv.height < self._active_from:
             self._active_from = nv.height
         self._settled_view = self._view

@@ -9,10 +9,12 @@ from consensus import (
     Broadcast,
     Commit,
     MessageReceived,
+    PersistedState,
     Prepare,
     PrePrepare,
     Replica,
     ReplicaConfig,
+    Tick,
     ViewChange,
     commit_digest,
     prepare_digest,
@@ -196,3 +198,36 @@ def test_evidence_names_the_key_not_only_the_index() -> None:
     r.step(MessageReceived(signed_prepare(KEYS[2], 2, 0, p)))
     r.step(MessageReceived(signed_prepare(KEYS[2], 2, 0, other)))
     assert r.evidence and r.evidence[0].sender_key == PUB[2]
+
+
+def test_a_sealer_demoted_during_a_view_change_stops_waiting_for_a_new_view() -> None:
+    """It asked for view 1 and was then removed: as an observer it waits for nothing (a
+    stall report would last for ever), and its view does not go back down."""
+    r = replica(0, [0, 1, 2, 3])
+    for _ in range(10 * 3):  # the timeout fires: view change to 1
+        r.step(Tick(txs_pending=True))
+    assert r.view == 1 and not r.view_active
+    r.step(persisted(1, [1, 2, 3]))
+    assert r.index is None and r.view == 1 and r.view_active
+    assert not r.status().timer_running
+
+
+def test_an_observer_restored_in_a_view_above_0_is_not_waiting() -> None:
+    cfg = ReplicaConfig(
+        index=None, sealers=PUB[:4], signer=KEYS[4].sign, verifier=verify, node_key=PUB[4]
+    )
+    r = Replica(cfg, restored=PersistedState(5, None, None))
+    assert r.view == 5 and r.view_active
+    assert r.start() == []
+
+
+def test_a_re_promoted_sealer_does_not_vote_in_a_view_no_new_view_justified() -> None:
+    """Demoted while waiting for NewView(1), then made a sealer again: it waits for that
+    NewView (or a later one) before it votes in view 1, like any sealer that left a view."""
+    r = replica(0, [0, 1, 2, 3])
+    for _ in range(10 * 3):
+        r.step(Tick(txs_pending=True))
+    r.step(persisted(1, [1, 2, 3]))
+    assert r.view_active
+    r.step(persisted(2, [1, 2, 3, 0], hash32(b"block-2")))
+    assert r.index == 3 and r.view == 1 and not r.view_active
