@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from scripts.errors import CommandError
-from scripts.launcher import cluster, hosts, procs
+from scripts.launcher import cluster, expand, hosts, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import (
     DEFAULT_BROKER,
@@ -325,6 +325,7 @@ def cmd_stop_node(args: argparse.Namespace) -> int:
 
 
 def _print_fault_budget(chain: Chain) -> None:
+    chain = expand.refresh_roles(chain)  # the chain's lists, not what chain.toml last saw
     running = procs.running_nodes(chain)
     sealers = chain.sealers
     down = [n for n in sealers if n.index not in running]
@@ -344,8 +345,14 @@ def _print_fault_budget(chain: Chain) -> None:
 
 
 def cmd_start_node(args: argparse.Namespace) -> int:
-    chain = open_chain(args)
+    chain = expand.refresh_roles(open_chain(args))
     node = chain.node(args.index)
+    if node.role == "free":
+        console.print(
+            f"[yellow]warning:[/] {node.name} is a free node (in neither the sealer nor the "
+            "observer list): the members will refuse it; to let it back in: "
+            f"ledgerlab observers add {node.name}"
+        )
     with console.status(f"starting {node.name}…"):
         result = cluster.start_nodes(chain, [node], timeout=args.timeout)
     for line in result.warnings:

@@ -33,6 +33,7 @@ from scripts.launcher.options import (
     add_target,
     add_verbs,
     arg,
+    connect,
     console,
     open_chain,
     print_json,
@@ -174,18 +175,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- add-node
 
 
-def _governor_client(chain: Chain) -> tuple[RpcClient, NodeEntry]:
-    """A client of the first running member that answers (the new node's entry point)."""
-    for node in sorted(chain.nodes, key=lambda n: n.role == "free"):  # members first
-        client = RpcClient(node.rpc.rpartition(":")[0], node.rpc_port, group=chain.group_id)
-        try:
-            client.block_number()
-            return client, node
-        except (RpcError, RpcTransportError, OSError):
-            client.close()
-    raise CommandError("no node of the chain answers", hint="start the chain: ledgerlab up")
-
-
 def _wait_synced(chain: Chain, node: NodeEntry, source: RpcClient, timeout: float) -> int:
     """Wait until ``node`` holds the head ``source`` had when the wait began."""
     target = source.block_number()
@@ -211,12 +200,18 @@ def _wait_synced(chain: Chain, node: NodeEntry, source: RpcClient, timeout: floa
 
 
 def cmd_add_node(args: argparse.Namespace) -> int:
-    chain = open_chain(args)
-    source, via = _governor_client(chain)
+    source, chain, label = connect(args)  # a member unless --node/--rpc say otherwise
     try:
+        if chain is None:
+            raise CommandError("add-node needs the chain directory", hint="pass --dir DIR")
+        if source.consensus_status().get("accountType") == "free":
+            raise CommandError(
+                f"{label} is a free node: it cannot commit the addObserver",
+                hint="talk to a sealer or observer with --node I",
+            )
         chain, node = expand.create_node(chain, host=args.host)
         console.print(f"created {node.name} in {node.home} (node id {node.node_id[:16]}…)")
-        args.rpc, args.node, args.no_wait, args.json = None, via.index, False, False
+        args.no_wait, args.json = False, False
         if (
             console_verbs.send(
                 args, CONSENSUS, "addObserver", [node.node_id], f"addObserver {node.name}"

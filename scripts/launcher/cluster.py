@@ -144,7 +144,9 @@ async def _wait_ready(
                     hint=f"full output in {n.stderr_path}; nothing was left running",
                 )
         running = procs.running_nodes(chain)
-        expected = {n.name: len([i for i in running if i != n.index]) for n in started}
+        # members admit members only: a free node gets no peers, and is nobody's peer
+        members = {n.index for n in chain.nodes if n.role != "free" and n.index in running}
+        expected = {n.name: 0 if n.role == "free" else len(members - {n.index}) for n in started}
         enough = {
             n.name: min(expected[n.name], quorum - 1 if n.role == "sealer" else 1) for n in started
         }

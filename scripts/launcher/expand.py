@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+from node.rpc.client import RpcClient, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
 from node.transport.pki import generate_node
 from scripts.launcher import procs
@@ -94,6 +95,24 @@ def record_roles(chain: Chain, sealers: list[str], observers: list[str]) -> Chai
     updated = dataclasses.replace(chain, nodes=nodes)
     save_chain(updated)
     return updated
+
+
+def refresh_roles(chain: Chain, timeout: float = 2.0) -> Chain:
+    """``chain`` with the roles a running member reports (unchanged if none answers)."""
+    running = procs.running_nodes(chain)
+    for node in sorted(chain.nodes, key=lambda n: n.role == "free"):
+        if node.index not in running:
+            continue
+        host = node.rpc.rpartition(":")[0]
+        client = RpcClient(host, node.rpc_port, group=chain.group_id, timeout=timeout)
+        try:
+            if client.consensus_status().get("accountType") != "free":
+                return record_roles(chain, client.sealers(), client.observers())
+        except (RpcError, RpcTransportError, OSError):
+            continue
+        finally:
+            client.close()
+    return chain
 
 
 def resolve_node(chain: Chain | None, text: str) -> tuple[str, str]:

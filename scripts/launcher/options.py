@@ -21,7 +21,7 @@ from rich.console import Console
 
 from node.rpc.client import RpcClient, RpcError, RpcTransportError
 from scripts.errors import CommandError
-from scripts.launcher import procs
+from scripts.launcher import expand, procs
 from scripts.launcher.layout import DEFAULT_DIR, Chain, NodeEntry, load_chain
 
 # Piped output (tests, scripts) is not wrapped at rich's default 80 columns.
@@ -145,18 +145,26 @@ def connect(args: argparse.Namespace) -> tuple[RpcClient, Chain | None, str]:
         _ping(client, f"{node.name} at {node.rpc_url}", hint=hint)
         return client, chain, node.name
     running = procs.running_nodes(chain)
+    fallback: NodeEntry | None = None
     # members first: a free node (removed, or not yet added) has a stale view of the chain
     for node in sorted(chain.nodes, key=lambda n: n.role == "free"):
         if node.index not in running:
             continue
         client = _client_for(node, group, min(args.timeout, 5.0))
         try:
-            client.block_number()
+            role = client.consensus_status().get("accountType")
+            if role != "free":
+                chain = expand.record_roles(chain, client.sealers(), client.observers())
         except (RpcTransportError, RpcError):
-            client.close()
             continue
-        client.close()
+        finally:
+            client.close()
+        if role == "free":
+            fallback = fallback or node
+            continue
         return _client_for(node, group, args.timeout), chain, node.name
+    if fallback is not None:
+        return _client_for(fallback, group, args.timeout), chain, fallback.name
     raise CommandError(
         f"no node of the chain in {chain.root} is running"
         if not running

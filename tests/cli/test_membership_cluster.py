@@ -148,6 +148,14 @@ def test_grow_and_shrink_the_sealers_under_load(chain_dir: Path, tmp_path: Path)
     assert len(load.acked) > 100
     c1.close()
 
+    # a change made outside the CLI leaves chain.toml stale: the CLI asks a member anyway
+    toml = chain_dir / "chain.toml"
+    toml.write_text(toml.read_text().replace('role = "free"', 'role = "sealer"'))
+    res = run_cli("sealers", "--json", "--dir", str(chain_dir), cwd=tmp_path)
+    rows = json.loads(res.out)
+    assert [r["node"] for r in rows] == ["node1", "node2", "node3", "node4"]
+    assert load_chain(chain_dir).nodes[0].role == "free"
+
 
 def test_add_node_for_another_host_writes_the_folder_and_adds_an_observer(
     chain_dir: Path, tmp_path: Path
