@@ -1,0 +1,181 @@
+"""``ledgerlab chaos``: faults on a real multi-process cluster, then checks that lose nothing.
+
+The work is in :mod:`scripts.chaos`; this module parses arguments, prints and sets the
+exit status (0: every check passed; 1: a check failed; the report says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from pathlib import Path
+from types import FrameType
+
+from consensus.byzantine import BEHAVIOURS
+from scripts.chaos import report as report_mod
+from scripts.chaos.runner import RunPlan, run
+from scripts.chaos.schedule import KINDS, ScheduleError
+from scripts.errors import CommandError
+from scripts.launcher.options import Verb, add_verbs, arg, console, fresh_dir
+
+
+class ChaosFailed(CommandError):
+    """A check failed; the report above says which."""
+
+
+def _byzantine(values: list[str]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for value in values:
+        node, sep, behaviour = value.partition("=")
+        index = node.removeprefix("node")
+        if not sep or not index.isdigit() or behaviour not in BEHAVIOURS:
+            raise CommandError(
+                f"--byzantine {value!r}: expected NODE=BEHAVIOUR",
+                hint=f"behaviours: {', '.join(BEHAVIOURS)}; e.g. --byzantine 3=equivocate",
+            )
+        out[int(index)] = behaviour
+    return out
+
+
+def _kinds(value: str | None) -> frozenset[str] | None:
+    if not value:
+        return None
+    kinds = frozenset(k.strip() for k in value.split(",") if k.strip())
+    unknown = kinds - set(KINDS)
+    if unknown:
+        raise CommandError(
+            f"--kinds: unknown {', '.join(sorted(unknown))}", hint=f"kinds: {', '.join(KINDS)}"
+        )
+    return kinds
+
+
+def _plan(args: argparse.Namespace) -> RunPlan:
+    if args.dir and (args.nodes is not None or args.transport is not None):
+        raise CommandError("--dir attaches to a running chain: --nodes and --transport are its own")
+    if args.seed is not None and args.schedule:
+        raise CommandError("--seed and --schedule are alternatives: a schedule is one or the other")
+    byzantine = _byzantine(args.byzantine or [])
+    nodes = args.nodes or 4
+    if any(i >= nodes for i in byzantine) and not args.dir:
+        raise CommandError(f"--byzantine names a node outside 0..{nodes - 1}")
+    if len(byzantine) > (nodes - 1) // 3:
+        console.print(
+            f"[yellow]warning:[/] {len(byzantine)} Byzantine of {nodes} nodes is more "
+            f"than f={(nodes - 1) // 3}: safety is not promised"
+        )
+    return RunPlan(
+        nodes=nodes,
+        transport=args.transport or "tcp",
+        seed=1 if args.seed is None else args.seed,
+        schedule=Path(args.schedule).expanduser() if args.schedule else None,
+        duration=args.duration,
+        attach=Path(args.dir).expanduser() if args.dir else None,
+        work_dir=fresh_dir(args.work_dir, "a chaos run"),
+        byzantine=byzantine,
+        rate=args.rate,
+        users=args.users,
+        kinds=_kinds(args.kinds),
+        keep=args.keep,
+    )
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        outcome = asyncio.run(run(plan, lambda line: console.print(line, highlight=False)))
+    except ScheduleError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    report_mod.render(console, outcome.report, outcome.verdict)
+    if args.json:
+        Path(args.json).expanduser().write_text(json.dumps(outcome.report, indent=2))
+        console.print(f"report written to {args.json}")
+    if not outcome.verdict.ok:
+        console.print(f"node data and logs kept in {outcome.run_dir}")
+        raise ChaosFailed("a check failed (see above)", hint=f"replay: {outcome.report['replay']}")
+    return 0
+
+
+VERBS = (
+    Verb(
+        "chaos",
+        "faults on a live multi-process cluster (kill, pause, partitions, slow links, "
+        "stale data, membership changes), then checks that nothing was lost",
+        """
+        ledgerlab chaos                                # 4 nodes over TCP, seed 1, 60 s
+        ledgerlab chaos --seed 7 --duration 120 --json chaos.json
+        ledgerlab chaos --schedule faults.toml         # a schedule of your own
+        ledgerlab chaos --transport mqtt               # with a private broker it restarts
+        ledgerlab chaos --byzantine 3=equivocate --kinds kill,partition
+        ledgerlab chaos --dir ./chain --duration 60    # a running chain: process faults only
+        for s in $(seq 1 60); do ledgerlab chaos --seed $s --duration 60 || break; done
+        """,
+        cmd_chaos,
+        (
+            arg(
+                "--dir",
+                default=None,
+                metavar="DIR",
+                help="attach to this running chain instead of starting one (no proxies: "
+                "kill, pause, leader kill, stale restart and membership only)",
+            ),
+            arg("--nodes", type=int, default=None, metavar="N", help="sealers (default 4)"),
+            arg("--transport", choices=("tcp", "mqtt"), default=None, help="default tcp"),
+            arg(
+                "--seed",
+                type=int,
+                default=None,
+                metavar="S",
+                help="random schedule from this seed (default 1; the same seed, duration "
+                "and cluster give the same schedule)",
+            ),
+            arg(
+                "--schedule",
+                default=None,
+                metavar="FILE.toml",
+                help="perturbations from a TOML file (docs/reliability.md)",
+            ),
+            arg(
+                "--duration",
+                type=float,
+                default=None,
+                metavar="S",
+                help="seconds of workload and faults (default: the schedule's, else 60)",
+            ),
+            arg(
+                "--kinds",
+                default=None,
+                metavar="K,K",
+                help=f"random schedules use only these kinds ({', '.join(KINDS)})",
+            ),
+            arg(
+                "--byzantine",
+                action="append",
+                metavar="NODE=BEHAVIOUR",
+                help=f"start NODE Byzantine ({', '.join(BEHAVIOURS)}); repeatable",
+            ),
+            arg("--rate", type=float, default=40.0, help="offered tx/s (default 40)"),
+            arg("--users", type=int, default=20, help="DagTransfer users (default 20)"),
+            arg("--json", default=None, metavar="FILE", help="write the report as JSON"),
+            arg(
+                "--work-dir",
+                default=None,
+                metavar="DIR",
+                help="put the fresh cluster here (a new or empty folder; kept)",
+            ),
+            arg("--keep", action="store_true", help="keep the temporary folder after a pass"),
+        ),
+    ),
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add_verbs(sub, VERBS)
