@@ -4,6 +4,9 @@ Logs go to the config's log file (and stderr with ``--console``). A configuratio
 start-up problem prints one line and exits with status 2; a node the supervision policy
 stopped (a loop that kept failing, a decided block it could not store: node/runtime/supervisor.py)
 prints the reason and exits with status 70; a clean shutdown exits 0.
+
+``--byzantine BEHAVIOUR`` (FOR TESTING ONLY) makes the node Byzantine, overriding the
+config's ``[testing] byzantine`` (docs/node.md, Byzantine test modes).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
+from consensus.byzantine import BEHAVIOURS
 from node.ledger.genesis import GenesisError
 from node.runtime import Node, NodeError
 from node.runtime.config import ConfigError
@@ -87,9 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description="Run one ledgerlab node.")
     parser.add_argument("--config", required=True, type=Path, help="the node's config.toml")
     parser.add_argument("--console", action="store_true", help="also log to stderr")
+    parser.add_argument(
+        "--byzantine",
+        choices=(*BEHAVIOURS, "none"),
+        metavar="BEHAVIOUR",
+        help="FOR TESTING ONLY: make this node Byzantine (overrides [testing] byzantine): "
+        f"{', '.join(BEHAVIOURS)}, or none for an honest node (docs/node.md)",
+    )
     args = parser.parse_args(argv)
     try:
-        node = Node.from_config(args.config)
+        node = Node.from_config(args.config, byzantine=args.byzantine)
     except (ConfigError, GenesisError, CertificateError, NodeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -139,7 +139,7 @@ def call_result(res: CallResult) -> dict[str, Any]:
 
 def consensus_status(cs: ConsensusData) -> dict[str, Any]:
     index = cs["node_index"]
-    return {
+    out = {
         "accountType": cs.get("role") or ("sealer" if index is not None else "observer"),
         "blockNumber": int(cs["block_number"]),
         "connectedNodes": int(cs["connected"]),
@@ -161,6 +161,9 @@ def consensus_status(cs: ConsensusData) -> dict[str, Any]:
         "stallReason": cs["stall_reason"],
         "internalErrors": int(cs["internal_errors"]),
     }
+    if "byzantine" in cs:  # a test mode (docs/node.md); real nodes always say, null: honest
+        out["byzantine"] = cs["byzantine"]
+    return out
 
 
 def sync_status(ss: SyncData) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from consensus.byzantine import BEHAVIOURS
 from node.transport import mqtt_settings_from_p2p
 from node.transport.settings import (
     MqttSettings,
@@ -40,6 +41,8 @@ P2P_KEYS = {"transport": "transport", "listen": "p2p_listen", "peers": "peers",
             "blacklist": "blacklist"}  # fmt: skip
 MQTT_KEYS = {"broker": "mqtt_broker", "username": "mqtt_username",
              "password": "mqtt_password", "tls_ca": "mqtt_tls_ca"}  # fmt: skip
+# [testing]: test modes of a node, never for a real chain (docs/node.md).
+TESTING_KEYS = {"byzantine": "byzantine", "seed": "byzantine_seed"}
 _TCP_FROM_NODE = frozenset({"listen_host", "listen_port", "peers"})  # from listen, peers
 _MQTT_FROM_NODE = frozenset({"broker_url", "username", "password", "tls_ca"})
 _DEFAULT_TCP = TcpSettings()
@@ -101,6 +104,11 @@ class NodeConfig:
     gossip_max_batch: int = 500
     gossip_max_delay_ms: int = 10
     sync_batch: int = 64
+    byzantine: str | None = None
+    """FOR TESTING ONLY: a Byzantine behaviour applied to what this node sends
+    (``[testing] byzantine``; node/runtime/byzantine.py); None is an honest node."""
+    byzantine_seed: int | None = None
+    """Seed of the behaviour's random choices (``[testing] seed``; default: from the key)."""
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -136,6 +144,13 @@ class NodeConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        seed = self.byzantine_seed
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ConfigError("testing.seed must be an integer")
+        if self.byzantine is not None and self.byzantine not in BEHAVIOURS:
+            raise ConfigError(
+                f"testing.byzantine must be one of {', '.join(BEHAVIOURS)} (got {self.byzantine!r})"
+            )
 
     def path(self, relative: Path) -> Path:
         """``relative`` resolved against the node folder."""
@@ -174,7 +189,12 @@ class NodeConfig:
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        txpool, consensus = table("txpool"), table("consensus")
+        txpool, consensus, testing = table("txpool"), table("consensus"), table("testing")
+        unknown = sorted(set(testing) - set(TESTING_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown key in [testing]: {', '.join(unknown)} (known: {', '.join(TESTING_KEYS)})"
+            )
         kw: dict[str, Any] = {
             "name": node.get("name"),
             "log_level": node.get("log_level"),
@@ -197,6 +217,7 @@ class NodeConfig:
             "txpool_capacity": txpool.get("capacity"),
             "tick_ms": consensus.get("tick_ms"),
             "seal_max_wait_ms": consensus.get("seal_max_wait_ms"),
+            **{field: testing.get(key) for key, field in TESTING_KEYS.items()},
         }
         kw = {k: v for k, v in kw.items() if v is not None}
         for key in ("genesis", "conf_dir", "data_dir", "log_file"):
@@ -277,4 +298,12 @@ class NodeConfig:
             f"seal_max_wait_ms = {self.seal_max_wait_ms}",
             "",
         ]
+        if self.byzantine is not None:
+            lines += [
+                "[testing]  # Byzantine test mode: never on a real chain",
+                f"byzantine = {s(self.byzantine)}",
+            ]
+            if self.byzantine_seed is not None:
+                lines.append(f"seed = {self.byzantine_seed}")
+            lines.append("")
         return "\n".join(lines)

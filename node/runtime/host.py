@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from node.ledger.chain import Chain, ExecutedBlock
     from node.ledger.genesis import GenesisConfig
     from node.ledger.precompiles.consensus import Membership
+    from node.runtime.byzantine import Byzantine
     from node.runtime.config import NodeConfig
     from node.runtime.latency import Latency
     from node.runtime.stall import StallWatch
@@ -54,6 +55,7 @@ class ServiceHost(SyncHost, Protocol):
     members: list[str]
     frames_in: Counter[str]
     dropped: Counter[str]
+    byzantine: Byzantine | None
 
     def submit(self, raws: list[bytes], *, force: bool = False) -> list[bytes | TxRejected]: ...
 

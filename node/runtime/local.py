@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,10 @@ class MemoryCluster:
         seed: int = 1,
         tick_ms: int = 20,
         rpc: bool = False,
+        byzantine: Mapping[int, str] | None = None,
         **genesis_kw: Any,
     ) -> None:
+        """``byzantine``: node index -> a Byzantine test mode (node/runtime/byzantine.py)."""
         rng = random.Random(seed)
         self.keys = [KeyPair.generate(rng) for _ in range(n + observers + free)]
         self.members = n + observers  # nodes 0 .. members-1 start with the cluster
@@ -55,6 +57,7 @@ class MemoryCluster:
         self.tick_ms = tick_ms
         self.rpc = rpc
         self.nodes: list[Node | None] = [None] * len(self.keys)
+        self.byzantine = dict(byzantine or {})
 
     async def start(self, i: int) -> Node:
         cfg = NodeConfig(
@@ -64,6 +67,7 @@ class MemoryCluster:
             tick_ms=self.tick_ms,
             seal_max_wait_ms=20,
             rpc_listen="127.0.0.1:0",
+            byzantine=self.byzantine.get(i),
         )
         node = Node(
             config=cfg,

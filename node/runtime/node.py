@@ -77,6 +77,7 @@ from node.ledger.precompiles.consensus import Membership, genesis_membership
 from node.ledger.tx import VerifiedTx
 from node.rpc.http import RpcServer
 from node.runtime import wire
+from node.runtime.byzantine import Byzantine
 from node.runtime.config import NodeConfig
 from node.runtime.errors import NodeError
 from node.runtime.latency import Latency
@@ -182,12 +183,20 @@ class Node:
         self.dropped: Counter[str] = Counter()
         self.commit_times: deque[tuple[float, int]] = deque(maxlen=64)
         self.latency = Latency()  # histograms for /metrics (node/runtime/latency.py)
+        self.byzantine = Byzantine.of(config, self)
+        """FOR TESTING ONLY: what this node sends is Byzantine (node/runtime/byzantine.py)."""
 
     # -- construction from a node folder ---------------------------------------------
 
     @classmethod
-    def from_config(cls, path: str | Path) -> Node:
+    def from_config(cls, path: str | Path, *, byzantine: str | None = None) -> Node:
+        """The node of a folder's config.toml; ``byzantine`` (a behaviour, or ``"none"``
+        for an honest node) overrides its ``[testing] byzantine``."""
         config = NodeConfig.load(path)
+        if byzantine is not None:
+            config = dataclasses.replace(
+                config, byzantine=None if byzantine == "none" else byzantine
+            )
         genesis = GenesisConfig.load(config.path(config.genesis))
         identity = load_node(config.path(config.conf_dir))
         return cls(config=config, genesis=genesis, identity=identity)
@@ -258,8 +267,14 @@ class Node:
             ("gossip", self._gossip_loop),
             ("status", self._status_loop),
             ("sync", self.sync.run),
+            *(self.byzantine.loops() if self.byzantine is not None else ()),
         ):
             self.supervisor.spawn(name, loop)
+        if self.byzantine is not None:
+            log.warning(
+                "*** this node is Byzantine: %s (a test mode: never on a real chain) ***",
+                self.byzantine.behaviour,
+            )
         for action in self.replica.start():  # peers hear of the view it restarted in
             self._perform(action)
         log.info(
@@ -412,6 +427,8 @@ class Node:
 
     def _perform(self, action: Action) -> None:
         match action:
+            case Broadcast() | Send() if self.byzantine is not None:
+                self.byzantine.send(action)  # a test mode (node/runtime/byzantine.py)
             case Broadcast():
                 frame = wire.encode(wire.Consensus(encode_message(action.message)))
                 self.transport.broadcast(frame)

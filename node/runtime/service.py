@@ -168,6 +168,7 @@ class NodeService:
             "stalled": stalled,
             "stall_reason": node.stall_reason() if stalled else None,
             "internal_errors": sum(node.supervisor.errors.values()),
+            "byzantine": node.byzantine.behaviour if node.byzantine is not None else None,
         }
 
     def sync_status(self) -> SyncData:
@@ -266,6 +267,20 @@ class NodeService:
         )
         for name, help_text, label, counts in _LABELLED:
             yield prom.labelled(name, "counter", help_text, label, counts(node))
+        if node.byzantine is not None:  # a test mode (docs/node.md)
+            yield prom.gauge(
+                "ledgerlab_byzantine",
+                "1: this node runs a Byzantine test mode (the label names it).",
+                1,
+                {"behaviour": node.byzantine.behaviour},
+            )
+            yield prom.labelled(
+                "ledgerlab_byzantine_frames_total",
+                "counter",
+                "What the Byzantine test mode did: frames sent, tampered, suppressed, spam.",
+                "kind",
+                {k: node.byzantine.stats[k] for k in ("frames", "tampered", "suppressed", "spam")},
+            )
 
 
 # Counters by one label: (name, help, label, where the counts are).
