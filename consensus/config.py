@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consensus.crypto import HASH_SIZE, PUBLIC_KEY_SIZE, Signer, Verifier
+from consensus.membership import check_sealers
 
 """``signer(digest32) -> signature65``: the sealer's key, injected (never stored here)."""
 """``verifier(public_key64, digest32, signature65) -> bool``."""
@@ -47,14 +48,8 @@ class ReplicaConfig:
     node_key: bytes | None = None
 
     def __post_init__(self) -> None:
-        sealers = tuple(bytes(k) for k in self.sealers)
+        sealers = check_sealers(self.sealers)
         object.__setattr__(self, "sealers", sealers)
-        if not sealers:
-            raise ValueError("a replica needs at least one sealer")
-        if any(len(k) != PUBLIC_KEY_SIZE for k in sealers):
-            raise ValueError("sealer public keys must be 64 bytes")
-        if len(set(sealers)) != len(sealers):
-            raise ValueError("sealer public keys must be distinct")
         if self.index is not None:
             if not 0 <= self.index < len(sealers):
                 raise ValueError(f"index {self.index} is not a sealer position")
