@@ -37,6 +37,7 @@ from node.ledger.precompiles.consensus import WRITERS as MEMBERSHIP_WRITERS
 from node.ledger.precompiles.consensus import Membership, read_membership
 from node.ledger.tx import VerifiedTx
 from storage.ledger import Head, LedgerStore
+from storage.overlay import StateReader
 
 log = logging.getLogger(__name__)
 
@@ -166,21 +167,45 @@ class Chain:
             return None if block is None else block.header.sealer_list
         return None
 
-    def membership_after(self, vtx: VerifiedTx) -> Membership | None:
-        """The membership ``vtx`` would leave if it ran on the head state now, or None
-        when it is no membership change or would fail (its receipt will say why)."""
+    @staticmethod
+    def is_membership_change(vtx: VerifiedTx) -> bool:
+        """Whether ``vtx`` calls a writer of the Consensus precompile (it may still fail)."""
         tx = vtx.tx.tx
-        if tx.to != _CONSENSUS or tx.method not in MEMBERSHIP_WRITERS:
+        return tx.to == _CONSENSUS and tx.method in MEMBERSHIP_WRITERS
+
+    def membership_after(
+        self, vtx: VerifiedTx, *, pending: Sequence[VerifiedTx] = ()
+    ) -> Membership | None:
+        """The membership ``vtx`` would leave if it ran on the head state now, after the
+        membership changes among ``pending`` (in that order: those that would fail
+        change nothing), or None when ``vtx`` is no membership change or would fail
+        there (its receipt will say why)."""
+        if not self.is_membership_change(vtx):
             return None
+        state = self._apply_changes(pending)
+        status, state = self._dry_run(state, vtx)
+        return read_membership(state, self.genesis) if status == 0 else None
+
+    def membership_pending(self, pending: Sequence[VerifiedTx]) -> Membership:
+        """The membership after the membership changes among ``pending`` ran on the head
+        state, in order (the head's own when there are none)."""
+        if not any(self.is_membership_change(v) for v in pending):
+            return self.membership()
+        return read_membership(self._apply_changes(pending), self.genesis)
+
+    def _apply_changes(self, txs: Sequence[VerifiedTx]) -> StateReader:
+        state: StateReader = self.store.state
+        for vtx in txs:
+            if self.is_membership_change(vtx):
+                _, state = self._dry_run(state, vtx)
+        return state
+
+    def _dry_run(self, state: StateReader, vtx: VerifiedTx) -> tuple[int, StateReader]:
+        tx = vtx.tx.tx
         status, _, overlay = self.executor.simulate(
-            self.store.state,
-            tx.to,
-            tx.method,
-            tx.args,
-            sender=vtx.sender,
-            block_number=self.head.number + 1,
+            state, tx.to, tx.method, tx.args, sender=vtx.sender, block_number=self.head.number + 1
         )
-        return read_membership(overlay, self.genesis) if status == 0 else None
+        return status, overlay
 
     # -- blocks ---------------------------------------------------------------------------
 

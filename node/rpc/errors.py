@@ -6,7 +6,8 @@ Three families share the ``error.code`` field of a JSON-RPC response:
 * FISCO BCOS 2.x RPC codes (-40001 ..) for lookups that name something absent;
 * FISCO BCOS transaction-pool statuses (10000 .. 10008) for a rejected transaction, with
   the same numbers FISCO returns, so a FISCO user recognises ``10004`` as "already in
-  the pool". ``error.data`` then holds ``{"reason": <name>, "status": "0x2714"}``.
+  the pool", and ledgerlab's own refusals after them (10009 ..). ``error.data`` then
+  holds ``{"reason": <name>, "status": "0x2714"}``.
 
 ``docs/rpc.md`` renders this table; keep the two in step.
 """
@@ -51,6 +52,10 @@ class ErrorCode(IntEnum):
     # members connected to this node than its quorum; sendRawTransaction's {"force": true}
     # submits it anyway.
     MembershipBreaksQuorum = 10010
+    # ledgerlab's own: sendRawTransaction to a free node (in neither the sealer nor the
+    # observer list at its head): the members do not talk to it, nothing it took could
+    # commit; send to a member.
+    NotAGroupMember = 10011
 
 
 #: Default human message per code (the reason name is always in ``data`` too).
@@ -79,6 +84,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.InvalidSignature: "InvalidSignature",
     ErrorCode.Quarantined: "Quarantined",
     ErrorCode.MembershipBreaksQuorum: "MembershipBreaksQuorum",
+    ErrorCode.NotAGroupMember: "NotAGroupMember",
 }
 
 #: The txpool rejection reasons a backend may report, by name.

@@ -136,6 +136,12 @@ def text(value: Any, what: str, *, max_bytes: int = MAX_ARG_BYTES) -> str:
 
 
 def arity(params: list[Any], lo: int, hi: int, usage: str) -> None:
-    """Raise unless ``lo <= len(params) <= hi``; ``usage`` names the expected params."""
+    """Raise unless ``lo <= len(params) <= hi``.
+
+    ``params`` are those after the group id (the dispatcher took it off); ``usage`` names
+    all of them, the group included, and so does the count the message reports: the
+    client sent one param more than ``params`` holds.
+    """
     if not lo <= len(params) <= hi:
-        raise RpcError(-32602, f"Invalid params: expected {usage}, got {len(params)} param(s)")
+        got = len(params) + 1
+        raise RpcError(-32602, f"Invalid params: expected {usage}, got {got} param(s)")

@@ -59,6 +59,7 @@ from consensus import (
     MessageReceived,
     PersistedState,
     PersistState,
+    Progress,
     ProposalReady,
     Replica,
     ReplicaConfig,
@@ -104,6 +105,13 @@ MAX_PROPOSAL_AHEAD_MS = 60_000
 # A chain may run with consensus_timeout up to an hour; a user must not wait that long to
 # hear that nothing commits.
 STALL_LIMIT_MAX = 30.0
+# A peer is alive ("heard from") while a frame of it arrived within this many seconds.
+# Every node sends Status to every peer each STATUS_INTERVAL (1 s; MQTT adds a 1 s
+# heartbeat), so a live peer is heard every second: 5 s tolerates four late or lost ones
+# (a busy event loop), is MQTT's own peer_timeout, and drops a frozen (SIGSTOPped) peer
+# long before TCP's 20 s idle timeout would. The admission quorum check and the stall
+# reasons count only these peers (docs/governance.md).
+HEARD_WINDOW = 5.0
 # Transaction bytes in one block. tx_count_limit alone allows 10,000 txs of 8 KB, but a
 # block must fit one BlockResponse item (else no peer can sync it) and Block.decode's limit
 # (else we cannot read our own head back); the slack covers header, seal and framing.
@@ -676,8 +684,19 @@ class Node:
 
         A membership change that would leave the new sealer set without a quorum this
         node can see connected is refused (:meth:`_vet_membership`) unless ``force``.
+        A free node refuses every one (NotAGroupMember), forced or not: the members do
+        not talk to it, so nothing it admitted could reach a block.
         """
         head = self.chain.head.number
+        if self.role == "free":
+            refused = TxRejected(
+                Reason.NOT_A_GROUP_MEMBER,
+                f"this node is not a sealer or observer of the group at its head (block "
+                f"{head}): the members do not talk to it, so its transactions cannot "
+                "commit; send them to a sealer or observer",
+            )
+            self.pool.rejected[Reason.NOT_A_GROUP_MEMBER] += len(raws)
+            return [refused] * len(raws)
         vet = None if force else self._vet_membership
         out: list[bytes | TxRejected] = []
         for raw in raws:
@@ -696,29 +715,57 @@ class Node:
 
     def _vet_membership(self, vtx: VerifiedTx) -> None:
         """Refuse a client's Consensus-precompile call whose new sealer set would have
-        fewer members "known connected" from here (this node, and peers with a live
-        transport connection now) than its quorum: committing it would stall the chain.
+        fewer members "known alive" from here (this node, and peers heard from within
+        HEARD_WINDOW: a frame in the last 5 s) than its quorum: committing it would
+        stall the chain.
 
-        This is not deterministic (it depends on this node's links right now), so it is
-        an admission rule of the node the client talks to, never an execution rule;
-        gossiped transactions skip it. The change is judged on the head state as if it
-        ran alone (pending changes are not counted); a call that would fail anyway is let
-        through, for its receipt to say why. A sealer being added counts only if it is
-        connected itself.
+        This is not deterministic (it depends on what this node hears right now), so it
+        is an admission rule of the node the client talks to, never an execution rule;
+        gossiped transactions skip it. The change is judged on the head state after the
+        membership changes already pending in this node's pool, in pool (sealing) order:
+        two changes that pass alone but break the quorum together are not both admitted
+        here (two nodes taking one each within the gossip delay still can: docs/
+        governance.md). A call that would fail anyway is let through, for its receipt
+        to say why. A sealer being added counts only if it is heard from itself.
         """
-        new = self.chain.membership_after(vtx)
-        if new is None or new.sealers == self.membership.sealers:
+        chain = self.chain
+        if not chain.is_membership_change(vtx) or vtx.sender not in self.genesis.governors:
+            return  # not a change, or one that fails with NoPermission whatever is pending
+        pending = self.pool.matching(chain.is_membership_change)
+        new = chain.membership_after(vtx, pending=pending)
+        if new is None:
             return
-        me, peers = self.key.public_key, self.transport.peers()
-        live = sum(1 for k in new.sealers if k == me or k.hex() in peers)
+        base = chain.membership_pending(pending) if pending else self.membership
+        if new.sealers == base.sealers:
+            return
+        me, heard = self.key.public_key, self.heard_peers()
+        live = sum(1 for k in new.sealers if k == me or k.hex() in heard)
         need = quorum(len(new.sealers))
         if live < need:
+            after = (
+                f" (after the {len(pending)} membership change(s) pending in this node's pool)"
+                if pending
+                else ""
+            )
+            silent = [
+                (i, k.hex()) for i, k in enumerate(new.sealers) if k != me and k.hex() not in heard
+            ]
             raise TxRejected(
                 Reason.MEMBERSHIP_BREAKS_QUORUM,
-                f"{vtx.tx.tx.method} would leave {len(new.sealers)} sealers, quorum {need}, "
-                f"but only {live} of them are connected to this node (itself included); "
+                f"{vtx.tx.tx.method} would leave {len(new.sealers)} sealers{after}, quorum "
+                f"{need}, but only {live} of them are connected to this node (itself "
+                f"included; a peer counts when heard from within {HEARD_WINDOW:g} s); "
+                f"not heard from: {self._names_of(silent)}; "
                 'send it with {"force": true} to submit it anyway',
             )
+
+    def heard_peers(self) -> frozenset[str]:
+        """Peers alive now: a frame of theirs arrived within :data:`HEARD_WINDOW`."""
+        return self.transport.heard_within(HEARD_WINDOW)
+
+    def _names_of(self, sealers: list[tuple[int, str]]) -> str:
+        """``node3 (sealer 2), 5e0a91c2 (sealer 4)``: (index, node id) pairs, named."""
+        return ", ".join(f"{self.name_of(node_id)} (sealer {i})" for i, node_id in sealers)
 
     async def _gossip_loop(self) -> None:
         delay = self.config.gossip_max_delay_ms / 1000
@@ -811,17 +858,48 @@ class Node:
             log.info("no longer stalled (height %d)", self.replica.height)
 
     def stall_reason(self) -> str:
-        """Why the current height is not committing, as far as this node knows."""
+        """Why the current height is not committing, as far as this node knows.
+
+        When the sealers this node hears from (itself, and peers heard within
+        HEARD_WINDOW) are fewer than the quorum, the reason ends with the ones it has
+        not heard from, by name and sealer index.
+        """
+        if self.role == "free":
+            return (
+                f"free node: in neither the sealer nor the observer list at its head (block "
+                f"{self.chain.head.number}); the members do not talk to it, so nothing "
+                "commits here until a governor's addObserver admits it"
+            )
         p = self.replica.progress()
+        heard = self.heard_peers()
+        silent = [
+            (i, s) for i, s in enumerate(self.sealer_ids) if s != self.node_id and s not in heard
+        ]
+        reason = self._progress_reason(p, leader_silent=any(i == p.leader for i, _ in silent))
+        live = len(self.sealer_ids) - len(silent)
+        if silent and live < p.quorum:
+            reason += (
+                f"; {live} of {len(self.sealer_ids)} sealers heard from, quorum {p.quorum}; "
+                f"not heard from: {self._names_of(silent)}"
+            )
+        return reason
+
+    def _progress_reason(self, p: Progress, *, leader_silent: bool) -> str:
         leader = self._sealer_name(p.leader)
+        awaited = leader + " (not heard from)" if leader_silent else leader
         if p.phase == "view_change":
+            if p.leader == self.index:
+                return (
+                    f"view change to view {p.view}: this node leads the new view and needs "
+                    f"{p.quorum} ViewChanges, has {p.view_changes}"
+                )
             return (
                 f"view change to view {p.view}: {p.view_changes} of {p.quorum} ViewChanges, "
-                f"waiting for the NewView from {leader}"
+                f"waiting for the NewView from {awaited}"
             )
         if p.phase == "waiting_proposal":
             if p.leader != self.index:
-                return f"waiting for a proposal from the leader {leader} (view {p.view})"
+                return f"waiting for a proposal from the leader {awaited} (view {p.view})"
             if p.abstaining:
                 return (
                     f"this node leads view {p.view} but restarted in it after signing there: "

@@ -53,6 +53,9 @@ class Reason(enum.Enum):
     MEMBERSHIP_BREAKS_QUORUM = "MembershipBreaksQuorum"
     """ledgerlab's own: a client's membership change that would leave fewer sealers
     connected to this node than the new set's quorum (refused unless forced)."""
+    NOT_A_GROUP_MEMBER = "NotAGroupMember"
+    """ledgerlab's own: a client's transaction sent to a free node (in neither list at
+    its head): the members do not talk to it, so nothing it admits could commit."""
 
 
 class TxRejected(Exception):
@@ -246,6 +249,12 @@ class TxPool:
                 if len(picked) == limit:
                     break
         return picked
+
+    def matching(self, predicate: Callable[[VerifiedTx], bool]) -> list[VerifiedTx]:
+        """The pending transactions ``predicate`` accepts, in arrival (sealing) order.
+
+        O(pool): for rare questions (the membership changes pending), not the hot path."""
+        return [v for v in self._pending.values() if predicate(v)]
 
     def missing(self, hashes: Iterable[bytes]) -> list[bytes]:
         """The hashes among ``hashes`` the pool does not hold."""

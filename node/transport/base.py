@@ -219,6 +219,18 @@ class Transport(ABC):
     def peers(self) -> frozenset[str]:
         """Node ids currently reachable (connected, handshaken, admitted)."""
 
+    def heard_within(self, seconds: float) -> frozenset[str]:
+        """The :meth:`peers` a frame (data, ping or heartbeat) arrived from within the
+        last ``seconds`` (monotonic clock).
+
+        A connection can outlive its peer's ability to speak: a frozen (SIGSTOPped)
+        process keeps its sockets open, and the kernel keeps acknowledging, until the
+        idle timeout drops it. What must know who is alive *now* (the admission quorum
+        check, stall reports) asks this instead. A transport that does not time its
+        peers answers :meth:`peers`.
+        """
+        return self.peers()
+
     # -- inbound -----------------------------------------------------------------
 
     async def recv(self) -> tuple[str, bytes]:

@@ -10,6 +10,7 @@ splits nodes into groups that cannot reach each other until :meth:`MemoryHub.hea
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -106,6 +107,7 @@ class MemoryTransport(Transport):
         self._allowed = frozenset(allowed) if allowed is not None else None
         self._blacklist: frozenset[str] = frozenset()
         self._running = False
+        self._heard: dict[str, float] = {}  # peer -> monotonic time of its last frame
 
     def _admits(self, node_id: str) -> bool:
         if node_id in self._blacklist:
@@ -139,6 +141,11 @@ class MemoryTransport(Transport):
             p for p in self.hub._peers_of(me) if self._admits(p) and nodes[p]._admits(me)
         )
 
+    def heard_within(self, seconds: float) -> frozenset[str]:
+        cutoff = time.monotonic() - seconds
+        heard = self._heard
+        return frozenset(p for p in self.peers() if heard.get(p, -1.0) >= cutoff)
+
     def send(self, peer_id: str, data: bytes) -> bool:
         if not self._running or not self._admits(peer_id):
             self.stats.dropped["not_connected"] += 1
@@ -157,6 +164,7 @@ class MemoryTransport(Transport):
         if not self._admits(src):
             self.stats.dropped["not_member"] += 1
             return
+        self._heard[src] = time.monotonic()  # alive, even if the frame is dropped below
         if self._inbox.over_capacity():
             self.stats.dropped["inbox_full"] += 1
             return

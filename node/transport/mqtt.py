@@ -251,6 +251,15 @@ class MqttTransport(Transport):
     def peers(self) -> frozenset[str]:
         return self._live
 
+    def heard_within(self, seconds: float) -> frozenset[str]:
+        """Members whose last batch (a heartbeat at least) arrived within ``seconds``:
+        :meth:`peers` with the window checked now, not at the last heartbeat tick."""
+        cutoff = time.monotonic() - seconds
+        senders = self._senders
+        return frozenset(
+            s for s in self._live if (st := senders.get(s)) is not None and st.last_seen >= cutoff
+        )
+
     def backlog(self) -> int:
         return self._pending_bytes
 

@@ -46,6 +46,7 @@ import random
 import socket
 import ssl
 import struct
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -216,6 +217,8 @@ class _Conn:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_reason: str | None = None
+    heard: float = field(default_factory=time.monotonic)
+    """Monotonic time the last bytes came in (the handshake, then any frame, PINGs too)."""
 
     def dialer(self, local_id: str) -> str:
         return local_id if self.outbound else self.peer_id
@@ -370,6 +373,12 @@ class TcpTransport(Transport):
 
     def peers(self) -> frozenset[str]:
         return frozenset(self._conns)
+
+    def heard_within(self, seconds: float) -> frozenset[str]:
+        """Connected peers whose last bytes arrived within ``seconds``: a frozen peer's
+        socket stays open (its kernel still acknowledges) until ``idle_timeout``."""
+        cutoff = time.monotonic() - seconds
+        return frozenset(p for p, c in self._conns.items() if c.heard >= cutoff)
 
     def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
         self.allowed = frozenset(allowed) if allowed is not None else None
@@ -809,6 +818,7 @@ class TcpTransport(Transport):
             if not chunk:
                 conn.close_reason = conn.close_reason or "eof"
                 return
+            conn.heard = time.monotonic()
             buf += chunk
             self._parse(conn, buf)
             if inbox.over_capacity():
