@@ -7,9 +7,10 @@ retransmission timeout, so loss shows as late bytes, never as missing ones: the 
 TLS records and a missing byte would only ever be a reset), a rate limit, a per-chunk
 reset probability, and a cut. A cut link is a *blackhole* (bytes wait in the proxy, new
 connections are accepted but not forwarded, as in a real partition where segments are
-retransmitted until someone times out; on heal the held connections are reset, because
-the nodes have given up on them by then or soon will) or a *reset* (every connection
-through it is reset at once and new ones are reset on arrival).
+retransmitted until someone times out: on heal the held bytes go through, in order, to
+the connections the nodes have not given up on; a connection attempt that waited is
+reset) or a *reset* (every connection through it is reset at once and new ones are reset
+on arrival).
 
 A link is served by one or more :class:`Listener` s (a loopback port each). For a TCP
 pair both nodes dial, each through its own listener (``i -> j`` and ``j -> i``), and the
@@ -98,14 +99,9 @@ class Link:
         self._wake()
 
     def heal(self) -> None:
-        """Let bytes through again; connections that were held are reset (see module)."""
-        was_cut = self.cut
+        """Let bytes through again: what a blackhole held is delivered, in order."""
         for key in self.flows:
             self.flows[key] = replace(self.flows[key], cut=False)
-        if was_cut:
-            for pipe in list(self.pipes):
-                if pipe.held:
-                    pipe.abort()
         self._wake()
 
     def reset_all(self) -> None:
@@ -143,7 +139,6 @@ class Pipe:
     ) -> None:
         self.link = link
         self.client, self.server = client, server
-        self.held = False  # some byte waited on a cut
         self.closed = asyncio.Event()
         self._pumps = (
             _Pump(self, client[0], server[1], (src, dst)),
@@ -254,7 +249,6 @@ class _Pump:
                 self.ready.clear()
                 await self.ready.wait()
             if link.flow(*self.direction).cut:
-                self.pipe.held = True
                 await link.changed.wait()
                 continue
             due, chunk = self.queue[0]

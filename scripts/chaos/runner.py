@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shlex
 import shutil
 import tempfile
@@ -31,7 +32,7 @@ from scripts.chaos.perturb import Perturber
 from scripts.chaos.schedule import Schedule, Shape
 from scripts.chaos.stalls import Stall, find_stalls
 from scripts.chaos.store import NodeLedger, open_ledger
-from scripts.chaos.workload import Workload, WorkloadPlan
+from scripts.chaos.workload import TxRecord, Workload, WorkloadPlan
 from scripts.errors import CommandError
 
 DRAIN_TIMEOUT = 120.0
@@ -159,6 +160,7 @@ async def _run_on(plan: RunPlan, cluster: ChaosCluster, say: Say) -> Outcome:
         await workload.close()
     if plan.attach is None:
         cluster.fleet.stop_all()
+    _save_records(cluster.run_dir / "txs.json", workload)
     points = [p for p in cluster.monitor.points if timing["start"] <= p.t <= timing["end"]]
     stalls = find_stalls(points)
     verdict = _check(cluster, workload, members, stalls)
@@ -167,6 +169,15 @@ async def _run_on(plan: RunPlan, cluster: ChaosCluster, say: Say) -> Outcome:
     if not drained:
         report["notes"].append(f"the drain timed out after {DRAIN_TIMEOUT:.0f} s")
     return Outcome(report, verdict, cluster.run_dir)
+
+
+def _save_records(path: Path, workload: Workload) -> None:
+    """Every transaction of the run and what became of it (for the checks and for you)."""
+    path.write_text(json.dumps([r.as_json() for r in workload.records.values()]))
+
+
+def load_records(path: Path) -> list[TxRecord]:
+    return [TxRecord.from_json(doc) for doc in json.loads(path.read_text())]
 
 
 def _workload(plan: RunPlan, cluster: ChaosCluster) -> Workload:
@@ -208,8 +219,7 @@ async def _chaos(
     ]
     play = asyncio.ensure_future(perturber.play(sched))
     watch = asyncio.ensure_future(_watch(cluster, say, stop_load, start))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(play), duration)
+    await asyncio.sleep(max(0.0, start + duration - cluster.now()))
     perturber.stop.set()
     say("schedule over: undoing what is still on")
     await play

@@ -95,35 +95,31 @@ def _bound(timeout: float, outage: bool, delay: float) -> float:
     return 3 * timeout + (RECONNECT if outage else 0.0) + DELAY_FACTOR * delay + SLACK
 
 
-def find_stalls(points: Sequence[Point], *, min_seconds: float = 1.0) -> list[Stall]:
+def find_stalls(points: Sequence[Point], *, min_seconds: float = 2.0) -> list[Stall]:
     """Every stretch of ``min_seconds`` or more without progress while a quorum could
-    talk and work waited, with its bound (module docstring)."""
+    talk and work waited, from the last progress (or from when a quorum could talk again)
+    to the next progress (or until it could not), with its bound (module docstring)."""
     out: list[Stall] = []
-    start: Point | None = None  # first point of the current stretch
-    outage = False  # the stretch began as a quorum came back
-    worst_delay = 0.0
+    since: float | None = None
+    outage, delay, timeout, head = False, 0.0, 0.0, 0
     last_head = points[0].head if points else 0
     prev_talkable = True
-
-    def close(end: float) -> None:
-        if start is not None and end - start.t >= min_seconds:
-            bound = _bound(start.timeout, outage, worst_delay)
-            out.append(Stall(start.t, end, bound, outage, start.head))
-
     for p in points:
+        eligible = p.talkable and p.pending
         progressed = p.head > last_head
         last_head = max(last_head, p.head)
-        if progressed or not p.talkable or not p.pending:
-            close(p.t)
-            start = None
-        elif start is None:
-            start, outage, worst_delay = p, not prev_talkable or p.recovering, p.delay
-        else:
-            worst_delay = max(worst_delay, p.delay)
-            outage = outage or p.recovering
+        if since is not None and (progressed or not eligible):
+            if p.t - since >= min_seconds:
+                out.append(Stall(since, p.t, _bound(timeout, outage, delay), outage, head))
+            since = None
+        if eligible and since is None:
+            since, outage = p.t, not prev_talkable or p.recovering
+            delay, timeout, head = p.delay, p.timeout, p.head
+        elif since is not None:
+            delay, outage = max(delay, p.delay), outage or p.recovering
         prev_talkable = p.talkable
-    if points:
-        close(points[-1].t)
+    if since is not None and points and points[-1].t - since >= min_seconds:
+        out.append(Stall(since, points[-1].t, _bound(timeout, outage, delay), outage, head))
     return out
 
 

@@ -58,14 +58,25 @@ class TxRecord:
     def acked(self) -> bool:
         return self.acked_at is not None
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TxRecord:
+        """A record back from :meth:`as_json`."""
+        values = dict(doc)
+        raw = bytes.fromhex(values.pop("raw", ""))
+        refusals: Counter[str] = Counter(values.pop("refusals", {}))
+        values["args"] = tuple(values["args"])
+        return cls(raw=raw, refusals=refusals, **values)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "hash": self.hash,
+            "raw": self.raw.hex(),
             "method": self.method,
             "args": list(self.args),
             "block_limit": self.block_limit,
             "submitted_at": self.submitted_at,
             "sent_to": self.sent_to,
+            "last_sent": self.last_sent,
             "acked_at": self.acked_at,
             "acked_by": self.acked_by,
             "refusals": dict(self.refusals),
