@@ -34,6 +34,7 @@ from scripts.chaos.stalls import Stall, find_stalls
 from scripts.chaos.store import NodeLedger, open_ledger
 from scripts.chaos.workload import TxRecord, Workload, WorkloadPlan
 from scripts.errors import CommandError
+from scripts.launcher.layout import load_chain
 
 DRAIN_TIMEOUT = 120.0
 CONVERGE_TIMEOUT = 60.0
@@ -65,22 +66,26 @@ class Outcome:
     run_dir: Path
 
 
-def _schedule(plan: RunPlan, cluster: ChaosCluster) -> Schedule:
+def _schedule(plan: RunPlan) -> Schedule:
+    """The run's schedule, checked before anything starts."""
+    chain = load_chain(plan.attach) if plan.attach is not None else None
+    nodes = len(chain.nodes) if chain else plan.nodes
+    transport = chain.transport if chain else plan.transport
+    network = chain is None
     if plan.schedule is not None:
-        sched = schedule_mod.load(plan.schedule, len(cluster.chain.nodes))
-        if cluster.network is None:
-            net = [p.kind for p in sched.perturbations if p.kind in schedule_mod.NETWORK_KINDS]
-            if net:
-                raise CommandError(
-                    f"{plan.schedule} has network faults ({', '.join(set(net))})"
-                    " but --dir attaches without proxies",
-                    hint="run without --dir (a fresh cluster behind proxies)",
-                )
+        sched = schedule_mod.load(plan.schedule, nodes)
+        net = {p.kind for p in sched.perturbations if p.kind in schedule_mod.NETWORK_KINDS}
+        if net and not network:
+            raise CommandError(
+                f"{plan.schedule} has network faults ({', '.join(sorted(net))}) but --dir "
+                "attaches without proxies",
+                hint="run without --dir (a fresh cluster behind proxies)",
+            )
         return sched
     shape = Shape(
-        nodes=len(cluster.chain.nodes),
-        transport=cluster.chain.transport,
-        network=cluster.network is not None,
+        nodes=nodes,
+        transport=transport,
+        network=network,
         byzantine=frozenset(plan.byzantine),
         kinds=plan.kinds,
     )
@@ -92,11 +97,12 @@ def _duration(plan: RunPlan, sched: Schedule) -> float:
 
 
 async def run(plan: RunPlan, say: Say) -> Outcome:
+    sched = _schedule(plan)
     run_dir, temp = _run_dir(plan)
     cluster = await _cluster(plan, run_dir, say)
     outcome: Outcome | None = None
     try:
-        outcome = await _run_on(plan, cluster, say)
+        outcome = await _run_on(plan, cluster, sched, say)
         return outcome
     finally:
         if plan.attach is None:
@@ -132,8 +138,7 @@ async def _cluster(plan: RunPlan, run_dir: Path, say: Say) -> ChaosCluster:
     )
 
 
-async def _run_on(plan: RunPlan, cluster: ChaosCluster, say: Say) -> Outcome:
-    sched = _schedule(plan, cluster)
+async def _run_on(plan: RunPlan, cluster: ChaosCluster, sched: Schedule, say: Say) -> Outcome:
     duration = _duration(plan, sched)
     (cluster.run_dir / "schedule.toml").write_text(schedule_mod.to_toml(sched))
     say(

@@ -17,6 +17,7 @@ from consensus.byzantine import BEHAVIOURS
 from scripts.chaos import report as report_mod
 from scripts.chaos.runner import RunPlan, run
 from scripts.chaos.schedule import KINDS, ScheduleError
+from scripts.chaos.soak import soak
 from scripts.errors import CommandError
 from scripts.launcher.options import Verb, add_verbs, arg, console, fresh_dir
 
@@ -83,6 +84,8 @@ def _plan(args: argparse.Namespace) -> RunPlan:
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     plan = _plan(args)
+    if args.seeds is not None:
+        return _soak(args, plan)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -104,6 +107,44 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _soak(args: argparse.Namespace, plan: RunPlan) -> int:
+    if args.schedule or args.dir or args.work_dir:
+        raise CommandError(
+            "--seeds runs fresh clusters from seeds: no --schedule, --dir, --work-dir"
+        )
+    if args.seeds < 1:
+        raise CommandError("--seeds must be at least 1")
+    first = plan.seed
+    seeds = range(first, first + args.seeds)
+    console.print(
+        f"chaos soak: seeds {first}..{first + args.seeds - 1}, {plan.duration or 60:g} s each"
+    )
+    try:
+        totals = soak(
+            plan,
+            seeds,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            say=lambda line: console.print(line, highlight=False),
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    txs = totals["txs"]
+    console.print(
+        f"{len(totals['seeds'])} runs, {totals['passed']} passed, "
+        f"{totals['seconds_of_chaos'] / 60:.0f} min of chaos; perturbations "
+        + ", ".join(f"{k} {v}" for k, v in sorted(totals["perturbations"].items()))
+        + f"; {txs.get('acknowledged', 0):,} txs acknowledged, {txs.get('lost', 0)} lost; "
+        f"longest stall {totals['longest_stall']:.1f} s"
+    )
+    if args.json:
+        Path(args.json).expanduser().write_text(json.dumps(totals, indent=2))
+        console.print(f"report written to {args.json}")
+    if totals["failed"]:
+        raise ChaosFailed(f"seeds {', '.join(map(str, totals['failed']))} failed (see above)")
+    return 0
+
+
 VERBS = (
     Verb(
         "chaos",
@@ -116,7 +157,7 @@ VERBS = (
         ledgerlab chaos --transport mqtt               # with a private broker it restarts
         ledgerlab chaos --byzantine 3=equivocate --kinds kill,partition
         ledgerlab chaos --dir ./chain --duration 60    # a running chain: process faults only
-        for s in $(seq 1 60); do ledgerlab chaos --seed $s --duration 60 || break; done
+        ledgerlab chaos --seeds 60 --duration 60 --json soak.json   # a soak: about 90 min
         """,
         cmd_chaos,
         (
@@ -172,6 +213,26 @@ VERBS = (
                 help="put the fresh cluster here (a new or empty folder; kept)",
             ),
             arg("--keep", action="store_true", help="keep the temporary folder after a pass"),
+            arg(
+                "--seeds",
+                type=int,
+                default=None,
+                metavar="N",
+                help="a soak: N runs, seeds --seed .. --seed+N-1, each --duration s",
+            ),
+            arg(
+                "--workers",
+                type=int,
+                default=None,
+                metavar="K",
+                help="--seeds: K runs at once on this machine (default 1)",
+            ),
+            arg(
+                "--scheduler",
+                default=None,
+                metavar="ADDRESS",
+                help="--seeds: run on a Dask cluster (tcp://host:8786; docs/reliability.md)",
+            ),
         ),
     ),
 )
