@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             range(args.start, args.start + args.seeds),
             workers=args.workers,
             scheduler=args.scheduler,
-            batch=BATCH[signatures],
+            batch=max(1, min(BATCH[signatures], args.seeds // 8)),  # few seeds: small batches
             check=source_fingerprint,
             log=note,
         ):
