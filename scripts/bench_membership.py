@@ -18,7 +18,8 @@ pid at the end, also on Ctrl-C.
    against the chain's ``consensus_timeout``. The sync wait is the verb's own
    (``membership._wait_synced``: until the new node is within one block of the live head;
    before the fix it waited for the head node1 had when the wait began);
-   ``--promote caught-up`` waits for the same with this script's own poll. ``--history S``: seconds of load before add-node (default ``--steady``).
+   ``--promote caught-up`` waits for the same with this script's own poll.
+   ``--history S``: seconds of load before add-node (default ``--steady``).
 2. ``catchup``: 4 sealers with tx_count_limit 1 build ``--blocks`` one-transaction blocks
    while the sealer set changes every ``--blocks``/5 blocks (add node4, remove node0,
    demote node1, promote node1 again); then, on the idle chain, ``--syncs`` new nodes are
