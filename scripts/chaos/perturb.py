@@ -265,8 +265,14 @@ class Perturber:
         if i is None or i not in self.c.sealers():
             self._skip(p, f"node {p.node} is not a sealer")
             return None
-        if len(self.c.sealers()) <= 3:
-            self._skip(p, "3 sealers left: a removal would leave no fault tolerance")
+        left = [s for s in self.c.sealers() if s != i]
+        byzantine = sum(not self.c.is_honest(s) for s in left)
+        if len(left) < 3 or byzantine > (len(left) - 1) // 3:
+            self._skip(
+                p,
+                f"{len(left)} sealers ({byzantine} Byzantine) would be left: more "
+                "faults than they tolerate",
+            )
             return None
         if not await self._governance("remove", i, p.kind):
             return None

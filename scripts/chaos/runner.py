@@ -353,7 +353,11 @@ def _report(
 
 def replay_command(plan: RunPlan, sched: Schedule, run_dir: Path) -> str:
     """The one command that runs this schedule again."""
-    parts = ["ledgerlab", "chaos", "--nodes", str(plan.nodes), "--transport", plan.transport]
+    parts = ["ledgerlab", "chaos"]
+    if plan.attach is not None:
+        parts += ["--dir", str(plan.attach)]
+    else:
+        parts += ["--nodes", str(plan.nodes), "--transport", plan.transport]
     if sched.source == "seed":
         parts += ["--seed", str(sched.seed), "--duration", f"{sched.duration:g}"]
         if plan.kinds:
