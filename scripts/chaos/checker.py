@@ -19,7 +19,9 @@ and the runner recorded, and ask:
   successful userAdd/userSave amounts minus the successful userDraw amounts up to its head;
 * **caught up**: every honest member ends at the final head;
 * **stalls**: no stretch without progress while a quorum could talk outlasted its bound;
-* **no crashes**: no node process exited on its own.
+* **no crashes**: no node process exited on its own;
+* **no internal errors**: no honest node counted a bug of ours (``internalErrors`` of
+  ``getConsensusStatus``: what the supervisor caught, docs/node.md, Supervision).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Evidence:
     members: Iterable[str] = ()  # honest nodes that are sealers or observers at the end
     stalls: Sequence[Stall] = ()
     crashes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    internal_errors: Mapping[str, int] = field(default_factory=dict)  # honest nodes
 
 
 @dataclass(slots=True)
@@ -114,6 +117,7 @@ def run_checks(ev: Evidence) -> Verdict:
     checks.append(caught_up(ev.ledgers, ev.members, replayed.height))
     checks.append(stall_bound(ev.stalls))
     checks.append(no_crashes(ev.crashes))
+    checks.append(no_internal_errors(ev.internal_errors))
     committed = sum(r.hash in replayed.tx_places for r in ev.records)
     figures = {
         "final_height": replayed.height,
@@ -310,3 +314,14 @@ def no_crashes(crashes: Mapping[str, Sequence[str]]) -> Check:
     if found:
         return Check("no crashes", False, "; ".join(f"{n}: {v[-1]}" for n, v in found.items()))
     return Check("no crashes", True, "no node exited on its own")
+
+
+def no_internal_errors(errors: Mapping[str, int]) -> Check:
+    found = {n: k for n, k in errors.items() if k}
+    if found:
+        return Check(
+            "no internal errors",
+            False,
+            f"bugs caught by the supervisor: {found} (the node logs have the tracebacks)",
+        )
+    return Check("no internal errors", True, "no honest node counted a bug of its own")

@@ -33,6 +33,7 @@ class NodeView:
     tx_sum: int
     view_changes: int
     peers: int
+    internal_errors: int = 0
 
 
 def parse_view(t: float, status: dict[str, Any], counts: dict[str, Any]) -> NodeView:
@@ -51,6 +52,7 @@ def parse_view(t: float, status: dict[str, Any], counts: dict[str, Any]) -> Node
         tx_sum=num(counts.get("txSum")),
         view_changes=num(status.get("viewChanges")),
         peers=num(status.get("connectedNodes")),
+        internal_errors=num(status.get("internalErrors")),
     )
 
 
@@ -70,7 +72,8 @@ class Monitor:
     first_view: int | None = None
     max_view: int = 0
     view_changes: dict[int, int] = field(default_factory=dict)  # summed over restarts
-    _last_vc: dict[int, int] = field(default_factory=dict)
+    internal_errors: dict[int, int] = field(default_factory=dict)  # the same
+    _last: dict[tuple[str, int], int] = field(default_factory=dict)
     on_sample: Callable[[Monitor], Point | None] | None = None
 
     def now(self) -> float:
@@ -117,10 +120,14 @@ class Monitor:
         if self.honest(index):
             self.first_view = view.view if self.first_view is None else self.first_view
             self.max_view = max(self.max_view, view.view)
-        last = self._last_vc.get(index, 0)
-        grew = view.view_changes - last if view.view_changes >= last else view.view_changes
-        self.view_changes[index] = self.view_changes.get(index, 0) + grew
-        self._last_vc[index] = view.view_changes
+        self._accumulate(self.view_changes, "vc", index, view.view_changes)
+        self._accumulate(self.internal_errors, "ie", index, view.internal_errors)
+
+    def _accumulate(self, totals: dict[int, int], name: str, index: int, value: int) -> None:
+        """Sum a per-process counter over the node's restarts (it restarts from 0)."""
+        last = self._last.get((name, index), 0)
+        totals[index] = totals.get(index, 0) + (value - last if value >= last else value)
+        self._last[(name, index)] = value
 
     def forget(self, index: int) -> None:
         """The node stopped: its last answer no longer describes it."""

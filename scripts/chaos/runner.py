@@ -289,6 +289,11 @@ def _check(
             members=[m for m in members if m in ledgers],
             stalls=stalls,
             crashes={n.name: n.exits for n in cluster.fleet.nodes.values()},
+            internal_errors={
+                f"node{i}": k
+                for i, k in cluster.monitor.internal_errors.items()
+                if cluster.is_honest(i)
+            },
         )
         return run_checks(evidence)
 

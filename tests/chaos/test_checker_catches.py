@@ -157,3 +157,9 @@ def test_a_crash_is_caught(copy: Path) -> None:
     with evidence(copy) as ev:
         ev.crashes = {"node2": ["exited with status 70: error: node2 stopped: boom"]}
         assert failed(run_checks(ev)) == ["no crashes"]
+
+
+def test_a_bug_the_supervisor_caught_is_caught(copy: Path) -> None:
+    with evidence(copy) as ev:
+        ev.internal_errors = {"node1": 2, "node2": 0}
+        assert failed(run_checks(ev)) == ["no internal errors"]
