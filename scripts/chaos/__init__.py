@@ -18,6 +18,7 @@ Modules, each with one job:
 | ``checker`` | the checks that set the exit status |
 | ``report`` | the JSON report and the terminal summary |
 | ``runner`` | one run, start to verdict |
+| ``soak`` | many seeded runs (``--seeds``) through ``consensus.sim.parallel.run_seeds`` |
 
 docs/reliability.md says what is promised and how each promise is tested.
 """

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from scripts.chaos.proxy import CLEAR, FlowFaults, Link, Listener
 
 BROKER = "broker"
+FRAME = 64 * 1024  # bytes: a large consensus frame, for the delay a rate limit adds
 
 
 def name(index: int) -> str:
@@ -137,9 +138,14 @@ class Network:
         return not any(link.cut for link in self.pair(a, b))
 
     def worst_delay(self) -> float:
-        """The largest one-way delay plus jitter on any link now (seconds)."""
+        """The largest one-way delay on any link now (seconds): delay plus jitter, plus the
+        time a rate limit takes to pass a 64 KiB frame (a block of a hundred transfers)."""
         return max(
-            (f.delay + f.jitter for link in self.links.values() for f in link.flows.values()),
+            (
+                f.delay + f.jitter + (FRAME / f.rate if f.rate else 0.0)
+                for link in self.links.values()
+                for f in link.flows.values()
+            ),
             default=0.0,
         )
 

@@ -17,8 +17,9 @@ while a quorum could talk and work was waiting, and gives each its bound::
   dial again (and a restarted node must start and sync). The TCP
   transport retries with back-off up to ``backoff_max`` (10 s) times a jitter of up to
   1.5, plus a TLS handshake (5 s): 20 s.
-* ``D``: 20 x the largest one-way delay + jitter on a link, while links are slow (a
-  height is about five message delays; queues behind a rate limit make it worse).
+* ``D``: 20 x the largest one-way delay on a link while links are slow: delay + jitter +
+  the time its rate limit takes to pass a 64 KiB frame (a height is about five message
+  delays; queues behind a rate limit make it worse).
 * ``SLACK`` (5 s): four node processes, the proxy and the client share two cores here;
   the samples are half a second apart.
 """
