@@ -210,6 +210,8 @@ class Scenario:
             raise ScenarioError("tx_interval_ms and exec_ms must be >= 0")
         if self.timeout_ms < self.tick_ms or self.tick_ms <= 0:
             raise ScenarioError("need 0 < tick_ms <= timeout_ms")
+        if self.leader_period < 1 or self.backoff_cap < 0 or self.status_ms < 0:
+            raise ScenarioError("need leader_period >= 1, backoff_cap >= 0 and status_ms >= 0")
         if self.signatures not in ("real", "fake"):
             raise ScenarioError("signatures must be 'real' or 'fake'")
         if self.break_rule not in (None, *BREAK_RULES):
@@ -273,13 +275,38 @@ def parse_membership(spec: str) -> MembershipChange:
         ) from None
 
 
+MAX_FLOAT = 1e12
+"""Largest magnitude of a float setting: 1e12 ms is 31 years of virtual time, and the
+engine turns milliseconds into integer microseconds (inf, NaN or 1e305 cannot be)."""
+
+
 def _get(table: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     value = table.get(key, default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if value is not None and not isinstance(value, kind):
+    if value is not None and (
+        not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    ):
         raise ScenarioError(f"{key} must be a {kind.__name__}")
+    if isinstance(value, float) and not abs(value) <= MAX_FLOAT:  # NaN fails this too
+        raise ScenarioError(f"{key} must be a number within +-{MAX_FLOAT:g}, not {value}")
     return value
+
+
+def _tables(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The ``[[name]]`` array of tables (empty when absent)."""
+    items = data.get(name, [])
+    if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
+        raise ScenarioError(f"[[{name}]] must be an array of tables")
+    return items
+
+
+def _groups(value: Any) -> list[list[int]]:
+    if not isinstance(value, list) or not all(
+        isinstance(g, list) and all(type(n) is int for n in g) for g in value
+    ):
+        raise ScenarioError("partition groups must be a list of lists of node indices")
+    return [list(g) for g in value]
 
 
 def from_dict(data: dict[str, Any]) -> Scenario:
@@ -308,15 +335,15 @@ def from_dict(data: dict[str, Any]) -> Scenario:
         raise ScenarioError("[network] must be a table")
     for key in ("latency_ms", "jitter_ms", "drop", "duplicate", "reorder"):
         setattr(s.network, key, _get(net, key, float, getattr(s.network, key)))
-    for p in data.get("partition", []):
+    for p in _tables(data, "partition"):
         s.partitions.append(
             PartitionSpec(
-                [list(g) for g in p.get("groups", [])],
+                _groups(p.get("groups", [])),
                 _get(p, "start_ms", float, 0.0),
                 _get(p, "heal_ms", float, None),
             )
         )
-    for c in data.get("crash", []):
+    for c in _tables(data, "crash"):
         s.crashes.append(
             CrashSpec(
                 _get(c, "node", int, 0),
@@ -324,9 +351,9 @@ def from_dict(data: dict[str, Any]) -> Scenario:
                 _get(c, "restart_ms", float, None),
             )
         )
-    for b in data.get("byzantine", []):
+    for b in _tables(data, "byzantine"):
         s.byzantine[_get(b, "node", int, 0)] = _get(b, "behaviour", str, "silent")
-    for m in data.get("membership", []):
+    for m in _tables(data, "membership"):
         node = m.get("node", 0)
         s.membership.append(
             MembershipChange(
@@ -342,11 +369,13 @@ def from_dict(data: dict[str, Any]) -> Scenario:
 def load_toml(path: str | Path) -> Scenario:
     """Read a scenario file; errors become ScenarioError with the reason."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ScenarioError(f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ScenarioError(f"{path} is not valid TOML: nested too deeply") from None
     return from_dict(data)
 
 

@@ -185,6 +185,8 @@ class GenesisConfig:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise GenesisError(f"genesis is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses once per level of nesting
+            raise GenesisError("genesis is not valid TOML: nested too deeply") from None
         known = {
             "chain": {"chain_id", "group_id", "timestamp"},
             "consensus": {"sealers", "observers"},

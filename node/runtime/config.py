@@ -43,6 +43,18 @@ MQTT_KEYS = {"broker": "mqtt_broker", "username": "mqtt_username",
              "password": "mqtt_password", "tls_ca": "mqtt_tls_ca"}  # fmt: skip
 # [testing]: test modes of a node, never for a real chain (docs/node.md).
 TESTING_KEYS = {"byzantine": "byzantine", "seed": "byzantine_seed"}
+_VALUE_TYPES: dict[tuple[str, str], type] = {
+    **{("node", k): str for k in ("name", "log_level", "conf_dir", "log_file")},
+    ("chain", "genesis"): str,
+    **{("p2p", k): str for k in ("transport", "listen")},
+    **{("mqtt", k): str for k in MQTT_KEYS},
+    ("rpc", "listen"): str,
+    **{("storage", k): str for k in ("path", "backend")},
+    ("txpool", "capacity"): int,
+    **{("consensus", k): int for k in ("tick_ms", "seal_max_wait_ms")},
+}
+"""The type of each node-config key that is not a transport setting (those are checked
+by node/transport/settings.py); bool is not an int here."""
 _TCP_FROM_NODE = frozenset({"listen_host", "listen_port", "peers"})  # from listen, peers
 _MQTT_FROM_NODE = frozenset({"broker_url", "username", "password", "tls_ca"})
 _DEFAULT_TCP = TcpSettings()
@@ -163,8 +175,12 @@ class NodeConfig:
             doc = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"no config file at {path}") from None
+        except OSError as exc:  # a directory, no permission...
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        except RecursionError:  # tomllib recurses once per level of nesting
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
         return cls.from_dict(doc, home=path.parent)
 
     @classmethod
@@ -177,6 +193,14 @@ class NodeConfig:
 
         node, chain, p2p = table("node"), table("chain"), table("p2p")
         mqtt, rpc, storage = table("mqtt"), table("rpc"), table("storage")
+        for (name, key), kind in _VALUE_TYPES.items():
+            value = table(name).get(key)
+            if value is not None and type(value) is not kind:
+                what = "an integer" if kind is int else "a string"
+                raise ConfigError(f"{name}.{key} must be {what}, not {value!r}")
+        for name, key in (("chain", "genesis"), ("node", "conf_dir"), ("storage", "path")):
+            if table(name).get(key) == "":
+                raise ConfigError(f"{name}.{key} must not be empty")
         try:
             check_keys(p2p, P2P_KEYS.keys() | P2P_TUNING, "p2p")
             check_keys(mqtt, MQTT_KEYS.keys() | MQTT_TUNING, "mqtt")

@@ -544,7 +544,10 @@ class MqttTransport(Transport):
         if boot_ms != st.boot_ms or boot_nonce != st.boot_nonce:
             raise _Dropped("replay")
         if seq > st.top:
-            st.mask = ((st.mask << (seq - st.top)) | 1) & _WINDOW_MASK
+            # A jump past the window forgets it: shifting by the jump itself would build a
+            # bit mask of up to 2^64 bits (a signed batch with seq 2^64 - 1: MemoryError).
+            shift = seq - st.top
+            st.mask = ((st.mask << shift) | 1) & _WINDOW_MASK if shift < _REPLAY_WINDOW else 1
             st.top = seq
         else:
             offset = st.top - seq
