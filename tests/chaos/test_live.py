@@ -46,16 +46,18 @@ def test_kill_and_restart(tmp_path: Path) -> None:
 
 
 def test_leader_kill(tmp_path: Path) -> None:
+    """Each kill lasts longer than consensus_timeout (3 s), so the height the dead leader
+    leads needs a view change (a leader back within the timeout just proposes)."""
     out = chaos(
         tmp_path,
         """
-        duration = 22
+        duration = 26
         [[perturbation]]
         at = 2
         kind = "leader_kill"
         count = 3
-        duration = 2
-        interval = 3
+        duration = 5
+        interval = 6
         """,
     )
     assert out.verdict.ok, explain(out)
