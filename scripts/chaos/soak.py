@@ -44,6 +44,7 @@ def trial(plan: RunPlan, seed: int) -> dict[str, Any]:
         "views_advanced": r["view_changes"]["views_advanced"],
         "restarts": sum(r["restarts"].values()),
         "duration": r["duration"],
+        "notes": r["notes"],
     }
 
 
