@@ -191,6 +191,15 @@ def _peek(sock: socket.socket) -> bool | None:
         return None
 
 
+def _raise_if_cancelling(task: asyncio.Task[Any] | None) -> None:
+    """Re-raise a cancellation that was swallowed: on Python 3.11 ``asyncio.wait_for``
+    returns (or raises) the inner result when the cancel lands just as the inner call
+    finishes, so a dial loop whose TLS handshake failed at the moment of ``close()`` went
+    on dialling, and ``close()`` never returned."""
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _set_done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -581,7 +590,9 @@ class TcpTransport(Transport):
     async def _dial_loop(self, addr: tuple[str, int]) -> None:
         where = f"{addr[0]}:{addr[1]}"
         delay = self.backoff_initial
+        task = asyncio.current_task()
         while True:
+            _raise_if_cancelling(task)
             known = self._addr_peer.get(addr)
             conn = self._conns.get(known) if known else None
             if conn is not None:
@@ -613,6 +624,7 @@ class TcpTransport(Transport):
                     writer.transport.abort()
             if established:
                 delay = self.backoff_initial
+            _raise_if_cancelling(task)
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
             delay = min(delay * 2, self.backoff_max)
 
