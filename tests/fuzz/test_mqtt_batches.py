@@ -35,12 +35,14 @@ _loop = asyncio.new_event_loop()
 ROOT = make(0).root
 INBOX = f"{ROOT}/p2p/{IDS[0]}/"
 BCAST = f"{ROOT}/bcast/"
-_NOW_MS = time.time_ns() // 1_000_000
 
 
 def body(sender: KeyPair, seq: int, frames: list[bytes], *, boot_ms: int = 1_000) -> bytes:
+    """A batch stamped now: the transport drops batches older than ``max_age``, and in a
+    full test run this module is imported minutes before its tests run."""
+    now_ms = time.time_ns() // 1_000_000
     return pack(
-        [ENVELOPE_VERSION, sender.public_key, GENESIS, boot_ms, b"\x01" * 8, seq, _NOW_MS, frames]
+        [ENVELOPE_VERSION, sender.public_key, GENESIS, boot_ms, b"\x01" * 8, seq, now_ms, frames]
     )
 
 
