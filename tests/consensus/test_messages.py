@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from consensus import (
@@ -21,6 +21,7 @@ from consensus import (
 from consensus.codec import pack, unpack
 from consensus.crypto import hash32, verify
 from tests.consensus import helpers as t
+from tests.fuzz.support import fuzz
 
 N = 4
 
@@ -91,14 +92,14 @@ def test_malformed_fields_raise_decode_error(fields: list[object]) -> None:
         decode_message(pack(fields))
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz(300)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_raise_anything_but_decode_error(data: bytes) -> None:
     with contextlib.suppress(DecodeError):
         decode_message(data)
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz(300)
 @given(st.data())
 def test_mutated_messages_decode_or_raise_decode_error(data: st.DataObject) -> None:
     msg = data.draw(st.sampled_from(all_messages()))

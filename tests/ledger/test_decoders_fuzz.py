@@ -13,13 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from consensus.codec import DecodeError, unpack
 from node.ledger.block import Block, BlockHeader, BlockSeal, LogEvent, Receipt
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import SignedTransaction, decode_values, encode_values
+from tests.fuzz.support import fuzz
 from tests.ledger.support import ADMIN, ALICE, GOVERNOR, SEALERS, make_tx
 
 _TXS = [
@@ -118,7 +119,7 @@ def field_swapped(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, msgpack.packb(fields, use_bin_type=True)
 
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = fuzz(300)  # LEDGERLAB_FUZZ_EXAMPLES=N for a soak (tests/fuzz/support.py)
 
 
 @FUZZ
