@@ -17,6 +17,8 @@ derandomized so a run is repeatable. ``LEDGERLAB_FUZZ_EXAMPLES=N`` runs every fu
 with ``N`` examples instead, with fresh random draws each run (a soak)::
 
     LEDGERLAB_FUZZ_EXAMPLES=20000 .venv/bin/pytest tests/fuzz -p no:cacheprovider
+
+(the per-test time limits, :func:`time_limit`, are then lifted).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ ENV = "LEDGERLAB_FUZZ_EXAMPLES"
 def examples(default: int) -> int:
     raw = os.environ.get(ENV)
     return int(raw) if raw else default
+
+
+def time_limit(seconds: float) -> float:
+    """A fuzz test's pytest-timeout budget: ``seconds`` for the smoke, none for a soak."""
+    return 0 if os.environ.get(ENV) else seconds
 
 
 def fuzz(default: int = 200, **kw: Any) -> settings:

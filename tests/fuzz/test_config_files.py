@@ -30,7 +30,7 @@ from consensus.sim.engine import Simulation
 from node.ledger.genesis import GenesisConfig, GenesisError
 from node.runtime.config import ConfigError, NodeConfig
 from node.transport.settings import MqttSettings, TcpSettings
-from tests.fuzz.support import fuzz, mutated_bytes
+from tests.fuzz.support import fuzz, mutated_bytes, time_limit
 
 _DIR = Path(tempfile.mkdtemp(prefix="ledgerlab-fuzz-config-"))
 
@@ -275,7 +275,7 @@ def check_node_config(cfg: NodeConfig) -> None:
             assert not (isinstance(value, float) and not math.isfinite(value)), (field, value)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(300)
 @given(mutated_doc(_NODE_DOC, _NODE_KEYS))
 def test_node_config_loads_or_says_config_error(text: str) -> None:
@@ -309,7 +309,7 @@ _GENESIS_KEYS = [
 ]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(300)
 @given(mutated_doc(_GENESIS_DOC, _GENESIS_KEYS))
 def test_genesis_loads_or_says_genesis_error(text: str) -> None:
@@ -418,7 +418,7 @@ def check_scenario(s: Scenario) -> None:
         Simulation(s)  # builds (keys, links, partitions, schedule) without raising
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(300)
 @given(scenario_text())
 def test_scenario_loads_or_says_scenario_error(text: str) -> None:

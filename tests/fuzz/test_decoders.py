@@ -30,7 +30,7 @@ from node.rpc.calldata import decode_call, encode_call
 from node.runtime import wire
 from tests.consensus import helpers as ct
 from tests.consensus.test_messages import all_messages
-from tests.fuzz.support import fuzz, inputs, noncanonical
+from tests.fuzz.support import fuzz, inputs, noncanonical, time_limit
 from tests.ledger.test_decoders_fuzz import DECODERS as LEDGER
 
 
@@ -155,14 +155,14 @@ def wide_case(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, draw(st.sampled_from(DECODERS[name].samples).flatmap(noncanonical))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(600)
 @given(case())
 def test_any_input_gives_a_value_or_decode_error(c: tuple[str, bytes]) -> None:
     check(*c)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(300)
 @given(wide_case())
 def test_non_canonical_encodings_of_valid_objects_are_refused(c: tuple[str, bytes]) -> None:
@@ -171,7 +171,7 @@ def test_non_canonical_encodings_of_valid_objects_are_refused(c: tuple[str, byte
         DECODERS[name].decode(DECODERS[name].prefix + data)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(time_limit(60))
 @fuzz(200)
 @given(st.sampled_from(sorted(_WIRE)), st.sampled_from(list(wire.Kind)) | st.integers(0, 255))
 def test_a_body_under_another_kind_byte(kind: wire.Kind, other: int) -> None:

@@ -38,12 +38,12 @@ from node.ledger.tx import SignedTransaction
 from node.runtime import Node, wire
 from node.transport.pki import load_node
 from tests.fuzz.live import LoopThread, internal_errors, wait
-from tests.fuzz.support import fuzz, mutated_bytes, mutated_tree
+from tests.fuzz.support import fuzz, mutated_bytes, mutated_tree, time_limit
 from tests.rpc.test_fuzz import check_response, split_responses
 from tests.runtime.cluster import tcp_chain, transfer
 from tests.runtime.test_cluster_tcp import free_base
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(time_limit(300))
 
 N = 4
 # docs/p2p.md section 5: how a connection may end; internal_error would be a bug of ours
@@ -155,7 +155,7 @@ def hellos(draw: st.DrawFn, chain: Chain) -> bytes:
     return length.to_bytes(4, "big") + b"\x01" + good
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(time_limit(180))
 @fuzz(100)
 @given(st.data())
 def test_mutated_hellos_end_in_a_counted_refusal(chain: Chain, data: st.DataObject) -> None:
@@ -209,7 +209,7 @@ def streams(draw: st.DrawFn, messages: list[bytes]) -> bytes:
     return out
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(time_limit(180))
 @fuzz(100)
 @given(st.data())
 def test_frame_streams_after_a_good_hello_are_read_or_cut_off(
@@ -299,7 +299,7 @@ def rpc_bodies(draw: st.DrawFn, tx: bytes) -> bytes:
     return post(text)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(time_limit(180))
 @fuzz(120)
 @given(st.data())
 def test_rpc_bodies_get_well_formed_answers_from_a_running_node(

@@ -26,6 +26,7 @@ from tests.fuzz.support import (
     mp,
     mutated_bytes,
     mutated_tree,
+    time_limit,
     unpack_tree,
     values,
 )
@@ -104,7 +105,7 @@ def run(t: MqttTransport, topic: str, payload: bytes) -> int:
     return _loop.run_until_complete(go())
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(500)
 @given(st.lists(messages(), min_size=1, max_size=4))
 def test_every_message_is_delivered_or_counted_and_honest_members_get_through(

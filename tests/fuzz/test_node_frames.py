@@ -34,10 +34,10 @@ from node.runtime.local import MemoryCluster
 from node.transport.memory import MemoryTransport
 from tests.consensus.test_messages import all_messages
 from tests.fuzz.live import LoopThread, fates, internal_errors, wait
-from tests.fuzz.support import fuzz, mutated_bytes, mutated_tree
+from tests.fuzz.support import fuzz, mutated_bytes, mutated_tree, time_limit
 from tests.runtime.cluster import transfer
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(time_limit(300))
 
 N = 4
 _marker_ids = itertools.count()

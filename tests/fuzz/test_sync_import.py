@@ -27,7 +27,7 @@ from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import Transaction
 from storage.backends import open_store
 from storage.ledger import LedgerStore
-from tests.fuzz.support import fuzz, mutated_bytes, mutated_tree
+from tests.fuzz.support import fuzz, mutated_bytes, mutated_tree, time_limit
 
 RNG = random.Random(31)
 SEALERS = [KeyPair.generate(RNG) for _ in range(4)]
@@ -194,7 +194,7 @@ def offer(raw: bytes | Block) -> None:
     assert b.head.state_root == BLOCKS[2].header.state_root
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(time_limit(120))
 @fuzz(250)
 @given(st.one_of(mutated_bytes(THIRD), mutated_tree(THIRD), edited_blocks()))
 def test_a_mutated_block_is_refused_and_writes_nothing(raw: bytes | Block) -> None:
