@@ -233,11 +233,14 @@ async def create(
     transport: str,
     byzantine: dict[int, str],
     seed: int,
+    observers: int = 0,
     tx_count_limit: int | None = None,
 ) -> ChaosCluster:
-    """A fresh chain in ``root``: proxies between every pair (or node and broker), started."""
-    p2p = procs.free_port_base(nodes + 8)
-    rpc = procs.free_port_base(nodes + 8, avoid=range(p2p, p2p + nodes + 8))
+    """A fresh chain in ``root``: proxies between every pair (or node and broker), started.
+    ``nodes`` sealers, then ``observers`` observers; room for 8 more nodes (``grow``)."""
+    room = nodes + observers + 8
+    p2p = procs.free_port_base(room)
+    rpc = procs.free_port_base(room, avoid=range(p2p, p2p + room))
     broker = PrivateBroker(root.parent / "broker") if transport == "mqtt" else None
     url = f"mqtt://{broker.address[0]}:{broker.port}" if broker else "mqtt://127.0.0.1:1883"
     try:
@@ -246,6 +249,7 @@ async def create(
         chain = init_chain(
             root,
             nodes=nodes,
+            observers=observers,
             transport=transport,
             p2p_port=p2p,
             rpc_port=rpc,
@@ -270,7 +274,8 @@ async def create(
             await cluster.wire(entry, [j for j in everyone if j != entry.index])
         for entry in chain.nodes:
             cluster.fleet.start(entry.index)
-        cluster.record("cluster", "start", f"{nodes} nodes over {transport}")
+        what = f"{nodes} sealers" + (f", {observers} observers" if observers else "")
+        cluster.record("cluster", "start", f"{what} over {transport}")
         await cluster.wait_ready([n.index for n in chain.nodes])
     except BaseException:
         await cluster.close()

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from scripts.chaos.checker import Verdict
 from scripts.chaos.stalls import Stall, longest
+from scripts.chaos.workload import TxRecord
 
 
 def throughput(
@@ -39,6 +40,30 @@ def throughput(
         "seconds_during_faults": round(spent["faults"], 1),
         "seconds_fault_free": round(spent["fault_free"], 1),
     }
+
+
+def latency(records: Sequence[TxRecord]) -> dict[str, Any]:
+    """Seconds from acknowledgement to the first receipt the client saw: percentiles, and
+    the slowest transaction with the node that acknowledged it (a transaction that waits
+    long although its node is up reached no leader: see docs/reliability.md)."""
+    done = sorted(
+        ((r.receipt_at - r.acked_at, r) for r in records if r.acked_at and r.receipt_at),
+        key=lambda x: x[0],
+    )
+    if not done:
+        return {"p50": None, "p99": None, "max": None, "slowest": None}
+
+    def at(q: float) -> float:
+        return round(done[min(len(done) - 1, int(q * len(done)))][0], 2)
+
+    worst, rec = done[-1]
+    slowest = {
+        "hash": rec.hash,
+        "acked_by": f"node{rec.acked_by}",
+        "seconds": round(worst, 2),
+        "resends": rec.resends,
+    }
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(worst, 2), "slowest": slowest}
 
 
 def stall_summary(stalls: Sequence[Stall], offset: float) -> dict[str, Any]:
@@ -83,6 +108,14 @@ def render(out: Console, report: dict[str, Any], verdict: Verdict) -> None:
         f" · {x['committed']:,} committed · [bold]{x['lost']} lost[/] · {x['resends']:,} "
         f"resends · {x['failed_receipts']:,} failed receipts",
     )
+    lat = report["latency"]
+    if lat["max"] is not None:
+        t.add_row(
+            "ack -> receipt",
+            f"p50 {lat['p50']:.1f} s · p99 {lat['p99']:.1f} s · max "
+            f"{lat['max']:.1f} s ({lat['slowest']['acked_by']}, "
+            f"{lat['slowest']['resends']} resends)",
+        )
     tp = report["throughput"]
     t.add_row(
         "throughput",

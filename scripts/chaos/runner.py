@@ -40,12 +40,14 @@ DRAIN_TIMEOUT = 120.0
 CONVERGE_TIMEOUT = 60.0
 SETUP_TIMEOUT = 60.0
 DEFAULT_RATE = 40.0
+DEFAULT_RESEND = 8.0
 Say = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
 class RunPlan:
-    nodes: int = 4
+    nodes: int = 4  # sealers
+    observers: int = 0
     transport: str = "tcp"
     seed: int = 1
     schedule: Path | None = None
@@ -55,6 +57,7 @@ class RunPlan:
     byzantine: dict[int, str] = field(default_factory=dict)
     rate: float = DEFAULT_RATE
     users: int = 20
+    resend_after: float = DEFAULT_RESEND  # 0: the client never resends
     kinds: frozenset[str] | None = None
     keep: bool = False
 
@@ -69,7 +72,7 @@ class Outcome:
 def _schedule(plan: RunPlan) -> Schedule:
     """The run's schedule, checked before anything starts."""
     chain = load_chain(plan.attach) if plan.attach is not None else None
-    nodes = len(chain.nodes) if chain else plan.nodes
+    nodes = len(chain.nodes) if chain else plan.nodes + plan.observers
     transport = chain.transport if chain else plan.transport
     network = chain is None
     if plan.schedule is not None:
@@ -132,6 +135,7 @@ async def _cluster(plan: RunPlan, run_dir: Path, say: Say) -> ChaosCluster:
     return await cluster_mod.create(
         run_dir / "chain",
         nodes=plan.nodes,
+        observers=plan.observers,
         transport=plan.transport,
         byzantine=plan.byzantine,
         seed=plan.seed,
@@ -187,7 +191,12 @@ def load_records(path: Path) -> list[TxRecord]:
 
 def _workload(plan: RunPlan, cluster: ChaosCluster) -> Workload:
     return Workload(
-        WorkloadPlan(rate=plan.rate, users=plan.users, seed=plan.seed),
+        WorkloadPlan(
+            rate=plan.rate,
+            users=plan.users,
+            seed=plan.seed,
+            resend_after=plan.resend_after or float("inf"),
+        ),
         chain_id=cluster.chain.chain_id,
         group_id=cluster.chain.group_id,
         key=cluster.admin,
@@ -340,6 +349,7 @@ def _report(
             "views_advanced": mon.max_view - (mon.first_view or 0),
             "per_node": {f"node{i}": v for i, v in mon.view_changes.items()},
         },
+        "latency": report_mod.latency(list(workload.records.values())),
         "throughput": report_mod.throughput(
             mon.throughput, perturber.windows, timing["start"], timing["load_end"]
         ),
@@ -363,6 +373,8 @@ def replay_command(plan: RunPlan, sched: Schedule, run_dir: Path) -> str:
         parts += ["--dir", str(plan.attach)]
     else:
         parts += ["--nodes", str(plan.nodes), "--transport", plan.transport]
+        if plan.observers:
+            parts += ["--observers", str(plan.observers)]
     if sched.source == "seed":
         parts += ["--seed", str(sched.seed), "--duration", f"{sched.duration:g}"]
         if plan.kinds:
@@ -373,4 +385,6 @@ def replay_command(plan: RunPlan, sched: Schedule, run_dir: Path) -> str:
         parts += ["--byzantine", f"{k}={v}"]
     if plan.rate != DEFAULT_RATE:
         parts += ["--rate", f"{plan.rate:g}"]
+    if plan.resend_after != DEFAULT_RESEND:
+        parts += ["--resend-after", f"{plan.resend_after:g}"]
     return shlex.join(parts)

@@ -66,8 +66,11 @@ def _plan(args: argparse.Namespace) -> RunPlan:
             f"[yellow]warning:[/] {len(byzantine)} Byzantine of {nodes} nodes is more "
             f"than f={(nodes - 1) // 3}: safety is not promised"
         )
+    if args.observers and args.dir:
+        raise CommandError("--dir attaches to a running chain: --observers is its own")
     return RunPlan(
         nodes=nodes,
+        observers=args.observers or 0,
         transport=args.transport or "tcp",
         seed=1 if args.seed is None else args.seed,
         schedule=Path(args.schedule).expanduser() if args.schedule else None,
@@ -77,6 +80,7 @@ def _plan(args: argparse.Namespace) -> RunPlan:
         byzantine=byzantine,
         rate=args.rate,
         users=args.users,
+        resend_after=args.resend_after,
         kinds=_kinds(args.kinds),
         keep=args.keep,
     )
@@ -169,6 +173,13 @@ VERBS = (
                 "kill, pause, leader kill, stale restart and membership only)",
             ),
             arg("--nodes", type=int, default=None, metavar="N", help="sealers (default 4)"),
+            arg(
+                "--observers",
+                type=int,
+                default=None,
+                metavar="M",
+                help="observers besides the sealers (default 0); they take submissions too",
+            ),
             arg("--transport", choices=("tcp", "mqtt"), default=None, help="default tcp"),
             arg(
                 "--seed",
@@ -205,6 +216,14 @@ VERBS = (
             ),
             arg("--rate", type=float, default=40.0, help="offered tx/s (default 40)"),
             arg("--users", type=int, default=20, help="DagTransfer users (default 20)"),
+            arg(
+                "--resend-after",
+                type=float,
+                default=8.0,
+                metavar="S",
+                help="the client resends a transaction without a receipt after S s (default "
+                "8; 0: never, to see what the nodes deliver on their own)",
+            ),
             arg("--json", default=None, metavar="FILE", help="write the report as JSON"),
             arg(
                 "--work-dir",
