@@ -182,6 +182,7 @@ class Node:
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
         self._regossipped_at = 0.0
+        self._oldest_pending: tuple[bytes | None, float] = (None, 0.0)  # hash, since when
         self.supervisor = Supervisor(config.name)
         self.stall: StallWatch  # from the head's age, once storage is open
         self.refusal: tuple[int, str] | None = None
@@ -919,18 +920,26 @@ class Node:
         return p.phase
 
     def _regossip_if_stalled(self) -> None:
-        """Gossip the oldest pending txs again after a consensus timeout without a commit.
+        """Gossip the oldest pending txs again once they waited a consensus timeout: after
+        a timeout without a commit, or when the oldest pending tx is still the same one a
+        timeout later.
 
         Gossip is best-effort: it is lost while a link or the MQTT broker is down (or
         reconnecting: a queue flushed before the peers resubscribed reaches nobody). A tx
         that only a follower holds would then wait for that follower's turn as leader, and
-        an idle chain never gives it one: the other sealers see nothing to wait for.
+        an idle chain never gives it one: the other sealers see nothing to wait for. An
+        observer never has a turn: while the chain kept committing other txs, what it had
+        accepted with its links down waited until the chain went idle (found by
+        ``ledgerlab chaos``, docs/reliability.md), hence the second rule.
         """
         now = time.monotonic()
         timeout = self.consensus_timeout()
-        if not len(self.pool) or self.stall.waiting(now) < timeout:
+        if not len(self.pool):
             return
+        stuck = now - self._oldest_pending_since(now) >= timeout
         if now - self._regossipped_at < timeout:
+            return
+        if self.stall.waiting(now) < timeout and not stuck:
             return
         self._regossipped_at = now
         config = self.chain.executor.system_config(self.chain.store.state)
@@ -938,6 +947,14 @@ class Node:
         size = self.config.gossip_max_batch
         for i in range(0, len(raws), size):
             self.transport.broadcast(wire.encode(wire.Txs(tuple(raws[i : i + size]))))
+
+    def _oldest_pending_since(self, now: float) -> float:
+        """Since when the oldest pending tx has been the oldest (``now`` if it just became)."""
+        picked = self.pool.seal(1, self.replica.height)
+        oldest = picked[0].hash if picked else None
+        if oldest != self._oldest_pending[0]:
+            self._oldest_pending = (oldest, now)
+        return self._oldest_pending[1]
 
     def tps(self, window: float = 10.0) -> float:
         """Committed transactions per second over the last ``window`` seconds."""

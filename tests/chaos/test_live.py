@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.chaos.runner import load_records
 from tests.chaos.conftest import applied, chaos, explain
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -161,3 +162,29 @@ def test_mqtt_broker_restart(tmp_path: Path) -> None:
     )
     assert out.verdict.ok, explain(out)
     assert out.report["broker_restarts"] == 1
+
+
+def test_an_observer_cut_off_delivers_what_it_accepted(tmp_path: Path) -> None:
+    """What an observer accepted while its links were down reaches the sealers after the
+    heal, under load and without any client resend (it used to wait until the chain went
+    idle: an observer never leads, and regossip ran only after a timeout without commits)."""
+    out = chaos(
+        tmp_path,
+        """
+        duration = 36
+        [[perturbation]]
+        at = 2
+        kind = "partition"
+        groups = [[4], [0, 1, 2, 3]]
+        mode = "reset"
+        duration = 8
+        """,
+        observers=1,
+        resend_after=0,
+    )
+    assert out.verdict.ok, explain(out)
+    records = load_records(out.run_dir / "txs.json")
+    waits = [r.receipt_at - r.acked_at for r in records if r.acked_by == 4 and r.receipt_at]
+    # redial back-off (up to ~8 s after an 8 s cut) + one regossip period (3 s), not the
+    # ~34 s until the load stops and the chain goes idle
+    assert len(waits) > 50 and max(waits) < 25, (len(waits), max(waits))
