@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from consensus import byzantine
+from consensus import byzantine, tracefmt
 from consensus.certs import verify_seal
 from consensus.config import ReplicaConfig
 from consensus.events import (
@@ -39,14 +39,12 @@ from consensus.events import (
     Tick,
 )
 from consensus.messages import (
-    Commit,
     Message,
-    Prepare,
     PreparedCertificate,
-    PrePrepare,
     Proposal,
     Seal,
     ViewChange,
+    decode_message,
 )
 from consensus.quorum import max_faulty
 from consensus.replica import Replica
@@ -130,24 +128,15 @@ ReplicaFactory = Callable[..., Replica]
 TraceSink = Callable[[dict[str, Any]], None]
 
 
-def _short(b: bytes) -> str:
-    return b.hex()[:12]
+_short = tracefmt.short
+describe = tracefmt.describe
 
 
-def describe(msg: Message) -> dict[str, Any]:
-    """A small JSON-ready summary of a message for traces."""
-    d: dict[str, Any] = {"type": msg.NAME, "view": msg.view, "height": msg.height}
-    if isinstance(msg, PrePrepare):
-        d["proposal"] = _short(msg.proposal.digest)
-    elif isinstance(msg, Prepare | Commit):
-        d["proposal"] = _short(msg.proposal_digest)
-        d["block"] = _short(msg.block_hash)
-    elif isinstance(msg, ViewChange):
-        d["prepared"] = msg.prepared.view if msg.prepared is not None else None
-    else:
-        d["proofs"] = len(msg.view_changes)
-        d["proposal"] = _short(msg.proposal.digest) if msg.proposal is not None else None
-    return d
+def _decoded(data: bytes) -> Message | None:
+    try:
+        return decode_message(data)
+    except Exception:
+        return None
 
 
 class Simulation:
@@ -263,6 +252,8 @@ class Simulation:
     ) -> Simulation:
         """Run to the end; ``progress(self)`` is called every ``every`` events."""
         s = self.scenario
+        if self._trace is not None:
+            self._trace(self._header())
         for node in self.nodes:
             node.replica = self._make_replica(node)
             if node.behaviour == "crash":
@@ -315,6 +306,39 @@ class Simulation:
                 self._status()
         return self
 
+    def _header(self) -> dict[str, Any]:
+        s = self.scenario
+        sealers = s.initial_sealers()
+        nodes = [
+            {
+                "id": n.eid,
+                "index": n.index,
+                "name": f"node{n.index}" + ("b" if n.twin else ""),
+                "role": "sealer" if n.index in sealers else "observer",
+                "behaviour": n.behaviour,
+            }
+            for n in self.nodes
+        ]
+        return tracefmt.header(
+            source="sim",
+            clock="virtual",
+            nodes=nodes,
+            sealers=sealers,
+            seed=s.seed,
+            blocks=s.blocks,
+            timeout_ms=s.timeout_ms,
+        )
+
+    def _ids(self, node: SimNode) -> tracefmt.NodeIds:
+        """Sealer index as ``node``'s replica numbers it -> run index (a node id)."""
+        keys = node.replica.sealers if node.replica is not None else ()
+        run = self._run_index
+
+        def ids(i: int) -> int:
+            return run[keys[i]] if 0 <= i < len(keys) else -1
+
+        return ids
+
     def sealer_keys(self, sealers: tuple[int, ...]) -> tuple[bytes, ...]:
         return tuple(self.keys.public_keys[i] for i in sealers)
 
@@ -357,10 +381,15 @@ class Simulation:
         replica = node.replica
         assert replica is not None
         before = (replica.height, replica.view, replica.view_active)
+        caught = replica.counters.equivocations
         actions = replica.step(event)
         after = (replica.height, replica.view, replica.view_active)
         if self._trace is not None:
             self._trace_event(node, event)
+            if isinstance(event, Tick) and actions:
+                self._trace_timer(node, actions, before[1], after)
+            if replica.counters.equivocations > caught and replica.evidence:
+                self._trace_evidence(node)
             if after != before:
                 self._log(
                     {
@@ -400,6 +429,35 @@ class Simulation:
             rec.update(ev="persisted", height=event.height, block=_short(event.block_hash))
         self._log(rec)
 
+    def _trace_timer(
+        self, node: SimNode, actions: list[Action], view_before: int, after: tuple[int, int, bool]
+    ) -> None:
+        """A Tick that made the replica act is one of its timers firing."""
+        if any(isinstance(a, Broadcast) and isinstance(a.message, ViewChange) for a in actions):
+            fired = "view-change" if after[1] > view_before else "resend"
+        elif any(isinstance(a, RequestSync) for a in actions):
+            fired = "sync"
+        else:
+            fired = "other"
+        self._log(tracefmt.timer(node.eid, fired, after[0], after[1]))
+
+    def _trace_evidence(self, node: SimNode) -> None:
+        assert node.replica is not None
+        e = node.replica.evidence[-1]
+        ids = self._ids(node)
+        self._log(
+            {
+                "node": node.eid,
+                "ev": "evidence",
+                "against": ids(e.sender),
+                "type": e.kind,
+                "view": e.view,
+                "height": e.height,
+                "first": describe(e.first, ids),
+                "second": describe(e.second, ids),
+            }
+        )
+
     def _after_step(self, node: SimNode) -> None:
         r = node.replica
         if (
@@ -427,6 +485,11 @@ class Simulation:
         elif isinstance(action, ExecuteBlock):
             ok, block_hash, state_root = self._execute(node, action.proposal)
             ev = BlockExecuted(action.height, action.proposal.digest, block_hash, state_root, ok)
+            if self._trace is not None:
+                r = node.replica
+                assert r is not None
+                leader = self._ids(node)(r.leader_of(action.view, action.height))
+                self._log(tracefmt.pre_prepared(node.eid, action, leader))
             self._log(
                 {
                     "node": node.eid,
@@ -438,6 +501,8 @@ class Simulation:
             )
             self._push(self.now + self._exec_us, _EXEC, node.eid, node.incarnation, ev)
         elif isinstance(action, PersistState):
+            if self._trace is not None:
+                self._trace_prepared(node, action)
             node.persisted = action.state.encode()
             cert = action.state.prepared
             self._log(
@@ -449,10 +514,23 @@ class Simulation:
                 }
             )
         elif isinstance(action, CommitBlock):
+            if self._trace is not None and node.replica is not None:
+                n = len(node.replica.sealers)
+                self._log(tracefmt.committed(node.eid, action, n, self._ids(node)))
             self._commit(node, action)
         elif isinstance(action, RequestSync):
             peers = self._run_indices(node, action.peers)
             self._request_sync(node, replace(action, peers=peers))
+
+    def _trace_prepared(self, node: SimNode, action: PersistState) -> None:
+        """A PersistState saving a new certificate for the current height: prepared."""
+        cert = action.state.prepared
+        r = node.replica
+        if cert is None or r is None or cert.height != r.height:
+            return
+        old = PersistedState.decode(node.persisted) if node.persisted is not None else None
+        if old is None or old.prepared != cert:
+            self._log(tracefmt.prepared(node.eid, cert, len(r.sealers), self._ids(node)))
 
     def _execute(self, node: SimNode, proposal: Proposal) -> tuple[bool, bytes, bytes]:
         if proposal.parent_hash != node.head_hash or proposal.height != node.height + 1:
@@ -595,12 +673,17 @@ class Simulation:
             if dst is src or not self._twin_link(src, dst):
                 continue
             self.net_messages[kind] += 1
-            if (
-                not self._connected(src.index, dst.index, self.now)
-                or (self._drop_rules and self._rule_drops(src, dst, kind))
-                or (net.drop and rng.random() < net.drop)
-            ):
+            why = None
+            if not self._connected(src.index, dst.index, self.now):
+                why = "partition"
+            elif self._drop_rules and self._rule_drops(src, dst, kind):
+                why = "rule"
+            elif net.drop and rng.random() < net.drop:
+                why = "loss"
+            if why is not None:
                 self.net_drops += 1
+                if self._trace is not None:
+                    self._trace_lost(src, dst.eid, data, why)
                 continue
             delay = self._base[src.eid][dst.eid]
             if self._jitter:
@@ -612,20 +695,31 @@ class Simulation:
                 extra = rng.randrange(self._jitter + int(net.latency_ms * _MS) + 1)
                 self._push(self.now + delay + extra, _DELIVER, dst.eid, data, src.index)
 
+    def _trace_lost(self, src: SimNode | None, dst: int, data: bytes, why: str) -> None:
+        msg = _decoded(data)
+        ids = self._ids(src) if src is not None else self._ids(self.nodes[dst])
+        summary = describe(msg, ids) if msg is not None else {"type": "garbage"}
+        node = src.eid if src is not None else summary.get("sender", -1)
+        self._log({"node": node, "ev": "lost", "to": dst, "why": why, **summary})
+
     def _deliver(self, eid: int, data: bytes, src_index: int) -> None:
         node = self.nodes[eid]
         if not node.up or node.replica is None:
+            if self._trace is not None:
+                self._trace_lost(self._endpoints[src_index][0], eid, data, "down")
             return
         if not self._connected(src_index, node.index, self.now):
             self.net_drops += 1
+            if self._trace is not None:
+                self._trace_lost(self._endpoints[src_index][0], eid, data, "partition")
             return
         if self._trace is not None:
-            from consensus.messages import decode_message
-
-            try:
-                summary: dict[str, Any] = describe(decode_message(data))
-            except Exception:
-                summary = {"type": "garbage", "size": len(data)}
+            msg = _decoded(data)
+            summary: dict[str, Any] = (
+                describe(msg, self._ids(node))
+                if msg is not None
+                else {"type": "garbage", "size": len(data)}
+            )
             self._log({"node": eid, "ev": "recv", "from": src_index, **summary})
         self._step(node, MessageReceived(data, src_index))
 
@@ -640,15 +734,18 @@ class Simulation:
             if isinstance(action, Send)
             else [i for i in range(self.n) if i != node.index or node.behaviour == "twins"]
         )
-        if self._trace is not None:
+        tracing = self._trace is not None
+        if tracing:
             self._log(
                 {
                     "node": node.eid,
                     "ev": "send" if isinstance(action, Send) else "bcast",
-                    **describe(msg),
+                    "to": targets[0] if isinstance(action, Send) else targets,
+                    **describe(msg, self._ids(node)),
                 }
             )
         behaviour = node.behaviour
+        sent: list[tuple[int, Message | None]] = []
         forge_as = [i for i in range(self.n) if i != node.index] if self.n > 1 else []
         for target, data, kind in byzantine.outgoing(
             behaviour,
@@ -661,7 +758,15 @@ class Simulation:
             if behaviour == "equivocate"
             else None,
         ):
+            if tracing and behaviour is not None:
+                sent.append((target, _decoded(data)))
             self._transmit(node, target, data, kind)
+        if tracing and behaviour is not None:
+            mark = tracefmt.byzantine_mark(
+                node.eid, behaviour, msg, sent, targets, self._ids(node)
+            )
+            if mark is not None:
+                self._log(mark)
 
     # -- Byzantine behaviours (consensus/byzantine.py; here only what is the model's) ------
 
@@ -808,6 +913,9 @@ class Simulation:
                     "ev": "synced",
                     "height": block.height,
                     "block": _short(block.block_hash),
+                    "from": source.eid,
+                    "view": block.seal.view,
+                    "votes": len(block.seal.signatures),
                 }
             )
             if node.replica is None:

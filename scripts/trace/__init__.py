@@ -1,0 +1,1 @@
+"""Reading traces (docs/trace-format.md): the schema check, live merging, `explain`."""
