@@ -1,0 +1,209 @@
+"""``ledgerlab learn [N]``: guided PBFT exercises, checked against the run they ask about.
+
+Without N it lists the exercises and your progress. With N it runs exercise N on the
+deterministic simulator (the real replica code), shows what to look at, asks a question
+and checks your answer against values computed from that run's trace and summary, then
+explains the right answer either way. Exit status: 0 right, 1 wrong, 2 bad usage or an
+unreadable --answer, 3 no answer (stdin closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from scripts.errors import CommandError
+from scripts.learn import EXERCISES, Answer, AnswerError, Exercise, Run
+from scripts.learn.exercise import parse
+from scripts.learn.progress import Progress, default_path
+
+console = Console(highlight=False)
+
+NO_ANSWER = 3
+ASKS = 3
+"""Unreadable answers typed before giving up (an unreadable --answer fails at once)."""
+
+EXAMPLES = """\
+examples:
+  ledgerlab learn                    list the exercises and your progress
+  ledgerlab learn 3                  run exercise 3, look, answer the question
+  ledgerlab learn 3 --answer 2       the same without a prompt (scripts, CI)
+  ledgerlab learn 3 --seed 7         another run: the right answer follows the run
+  ledgerlab learn 3 --trace run.jsonl    keep the run's trace to explore it further
+  ledgerlab learn --reset            forget your progress
+
+docs/tutorial.md walks through every exercise.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "learn",
+        help="guided PBFT exercises on the simulator, with checked answers",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("number", nargs="?", type=int, metavar="N", help="exercise to run (1-9)")
+    p.add_argument("--answer", metavar="X", help="answer without a prompt")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the run (default: 1)")
+    p.add_argument("--trace", metavar="FILE", help="write the run's trace (JSONL)")
+    p.add_argument(
+        "--progress",
+        metavar="FILE",
+        help="progress file (default $LEDGERLAB_LEARN_PROGRESS or "
+        "~/.local/state/ledgerlab/learn.json)",
+    )
+    p.add_argument("--reset", action="store_true", help="forget all progress")
+    p.set_defaults(func=run)
+
+
+def exercise(number: int) -> Exercise:
+    for ex in EXERCISES:
+        if ex.number == number:
+            return ex
+    raise CommandError(
+        f"no exercise {number}; there are {len(EXERCISES)}",
+        hint="`ledgerlab learn` lists them",
+        status=2,
+    )
+
+
+def list_exercises(progress: Progress) -> None:
+    table = Table(title="ledgerlab learn: PBFT, step by step")
+    for col in ("#", "exercise", "progress"):
+        table.add_column(col)
+    for ex in EXERCISES:
+        e = progress.entry(ex.number)
+        if progress.solved(ex.number):
+            state = "[green]solved[/]"
+        elif e.get("attempts"):
+            state = f"[yellow]tried {e['attempts']}x[/]"
+        else:
+            state = "-"
+        table.add_row(str(ex.number), ex.title, state)
+    console.print(table)
+    done = sum(progress.solved(ex.number) for ex in EXERCISES)
+    console.print(f"{done} of {len(EXERCISES)} solved (progress in {progress.path})")
+    console.print("Start with [bold]ledgerlab learn 1[/]; docs/tutorial.md has them all.")
+
+
+def _lines(lines: list[str] | tuple[str, ...], style: str = "") -> None:
+    for line in lines:
+        console.print(line, style=style or None, markup=False, soft_wrap=True)
+
+
+def open_trace(path: str | None) -> IO[str] | None:
+    if path is None:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror}", status=2) from None
+
+
+def ask(answer: Answer, given: str | None) -> tuple[str, bool] | None:
+    """(the reply, right?) from --answer or the prompt; None when stdin is closed."""
+    if given is not None:
+        try:
+            return given, answer.accepts(given)
+        except AnswerError as exc:
+            raise CommandError(f"cannot read --answer: {exc}", status=2) from None
+    for _ in range(ASKS):
+        try:
+            reply = console.input("[bold]your answer>[/] ")
+        except EOFError:
+            return None
+        try:
+            return reply, answer.accepts(reply)
+        except AnswerError as exc:
+            console.print(f"[yellow]{exc}[/]; try again", markup=True)
+    raise CommandError("no readable answer", hint="answer with a number or node list", status=2)
+
+
+def show_run(ex: Exercise, run: Run, seed: int) -> None:
+    console.rule(f"Exercise {ex.number} of {len(EXERCISES)}: {ex.title}")
+    _lines([ex.intro])
+    again = f" (with --seed {seed})" if seed != ex.seed else ""
+    console.print(f"[dim]the same run:[/] {ex.command}{again}", soft_wrap=True)
+    s = run.summary
+    failed = [k for k, r in s["invariants"].items() if not r["ok"]]
+    console.print(
+        f"[dim]ran seed {seed}: {s['blocks_committed']} of {s['blocks_target']} blocks, "
+        f"{s['view_changes']} view changes, "
+        + (f"[red]invariant failed: {', '.join(failed)}[/]" if failed else "invariants ok")
+        + "[/]"
+    )
+    console.rule("what to look at", style="dim")
+    _lines(ex.look(run))
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = Progress(Path(args.progress) if args.progress else default_path())
+    if args.reset:
+        progress.data.clear()
+        _save(progress)
+        console.print(f"progress cleared ({progress.path})")
+        if args.number is None:
+            return 0
+    if args.number is None:
+        if args.answer is not None or args.trace or args.seed is not None:
+            raise CommandError("--answer, --seed and --trace need an exercise number", status=2)
+        list_exercises(progress)
+        return 0
+    ex = exercise(args.number)
+    seed = ex.seed if args.seed is None else args.seed
+    if seed < 0:
+        raise CommandError("--seed must be >= 0", status=2)
+    if args.answer is not None:
+        try:
+            parse(ex.kind, args.answer)
+        except AnswerError as exc:
+            raise CommandError(f"cannot read --answer: {exc}", status=2) from None
+    trace = open_trace(args.trace)
+    try:
+        result = ex.run(seed, trace)
+    finally:
+        if trace is not None:
+            trace.close()
+    show_run(ex, result, seed)
+    answer = ex.answer(result)
+    console.rule("question", style="dim")
+    _lines([ex.question(result)], style="bold")
+    got = ask(answer, args.answer)
+    if got is None:
+        console.print(f"no answer (stdin closed). The run's answer: {answer.shown}")
+        _lines(answer.why)
+        console.print("[dim]give the answer with --answer X[/]")
+        return NO_ANSWER
+    reply, right = got
+    if right:
+        console.print(f"[bold green]RIGHT[/]: {answer.shown}")
+    else:
+        console.print(
+            f"[bold red]NOT QUITE[/]: you said {reply.strip()!r}; this run says {answer.shown}"
+        )
+    console.rule("why", style="dim")
+    _lines(answer.why)
+    console.rule("think about", style="dim")
+    _lines([ex.think])
+    console.print("[dim]read:[/] " + ", ".join(ex.reading))
+    if args.trace:
+        console.print(f"[dim]trace of this run:[/] {args.trace}")
+    progress.record(ex.number, right=right, seed=seed)
+    _save(progress)
+    done = sum(progress.solved(e.number) for e in EXERCISES)
+    nxt = f"; next: ledgerlab learn {ex.number + 1}" if ex.number < len(EXERCISES) else ""
+    console.print(f"[dim]{done} of {len(EXERCISES)} solved{nxt}[/]")
+    return 0 if right else 1
+
+
+def _save(progress: Progress) -> None:
+    try:
+        progress.save()
+    except OSError as exc:
+        console.print(f"[yellow]progress not saved[/] ({progress.path}: {exc.strerror})")

@@ -1,0 +1,89 @@
+"""Exercise 3: kill the leader, watch the view change."""
+
+from __future__ import annotations
+
+from consensus.quorum import leader_of, quorum
+from consensus.sim import CrashSpec, Scenario
+from scripts.learn import facts
+from scripts.learn.exercise import Answer, Exercise, Run, nodes
+from scripts.learn.look import explain_excerpt
+
+DOWN = 1
+"""The leader of height 1 in view 0 with four sealers ((0 + 1) % 4)."""
+
+
+def scenario(seed: int) -> Scenario:
+    return Scenario(nodes=4, blocks=6, seed=seed, crashes=[CrashSpec(DOWN, 0.0, None)])
+
+
+def _first_change(run: Run) -> tuple[int, int, int] | None:
+    """(node, height, time) of the NewView of view 1."""
+    return facts.new_view_sender(run.records, 1)
+
+
+def look(run: Run) -> list[str]:
+    nv = _first_change(run)
+    height = nv[1] if nv is not None else 1
+    return [
+        f"The view change at height {height} (ViewChange, NewView, the new proposal):",
+        *explain_excerpt(
+            run.records,
+            height,
+            words=("ViewChange", "NewView", "PrePrepare", "COMMITS", "crash", "now at height"),
+        ),
+    ]
+
+
+def question(run: Run) -> str:
+    return (
+        f"Node {run.main.scenario.crashes[0].node} is down from the start. Which node "
+        "sent the NewView that started view 1?"
+    )
+
+
+def answer(run: Run) -> Answer:
+    s = run.main.scenario
+    n = s.nodes
+    nv = _first_change(run)
+    if nv is None:
+        return nodes(set(), ["no view change happened in this run"])
+    sender, height, t = nv
+    started = [x for x in facts.view_changes_started(run.records) if x[2] == 1]
+    first_vc = min(x[0] for x in started) if started else t
+    why = [
+        f"Height {height} expected a PrePrepare from node {leader_of(0, height, n)} in view "
+        f"0, which never came; from {facts.ms(first_vc)} the live sealers timed out "
+        f"(consensus_timeout {s.timeout_ms:.0f} ms) and broadcast ViewChange(1).",
+        f"The leader of height h in view v is (v + h) % n = (1 + {height}) % {n} = "
+        f"{leader_of(1, height, n)}: node {sender} collected {quorum(n)} ViewChanges "
+        f"(a quorum) and broadcast NewView(1) at {facts.ms(t)}.",
+    ]
+    c = facts.first_commit_after(run.records, t)
+    if c is not None:
+        why.append(
+            f"No ViewChange carried a prepared certificate, so the NewView re-proposed "
+            f"nothing and node {sender} proposed afresh; height {c['height']} committed in "
+            f"view {c['view']} at {facts.ms(c['t'])}."
+        )
+    why.append(
+        f"The schedule keeps rotating: the run needed {run.summary['view_changes']} view "
+        f"changes in all, one each time the turn came back to the dead node."
+    )
+    return nodes({sender}, why)
+
+
+EXERCISE = Exercise(
+    number=3,
+    title="Kill the leader, watch the view change",
+    intro="Node 1, the leader of height 1 in view 0, is down from the start. The others "
+    "wait one consensus timeout, ask for view 1, and the leader of view 1 takes over.",
+    command="ledgerlab sim --nodes 4 --blocks 6 --crash 1@0 --seed 1 --explain 1",
+    scenario=scenario,
+    look=look,
+    question=question,
+    answer=answer,
+    kind="nodes",
+    think="A slow leader and a dead one look the same from outside. What does a too short "
+    "consensus_timeout cost, and what does a too long one cost?",
+    reading=("docs/consensus.md#view-change",),
+)

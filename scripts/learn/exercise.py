@@ -1,0 +1,164 @@
+"""What an exercise is, how it runs, and how an answer is read and judged.
+
+An :class:`Exercise` is data plus four small functions: the scenario it runs, what to look
+at in that run, the question, and the expected answer *computed from the run* (so a
+different seed or scenario gives a different, still right, expected answer).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from consensus.sim import Scenario, Simulation, check_all
+from consensus.sim.summary import summarize
+from consensus.sim.trace import JsonlTrace, Recorder, Tee
+
+
+class AnswerError(ValueError):
+    """The typed answer cannot be read as the kind of answer the question wants."""
+
+
+@dataclass(slots=True)
+class SimRun:
+    """One finished simulation: the simulator, its trace records and its summary."""
+
+    scenario: Scenario
+    sim: Simulation
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    wall_s: float
+    cpu_s: float
+    """CPU time of this process for the run (less disturbed by other load than wall)."""
+
+
+@dataclass(slots=True)
+class Run:
+    """What an exercise ran: usually one simulation (``main``), a sweep for exercise 9."""
+
+    runs: list[SimRun]
+
+    @property
+    def main(self) -> SimRun:
+        return self.runs[0]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.main.records
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.main.summary
+
+
+def simulate(scenario: Scenario, trace_stream: IO[str] | None = None) -> SimRun:
+    """Run ``scenario`` on the real replica code, keeping every trace record."""
+    recorder = Recorder()
+    sink: Any = recorder if trace_stream is None else Tee(recorder, JsonlTrace(trace_stream))
+    started, cpu = time.perf_counter(), time.process_time()
+    sim = Simulation(scenario, trace=sink).run()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    summary = summarize(sim, check_all(sim))
+    return SimRun(scenario, sim, recorder.records, summary, wall, cpu)
+
+
+def parse(kind: str, text: str) -> Any:
+    """Read a typed answer of ``kind`` (raises AnswerError when it cannot)."""
+    text = text.strip().lower()
+    if not text:
+        raise AnswerError("empty answer")
+    if kind == "number":
+        m = re.fullmatch(r"[~≈]?\s*(-?\d+(?:\.\d+)?)", text.replace(",", ""))
+        if m is None:
+            raise AnswerError(f"expected a number, got {text!r}")
+        return float(m.group(1))
+    if kind == "nodes":
+        text = re.sub(r"\b(nodes?|and)\b", " ", text)
+        parts = [p for p in re.split(r"[\s,;]+", text) if p]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise AnswerError(f"expected node numbers like '2' or '0,3', got {text!r}")
+        return frozenset(int(p) for p in parts)
+    if kind == "word":
+        return text.split()[0].strip(".,!?\"'")
+    raise AssertionError(f"unknown answer kind {kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The expected answer of one run: how to read a typed reply, and why it is right."""
+
+    kind: str
+    """``number``, ``nodes`` (one node or a set: '0' or '0,2') or ``word``."""
+    value: Any
+    """int for ``number``, frozenset[int] for ``nodes``, frozenset[str] for ``word``."""
+    shown: str
+    """The right answer as the user would type it."""
+    why: tuple[str, ...]
+    """The explanation, in the run's own terms (times, nodes, heights)."""
+    tolerance: float = 0.0
+    """For ``number``: a relative tolerance (0.1 accepts +-10 %)."""
+
+    def parse(self, text: str) -> Any:
+        return parse(self.kind, text)
+
+    def accepts(self, text: str) -> bool:
+        """True when ``text`` is the right answer (raises AnswerError if unreadable)."""
+        given = self.parse(text)
+        if self.kind == "number":
+            slack = abs(self.value) * self.tolerance
+            return bool(abs(given - self.value) <= slack + 1e-9)
+        if self.kind == "nodes":
+            return bool(given == self.value)
+        return bool(given in self.value)
+
+
+def number(value: int, why: list[str], tolerance: float = 0.0) -> Answer:
+    shown = str(value) if not tolerance else f"{value} (within {tolerance:.0%})"
+    return Answer("number", value, shown, tuple(why), tolerance)
+
+
+def nodes(value: set[int] | frozenset[int], why: list[str]) -> Answer:
+    return Answer("nodes", frozenset(value), ", ".join(map(str, sorted(value))), tuple(why))
+
+
+def word(accepted: set[str], why: list[str]) -> Answer:
+    return Answer(
+        "word", frozenset(w.lower() for w in accepted), " or ".join(sorted(accepted)), tuple(why)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Exercise:
+    number: int
+    title: str
+    intro: str
+    """Two or three sentences: what the run shows."""
+    command: str
+    """The same run as a ``ledgerlab`` command line (docs/tutorial.md shows it too)."""
+    scenario: Callable[[int], Scenario]
+    """The exercise's scenario for a seed."""
+    look: Callable[[Run], list[str]]
+    """What to look at in the run (plain text lines)."""
+    question: Callable[[Run], str]
+    answer: Callable[[Run], Answer]
+    kind: str
+    """What the answer is: ``number``, ``nodes`` or ``word`` (see :func:`parse`)."""
+    think: str
+    """A question to think about afterwards (not checked)."""
+    reading: tuple[str, ...]
+    """Doc sections to read, e.g. 'docs/consensus.md#view-change'."""
+    seed: int = 1
+    sweep: Callable[[int], list[Scenario]] | None = None
+    """Several scenarios run in turn (exercise 9); ``scenario`` is then the first."""
+    extra_commands: tuple[str, ...] = field(default=())
+
+    def run(self, seed: int | None = None, trace_stream: IO[str] | None = None) -> Run:
+        """Run the exercise's scenario (or sweep); the trace of the first run goes to
+        ``trace_stream`` when given."""
+        s = self.seed if seed is None else seed
+        scenarios = self.sweep(s) if self.sweep is not None else [self.scenario(s)]
+        runs = [simulate(sc, trace_stream if i == 0 else None) for i, sc in enumerate(scenarios)]
+        return Run(runs)
