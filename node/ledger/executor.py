@@ -24,7 +24,9 @@ Receipt status codes: 0 success; negative codes come from the precompile (DagTra
 -51400..-51405, SystemConfig -51300, Consensus -51100..-51106, -50000 no permission,
 -50100 unknown method); 21 PrecompiledError (bad arguments or an exception inside a
 precompile) and 26 CallAddressError (no precompile at ``to``), as FISCO BCOS 2.x numbers
-them.
+them. A FISCO-format transaction's receipt has FISCO's shape instead: the precompile's
+code ABI-encoded in the output and status 0 (its writes are reverted all the same), see
+docs/fisco-format.md.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from node.ledger.block import (
     Receipt,
     merkle_root,
 )
+from node.ledger.fisco.tx import FiscoSignedTransaction
 from node.ledger.genesis import GenesisConfig
 from node.ledger.precompiles import (
     CALL_ADDRESS_ERROR,
@@ -202,6 +205,8 @@ class Executor:
             if status:
                 revert(savepoint)
                 events = ()
+            if type(stx) is FiscoSignedTransaction:  # FISCO's receipt: the code in the output
+                status, output = stx.abi_result(status, output)
             receipt = Receipt(stx.hash, number, index, status, output, events, sender, tx.to)
             raw = receipt.encode()
             receipts.append(receipt)

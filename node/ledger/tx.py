@@ -298,6 +298,9 @@ class SignedTransaction:
     def decode(cls, data: bytes) -> SignedTransaction:
         """Parse wire bytes; any malformed input raises :class:`DecodeError`.
 
+        Bytes that start with an RLP list header (``0xc0..0xff``) are a FISCO BCOS 2.x
+        transaction and decode to a :class:`node.ledger.fisco.FiscoSignedTransaction`.
+
         Checks size, field count, types and ranges, and that ``data`` is the canonical
         encoding. Does not check the signature (see :meth:`recover_sender`).
         """
@@ -305,6 +308,10 @@ class SignedTransaction:
             if not isinstance(data, (bytearray, memoryview)):
                 raise DecodeError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)
+        if data and data[0] >= 0xC0:  # an RLP list: FISCO BCOS 2.x format (docs/fisco-format.md)
+            from node.ledger.fisco.tx import decode_fisco_transaction
+
+            return decode_fisco_transaction(data)
         if len(data) > MAX_TX_SIZE:
             raise DecodeError(f"transaction of {len(data)} bytes exceeds {MAX_TX_SIZE}")
         fields = unpack(data, max_size=MAX_TX_SIZE)
