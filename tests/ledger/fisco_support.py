@@ -56,8 +56,18 @@ def unsigned_fields(
     group_id: int = 1,
     extra_data: bytes = b"",
 ) -> list[Any]:
-    return [randomid, gas_price, gas_limit, block_limit, to, value, data, chain_id, group_id,
-            extra_data]  # fmt: skip
+    return [
+        randomid,
+        gas_price,
+        gas_limit,
+        block_limit,
+        to,
+        value,
+        data,
+        chain_id,
+        group_id,
+        extra_data,
+    ]
 
 
 def sign_fields(secret: bytes, fields: Sequence[Any]) -> tuple[int, int, int]:

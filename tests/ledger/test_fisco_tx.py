@@ -64,8 +64,9 @@ def test_fixed_vector_byte_for_byte() -> None:
     stx = SignedTransaction.decode(raw)  # the native entry point dispatches on the bytes
     assert type(stx) is FiscoSignedTransaction
     assert stx.tx.signing_hash.hex() == VECTOR_SIGNING_HASH
-    assert stx.tx.signing_hash == fs.keccak(fs.encode_items(fs.unsigned_fields(
-        data=TRANSFER, block_limit=500)))  # fmt: skip
+    assert stx.tx.signing_hash == fs.keccak(
+        fs.encode_items(fs.unsigned_fields(data=TRANSFER, block_limit=500))
+    )
     assert stx.hash.hex() == VECTOR_HASH == fs.keccak(raw).hex()
     assert stx.recover_sender().hex() == VECTOR_SENDER == fs.address_of(SECRET).hex()
     assert stx.encoded == raw and stx.input == TRANSFER
@@ -87,13 +88,24 @@ def test_our_encoder_matches_the_independent_one() -> None:
         data = encode_calldata(signature, args)
         assert data == fs.calldata(signature, *args)
         ours = sign_fisco_tx(
-            kp, to="0x5002", data=data, block_limit=77, randomid=2**255, chain_id=3, group_id=4,
+            kp,
+            to="0x5002",
+            data=data,
+            block_limit=77,
+            randomid=2**255,
+            chain_id=3,
+            group_id=4,
             extra_data=b"\x00",
-        )  # fmt: skip
+        )
         assert ours.encoded == fs.fisco_tx(
-            SECRET, data=data, block_limit=77, randomid=2**255, chain_id=3, group_id=4,
+            SECRET,
+            data=data,
+            block_limit=77,
+            randomid=2**255,
+            chain_id=3,
+            group_id=4,
             extra_data=b"\x00",
-        )  # fmt: skip
+        )
 
 
 def test_unknown_selector_and_address_decode_for_execution_to_refuse() -> None:
@@ -131,13 +143,17 @@ def _mutations() -> list[tuple[str, bytes]]:
         ("randomid with a leading zero", with_signature([b"\x00\x01", *fields[1:]], v, r, s)),
         ("blockLimit over uint64", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=2**64)),
         ("chain id over uint64", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5, chain_id=2**64)),
-        ("randomid over 32 bytes", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5,
-                                               randomid=2**256)),
+        (
+            "randomid over 32 bytes",
+            fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5, randomid=2**256),
+        ),
         ("to of 19 bytes", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5, to=b"\x11" * 19)),
         ("deployment (empty to)", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5, to=b"")),
         ("value", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5, value=1)),
-        ("extraData over 1024 bytes", fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5,
-                                                  extra_data=b"x" * 1025)),
+        (
+            "extraData over 1024 bytes",
+            fs.fisco_tx(SECRET, data=TRANSFER, block_limit=5, extra_data=b"x" * 1025),
+        ),
         ("oversize", fs.fisco_tx(SECRET, data=TRANSFER + bytes(MAX_TX_SIZE), block_limit=5)),
         ("high s", with_signature(fields, 27 + ((v - 27) ^ 1), r, fs.N - s)),
         ("v = 29", with_signature(fields, 29, r, s)),
@@ -161,7 +177,8 @@ def _mutations() -> list[tuple[str, bytes]]:
         "ABI dirty padding": TRANSFER[:-1] + b"\x01",
         "ABI string over 256 bytes": fs.calldata("userAdd(string,uint256)", "x" * 257, 1),
         "ABI invalid UTF-8": fs.calldata("userAdd(string,uint256)", "x", 1).replace(
-            b"x" + bytes(31), b"\xff" + bytes(31)),
+            b"x" + bytes(31), b"\xff" + bytes(31)
+        ),
         "ABI no arguments": sel,
     }
     for name, data in bad_abi.items():

@@ -131,9 +131,9 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _build(f: FiscoFields, encoded: bytes, spec: FiscoMethod | None, args: tuple[Arg, ...]) -> (
-    FiscoSignedTransaction
-):
+def _build(
+    f: FiscoFields, encoded: bytes, spec: FiscoMethod | None, args: tuple[Arg, ...]
+) -> FiscoSignedTransaction:
     """Both objects from checked fields, through their slots (no native validation: the
     FISCO rules are not the native ones, e.g. a 64-hex-digit nonce)."""
     unsigned = rlp.encode_flat_list(f.unsigned_items())
@@ -187,8 +187,21 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
         items = rlp.decode_flat_list(data, max_items=FIELD_COUNT)
         if len(items) != FIELD_COUNT:
             raise DecodeError(f"{len(items)} fields, expected {FIELD_COUNT}")
-        (randomid, gas_price, gas_limit, block_limit, to, value, calldata, chain_id, group_id,
-         extra_data, v, r, s) = items  # fmt: skip
+        (
+            randomid,
+            gas_price,
+            gas_limit,
+            block_limit,
+            to,
+            value,
+            calldata,
+            chain_id,
+            group_id,
+            extra_data,
+            v,
+            r,
+            s,
+        ) = items
         uint = rlp.decode_uint
         fields = FiscoFields(
             randomid=uint(randomid, "randomid"),
