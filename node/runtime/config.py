@@ -49,6 +49,7 @@ _VALUE_TYPES: dict[tuple[str, str], type] = {
     **{("p2p", k): str for k in ("transport", "listen")},
     **{("mqtt", k): str for k in MQTT_KEYS},
     ("rpc", "listen"): str,
+    ("channel", "listen"): str,
     **{("storage", k): str for k in ("path", "backend")},
     ("txpool", "capacity"): int,
     **{("consensus", k): int for k in ("tick_ms", "seal_max_wait_ms")},
@@ -109,6 +110,10 @@ class NodeConfig:
     mqtt: MqttSettings = _DEFAULT_MQTT
     """MQTT transport settings; broker, username, password, tls_ca from the mqtt_* fields."""
     rpc_listen: str = "127.0.0.1:20200"
+    channel_listen: str | None = None
+    """FISCO channel port (``[channel] listen``; docs/channel.md); None: no channel. Its
+    certificate is ``<conf_dir>/channel.crt`` + ``channel.key``, clients are checked
+    against ``<conf_dir>/ca.crt``."""
     storage_backend: str = "rocksdb"
     txpool_capacity: int = 150_000
     tick_ms: int = 100
@@ -129,6 +134,8 @@ class NodeConfig:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         host, port = split_hostport(self.p2p_listen, "p2p.listen")
         split_hostport(self.rpc_listen, "rpc.listen")
+        if self.channel_listen is not None:
+            split_hostport(self.channel_listen, "channel.listen")
         for peer in self.peers:
             split_hostport(peer, "p2p.peers", allow_zero=False)
         tls_ca = str(self.path(Path(self.mqtt_tls_ca))) if self.mqtt_tls_ca else None
@@ -193,6 +200,9 @@ class NodeConfig:
 
         node, chain, p2p = table("node"), table("chain"), table("p2p")
         mqtt, rpc, storage = table("mqtt"), table("rpc"), table("storage")
+        channel = table("channel")
+        if set(channel) - {"listen"}:
+            raise ConfigError("[channel] knows only the key listen")
         for (name, key), kind in _VALUE_TYPES.items():
             value = table(name).get(key)
             if value is not None and type(value) is not kind:
@@ -238,6 +248,7 @@ class NodeConfig:
             "tcp": tcp,
             "mqtt": mqtt_settings,
             "rpc_listen": rpc.get("listen"),
+            "channel_listen": channel.get("listen"),
             "txpool_capacity": txpool.get("capacity"),
             "tick_ms": consensus.get("tick_ms"),
             "seal_max_wait_ms": consensus.get("seal_max_wait_ms"),
@@ -310,6 +321,11 @@ class NodeConfig:
             "[rpc]",
             f"listen = {s(self.rpc_listen)}",
             "",
+            *(
+                ("[channel]", f"listen = {s(self.channel_listen)}", "")
+                if self.channel_listen
+                else ()
+            ),
             "[storage]",
             f"path = {s(self.data_dir)}",
             f"backend = {s(self.storage_backend)}",

@@ -76,9 +76,11 @@ from node.ledger.chain import Chain, ChainError, ExecutedBlock, ProposalBody
 from node.ledger.genesis import GenesisConfig
 from node.ledger.precompiles.consensus import Membership, genesis_membership
 from node.ledger.tx import VerifiedTx
+from node.rpc.channel import ChannelServer
 from node.rpc.http import RpcServer
 from node.runtime import wire
 from node.runtime.byzantine import Byzantine
+from node.runtime.channel import start_channel
 from node.runtime.config import NodeConfig
 from node.runtime.errors import NodeError
 from node.runtime.latency import Latency
@@ -174,6 +176,7 @@ class Node:
         self.transport: Transport
         self.sync: BlockSync
         self.rpc_server: RpcServer | None = None
+        self.channel_server: ChannelServer | None = None
         self._events: deque[Event] = deque()
         self._stepping = False
         self._executed: dict[bytes, ExecutedBlock] = {}
@@ -268,6 +271,8 @@ class Node:
         self.sync = BlockSync(self)
         if self._rpc_enabled:
             self.rpc_server = await start_rpc(self, stack)
+        if cfg.channel_listen is not None:
+            self.channel_server = await start_channel(self, stack)
         stack.push_async_callback(self.supervisor.aclose)
         for name, loop in (
             ("inbound", self._inbound_loop),
@@ -608,6 +613,8 @@ class Node:
         self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self.commit_times.append((self._clock(), len(executed.txs)))
         self.latency.committed(v.hash for v in executed.txs)
+        if self.channel_server is not None:  # receipt pushes, block-number notifies
+            self.channel_server.on_commit(block.number, [v.hash for v in executed.txs])
         self.stall.committed(time.monotonic())
         self.refusal = None
         self.transport.broadcast(wire.encode(self._status()))

@@ -347,6 +347,48 @@ def generate_node(
     return load_node(out)
 
 
+def generate_secp256k1_cert(
+    agency_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    stem: str,
+    name: str,
+    unit: str,
+    days: int = DEFAULT_DAYS,
+) -> Path:
+    """Write ``<stem>.crt`` (a secp256k1 certificate signed by the agency, then the agency
+    certificate) and ``<stem>.key`` (PKCS#8) into ``out_dir``; returns the .crt path.
+
+    For the FISCO channel (docs/channel.md): its TLS 1.2 clients offer only secp256k1, so
+    the node's ``channel.crt`` and the SDK's ``sdk.crt`` are on that curve, as FISCO's.
+    """
+    src, out = Path(agency_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    agency_key = _load_key(src / AGENCY_KEY)
+    agency_cert = _load_certs(src / AGENCY_CERT)[0]
+    key = ec.generate_private_key(ec.SECP256K1())
+    org_attr = agency_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    org = str(org_attr[0].value) if org_attr else "chain"
+    cert = (
+        _builder(_name(name, org, unit), agency_cert.subject, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(agency_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(agency_key, hashes.SHA256())
+    )
+    _write_key(out / f"{stem}.key", key)
+    _write_certs(out / f"{stem}.crt", cert, agency_cert)
+    return out / f"{stem}.crt"
+
+
 # --- loading ---
 
 

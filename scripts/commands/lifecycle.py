@@ -21,6 +21,7 @@ from scripts.launcher import cluster, expand, hosts, procs
 from scripts.launcher import status as status_mod
 from scripts.launcher.layout import (
     DEFAULT_BROKER,
+    DEFAULT_CHANNEL_PORT,
     DEFAULT_P2P_PORT,
     DEFAULT_RPC_PORT,
     Chain,
@@ -119,6 +120,22 @@ def _add_init_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         "as FISCO's performance tests)",
     )
     p.add_argument(
+        "--channel-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve the FISCO channel (SDK port, docs/channel.md) on PORT+i "
+        f"(default: off; {DEFAULT_CHANNEL_PORT} with --fisco)",
+    )
+    p.add_argument(
+        "--fisco",
+        action="store_true",
+        default=None,
+        help="a chain FISCO BCOS 2.x clients drive as they are: chain id 1 and group 1, "
+        "the channel on, and Caliper / python-sdk / java-sdk files in <dir>/fisco "
+        "(docs/fisco-clients.md)",
+    )
+    p.add_argument(
         "--tx-count-limit",
         type=int,
         default=None,
@@ -132,6 +149,23 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, attr or key)
         return INIT_DEFAULTS[key] if value is None else value
 
+    fisco = bool(getattr(args, "fisco", None))
+    channel_port = getattr(args, "channel_port", None)
+    if fisco and channel_port is None:
+        channel_port = DEFAULT_CHANNEL_PORT
+    fisco_ids: dict[str, Any] = {}
+    if fisco:  # what FISCO's SDKs and Caliper send by default, unless given
+        chain_id, group = args.chain_id, args.group
+        fisco_ids = {
+            "chain_id": "1" if chain_id in (None, INIT_DEFAULTS["chain_id"]) else chain_id,
+            "group_id": "1" if group in (None, INIT_DEFAULTS["group"]) else group,
+        }
+        for flag, key in (("--chain-id", "chain_id"), ("--group", "group_id")):
+            value = fisco_ids[key]
+            if not str(value).isdigit():
+                raise CommandError(
+                    f"--fisco needs a numeric {flag} (FISCO clients send numbers), got {value!r}"
+                )
     return {
         "nodes": get("nodes"),
         "observers": get("observers"),
@@ -143,6 +177,9 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "group_id": get("group"),
         "permissioned": bool(get("permissioned")),
         "tx_count_limit": args.tx_count_limit,
+        "channel_port": channel_port,
+        "fisco": fisco,
+        **fisco_ids,
     }
 
 

@@ -34,15 +34,18 @@ from node.runtime.config import NodeConfig
 from node.transport.pki import generate_agency, generate_chain_ca, generate_node
 from scripts.errors import CommandError
 from scripts.launcher import accounts
+from scripts.launcher import fisco as fisco_files
+from scripts.launcher.fisco import channel_cert
 
 CHAIN_FILE = "chain.toml"
 DEFAULT_DIR = "chain"
 DEFAULT_P2P_PORT = 30300
 DEFAULT_RPC_PORT = 20200
+DEFAULT_CHANNEL_PORT = 20800
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 HOST = "127.0.0.1"
 MAX_NODES = 64
-_OWNED = ("ca", "agency", "accounts", "genesis.toml", "hosts", CHAIN_FILE)
+_OWNED = ("ca", "agency", "accounts", "genesis.toml", "hosts", "sdk", "fisco", CHAIN_FILE)
 
 
 class ChainError(CommandError):
@@ -60,6 +63,7 @@ class NodeEntry:
     p2p: str  # host:port
     rpc: str  # host:port
     home: Path  # the node folder
+    channel: str | None = None  # host:port of the FISCO channel, None when off
 
     @property
     def rpc_url(self) -> str:
@@ -98,12 +102,21 @@ class Slot:
     home: str
     p2p: str  # host:port
     rpc: str  # host:port
+    channel: str | None = None  # host:port
 
 
-def local_slots(total: int, p2p_port: int, rpc_port: int) -> tuple[Slot, ...]:
+def local_slots(
+    total: int, p2p_port: int, rpc_port: int, channel_port: int | None = None
+) -> tuple[Slot, ...]:
     """Every node on this machine: ``<root>/nodeI``, loopback ports base + i."""
     return tuple(
-        Slot(f"node{i}", f"{HOST}:{p2p_port + i}", f"{HOST}:{rpc_port + i}") for i in range(total)
+        Slot(
+            f"node{i}",
+            f"{HOST}:{p2p_port + i}",
+            f"{HOST}:{rpc_port + i}",
+            None if channel_port is None else f"{HOST}:{channel_port + i}",
+        )
+        for i in range(total)
     )
 
 
@@ -120,6 +133,8 @@ class Chain:
     rpc_port: int
     permissioned: bool
     nodes: tuple[NodeEntry, ...]
+    channel_port: int | None = None  # FISCO channel base port; None: no channel
+    fisco: bool = False  # made by `init --fisco`: FISCO ids, channel, client files
 
     @property
     def sealers(self) -> tuple[NodeEntry, ...]:
@@ -192,6 +207,7 @@ def load_chain(root: str | Path | None) -> Chain:
                 p2p=str(n["p2p"]),
                 rpc=str(n["rpc"]),
                 home=root / str(n.get("home", n["name"])),
+                channel=str(n["channel"]) if "channel" in n else None,
             )
             for n in doc["nodes"]
         )
@@ -205,6 +221,8 @@ def load_chain(root: str | Path | None) -> Chain:
             rpc_port=int(chain["rpc_port"]),
             permissioned=bool(chain.get("permissioned", False)),
             nodes=nodes,
+            channel_port=int(chain["channel_port"]) if "channel_port" in chain else None,
+            fisco=bool(chain.get("fisco", False)),
         )
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ChainError(f"{path} is unreadable: {exc}") from None
@@ -230,6 +248,8 @@ def _chain_toml(chain: Chain) -> str:
         f"p2p_port = {chain.p2p_port}",
         f"rpc_port = {chain.rpc_port}",
         f"permissioned = {'true' if chain.permissioned else 'false'}",
+        *([f"channel_port = {chain.channel_port}"] if chain.channel_port is not None else []),
+        *(["fisco = true"] if chain.fisco else []),
         "",
     ]
     for n in chain.nodes:
@@ -242,6 +262,8 @@ def _chain_toml(chain: Chain) -> str:
             f"p2p = {_toml_str(n.p2p)}",
             f"rpc = {_toml_str(n.rpc)}",
         ]
+        if n.channel is not None:
+            lines.append(f"channel = {_toml_str(n.channel)}")
         if n.home != chain.root / n.name:
             lines.append(f"home = {_toml_str(n.home.relative_to(chain.root).as_posix())}")
         lines.append("")
@@ -264,6 +286,7 @@ def _check_options(
     transport: str,
     broker: str,
     per_host: int | None = None,
+    channel_port: int | None = None,
 ) -> None:
     """``per_host``: the most nodes sharing one address (default: all of them)."""
     if not 1 <= nodes <= MAX_NODES:
@@ -271,7 +294,10 @@ def _check_options(
     if observers < 0 or nodes + observers > MAX_NODES:
         raise ChainError(f"--observers must be 0..{MAX_NODES - nodes}, got {observers}")
     total = per_host or nodes + observers
-    for what, base in (("--p2p-port", p2p_port), ("--rpc-port", rpc_port)):
+    bases = [("--p2p-port", p2p_port), ("--rpc-port", rpc_port)]
+    if channel_port is not None:
+        bases.append(("--channel-port", channel_port))
+    for what, base in bases:
         if base < 1024 or base + total - 1 > 65535:
             raise ChainError(
                 f"{what} {base}: node ports {base}..{base + total - 1} must fit 1024..65535"
@@ -281,6 +307,14 @@ def _check_options(
             f"P2P ports {p2p_port}.. and RPC ports {rpc_port}.. overlap for {total} nodes",
             hint="pick bases at least the node count apart, e.g. --p2p-port 30300 --rpc-port 20200",
         )
+    if channel_port is not None:
+        for what, base in bases[:2]:
+            if channel_port < base + total and base < channel_port + total:
+                raise ChainError(
+                    f"channel ports {channel_port}.. and {what} ports {base}.. overlap "
+                    f"for {total} nodes",
+                    hint=f"pick --channel-port at least {total} away, e.g. {DEFAULT_CHANNEL_PORT}",
+                )
     if transport not in ("tcp", "mqtt"):
         raise ChainError(f"--transport must be tcp or mqtt, got {transport!r}")
     parts = urlsplit(broker if "://" in broker else f"mqtt://{broker}")
@@ -319,18 +353,28 @@ def init_chain(
     force: bool = False,
     tx_count_limit: int | None = None,
     slots: Sequence[Slot] | None = None,
+    channel_port: int | None = None,
+    fisco: bool = False,
 ) -> Chain:
     """Generate a chain directory; refuses to touch an existing one unless ``force``.
+
+    ``channel_port`` turns on each node's FISCO channel on that base port (+ i) and
+    writes the SDK certificates (``sdk/``); ``fisco`` also writes the FISCO client files
+    (:mod:`scripts.launcher.fisco`) and needs a channel.
 
     ``force`` removes only what a previous ``init`` wrote; callers must stop running
     nodes first (see :func:`scripts.launcher.procs.running_nodes`). ``slots`` places
     the nodes (default :func:`local_slots`; :mod:`scripts.launcher.hosts` for hosts).
     """
     root = resolve_dir(root)
+    if fisco and channel_port is None:
+        raise ValueError("a FISCO chain needs a channel port")
     if slots is None:
-        slots = local_slots(nodes + observers, p2p_port, rpc_port)
+        slots = local_slots(nodes + observers, p2p_port, rpc_port, channel_port)
     per_host = max(Counter(s.p2p.rpartition(":")[0] for s in slots).values(), default=1)
-    _check_options(nodes, observers, p2p_port, rpc_port, transport, broker, per_host)
+    _check_options(
+        nodes, observers, p2p_port, rpc_port, transport, broker, per_host, channel_port
+    )
     if len(slots) != nodes + observers:
         raise ValueError(f"{len(slots)} slots for {nodes + observers} nodes")
     if is_chain(root):
@@ -359,6 +403,8 @@ def init_chain(
             permissioned=permissioned,
             tx_count_limit=tx_count_limit,
             slots=slots,
+            channel_port=channel_port,
+            fisco=fisco,
         )
     except GenesisError as exc:
         remove_chain(root)
@@ -383,6 +429,8 @@ def _write_chain(
     permissioned: bool,
     tx_count_limit: int | None,
     slots: Sequence[Slot],
+    channel_port: int | None = None,
+    fisco: bool = False,
 ) -> Chain:
     root.mkdir(parents=True, exist_ok=True)
     generate_chain_ca(root / "ca", chain_name=chain_id)
@@ -390,9 +438,10 @@ def _write_chain(
     total = nodes + observers
     identities = []
     for i in range(total):
-        identities.append(
-            generate_node(root / "agency", root / slots[i].home / "conf", name=f"node{i}")
-        )
+        conf = root / slots[i].home / "conf"
+        identities.append(generate_node(root / "agency", conf, name=f"node{i}"))
+        if slots[i].channel is not None:
+            channel_cert(root / "agency", conf, name=f"node{i}")
     admin = accounts.new_account(root / "accounts", accounts.ADMIN)
     extra: dict[str, Any] = {}
     if tx_count_limit is not None:
@@ -420,6 +469,7 @@ def _write_chain(
             peers=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
             mqtt_broker=broker,
             rpc_listen=slots[i].rpc,
+            channel_listen=slots[i].channel,
             conf_dir=Path("conf"),
             genesis=Path("conf/genesis.toml"),
             data_dir=Path("data"),
@@ -438,6 +488,7 @@ def _write_chain(
                 p2p=p2p_addrs[i],
                 rpc=slots[i].rpc,
                 home=home,
+                channel=slots[i].channel,
             )
         )
     chain = Chain(
@@ -450,6 +501,12 @@ def _write_chain(
         rpc_port=rpc_port,
         permissioned=permissioned,
         nodes=tuple(entries),
+        channel_port=channel_port,
+        fisco=fisco,
     )
+    if channel_port is not None:
+        fisco_files.write_sdk_certs(chain)
+    if fisco:
+        fisco_files.write_client_files(chain, admin)
     (root / CHAIN_FILE).write_text(_chain_toml(chain), encoding="utf-8")
     return chain

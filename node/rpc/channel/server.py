@@ -1,0 +1,412 @@
+"""The channel server: FISCO BCOS 2.x's SDK port (TLS 1.2, framed JSON; docs/channel.md).
+
+Theory of operation. Each connection is one reader task that takes a frame at a time: it
+waits up to ``idle_timeout`` for the first byte of a header, then the rest of the header
+and the body must arrive within ``read_timeout`` (a slowloris is cut off). A length below
+the header or above ``max_frame`` gets an error frame and a close (the stream can no
+longer be framed); every other bad frame (seq, body, type) gets an error frame and the
+connection goes on. An RPC frame is answered through the node's JSON-RPC dispatcher, on
+the request's seq, before the next frame is read, so a client that pipelines is answered
+in order and one that sends faster than the node serves is slowed by TCP.
+
+A ``sendRawTransaction`` the node accepted is watched: when a block holding it commits,
+the runtime calls :meth:`ChannelServer.on_commit` and the pusher task sends the receipt
+(type 0x1000) on the request's seq; it also sends a block-number notify (0x1001) to the
+connections that asked for it. Pushes never wait for a client: a connection whose unsent
+output passes ``max_write_buffer`` bytes is aborted. At most ``max_connections``
+connections are served; at the limit the one idle longest (if idle longer than
+``read_timeout``) is closed to make room, else the newcomer gets an error frame and a close.
+No input can raise out of a connection task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any
+
+from node.rpc.channel.frames import (
+    CLOSES,
+    DEFAULT_MAX_FRAME,
+    HEADER_SIZE,
+    ChannelCode,
+    FrameError,
+    FrameType,
+    check_seq,
+    encode_frame,
+    parse_header,
+)
+from node.rpc.jsonrpc import Dispatcher, decode_body, dumps
+from node.rpc.methods import METHODS
+
+log = logging.getLogger("ledgerlab.rpc.channel")
+
+PROTOCOL_MIN = 1
+PROTOCOL_MAX = 3
+NODE_VERSION = "2.11.0"
+"""The FISCO BCOS 2.x release whose channel behaviour the node models (handshake reply)."""
+MAX_TOPICS = 64
+MAX_TOPIC_BYTES = 256
+PENDING_TTL = 900.0  # s: a watched tx not committed by then stops being watched
+_ZERO_SEQ = b"0" * 32
+
+
+class _Conn:
+    """One client connection: its writer, the receipts it waits for, what it asked for."""
+
+    __slots__ = ("closed", "notify", "pending", "since", "task", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, now: float) -> None:
+        self.writer = writer
+        self.task: asyncio.Task[Any] | None = None
+        self.pending: dict[bytes, bytes] = {}  # seq -> tx hash waiting for its receipt
+        self.notify = False  # wants block-number notifies
+        self.since = now  # last frame received (or connect)
+        self.closed = False
+
+
+class ChannelServer:
+    """The channel listener of one node group; ``async with ChannelServer(...) as s:``."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        group: str,
+        ssl_context: ssl.SSLContext,
+        host: str = "127.0.0.1",
+        port: int = 20800,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_connections: int = 256,
+        max_pending: int = 20_000,
+        max_write_buffer: int = 16 * 1024 * 1024,
+        idle_timeout: float = 600.0,
+        read_timeout: float = 30.0,
+        write_timeout: float = 30.0,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        """``port=0`` picks a free port (read it back from :attr:`port`)."""
+        self.dispatcher = dispatcher
+        self.group = group
+        self.ssl_context = ssl_context
+        self.host = host
+        self._port = port
+        self.max_frame = max_frame
+        self.max_connections = max_connections
+        self.max_pending = max_pending
+        self.max_write_buffer = max_write_buffer
+        self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.handshake_timeout = handshake_timeout
+        self._server: asyncio.Server | None = None
+        self._conns: dict[asyncio.Task[Any], _Conn] = {}
+        self._watch: dict[bytes, tuple[_Conn, bytes, float]] = {}  # tx hash -> who waits
+        self._commits: deque[tuple[int, Sequence[bytes]]] = deque()
+        self._wake = asyncio.Event()
+        self._pusher: asyncio.Task[None] | None = None
+        self._last_sweep = time.monotonic()
+        self.stats: Counter[str] = Counter()
+        """frames_in, frames_out, connections, receipts_pushed, notifies, and each error
+        code's name (``frame_too_large``...), ``evicted``, ``slow_reader``, ``timeout``."""
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    async def __aenter__(self) -> ChannelServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("channel server already started")
+        self._server = await asyncio.start_server(
+            self._serve,
+            self.host,
+            self._port,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=self.handshake_timeout,
+            reuse_address=True,
+        )
+        self._pusher = asyncio.create_task(self._push_loop(), name="channel-pusher")
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = [t for t in self._conns]
+        if self._pusher is not None:
+            tasks.append(self._pusher)
+            self._pusher = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await server.wait_closed()
+
+    # -- the runtime's side ------------------------------------------------------------
+
+    def on_commit(self, number: int, tx_hashes: Sequence[bytes]) -> None:
+        """A block committed (called by the runtime; cheap, never raises, never waits)."""
+        self._commits.append((number, tx_hashes))
+        self._wake.set()
+
+    # -- connections -------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        conn = _Conn(writer, time.monotonic())
+        conn.task = task
+        self.stats["connections"] += 1
+        try:
+            if len(self._conns) >= self.max_connections and not self._evict():
+                why = f"the node serves at most {self.max_connections} channel connections"
+                self._error(conn, 0, _ZERO_SEQ, ChannelCode.TOO_MANY_CONNECTIONS, why)
+                await self._drain(conn)
+                return
+            self._conns[task] = conn
+            while await self._one_frame(reader, conn):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        except TimeoutError:
+            self.stats["timeout"] += 1
+        except asyncio.CancelledError:
+            pass  # close() or an eviction
+        except Exception as exc:  # a bug of ours: count it, drop this connection only
+            self.dispatcher.internal_error(exc)
+        finally:
+            self._drop(conn)
+            self._conns.pop(task, None)
+            with contextlib.suppress(Exception):
+                if conn.closed:
+                    writer.transport.abort()
+                else:
+                    writer.close()
+
+    def _evict(self) -> bool:
+        """Close the connection idle longest, if idle longer than ``read_timeout``."""
+        now = time.monotonic()
+        victim = min(self._conns.values(), key=lambda c: c.since, default=None)
+        if victim is None or now - victim.since < self.read_timeout or victim.task is None:
+            return False
+        self.stats["evicted"] += 1
+        self._conns.pop(victim.task, None)
+        victim.task.cancel()
+        return True
+
+    def _drop(self, conn: _Conn) -> None:
+        for seq, tx_hash in conn.pending.items():
+            entry = self._watch.get(tx_hash)
+            if entry is not None and entry[0] is conn and entry[1] == seq:
+                del self._watch[tx_hash]
+        conn.pending.clear()
+
+    async def _one_frame(self, reader: asyncio.StreamReader, conn: _Conn) -> bool:
+        """Read and answer one frame; False when the connection should close."""
+        async with asyncio.timeout(self.idle_timeout):
+            first = await reader.readexactly(1)
+        async with asyncio.timeout(self.read_timeout):
+            head = first + await reader.readexactly(HEADER_SIZE - 1)
+            try:
+                header = parse_header(head, max_frame=self.max_frame)
+            except FrameError as exc:
+                kind, seq = int.from_bytes(head[4:6], "big"), head[6:38]
+                self._error(conn, kind, seq, exc.code, exc.message)
+                await self._drain(conn)
+                return False
+            body = await reader.readexactly(header.body_size)
+        conn.since = time.monotonic()
+        self.stats["frames_in"] += 1
+        try:
+            check_seq(header.seq)
+            await self._handle(conn, header.type, header.seq, body)
+        except FrameError as exc:
+            self._error(conn, header.type, header.seq, exc.code, exc.message)
+            if exc.code in CLOSES:
+                await self._drain(conn)
+                return False
+        await self._drain(conn)
+        return not conn.closed
+
+    async def _handle(self, conn: _Conn, kind: int, seq: bytes, body: bytes) -> None:
+        if kind == FrameType.RPC:
+            await self._rpc(conn, seq, body)
+        elif kind == FrameType.HEARTBEAT:
+            value = _json(body) if body.strip() else None
+            reply: Any = {"heartBeat": "1"} if value is None or isinstance(value, dict) else 1
+            self._send(conn, kind, seq, dumps(reply).encode("ascii"))
+        elif kind == FrameType.HANDSHAKE:
+            self._send(conn, kind, seq, dumps(self._handshake(_json(body))).encode("ascii"))
+            conn.notify = True
+        elif kind == FrameType.TOPIC_REPORT:
+            topics = _json(body)
+            if (
+                type(topics) is not list
+                or len(topics) > MAX_TOPICS
+                or not all(type(t) is str and len(t.encode()) <= MAX_TOPIC_BYTES for t in topics)
+            ):
+                raise FrameError(
+                    ChannelCode.BAD_BODY,
+                    f"a topic report is a JSON array of at most {MAX_TOPICS} strings",
+                )
+            conn.notify = f"_block_notify_{self.group}" in topics
+        else:
+            raise FrameError(ChannelCode.UNKNOWN_TYPE, f"frame type 0x{kind:x} is not served")
+
+    def _handshake(self, hello: Any) -> dict[str, Any]:
+        if type(hello) is not dict:
+            raise FrameError(ChannelCode.BAD_BODY, "a handshake is a JSON object")
+        low, high = hello.get("minimumSupport"), hello.get("maximumSupport")
+        if type(low) is not int or type(high) is not int or low > high:
+            raise FrameError(
+                ChannelCode.BAD_BODY,
+                "minimumSupport and maximumSupport must be integers, min <= max",
+            )
+        if high < PROTOCOL_MIN or low > PROTOCOL_MAX:
+            raise FrameError(
+                ChannelCode.BAD_BODY,
+                f"no common protocol version: the node speaks {PROTOCOL_MIN}..{PROTOCOL_MAX}",
+            )
+        return {"protocol": min(high, PROTOCOL_MAX), "nodeVersion": NODE_VERSION}
+
+    async def _rpc(self, conn: _Conn, seq: bytes, body: bytes) -> None:
+        message = _json(body)
+        watch = type(message) is dict and message.get("method") == "sendRawTransaction"
+        if watch and "id" in message:
+            if seq in conn.pending:
+                raise FrameError(ChannelCode.BAD_SEQ, "this seq already waits for a receipt")
+            if len(conn.pending) >= self.max_pending:
+                raise FrameError(
+                    ChannelCode.TOO_MANY_PENDING,
+                    f"this connection already waits for {self.max_pending} receipts",
+                )
+        out = await self.dispatcher.respond(message)
+        if out is None:  # notifications only: JSON-RPC answers nothing
+            return
+        self._send(conn, FrameType.RPC, seq, out)
+        if watch and "id" in message:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                result = json.loads(out).get("result")
+                if type(result) is str and len(result) == 66 and result.startswith("0x"):
+                    self._register(conn, seq, bytes.fromhex(result[2:]))
+
+    def _register(self, conn: _Conn, seq: bytes, tx_hash: bytes) -> None:
+        conn.pending[seq] = tx_hash
+        self._watch[tx_hash] = (conn, seq, time.monotonic())
+        receipt = self._receipt(tx_hash)
+        if receipt is not None:  # committed already (a fast chain): push it now
+            self._watch.pop(tx_hash, None)
+            conn.pending.pop(seq, None)
+            self._push_receipt(conn, seq, receipt)
+
+    # -- pushes ------------------------------------------------------------------------
+
+    async def _push_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._commits:
+                number, hashes = self._commits.popleft()
+                try:
+                    self._pushes(number, hashes)
+                except Exception as exc:  # a bug of ours: counted, the loop goes on
+                    self.dispatcher.internal_error(exc)
+                await asyncio.sleep(0)
+
+    def _pushes(self, number: int, hashes: Sequence[bytes]) -> None:
+        if self._watch:
+            for tx_hash in hashes:
+                entry = self._watch.pop(tx_hash, None)
+                if entry is None:
+                    continue
+                conn, seq, _ = entry
+                conn.pending.pop(seq, None)
+                receipt = self._receipt(tx_hash)
+                if receipt is not None and not conn.closed:
+                    self._push_receipt(conn, seq, receipt)
+        group: Any = int(self.group) if self.group.isdigit() else self.group
+        note = dumps({"groupID": group, "blockNumber": number}).encode("ascii")
+        for conn in list(self._conns.values()):
+            if conn.notify:
+                self._send(conn, FrameType.BLOCK_NOTIFY, uuid.uuid4().hex.encode(), note)
+                self.stats["notifies"] += 1
+        now = time.monotonic()
+        if now - self._last_sweep > 60.0:
+            self._last_sweep = now
+            for tx_hash, (conn, seq, since) in list(self._watch.items()):
+                if now - since > PENDING_TTL:
+                    del self._watch[tx_hash]
+                    conn.pending.pop(seq, None)
+
+    def _receipt(self, tx_hash: bytes) -> bytes | None:
+        """The receipt as getTransactionReceipt renders it (JSON), None if not committed."""
+        handler = METHODS["getTransactionReceipt"].handler
+        assert handler is not None
+        value = handler(self.dispatcher.default_backend, ["0x" + tx_hash.hex()])
+        return None if value is None else dumps(value).encode("ascii")
+
+    def _push_receipt(self, conn: _Conn, seq: bytes, receipt: bytes) -> None:
+        self._send(conn, FrameType.TX_RECEIPT, seq, receipt)
+        self.stats["receipts_pushed"] += 1
+
+    # -- output ------------------------------------------------------------------------
+
+    def _send(self, conn: _Conn, kind: int, seq: bytes, body: bytes, result: int = 0) -> None:
+        """Queue one frame (one write: SDKs expect a frame to start a TLS record)."""
+        if conn.closed:
+            return
+        transport = conn.writer.transport
+        if transport.is_closing():
+            conn.closed = True
+            return
+        conn.writer.write(encode_frame(kind, seq, body, result))
+        self.stats["frames_out"] += 1
+        if transport.get_write_buffer_size() > self.max_write_buffer:
+            self.stats["slow_reader"] += 1
+            conn.closed = True
+            transport.abort()
+            if conn.task is not None:
+                conn.task.cancel()
+
+    def _error(self, conn: _Conn, kind: int, seq: bytes, code: ChannelCode, message: str) -> None:
+        self.stats[code.name.lower()] += 1
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": int(code), "message": message}}
+        self._send(conn, kind, seq, dumps(error).encode("ascii"), int(code))
+
+    async def _drain(self, conn: _Conn) -> None:
+        if conn.closed or not conn.writer.transport.get_write_buffer_size():
+            return
+        async with asyncio.timeout(self.write_timeout):
+            await conn.writer.drain()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return decode_body(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise FrameError(ChannelCode.BAD_BODY, "the body is not UTF-8 JSON") from None
+
+
+__all__ = ["NODE_VERSION", "PROTOCOL_MAX", "PROTOCOL_MIN", "ChannelServer"]
