@@ -23,6 +23,7 @@ from consensus.messages import (
     PreparedCertificate,
     PrePrepare,
     ViewChange,
+    decode_message,
 )
 from consensus.quorum import max_faulty, quorum
 
@@ -100,6 +101,11 @@ def describe(msg: Message, ids: NodeIds = _same) -> dict[str, Any]:
         d["proposal"] = short(msg.proposal.digest) if msg.proposal is not None else None
         d["reproposed"] = reproposed_view(msg)
     return d
+
+
+def garbage(size: int) -> dict[str, Any]:
+    """The summary of bytes that do not decode as a consensus message."""
+    return {"type": "garbage", "view": -1, "height": -1, "size": size}
 
 
 def reproposed_view(nv: NewView) -> int | None:
@@ -198,23 +204,25 @@ def byzantine_mark(
     node: int,
     behaviour: str,
     honest: Message,
-    sent: Sequence[tuple[int, Message | None]],
+    sent: Sequence[tuple[int, bytes]],
     targets: Sequence[int],
     ids: NodeIds = _same,
 ) -> dict[str, Any] | None:
-    """What a faulty node sent instead of ``honest``: one entry per distinct version
-    with its receivers, and the targets that got nothing. None when it sent exactly
-    what an honest node sends."""
+    """What a faulty node sent (``(target node id, bytes)`` pairs) instead of ``honest``:
+    one entry per distinct version with its receivers, and the targets that got nothing.
+    None when it sent exactly what an honest node sends."""
     honest_bytes = honest.encode()
     versions: dict[bytes, dict[str, Any]] = {}
     got: set[int] = set()
     lied = False
-    for target, msg in sent:
+    for target, data in sent:
         got.add(target)
-        data = msg.encode() if msg is not None else b""
         entry = versions.get(data)
         if entry is None:
-            entry = describe(msg, ids) if msg is not None else {"type": "garbage"}
+            try:
+                entry = describe(decode_message(data), ids)
+            except Exception:
+                entry = garbage(len(data))
             entry["honest"] = data == honest_bytes
             entry["to"] = []
             versions[data] = entry
@@ -224,7 +232,6 @@ def byzantine_mark(
     withheld = [t for t in targets if t not in got]
     if not lied and not withheld:
         return None
-    base = describe(honest, ids)
     return {
         "node": node,
         "ev": "byzantine",
@@ -232,7 +239,7 @@ def byzantine_mark(
         "type": honest.NAME,
         "view": honest.view,
         "height": honest.height,
-        "honest_proposal": base.get("proposal"),
+        "honest_proposal": describe(honest, ids).get("proposal"),
         "versions": list(versions.values()),
         "withheld": withheld,
     }

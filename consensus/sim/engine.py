@@ -698,7 +698,7 @@ class Simulation:
     def _trace_lost(self, src: SimNode | None, dst: int, data: bytes, why: str) -> None:
         msg = _decoded(data)
         ids = self._ids(src) if src is not None else self._ids(self.nodes[dst])
-        summary = describe(msg, ids) if msg is not None else {"type": "garbage"}
+        summary = describe(msg, ids) if msg is not None else tracefmt.garbage(len(data))
         node = src.eid if src is not None else summary.get("sender", -1)
         self._log({"node": node, "ev": "lost", "to": dst, "why": why, **summary})
 
@@ -718,7 +718,7 @@ class Simulation:
             summary: dict[str, Any] = (
                 describe(msg, self._ids(node))
                 if msg is not None
-                else {"type": "garbage", "size": len(data)}
+                else tracefmt.garbage(len(data))
             )
             self._log({"node": eid, "ev": "recv", "from": src_index, **summary})
         self._step(node, MessageReceived(data, src_index))
@@ -745,7 +745,7 @@ class Simulation:
                 }
             )
         behaviour = node.behaviour
-        sent: list[tuple[int, Message | None]] = []
+        sent: list[tuple[int, bytes]] = []
         forge_as = [i for i in range(self.n) if i != node.index] if self.n > 1 else []
         for target, data, kind in byzantine.outgoing(
             behaviour,
@@ -759,7 +759,7 @@ class Simulation:
             else None,
         ):
             if tracing and behaviour is not None:
-                sent.append((target, _decoded(data)))
+                sent.append((target, data))
             self._transmit(node, target, data, kind)
         if tracing and behaviour is not None:
             mark = tracefmt.byzantine_mark(

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -88,6 +89,7 @@ from node.runtime.service import start_rpc
 from node.runtime.stall import StallWatch
 from node.runtime.supervisor import Supervisor
 from node.runtime.sync import BlockSync
+from node.runtime.tracing import TRACE_ENV, NodeTracer
 from node.runtime.txpool import Reason, TxPool, TxRejected
 from node.transport import KeyIdentity, MemoryHub, Transport, transport_from_node_config
 from node.transport.pki import NodeIdentity, load_node
@@ -142,6 +144,7 @@ class Node:
         hub: MemoryHub | None = None,
         rpc: bool = True,
         clock: Callable[[], float] = time.time,
+        trace: Path | None = None,
     ) -> None:
         """``identity`` (certificates) is needed for TCP; ``keypair`` suffices in memory."""
         self.config = config
@@ -169,6 +172,9 @@ class Node:
         self._hub = hub
         self._rpc_enabled = rpc
         self._clock = clock
+        self._trace_path = trace
+        self.tracer: NodeTracer | None = None
+        """Writes this node's trace (docs/trace-format.md) when started with one."""
         self.store: LedgerStore | None = None
         self.chain: Chain
         self.pool: TxPool
@@ -211,7 +217,13 @@ class Node:
             )
         genesis = GenesisConfig.load(config.path(config.genesis))
         identity = load_node(config.path(config.conf_dir))
-        return cls(config=config, genesis=genesis, identity=identity)
+        trace = os.environ.get(TRACE_ENV)
+        return cls(
+            config=config,
+            genesis=genesis,
+            identity=identity,
+            trace=config.path(Path(trace)) if trace else None,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -274,6 +286,11 @@ class Node:
         if cfg.channel_listen is not None:
             self.channel_server = await start_channel(self, stack)
         stack.push_async_callback(self.supervisor.aclose)
+        if self._trace_path is not None:
+            self.tracer = NodeTracer.open(self, self._trace_path)
+            stack.callback(self.tracer.close)
+            self.tracer.started(self.replica)
+            self.supervisor.spawn("trace", self.tracer.flush_loop)
         for name, loop in (
             ("inbound", self._inbound_loop),
             ("tick", self._tick_loop),
@@ -430,7 +447,13 @@ class Node:
         self._stepping = True
         try:
             while self._events and self.supervisor.failure is None:
-                for action in self.replica.step(self._events.popleft()):
+                event = self._events.popleft()
+                tracer = self.tracer
+                if tracer is None:
+                    actions = self.replica.step(event)
+                else:
+                    actions = tracer.step(self.replica, event)
+                for action in actions:
                     self._perform(action)
                     if self.supervisor.failure is not None:
                         break  # stopping: perform nothing more
@@ -621,6 +644,8 @@ class Node:
 
     def on_synced(self, block: Block, executed: ExecutedBlock) -> None:
         """Block sync committed ``block``: tell the replica and the pool."""
+        if self.tracer is not None:
+            self.tracer.synced(block)
         self._after_commit(block, executed)
         self._feed(self._persisted(block.number, block.hash))
 

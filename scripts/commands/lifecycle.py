@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -283,7 +283,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         chain = load_chain(root)
         _check_up_options(args, chain)
     with console.status(f"starting {len(chain.nodes)} nodes…"):
-        result = cluster.start_nodes(chain, timeout=args.timeout)
+        result = cluster.start_nodes(chain, timeout=args.timeout, env=_trace_env(args))
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")
     if not result.started:
@@ -307,6 +307,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"[bold]ledgerlab down{d}[/]"
     )
     return 0
+
+
+def _trace_env(args: argparse.Namespace) -> Callable[[NodeEntry], dict[str, str]] | None:
+    """With --trace, each started node appends its trace to NODE/data/trace.jsonl."""
+    if not args.trace:
+        return None
+    from scripts.trace.live import trace_env
+
+    return trace_env
 
 
 def _check_up_options(args: argparse.Namespace, chain: Chain) -> None:
@@ -391,7 +400,7 @@ def cmd_start_node(args: argparse.Namespace) -> int:
             f"ledgerlab observers add {node.name}"
         )
     with console.status(f"starting {node.name}…"):
-        result = cluster.start_nodes(chain, [node], timeout=args.timeout)
+        result = cluster.start_nodes(chain, [node], timeout=args.timeout, env=_trace_env(args))
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")
     if node.name in result.already:
@@ -550,6 +559,12 @@ _STOP_TIMEOUT = arg(
     help="seconds to wait after SIGTERM before SIGKILL (default 10)",
 )
 _NODE_INDEX = arg("index", type=int, metavar="I", help="node index (node I)")
+_TRACE = arg(
+    "--trace",
+    action="store_true",
+    help="started nodes append a trace to NODE/data/trace.jsonl; merge them with "
+    "`ledgerlab trace` (docs/trace-format.md)",
+)
 
 VERBS: tuple[Verb, ...] = (
     Verb(
@@ -578,9 +593,15 @@ VERBS: tuple[Verb, ...] = (
         ledgerlab up                  # ./chain, created with 4 nodes if missing
         ledgerlab up --nodes 7 --dir big
         ledgerlab up --transport mqtt
+        ledgerlab up --trace          # every node writes data/trace.jsonl: ledgerlab trace
         """,
         cmd_up,
-        (add_dir, partial(_add_init_options, defaults=False), _start_timeout("all nodes")),
+        (
+            add_dir,
+            partial(_add_init_options, defaults=False),
+            _start_timeout("all nodes"),
+            _TRACE,
+        ),
     ),
     Verb(
         "down",
@@ -599,9 +620,9 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         "start-node",
         "start one stopped node; it catches up from its peers",
-        "ledgerlab start-node 3",
+        "ledgerlab start-node 3\nledgerlab start-node 3 --trace",
         cmd_start_node,
-        (add_dir, _NODE_INDEX, _start_timeout("it")),
+        (add_dir, _NODE_INDEX, _start_timeout("it"), _TRACE),
     ),
     Verb(
         "status",

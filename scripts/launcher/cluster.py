@@ -65,9 +65,10 @@ def start_nodes(
     *,
     timeout: float = START_TIMEOUT,
     progress: Callable[[str], None] | None = None,
+    env: Callable[[NodeEntry], dict[str, str]] | None = None,
 ) -> StartResult:
     """Synchronous :func:`astart_nodes` (for verbs outside an event loop)."""
-    return asyncio.run(astart_nodes(chain, nodes, timeout=timeout, progress=progress))
+    return asyncio.run(astart_nodes(chain, nodes, timeout=timeout, progress=progress, env=env))
 
 
 async def astart_nodes(
@@ -76,9 +77,11 @@ async def astart_nodes(
     *,
     timeout: float = START_TIMEOUT,
     progress: Callable[[str], None] | None = None,
+    env: Callable[[NodeEntry], dict[str, str]] | None = None,
 ) -> StartResult:
     """Start ``nodes`` (default: all) that are not running; wait until they answer RPC and
-    each sees every other running node of the chain as a peer."""
+    each sees every other running node of the chain as a peer. ``env(node)``: variables
+    added to that node's environment."""
     targets = list(chain.nodes if nodes is None else nodes)
     result = StartResult()
     to_start: list[NodeEntry] = []
@@ -103,7 +106,7 @@ async def astart_nodes(
     offsets = {n.name: procs.stderr_size(n) for n in to_start}
     try:
         for n in to_start:
-            proc = procs.spawn(n)
+            proc = procs.spawn(n, env(n) if env is not None else None)
             result.processes[n.name] = proc
             result.started[n.name] = proc.pid
         if progress:

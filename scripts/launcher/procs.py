@@ -221,8 +221,10 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def spawn(node: NodeEntry) -> subprocess.Popen[bytes]:
-    """Start ``node`` in the background and write its pid file; does not wait for it."""
+def spawn(node: NodeEntry, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``node`` in the background and write its pid file; does not wait for it.
+
+    ``env``: variables to add to the child's environment (e.g. LEDGERLAB_TRACE)."""
     node.stderr_path.parent.mkdir(parents=True, exist_ok=True)
     with open(node.stderr_path, "ab") as out:
         proc = subprocess.Popen(
@@ -231,7 +233,7 @@ def spawn(node: NodeEntry) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_child_env(),
+            env={**_child_env(), **(env or {})},
             start_new_session=True,
         )
     node.pid_path.write_text(f"{proc.pid}\n")

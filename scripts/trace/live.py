@@ -1,0 +1,126 @@
+"""Live traces: where each node writes its trace, and merging the nodes' files into one.
+
+`ledgerlab up --trace` starts every node with ``LEDGERLAB_TRACE`` pointing at
+``NODE/data/trace.jsonl`` (node/runtime/tracing.py); each node appends its records there,
+a new header each time it starts. :func:`merge` reads all of a chain's files and gives one
+trace in the documented format: one header, then every record by wall time (ties: node
+id, then file order), each node's own order kept (docs/trace-format.md, "Live traces:
+clocks and order").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consensus.tracefmt import FORMAT, VERSION, header
+from node.runtime.tracing import TRACE_ENV
+from scripts.launcher.layout import Chain, NodeEntry
+from scripts.trace.schema import MAX_LINE_BYTES, TraceError, validate
+
+TRACE_NAME = "trace.jsonl"
+
+
+def trace_path(node: NodeEntry) -> Path:
+    return node.home / "data" / TRACE_NAME
+
+
+def trace_env(node: NodeEntry) -> dict[str, str]:
+    """The environment that makes ``node`` write its trace (for ``procs.spawn``)."""
+    return {TRACE_ENV: str(trace_path(node).resolve())}
+
+
+@dataclass
+class NodeFile:
+    """What was read of one node's trace file so far (``offset``: bytes consumed)."""
+
+    path: Path
+    offset: int = 0
+    headers: list[dict[str, Any]] = field(default_factory=list)
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Complete records appended since the last call (a half-written last line
+        waits for the next call); a malformed line raises TraceError."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise TraceError(f"cannot read {self.path}: {exc.strerror}") from None
+        end = data.rfind(b"\n") + 1
+        records: list[dict[str, Any]] = []
+        for number, line in enumerate(data[:end].splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{self.path} (+{self.offset} bytes, line {number})"
+            if len(line) > MAX_LINE_BYTES:
+                raise TraceError(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise TraceError(f"{where}: not JSON ({exc})") from None
+            problems = validate(record)
+            if problems:
+                raise TraceError(f"{where}: {'; '.join(problems)}")
+            if record["ev"] == "header":
+                if record.get("format") != FORMAT or record.get("version") != VERSION:
+                    raise TraceError(f"{where}: not a {FORMAT} version {VERSION} header")
+                self.headers.append(record)
+                continue
+            records.append(record)
+        self.offset += end
+        return records
+
+
+def merged_header(files: Sequence[NodeFile], chain: str) -> dict[str, Any]:
+    """One header for the nodes' headers: every node any of them knows, each node's
+    behaviour as that node itself reported it, the genesis sealers."""
+    heads = [h for f in files for h in f.headers]
+    if not heads:
+        raise TraceError("no node has written a trace header yet (started without --trace?)")
+    nodes: dict[int, dict[str, Any]] = {}
+    for h in heads:
+        for entry in h["nodes"]:
+            nodes.setdefault(entry["id"], dict(entry))
+    for h in heads:  # a node's own entry wins: only it knows its behaviour
+        for entry in h["nodes"]:
+            if entry["id"] == h.get("writer"):
+                nodes[entry["id"]] = dict(entry)
+    return header(
+        source="live",
+        clock="wall",
+        t=min(h["t"] for h in heads),
+        nodes=[nodes[i] for i in sorted(nodes)],
+        sealers=heads[0]["sealers"],
+        chain=chain,
+    )
+
+
+def order(records: Iterable[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Records of several files (``(file number, record)`` in file order) by wall time;
+    ties by node id, then file order. Each node's own order is kept even if its clock
+    stepped back: a record never sorts before the one its node wrote just before it."""
+    keyed: list[tuple[int, int, int, dict[str, Any]]] = []
+    last: dict[int, int] = {}
+    for seq, (fileno, record) in enumerate(records):
+        t = max(record["t"], last.get(fileno, 0))
+        last[fileno] = t
+        keyed.append((t, record.get("node", -1), seq, record))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed]
+
+
+def merge(chain: Chain) -> list[dict[str, Any]]:
+    """The chain's merged trace, header first."""
+    files = [NodeFile(trace_path(n)) for n in chain.nodes]
+    pairs = [(i, r) for i, f in enumerate(files) for r in f.read_new()]
+    return [merged_header(files, str(chain.root)), *order(pairs)]
+
+
+def encode(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
