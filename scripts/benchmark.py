@@ -2,32 +2,39 @@
 
 Theory of operation
 -------------------
-1. *Chain*: a fresh chain directory (``scripts.launcher.layout.init_chain``, so the same
-   certificates, genesis and configs as ``ledgerlab init``) on random free loopback ports,
-   with ``tx_count_limit`` set from ``--block-txs``; N node processes are started and
-   awaited with ``scripts.launcher.cluster.astart_nodes`` and stopped by pid at the end,
-   whatever happened (the pids are ours; nothing is ended by name).
-2. *Users*: ``--users`` DagTransfer accounts are created with ``userAdd`` and committed
-   before anything is timed.
-3. *Pre-signing* (client cost, not measured): K ``userTransfer`` transactions between
-   random users, signed, hex-encoded and packed into ready-to-send JSON-RPC batch bodies
-   (``--batch`` ``sendRawTransaction`` calls each), assigned round-robin to the nodes.
-4. *Load*: ``--conns`` keep-alive HTTP connections per node post those bodies, either
-   open-loop at ``--rate`` tx/s (each batch leaves at its due time, late or not) or
-   closed-loop (``--rate 0``) with at most ``--window`` transactions submitted and not yet
-   committed. A transaction's submit time is when its batch is written to the socket.
-5. *Observation*: node0's blocks are followed (``getBlockNumber`` every 10 ms, then
+1. *Chain*: either a fresh chain directory (``scripts.launcher.layout.init_chain``, so the
+   same certificates, genesis and configs as ``ledgerlab init``) on random free loopback
+   ports, with ``tx_count_limit`` from ``--block-txs``, whose N node processes are started
+   and stopped by pid at the end whatever happened; or, with ``--dir`` naming a chain
+   directory, a chain someone else runs (any hosts its ``chain.toml`` names), which is
+   used as it is and left running.
+2. *Users*: the load format's setup transactions (``--users`` DagTransfer accounts,
+   :mod:`scripts.bench_load`) are committed before anything is timed.
+3. *Ceiling*: right before the load, this machine's minimal per-transaction work is timed
+   (:mod:`scripts.bench_ceiling`); ``ceiling_tps = cores / (nodes x cost)`` and
+   ``ratio = committed_tps / ceiling_tps`` is the headline figure.
+4. *Pre-signing* (client cost, not measured): the load transactions, signed and packed
+   into ready-to-send JSON-RPC batch bodies (``--batch`` ``sendRawTransaction`` calls
+   each), assigned round-robin to the nodes.
+5. *Load*: ``--conns`` keep-alive HTTP connections per node post those bodies, either
+   open-loop at a rate (each batch leaves at its due time, late or not) or closed-loop
+   with at most ``--window`` transactions submitted and not yet committed; ``--duration``
+   stops submitting after that many seconds, ``--warmup`` leaves the first seconds out of
+   every figure. A transaction's submit time is when its batch is written to the socket.
+6. *Observation*: node0's blocks are followed (``getBlockNumber`` every 10 ms, then
    ``getBlockByNumber``), which gives every transaction's commit time as seen by the
-   client, the blocks and their timestamps. Latency percentiles come from a sample of
-   transactions (``--sample``) whose receipts are polled, in batches, on the node each was
-   submitted to: submit to receipt visible.
-6. *Checks*: every accepted transaction committed; all nodes at the same height with the
-   same block hash and state root; the users' balances on every node add up to the minted
-   supply (transfers move money, never create it); view changes counted from
-   ``getConsensusStatus`` before and after.
+   client: latency is submit -> commit seen, for every transaction. Receipts of a sample
+   (``--sample``) are polled on the node each was sent to, as a client would see them.
+7. *Saturation* (``--max``): open-loop steps of rising rate until a step is refused,
+   falls behind its rate, or its p99 passes ``--max-p99``; the best sustained rate is
+   ``saturation_tps``, then one more step at 90 % of it gives the p99 there.
+8. *Checks*: every accepted transaction committed; all nodes at the same height with the
+   same block hash and state root; the format's conserved total (users' balances) intact
+   on every node; view changes counted from ``getConsensusStatus`` before and after.
 
-Committed TPS is ``committed / (last commit seen - first submit)``; the chain's own view,
-transactions over the span of block timestamps, is reported beside it.
+Committed TPS is ``committed / (last commit seen - first submit)`` (from the end of the
+warm-up with ``--warmup``); the chain's own view, transactions over the span of block
+timestamps, is reported beside it.
 """
 
 from __future__ import annotations
@@ -45,29 +52,30 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from consensus.crypto import KeyPair
 from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
+from node.runtime.config import ConfigError, NodeConfig
+from scripts import bench_ceiling
+from scripts.bench_load import FORMATS, LoadFormat
 from scripts.errors import CommandError
 from scripts.launcher import accounts, cluster, procs
-from scripts.launcher.layout import DEFAULT_BROKER, Chain, init_chain
+from scripts.launcher.layout import DEFAULT_BROKER, Chain, init_chain, load_chain
 from scripts.launcher.load import (
     CommitTracker,
-    TransferSigner,
     follow_blocks,
     hex_int,
     node_client,
     percentile,
     poll_until,
-    read_balances,
     send_raw_body,
     wait_for_change,
     wait_until,
 )
 
-INITIAL_BALANCE = 1_000_000_000
 BLOCK_LIMIT_MARGIN = 990
 """Pre-signed transfers get ``block_limit = node0's head + 990``: valid for almost the
 txpool's whole 1,000-block window, yet still accepted by a node a few blocks behind node0
@@ -75,6 +83,18 @@ txpool's whole 1,000-block window, yet still accepted by a node a few blocks beh
 FOLLOW_INTERVAL = 0.01
 RECEIPT_POLL_INTERVAL = 0.02
 RECEIPT_POLL_MAX = 200  # receipts asked per node per poll
+POOL_FULL = "TxPoolIsFull"
+DURATION_HEADROOM = 1.3
+"""``--duration`` without a rate pre-signs ceiling x duration x this: the ceiling bounds
+what can commit, so the load never runs out before the time is up."""
+SATURATION_FACTORS = (0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)
+"""``--max`` offers these fractions of the same-run ceiling, in turn, until one fails."""
+SUSTAINED = 0.95
+"""A step keeps up when the load generator really offered >= 95 % of its rate, and ..."""
+BACKLOG_GROWTH = 2.0
+BACKLOG_SLACK_MS = 250.0
+"""... the median latency of its last quarter (by submit time) is at most 2 x that of its
+first quarter + 250 ms: a queue that grows while the step lasts means past saturation."""
 
 
 class BenchFailed(CommandError):
@@ -99,10 +119,19 @@ class BenchPlan:
     timeout: float = 60.0  # give up when nothing commits for this long
     seed: int = 1
     profile: Path | None = None  # py-spy raw profiles of every node into this folder
+    duration: float = 0.0  # seconds of load instead of ``txs`` (0 = send ``txs``)
+    warmup: float = 0.0  # first seconds of the load left out of the figures
+    saturate: bool = False  # --max: search the saturation rate
+    step_seconds: float = 5.0  # --max: seconds per open-loop step
+    max_p99_ms: float = 1_000.0  # --max: a step whose p99 passes this is past saturation
+    attach: Path | None = None  # --dir: a running chain to load instead of starting one
+    cores: int = 0  # cores the nodes have (0 = their CPU affinity, measured)
+    fmt: str = "dag"  # load format (scripts.bench_load.FORMATS)
+    pool_txs: int = 0  # txpool capacity of the nodes it starts (0 = the node default)
+    ceiling_txs: int = bench_ceiling.DEFAULT_TXS
 
-    @property
-    def in_flight_limit(self) -> int:
-        if self.rate > 0:
+    def in_flight_limit(self, rate: float) -> int:
+        if rate > 0:
             return 1 << 62
         return self.window or 4 * self.block_txs
 
@@ -122,12 +151,31 @@ class BenchPlan:
             raise CommandError(f"--rate must be >= 0 (0 = closed loop), got {self.rate}")
         if self.window < 0 or not 1 <= self.batch <= 5_000 or not 1 <= self.conns <= 64:
             raise CommandError("--window >= 0, --batch 1..5000 and --conns 1..64, please")
-        blocks = -(-self.txs // self.block_txs) + -(-self.users // self.block_txs)
+        if self.duration < 0 or self.warmup < 0:
+            raise CommandError("--duration and --warmup must be >= 0 seconds")
+        if self.duration and self.warmup >= self.duration:
+            raise CommandError(
+                f"--warmup {self.warmup:g} s leaves nothing of --duration {self.duration:g} s"
+            )
+        if self.saturate and self.rate:
+            raise CommandError("--max searches the rate itself: leave out --rate")
+        if self.step_seconds <= 0 or self.max_p99_ms <= 0 or self.cores < 0:
+            raise CommandError("--step, --max-p99 and --cores must be positive")
+        if self.fmt not in FORMATS:
+            raise CommandError(f"--format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+        if self.pool_txs < 0:
+            raise CommandError(f"--pool-txs must be >= 0, got {self.pool_txs}")
+        if not self.duration and not self.saturate:
+            self.check_blocks(self.txs, self.block_txs)
+
+    def check_blocks(self, txs: int, block_txs: int) -> None:
+        """Refuse a load that cannot commit before its pre-signed block_limit passes."""
+        blocks = -(-txs // block_txs) + -(-self.users // block_txs)
         if blocks > BLOCK_LIMIT_MARGIN - 100:
             raise CommandError(
-                f"{self.txs} transfers at {self.block_txs} per block need ~{blocks} blocks, "
+                f"{txs} transfers at {block_txs} per block need ~{blocks} blocks, "
                 f"more than pre-signed transactions stay valid ({BLOCK_LIMIT_MARGIN} blocks)",
-                hint="raise --block-txs or lower --txs",
+                hint="raise --block-txs or lower --txs / --duration",
             )
 
 
@@ -150,7 +198,7 @@ class _Batch:
 
 @dataclass(slots=True)
 class BenchState:
-    """What the run has seen so far (read by the progress display)."""
+    """What the current load round has seen so far (read by the progress display)."""
 
     total: int = 0
     submitted: int = 0
@@ -197,6 +245,17 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (``VmHWM``) in MiB, None when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class _Usage:
     """CPU seconds so far of the watched processes (None when unknown) and of this one."""
@@ -220,7 +279,7 @@ class _Usage:
 
 
 def _view_counts(before: list[Any], after: list[Any]) -> dict[str, Any]:
-    """View changes over the run from every node's ``getConsensusStatus``."""
+    """View changes over the round from every node's ``getConsensusStatus``."""
     return {
         "view_changes": max(
             int(a["viewChanges"]) - int(b["viewChanges"])
@@ -249,12 +308,14 @@ def _churn(
     }
 
 
-async def scrape_metrics(port: int, timeout: float = 5.0) -> dict[str, float]:
+async def scrape_metrics(
+    port: int, timeout: float = 5.0, host: str = "127.0.0.1"
+) -> dict[str, float]:
     """``GET /metrics`` of one node as ``{"name{label=\"x\"}": value}`` (empty on failure)."""
     out: dict[str, float] = {}
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection(host, port)
             writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             await writer.drain()
             raw = await reader.read()
@@ -270,15 +331,66 @@ async def scrape_metrics(port: int, timeout: float = 5.0) -> dict[str, float]:
 
 
 def _ms_percentiles(values: Sequence[float]) -> dict[str, Any]:
-    """Sample count and p50/p90/p99 of ``values`` (seconds) in milliseconds."""
+    """Sample count, p50/p90/p99 and max of ``values`` (seconds) in milliseconds."""
     out: dict[str, Any] = {"samples": len(values)}
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
-        out[name] = percentile(values, q) * 1000
+        out[name] = round(percentile(values, q) * 1000, 2)
+    out["max"] = round(max(values, default=0.0) * 1000, 2)
     return out
 
 
+def _cdf_ms(values: Sequence[float]) -> list[float]:
+    """The 0th, 1st, ..., 100th percentile of ``values`` in ms (a CDF for the plots)."""
+    if not values:
+        return []
+    ordered = sorted(values)
+    n = len(ordered)
+    return [round(ordered[round(q / 100 * (n - 1))] * 1000, 2) for q in range(101)]
+
+
+def _timeline(commits: Sequence[float], start: float) -> tuple[float, list[list[float]]]:
+    """(bucket seconds, ``[[bucket start s, committed tx/s in it]]``) since ``start``.
+
+    Buckets are 1 s for runs of 20 s or more, else a twentieth of the run (>= 0.1 s), so
+    that a short run still shows a curve.
+    """
+    times = [t - start for t in commits if t >= start]
+    if not times:
+        return 1.0, []
+    span = max(times)
+    width = 1.0 if span >= 20 else max(0.1, round(span / 20, 1))
+    counts: Counter[int] = Counter(int(t / width) for t in times)
+    return width, [
+        [round(i * width, 2), round(counts.get(i, 0) / width, 1)] for i in range(max(counts) + 1)
+    ]
+
+
+def signing_key(chain: Chain) -> KeyPair:
+    """A key the chain's genesis lets spend DagTransfer load (see docs/performance.md).
+
+    Open mode (no asset admins): the chain's ``accounts/admin.key`` if present, else a
+    fresh throw-away key. Permissioned: the first key in ``accounts/`` that genesis names
+    as an asset admin.
+    """
+    genesis = chain.genesis() if chain.genesis_path.is_file() else None
+    admins = set(genesis.asset_admins) if genesis is not None else set()
+    if not admins and genesis is not None:
+        admin = chain.accounts_dir / "admin.key"
+        return accounts.load_key(admin) if admin.is_file() else KeyPair.generate()
+    keys = accounts.list_accounts(chain.accounts_dir) if chain.accounts_dir.is_dir() else []
+    for _name, key in keys:
+        if key.address in admins:
+            return key
+    raise BenchFailed(
+        f"no key in {chain.accounts_dir} may create DagTransfer users on this chain",
+        hint="permissioned genesis: put an asset admin's key there (ledgerlab accounts); "
+        "open mode needs genesis.toml in the chain directory",
+    )
+
+
 class Benchmark:
-    """One run of :class:`BenchPlan` against a chain it creates in ``root``."""
+    """One run of :class:`BenchPlan`: against a chain it creates in ``root``, or the
+    running chain at ``plan.attach``."""
 
     def __init__(
         self,
@@ -294,15 +406,22 @@ class Benchmark:
         self.say = say
         self.rng = random.Random(plan.seed)
         self.chain: Chain | None = None
-        self.pids: dict[str, int] = {}
+        self.pids: dict[str, int] = {}  # node processes this run started
+        self.node_pids: dict[str, int] = {}  # every node process on this host (watched)
         self.state = BenchState(total=plan.txs)
         self.txs: list[_Tx] = []
         self.by_hash: dict[str, _Tx] = {}
-        self.users: list[str] = []
-        self.signer: TransferSigner | None = None
+        self.load_format: LoadFormat | None = None
+        self.block_txs = plan.block_txs
+        self.ceiling: bench_ceiling.Ceiling | None = None
+        self.rounds: list[dict[str, Any]] = []
         self._profilers: list[subprocess.Popen[bytes]] = []
 
     # ------------------------------------------------------------------ plumbing
+
+    @property
+    def nodes(self) -> int:
+        return len(self.chain.nodes) if self.chain is not None else self.plan.nodes
 
     def _client(self, index: int, timeout: float = 30.0) -> AsyncRpcClient:
         assert self.chain is not None
@@ -323,7 +442,7 @@ class Benchmark:
 
         return await asyncio.gather(*(one(n.index) for n in self.chain.nodes))
 
-    # ------------------------------------------------------------------ phases
+    # ------------------------------------------------------------------ the chain
 
     async def start_chain(self) -> None:
         plan = self.plan
@@ -340,12 +459,14 @@ class Benchmark:
             rpc_port=rpc,
             tx_count_limit=plan.block_txs,
         )
-        key = accounts.load_key(self.chain.accounts_dir / "admin.key")
-        self.signer = TransferSigner(self.chain, key)
+        if plan.pool_txs:
+            self._set_pool_capacity(plan.pool_txs)
+        self._make_load(signing_key(self.chain))
         self.say(
             f"chain in {self.root}: {plan.nodes} sealers over {plan.transport}"
             + (f" via {plan.broker}" if plan.transport == "mqtt" else "")
             + f", P2P {p2p}+i, RPC {rpc}+i, tx_count_limit {plan.block_txs}"
+            + (f", txpool capacity {plan.pool_txs:,}" if plan.pool_txs else "")
         )
         self.state.phase = f"starting {plan.nodes} node processes"
         self._changed()
@@ -353,21 +474,57 @@ class Benchmark:
         # all-or-nothing: if it fails, it has already stopped what it started
         result = await cluster.astart_nodes(self.chain, timeout=60)
         self.pids = dict(result.started)
+        self.node_pids = dict(self.pids)
         self.say(f"{plan.nodes} node processes up and connected in {time.monotonic() - t0:.1f} s")
+
+    def _set_pool_capacity(self, capacity: int) -> None:
+        assert self.chain is not None
+        for node in self.chain.nodes:
+            try:
+                config = replace(NodeConfig.load(node.config_path), txpool_capacity=capacity)
+            except ConfigError as exc:
+                raise BenchFailed(f"--pool-txs {capacity}: {exc}") from None
+            node.config_path.write_text(config.to_toml(), encoding="utf-8")
+
+    def _make_load(self, key: KeyPair) -> None:
+        assert self.chain is not None
+        self.load_format = FORMATS[self.plan.fmt](self.chain, key, self.plan.users)
+
+    async def attach_chain(self) -> None:
+        """Use the running chain at ``plan.attach``: every node must answer."""
+        assert self.plan.attach is not None
+        self.chain = chain = load_chain(self.plan.attach)
+        self._make_load(signing_key(chain))
+        probes = await asyncio.gather(*(cluster.probe(n, chain.group_id, 5.0) for n in chain.nodes))
+        down = [n.name for n, p in zip(chain.nodes, probes, strict=True) if p is None]
+        if down:
+            raise BenchFailed(
+                f"{', '.join(down)} of {chain.root} do not answer JSON-RPC",
+                hint=f"start them (ledgerlab up --dir {chain.root}) or check the addresses "
+                "in chain.toml",
+            )
+        local = procs.running_nodes(chain)
+        self.node_pids = {chain.node(i).name: pid for i, pid in local.items()}
+        async with self._client(0) as c:
+            limit = await c.request("getSystemConfigByKey", [chain.group_id, "tx_count_limit"])
+        self.block_txs = int(limit)
+        self.say(
+            f"attached to {chain.root}: {len(chain.nodes)} nodes over {chain.transport}, "
+            f"tx_count_limit {self.block_txs}; {len(local)} node process(es) on this host "
+            "(CPU and memory are reported for those)"
+        )
+
+    # ------------------------------------------------------------------ users, ceiling
 
     async def create_users(self) -> None:
         plan = self.plan
         st = self.state
         st.phase = f"creating {plan.users:,} users"
         self._changed()
-        assert self.chain is not None and self.signer is not None
+        assert self.chain is not None and self.load_format is not None
         async with self._client(0) as c:
             head = await c.block_number()
-        self.users = [f"u{i:05d}" for i in range(plan.users)]
-        adds = [
-            self.signer.sign("userAdd", [u, INITIAL_BALANCE], head + BLOCK_LIMIT_MARGIN)
-            for u in self.users
-        ]
+        adds = self.load_format.setup_txs(head + BLOCK_LIMIT_MARGIN)
         hashes = [h for h, _ in adds]
         tracker = CommitTracker(head=head)  # from before the first submission: none is missed
         follower = asyncio.create_task(
@@ -389,40 +546,67 @@ class Benchmark:
             await asyncio.gather(follower, return_exceptions=True)
         if not done:
             raise BenchFailed(
-                f"creating users: {plan.users - tracker.count_committed(hashes)} of {plan.users} "
-                f"userAdd not committed after {plan.timeout:.0f} s",
+                f"creating users: {len(adds) - tracker.count_committed(hashes)} of {len(adds)} "
+                f"setup transactions not committed after {plan.timeout:.0f} s",
                 hint=f"node logs are in {self.root}",
             )
         st.head = tracker.head
         self.say(f"created {plan.users:,} users (block {st.head})")
 
-    def presign(self) -> list[_Batch]:
-        """Sign every transfer and build the JSON-RPC bodies (not timed)."""
+    def measure_ceiling(self) -> bench_ceiling.Ceiling:
+        """Time the minimal per-tx work now, right before the load (same machine state)."""
+        self.state.phase = "measuring the ceiling"
+        self._changed()
+        cores = self.plan.cores or bench_ceiling.cores_of(list(self.node_pids.values()))
+        self.ceiling = bench_ceiling.measure(
+            nodes=self.nodes, cores=cores, txs=self.plan.ceiling_txs
+        )
+        c = self.ceiling
+        self.say(
+            f"ceiling: minimal work {c.cost_us:.1f} µs per tx per node, {c.busy_cores} of "
+            f"{c.cores} cores for {c.nodes} nodes -> {c.tps:,.0f} tx/s"
+        )
+        return c
+
+    # ------------------------------------------------------------------ pre-signing
+
+    def presign(self, count: int) -> list[_Batch]:
+        """Sign ``count`` load transactions and build the JSON-RPC bodies (not timed);
+        starts a new round (the state keeps only the head)."""
         plan = self.plan
-        self.state.phase = f"signing {plan.txs:,} transfers"
+        self.state = BenchState(total=count, head=self.state.head)
+        self.txs, self.by_hash = [], {}
+        self.state.phase = f"signing {count:,} transactions"
         self._changed()
         t0 = time.monotonic()
-        assert self.chain is not None and self.signer is not None
+        assert self.chain is not None and self.load_format is not None
         limit = self.state.head + BLOCK_LIMIT_MARGIN
-        signed = [self.signer.transfer(self.rng, self.users, limit) for _ in range(plan.txs)]
+        signed = [self.load_format.load_tx(self.rng, limit) for _ in range(count)]
         group = self.chain.group_id
+        indexes = [n.index for n in self.chain.nodes]
         batches = []
-        for b, start in enumerate(range(0, plan.txs, plan.batch)):
+        for b, start in enumerate(range(0, count, plan.batch)):
             chunk = signed[start : start + plan.batch]
-            node = b % plan.nodes
+            node = indexes[b % len(indexes)]
             txs = [_Tx(h, node) for h, _ in chunk]
             batches.append(_Batch(node, send_raw_body(group, [raw for _, raw in chunk]), txs))
             self.txs += txs
-        step = max(1, plan.txs // max(1, plan.sample)) if plan.sample else 0
+        step = max(1, count // max(1, plan.sample)) if plan.sample else 0
         if step:
             for tx in self.txs[::step][: plan.sample]:
                 tx.sampled = True
         self.by_hash = {tx.hash: tx for tx in self.txs}
         self.say(
-            f"signed {plan.txs:,} transfers in {time.monotonic() - t0:.1f} s "
+            f"signed {count:,} transactions in {time.monotonic() - t0:.1f} s "
             f"({len(batches)} batches of {plan.batch}; signing is client cost, not timed)"
         )
         return batches
+
+    def load_size(self, rate: float, seconds: float) -> int:
+        """Transactions to pre-sign for ``seconds`` of load at ``rate`` (0: closed loop)."""
+        assert self.ceiling is not None
+        per_s = rate if rate > 0 else self.ceiling.tps * DURATION_HEADROOM
+        return max(self.plan.batch, int(per_s * seconds))
 
     # ------------------------------------------------------------------ the timed part
 
@@ -466,15 +650,21 @@ class Benchmark:
                     waiting = [tx for tx in waiting if not tx.receipt]
                 await asyncio.sleep(RECEIPT_POLL_INTERVAL)
 
-    async def _send(self, queue: asyncio.Queue[_Batch | None], node: int, t0: float) -> None:
-        plan = self.plan
+    async def _send(
+        self,
+        queue: asyncio.Queue[_Batch | None],
+        node: int,
+        t0: float,
+        rate: float,
+        deadline: float,
+    ) -> None:
         st = self.state
-        limit = plan.in_flight_limit
-        per_tx = 1.0 / plan.rate if plan.rate > 0 else 0.0
+        limit = self.plan.in_flight_limit(rate)
+        per_tx = 1.0 / rate if rate > 0 else 0.0
         async with self._client(node) as c:
             while True:
                 batch = await queue.get()
-                if batch is None:
+                if batch is None or time.monotonic() >= deadline:
                     return
                 n = len(batch.txs)
                 if per_tx:
@@ -486,6 +676,8 @@ class Benchmark:
                 else:
                     while st.in_flight + n > limit and st.in_flight > 0:
                         await wait_for_change(st.changed, 0.05)
+                    if time.monotonic() >= deadline:
+                        return
                     st.submitted += n
                     st.accepted += n  # counted in flight until the answer says otherwise
                 now = time.monotonic()
@@ -512,20 +704,27 @@ class Benchmark:
                         tx.sampled = False
                 self._changed()
 
-    async def load(self, batches: list[_Batch]) -> dict[str, Any]:
-        """Submit everything and wait until it has committed; the timed part."""
+    async def load(
+        self, batches: list[_Batch], *, rate: float = 0.0, seconds: float = 0.0
+    ) -> dict[str, Any]:
+        """Submit the batches (for at most ``seconds`` when given) and wait until every
+        accepted transaction has committed; the timed part of one round."""
         assert self.chain is not None
-        self.state.phase = self._load_phase()
+        self.state.phase = self._load_phase(rate)
         views_before = await self._on_all("getConsensusStatus", [self.chain.group_id])
         churn_before = await self._p2p_events()
-        watched = {**self.pids, **({"mosquitto": p} if (p := _broker_pid(self.plan)) else {})}
+        watched = {
+            **self.node_pids,
+            **({"mosquitto": p} if (p := _broker_pid(self.chain)) else {}),
+        }
         usage_before = _Usage.now(watched)
         self._start_profilers()
-        t0, submit_done, done, usage_after = await self._timed(batches, watched)
+        t0, submit_done, done, usage_after = await self._timed(batches, watched, rate, seconds)
         views_after = await self._on_all("getConsensusStatus", [self.chain.group_id])
         churn_after = await self._p2p_events()
         return {
             "t0": t0,
+            "rate": rate,
             "submit_seconds": submit_done - t0,
             "wall": done - t0,
             **_view_counts(views_before, views_after),
@@ -533,29 +732,30 @@ class Benchmark:
             "cpu": usage_after.since(usage_before),
         }
 
-    def _load_phase(self) -> str:
-        plan = self.plan
+    def _load_phase(self, rate: float) -> str:
         return (
-            f"offering {plan.rate:,.0f} tx/s (open loop)"
-            if plan.rate > 0
-            else f"closed loop, at most {plan.in_flight_limit:,} txs in flight"
+            f"offering {rate:,.0f} tx/s (open loop)"
+            if rate > 0
+            else f"closed loop, at most {self.plan.in_flight_limit(rate):,} txs in flight"
         )
 
-    def _queues(self, batches: list[_Batch]) -> list[asyncio.Queue[_Batch | None]]:
+    def _queues(self, batches: list[_Batch]) -> dict[int, asyncio.Queue[_Batch | None]]:
         """One queue of batches per node, closed by one None per sending connection."""
         assert self.chain is not None
-        queues: list[asyncio.Queue[_Batch | None]] = [asyncio.Queue() for _ in self.chain.nodes]
+        queues: dict[int, asyncio.Queue[_Batch | None]] = {
+            n.index: asyncio.Queue() for n in self.chain.nodes
+        }
         for b in batches:
             queues[b.node].put_nowait(b)
-        for q in queues:
+        for q in queues.values():
             for _ in range(self.plan.conns):
                 q.put_nowait(None)
         return queues
 
     async def _timed(
-        self, batches: list[_Batch], watched: dict[str, int]
+        self, batches: list[_Batch], watched: dict[str, int], rate: float, seconds: float
     ) -> tuple[float, float, float, _Usage]:
-        """Send every batch and wait for the commits (the profilers are stopped after).
+        """Send the batches and wait for the commits (the profilers are stopped after).
 
         Returns the start, the end of submission, the last commit, and the CPU time of the
         ``watched`` processes and of this one by then.
@@ -568,18 +768,28 @@ class Benchmark:
             for n in self.chain.nodes
         ]
         t0 = time.monotonic()
+        deadline = t0 + seconds if seconds > 0 else float("inf")
         senders = [
-            asyncio.create_task(self._send(queues[n.index], n.index, t0), name=f"send{n.index}")
+            asyncio.create_task(
+                self._send(queues[n.index], n.index, t0, rate, deadline), name=f"send{n.index}"
+            )
             for n in self.chain.nodes
             for _ in range(self.plan.conns)
         ]
         try:
             await asyncio.gather(*senders)
             submit_done = time.monotonic()
+            if rate > 0:  # slots reserved by senders that stopped at the deadline
+                self.state.submitted = sum(1 for tx in self.txs if tx.submitted) + sum(
+                    self.state.rejected.values()
+                )
             await self._wait_committed()
             done = time.monotonic()
             usage = _Usage.now(watched)
             # let the receipt pollers see the last receipts (bounded wait)
+            for tx in self.txs:
+                if tx.sampled and not tx.submitted:
+                    tx.sampled = False  # never sent (the deadline came first)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*helpers[1:]), 5.0)
         finally:
@@ -600,7 +810,7 @@ class Benchmark:
                 raise BenchFailed(
                     f"only {st.committed:,} of {st.accepted:,} accepted transfers committed; "
                     f"nothing new for {self.plan.timeout:.0f} s",
-                    hint=f"node logs are in {self.root} (kept)",
+                    hint=f"node logs are in {self.root} (kept)" if self.pids else None,
                 )
             await wait_for_change(st.changed, 0.2)
 
@@ -609,7 +819,7 @@ class Benchmark:
         assert self.chain is not None
         out: dict[str, dict[str, int]] = {}
         for node in self.chain.nodes:
-            metrics = await scrape_metrics(node.rpc_port)
+            metrics = await scrape_metrics(node.rpc_port, host=node.rpc.rpartition(":")[0])
             out[node.name] = {
                 ("disconnect " if "disconnects" in name else "dropped ")
                 + name.partition('"')[2].rstrip('"}'): int(value)
@@ -624,6 +834,112 @@ class Benchmark:
             }
         return out
 
+    # ------------------------------------------------------------------ one round's figures
+
+    def round_figures(self, timing: dict[str, Any]) -> dict[str, Any]:
+        """Throughput and latency of the round just loaded (after the warm-up)."""
+        st = self.state
+        t0 = timing["t0"]
+        start = t0 + self.plan.warmup
+        sent = [tx for tx in self.txs if tx.submitted]
+        first_submit = min((tx.submitted for tx in sent), default=t0)
+        last_submit = max((tx.submitted for tx in sent), default=t0)
+        start = max(start, first_submit)
+        committed = [tx for tx in sent if tx.committed and tx.committed >= start]
+        last_commit = max((tx.committed for tx in committed), default=start)
+        span = max(last_commit - start, 1e-9)
+        measured = [tx for tx in committed if tx.submitted >= start] or committed
+        latency = [tx.committed - tx.submitted for tx in measured]
+        receipts = [
+            tx.receipt - tx.submitted for tx in sent if tx.receipt and tx.submitted >= start
+        ]
+        bucket, timeline = _timeline([tx.committed for tx in sent if tx.committed], first_submit)
+        ours = [b for b in st.blocks if b[2]]
+        chain_tps = None
+        if len(ours) >= 2:
+            ms = ours[-1][1] - ours[0][1]
+            chain_tps = sum(b[2] for b in ours[1:]) / (ms / 1000) if ms > 0 else None
+        return {
+            "rate": timing["rate"],
+            "submitted": st.submitted,
+            "accepted": st.accepted,
+            "rejected": dict(st.rejected),
+            "committed": st.committed,
+            "measured_txs": len(committed),
+            "committed_tps": round(len(committed) / span, 1) if committed else 0.0,
+            "chain_tps": chain_tps,
+            "seconds": round(span, 3),
+            "submit_seconds": round(timing["submit_seconds"], 3),
+            "offered_tps": round(st.submitted / (last_submit - t0), 1)
+            if last_submit > t0
+            else None,
+            "latency_ms": _ms_percentiles(latency),
+            "latency_cdf_ms": _cdf_ms(latency),
+            **_quarters(measured),
+            "receipt_latency_ms": _ms_percentiles(receipts),
+            "timeline_bucket_s": bucket,
+            "timeline": timeline,
+            "blocks": len(ours),
+            "block_log": [  # [number, txs, seen (ms after the first submit), timestamp delta]
+                [b[0], b[2], round((b[3] - first_submit) * 1000), b[1] - ours[0][1]] for b in ours
+            ],
+            "view_changes": timing["view_changes"],
+            "views_advanced": timing["views"],
+            "final_views": timing["final_views"],
+            "p2p_events": timing["p2p_events"],
+            "cpu_seconds": timing["cpu"],
+            "cpu_wall_seconds": round(timing["wall"], 3),
+        }
+
+    async def run_round(self, count: int, *, rate: float, seconds: float) -> dict[str, Any]:
+        batches = self.presign(count)
+        timing = await self.load(batches, rate=rate, seconds=seconds)
+        figures = self.round_figures(timing)
+        self.rounds.append(figures)
+        return figures
+
+    # ------------------------------------------------------------------ saturation
+
+    async def saturate(self) -> dict[str, Any]:
+        """Open-loop steps at rising fractions of the ceiling until one falls behind, is
+        refused or passes ``max_p99_ms``; then a step at 90 % of the best sustained rate."""
+        assert self.ceiling is not None
+        plan = self.plan
+        steps: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None
+        stop = ""
+        for factor in SATURATION_FACTORS:
+            rate = round(self.ceiling.tps * factor)
+            self.say(f"step at {rate:,} tx/s ({factor:.0%} of the ceiling)")
+            figures = await self.run_round(
+                self.load_size(rate, plan.step_seconds), rate=rate, seconds=plan.step_seconds
+            )
+            steps.append(figures)
+            stop = _past_saturation(figures, rate, plan.max_p99_ms)
+            if stop:
+                self.say(f"  stop: {stop}")
+                break
+            best = figures
+        if best is None:
+            return {"saturation_tps": None, "steps": steps, "stop": stop}
+        saturation = best["rate"]
+        at90 = round(0.9 * saturation)
+        self.say(f"saturation {saturation:,.0f} tx/s; a step at 90 % ({at90:,} tx/s)")
+        ninety = await self.run_round(
+            self.load_size(at90, plan.step_seconds), rate=at90, seconds=plan.step_seconds
+        )
+        return {
+            "saturation_tps": saturation,
+            "stop": stop or "the last step kept up (the search ran out of steps)",
+            "steps": steps,
+            "at_90_percent": {
+                "rate": at90,
+                "committed_tps": ninety["committed_tps"],
+                "latency_ms": ninety["latency_ms"],
+                "rejected": ninety["rejected"],
+            },
+        }
+
     # ------------------------------------------------------------------ profiling
 
     def _start_profilers(self) -> None:
@@ -631,7 +947,7 @@ class Benchmark:
             return
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         self.plan.profile.mkdir(parents=True, exist_ok=True)
-        for name, pid in self.pids.items():
+        for name, pid in self.node_pids.items():
             out = self.plan.profile / f"{name}.txt"
             self._profilers.append(
                 subprocess.Popen(
@@ -657,8 +973,8 @@ class Benchmark:
     # ------------------------------------------------------------------ checks
 
     async def check(self) -> dict[str, Any]:
-        """Same head on every node, and the minted supply intact on every node."""
-        assert self.chain is not None
+        """Same head on every node, and the conserved total intact on every node."""
+        assert self.chain is not None and self.load_format is not None
         st = self.state
         st.phase = "checking heads and total supply on every node"
         self._changed()
@@ -677,83 +993,116 @@ class Benchmark:
         supply: list[int] = []
         for node in self.chain.nodes:
             async with self._client(node.index) as c:
-                balances = await read_balances(c, self.users)
-            if None in balances:
-                user = self.users[balances.index(None)]
-                raise BenchFailed(f"userBalance({user!r}) failed on {node.name}")
-            supply.append(sum(b for b in balances if b is not None))
+                total = await self.load_format.read_total(c)
+            if total is None:
+                raise BenchFailed(f"reading the users' balances failed on {node.name}")
+            supply.append(total)
         return {
             "heights": heights,
             "common_height": common,
             "head_hash": blocks[0]["hash"],
             "state_root": blocks[0]["stateRoot"],
-            "heads_identical": len(set(heights)) == 1 and len(heads) == 1,
+            "heads": {
+                n.name: {"height": h, "hash": b["hash"], "state_root": b["stateRoot"]}
+                for n, h, b in zip(self.chain.nodes, heights, blocks, strict=True)
+            },
+            "consistent": len(set(heights)) == 1 and len(heads) == 1,
             "supply": supply,
-            "expected_supply": INITIAL_BALANCE * len(self.users),
+            "expected_supply": self.load_format.expected_total,
         }
 
     # ------------------------------------------------------------------ whole run
 
-    async def run(self) -> dict[str, Any]:
-        await self.start_chain()
+    async def prepare(self) -> None:
+        """The chain (started or attached), the users and the ceiling."""
+        if self.plan.attach is not None:
+            await self.attach_chain()
+        else:
+            await self.start_chain()
         await self.create_users()
-        batches = self.presign()
-        timing = await self.load(batches)
-        checks = await self.check()
-        return self.summarise(timing, checks)
+        self.measure_ceiling()
 
-    def summarise(self, timing: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
-        plan, st = self.plan, self.state
-        t0 = timing["t0"]
-        committed = [tx for tx in self.txs if tx.committed]
-        first_submit = min((tx.submitted for tx in self.txs if tx.submitted), default=t0)
-        last_commit = max((tx.committed for tx in committed), default=first_submit)
-        span = max(last_commit - first_submit, 1e-9)
-        ours = [b for b in st.blocks if b[2]]
-        chain_tps = None
-        if len(ours) >= 2:
-            ms = ours[-1][1] - ours[0][1]
-            chain_tps = sum(b[2] for b in ours[1:]) / (ms / 1000) if ms > 0 else None
-        sampled = [tx.receipt - tx.submitted for tx in self.txs if tx.receipt and tx.submitted]
-        seen = [tx.committed - tx.submitted for tx in committed if tx.submitted]
+    async def measure(self) -> dict[str, Any] | None:
+        """The load: the saturation search with ``--max`` (returned), else one round."""
+        plan = self.plan
+        if plan.saturate:
+            return await self.saturate()
+        if plan.duration:
+            count = self.load_size(plan.rate, plan.duration)
+            plan.check_blocks(count, self.block_txs)
+        else:
+            count = plan.txs
+        await self.run_round(count, rate=plan.rate, seconds=plan.duration)
+        return None
+
+    async def run(self) -> dict[str, Any]:
+        await self.prepare()
+        saturation = await self.measure()
+        checks = await self.check()
+        return self.summarise(checks, saturation)
+
+    def summarise(
+        self, checks: dict[str, Any], saturation: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The report: the headline round's figures, the ceiling, the checks."""
+        plan = self.plan
+        assert self.chain is not None and self.ceiling is not None and self.rounds
+        headline = dict(self.rounds[-1] if saturation is None else _best(saturation))
+        if saturation is not None and saturation["saturation_tps"]:
+            headline["committed_tps"] = saturation["saturation_tps"]  # sustained, see saturate
+        submitted = sum(r["submitted"] for r in self.rounds)
+        accepted = sum(r["accepted"] for r in self.rounds)
+        committed = sum(r["committed"] for r in self.rounds)
+        rejected: Counter[str] = Counter()
+        cpu: Counter[str] = Counter()
+        for r in self.rounds:
+            rejected.update(r["rejected"])
+            cpu.update(r["cpu_seconds"])
         expected = checks["expected_supply"]
+        supply_ok = all(s == expected for s in checks["supply"])
+        bad_refusals = {
+            k: v for k, v in rejected.items() if k != POOL_FULL or not self._open_loop()
+        }
+        per_node = {
+            n.name: {
+                "cpu_s": round(cpu[n.name], 2) if n.name in cpu else None,
+                "rss_mb": peak_rss_mb(self.node_pids[n.name]) if n.name in self.node_pids else None,
+                "pid": self.node_pids.get(n.name),
+            }
+            for n in self.chain.nodes
+        }
+        ceiling = self.ceiling.tps
         return {
             "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
             "machine": machine_info(),
-            "submitted": plan.txs,
-            "accepted": st.accepted,
-            "rejected": dict(st.rejected),
-            "committed": len(committed),
-            "tps": len(committed) / span,
-            "chain_tps": chain_tps,
-            "seconds": span,
-            "submit_seconds": timing["submit_seconds"],
-            "offered_tps": plan.txs / timing["submit_seconds"]
-            if timing["submit_seconds"] > 0
-            else None,
-            "latency_ms": {
-                **_ms_percentiles(sampled),
-                "max": max(sampled, default=0.0) * 1000,
-            },
-            "commit_seen_ms": _ms_percentiles(seen),
-            "blocks": len(ours),
-            "block_log": [  # [number, txs, seen (ms after the first submit), timestamp delta]
-                [b[0], b[2], round((b[3] - first_submit) * 1000), b[1] - ours[0][1]] for b in ours
-            ],
-            "txs_per_block": len(committed) / len(ours) if ours else 0.0,
-            "view_changes": timing["view_changes"],
-            "views_advanced": timing["views"],
-            "final_views": timing["final_views"],
-            "p2p_events": timing["p2p_events"],
-            "cpu_seconds": timing["cpu"],
-            "node_cpu_us_per_tx": _node_cpu_per_tx(timing["cpu"], self.pids, len(committed)),
-            "cpu_wall_seconds": timing["wall"],
+            "nodes": len(self.chain.nodes),
+            "transport": self.chain.transport,
+            "block_txs": self.block_txs,
+            "format": plan.fmt,
+            "attached": plan.attach is not None,
+            "cores": self.ceiling.cores,
+            "ceiling": self.ceiling.as_dict(),
+            "ceiling_tps": round(ceiling, 1),
+            **{k: v for k, v in headline.items() if k not in ("rejected", "submitted")},
+            "ratio": round(headline["committed_tps"] / ceiling, 4),
+            "submitted": submitted,
+            "accepted": accepted,
+            "committed": committed,
+            "rejected": dict(rejected),
+            "saturation_tps": saturation["saturation_tps"] if saturation else None,
+            "saturation": saturation,
+            "view_changes": sum(r["view_changes"] for r in self.rounds),
+            "cpu_seconds": dict(cpu),
+            "per_node": per_node,
+            "node_cpu_us_per_tx": _node_cpu_per_tx(dict(cpu), self.node_pids, committed),
+            "rounds": len(self.rounds),
             **checks,
-            "supply_ok": all(s == expected for s in checks["supply"]),
-            "ok": len(committed) == st.accepted == plan.txs
-            and checks["heads_identical"]
-            and all(s == expected for s in checks["supply"]),
+            "supply_ok": supply_ok,
+            "ok": committed == accepted and not bad_refusals and checks["consistent"] and supply_ok,
         }
+
+    def _open_loop(self) -> bool:
+        return self.plan.rate > 0 or self.plan.saturate
 
     async def aclose(self) -> None:
         self._stop_profilers()
@@ -769,10 +1118,44 @@ class Benchmark:
         self.pids = {}
 
 
-def _broker_pid(plan: BenchPlan) -> int | None:
+def _quarters(txs: Sequence[_Tx]) -> dict[str, float]:
+    """Median submit -> commit (ms) of the first and the last quarter, by submit time."""
+    ordered = sorted(txs, key=lambda tx: tx.submitted)
+    q = max(1, len(ordered) // 4)
+
+    def p50(part: Sequence[_Tx]) -> float:
+        return round(percentile([tx.committed - tx.submitted for tx in part], 0.5) * 1000, 2)
+
+    return {"p50_first_quarter_ms": p50(ordered[:q]), "p50_last_quarter_ms": p50(ordered[-q:])}
+
+
+def _past_saturation(figures: dict[str, Any], rate: float, max_p99_ms: float) -> str:
+    """Why a saturation step is past the saturation point ("" when it kept up)."""
+    refused = sum(figures["rejected"].values())
+    if refused:
+        return f"{refused:,} transactions refused ({', '.join(figures['rejected'])})"
+    offered = figures["offered_tps"] or 0.0
+    if offered < SUSTAINED * rate:
+        return f"the load generator offered only {offered:,.0f} of {rate:,.0f} tx/s"
+    early, late = figures["p50_first_quarter_ms"], figures["p50_last_quarter_ms"]
+    if late > BACKLOG_GROWTH * early + BACKLOG_SLACK_MS:
+        return f"a growing queue: median latency {early:,.0f} ms early, {late:,.0f} ms late"
+    if figures["latency_ms"]["p99"] > max_p99_ms:
+        return f"p99 {figures['latency_ms']['p99']:,.0f} ms > {max_p99_ms:,.0f} ms"
+    return ""
+
+
+def _best(saturation: dict[str, Any]) -> dict[str, Any]:
+    """The saturation search's headline round: the best step that kept up."""
+    steps: list[dict[str, Any]] = saturation["steps"]
+    kept = [s for s in steps if s["rate"] == saturation["saturation_tps"]]
+    return kept[0] if kept else steps[-1]
+
+
+def _broker_pid(chain: Chain) -> int | None:
     """The local Mosquitto's pid (to report its CPU), when the run goes through one."""
-    if plan.transport != "mqtt" or not any(
-        host in plan.broker for host in ("127.0.0.1", "localhost")
+    if chain.transport != "mqtt" or not any(
+        host in chain.broker for host in ("127.0.0.1", "localhost")
     ):
         return None
     with contextlib.suppress(OSError):
@@ -789,4 +1172,14 @@ def _node_cpu_per_tx(cpu: dict[str, float], pids: dict[str, int], txs: int) -> f
     nodes = [v for k, v in cpu.items() if k in pids]
     if not nodes or not txs:
         return None
-    return sum(nodes) / len(nodes) / txs * 1e6
+    return round(sum(nodes) / len(nodes) / txs * 1e6, 2)
+
+
+__all__ = [
+    "BenchFailed",
+    "BenchPlan",
+    "BenchState",
+    "Benchmark",
+    "machine_info",
+    "scrape_metrics",
+]
