@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.ledger.block import Block, Receipt
+from node.ledger.fisco import FiscoSignedTransaction
 from node.ledger.tx import SignedTransaction
 from node.rpc.backend import BlockData, ReceiptData, TxData
 from node.rpc.calldata import encode_call
@@ -22,16 +23,20 @@ def tx_data(
     block_hash: bytes | None = None,
     index: int | None = None,
 ) -> TxData:
-    """A transaction; leave the location out for one still pending in the pool."""
+    """A transaction; leave the location out for one still pending in the pool.
+
+    A FISCO-format one shows its raw ABI calldata as ``input`` and its randomid as the
+    ``0x`` hex nonce, as FISCO's RPC does (docs/fisco-format.md)."""
     tx = stx.tx
+    fisco = type(stx) is FiscoSignedTransaction
     return {
         "hash": stx.hash,
         "sender": sender,
         "to": tx.to,
         "method": tx.method,
         "args": list(tx.args),
-        "input": encode_call(tx.method, tx.args),
-        "nonce": tx.nonce,
+        "input": _input(stx),
+        "nonce": "0x" + tx.nonce if fisco else tx.nonce,
         "block_limit": tx.block_limit,
         "chain_id": tx.chain_id,
         "group_id": tx.group_id,
@@ -56,8 +61,15 @@ def receipt_data(receipt: Receipt, *, block_hash: bytes, tx: SignedTransaction) 
         ],
         "sender": receipt.sender,
         "to": receipt.to,
-        "input": encode_call(tx.tx.method, tx.tx.args),
+        "input": _input(tx),
     }
+
+
+def _input(stx: SignedTransaction) -> bytes:
+    """The call's bytes: FISCO's raw ABI calldata, or ledgerlab's msgpack call data."""
+    if type(stx) is FiscoSignedTransaction:
+        return stx.input
+    return encode_call(stx.tx.method, stx.tx.args)
 
 
 def block_data(

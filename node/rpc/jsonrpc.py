@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from node.rpc import fisco as fisco_rpc
 from node.rpc.backend import NodeBackend
 from node.rpc.errors import ErrorCode, RpcError, txpool_error
 from node.rpc.methods import METHODS, Method
@@ -220,12 +221,21 @@ class Dispatcher:
             raise ValueError("a dispatcher needs at least one group")
         self._groups: dict[str, NodeBackend] = {str(k): v for k, v in groups.items()}
         self._default = next(iter(self._groups.values()))
-        self._methods: dict[str, Method] = METHODS
+        self._methods: dict[str, Method] = {**METHODS, "getGroupList": self._group_list_method()}
         self.max_batch = max_batch
         self.max_response = max_response
         self.stats = DispatchStats()
         self._on_internal_error = on_internal_error
         self._turns = _Turns()
+
+    def _group_list_method(self) -> Method:
+        """``getGroupList`` (FISCO SDKs ask it first): the groups this dispatcher serves."""
+        ids = fisco_rpc.group_list(self._groups)
+
+        def handler(backend: NodeBackend, args: list[Any]) -> Any:
+            return list(ids)
+
+        return Method("getGroupList", "[]", handler, needs_group=False)
 
     def internal_error(self, exc: BaseException) -> None:
         """A bug of ours while serving a request: logged, and told to the owner."""

@@ -16,8 +16,8 @@ from typing import Any
 
 from consensus.codec import DecodeError
 from node.ledger.tx import MAX_NAME_BYTES, MAX_TX_SIZE, UINT256_MAX
+from node.rpc import fisco, render
 from node.rpc import params as p
-from node.rpc import render
 from node.rpc.backend import NodeBackend
 from node.rpc.calldata import decode_call, encode_call
 from node.rpc.errors import ErrorCode, RpcError, invalid_params
@@ -118,6 +118,9 @@ def _call(backend: NodeBackend, args: list[Any]) -> Any:
     sender = p.address(req["from"], "from") if req.get("from") is not None else None
     if "data" in req:
         data = p.hex_bytes(req["data"], "data", max_len=MAX_TX_SIZE)
+        answer = fisco.abi_call(backend, to, data, sender)  # FISCO SDKs: ABI calldata
+        if answer is not None:
+            return answer
         try:
             method, call_args = decode_call(data)
         except DecodeError as exc:
@@ -149,6 +152,8 @@ def _call(backend: NodeBackend, args: list[Any]) -> Any:
 def _system_config(backend: NodeBackend, args: list[Any]) -> Any:
     p.arity(args, 1, 1, "[group, key]")
     key = p.text(args[0], "key", max_bytes=128)
+    if key == "tx_gas_limit":  # FISCO SDKs ask; ledgerlab meters no gas
+        return fisco.TX_GAS_LIMIT
     value = backend.system_config(key)
     if value is None:
         raise RpcError(ErrorCode.InvalidSystemConfig, f"unknown system config key {key!r}")
@@ -208,4 +213,5 @@ METHODS: dict[str, Method] = _table(
         _no_args(G, lambda b: render.total_tx_count(b.total_transaction_count())),
     ),
     Method("getSystemConfigByKey", "[group, key]", _system_config),
+    Method("getCode", "[group, address]", fisco.get_code),
 )

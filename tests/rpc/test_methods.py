@@ -88,7 +88,7 @@ async def test_method_table_covers_the_fisco_names() -> None:
         "getBlockHashByNumber", "getTransactionByHash", "getTransactionReceipt",
         "sendRawTransaction", "call", "getPbftView", "getSealerList", "getObserverList",
         "getConsensusStatus", "getSyncStatus", "getPeers", "getPendingTxSize",
-        "getTotalTransactionCount", "getSystemConfigByKey",
+        "getTotalTransactionCount", "getSystemConfigByKey", "getCode",
     }  # fmt: skip
 
 

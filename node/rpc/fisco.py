@@ -1,0 +1,54 @@
+"""The JSON-RPC details FISCO BCOS 2.x SDKs rely on beyond ledgerlab's native shapes.
+
+- ``call`` with ABI ``data``: when the first 4 bytes of ``data`` are the selector of a
+  method of the precompile at ``to`` (node.ledger.fisco.abi.METHODS), the arguments are
+  ABI-decoded strictly and the answer is FISCO's: the code ABI-encoded in ``output`` and
+  ``status`` 0x0 (:func:`abi_call`). Other ``data`` is ledgerlab's msgpack call data.
+- ``getGroupList``: the group ids this node serves, as numbers when they are decimal.
+- ``getCode``: ``"0x"`` for every address (precompiles have no code; there is no EVM).
+- ``getSystemConfigByKey tx_gas_limit``: FISCO's default, :data:`TX_GAS_LIMIT` (ledgerlab
+  meters no gas).
+docs/rpc.md ("FISCO BCOS clients") lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from node.ledger.fisco.abi import METHODS, SELECTOR_SIZE, AbiError, decode_args
+from node.rpc import params as p
+from node.rpc import render
+from node.rpc.backend import NodeBackend
+from node.rpc.errors import invalid_params
+
+TX_GAS_LIMIT = "300000000"
+"""What FISCO BCOS 2.x answers for tx_gas_limit by default (SDKs read it)."""
+
+
+def abi_call(backend: NodeBackend, to: bytes, data: bytes, sender: bytes | None) -> Any:
+    """The FISCO answer to ``call`` with ABI ``data``, or None when ``data`` is no ABI call
+    of the precompile at ``to`` (then it is native call data)."""
+    spec = METHODS.get((to, data[:SELECTOR_SIZE])) if len(data) >= SELECTOR_SIZE else None
+    if spec is None:
+        return None
+    try:
+        args = decode_args(spec.arg_kinds, data[SELECTOR_SIZE:])
+    except AbiError as exc:
+        raise invalid_params(f"data is not ABI calldata of {spec.signature}: {exc}") from None
+    res = backend.call(to, spec.method, args, sender)
+    status, output = spec.abi_result(res["status"], res["output"])
+    return render.call_result(
+        {"block_number": res["block_number"], "status": status, "output": output}
+    )
+
+
+def get_code(backend: NodeBackend, args: list[Any]) -> str:
+    p.arity(args, 1, 1, "[group, address]")
+    p.address(args[0], "address")
+    return "0x"
+
+
+def group_list(groups: Iterable[str]) -> list[int | str]:
+    """Group ids as FISCO prints them: numbers (ledgerlab's text ids when not decimal)."""
+    return [int(g) if g.isascii() and g.isdigit() else g for g in groups]
