@@ -1,0 +1,89 @@
+"""Read a trace file and write the one self-contained HTML page that animates it.
+
+The page is ``page.html`` with ``page.css``, ``page.js`` and the run's data inlined (all
+package data of :mod:`scripts.viz`), so it opens from disk with no network and no server.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scripts.viz.model import TraceError, build
+from scripts.viz.story import captions
+
+MAX_TRACE_BYTES = 512 * 1024 * 1024
+"""Traces above 512 MiB are refused: the page for one would not open in a browser."""
+
+
+def read_trace(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The records of a JSONL trace and what its header (if any) says about the run."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_TRACE_BYTES:
+            raise TraceError(f"{p} is {size} bytes; the page takes traces up to "
+                             f"{MAX_TRACE_BYTES} bytes")
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TraceError(f"cannot read {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise TraceError(f"{p} is not UTF-8 text, so not a JSONL trace") from None
+    records: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"{p}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(rec, dict):
+            raise TraceError(f"{p}:{number}: a trace line must be a JSON object")
+        if rec.get("ev") in ("header", "meta"):
+            info.update(rec)
+            continue
+        if not isinstance(rec.get("t"), int) or not isinstance(rec.get("ev"), str):
+            raise TraceError(f"{p}:{number}: a trace record needs an integer 't' and an 'ev'")
+        records.append(rec)
+    if not records:
+        raise TraceError(f"{p} holds no trace records")
+    records.sort(key=lambda r: r["t"])  # stable: same-instant records keep their order
+    return records, info
+
+
+def _asset(name: str) -> str:
+    return resources.files("scripts.viz").joinpath(name).read_text(encoding="utf-8")
+
+
+def page_data(records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    data = build(records, info)
+    data["captions"] = captions(data, int(info.get("leader_period") or 1))
+    return data
+
+
+def render(data: dict[str, Any]) -> str:
+    """The page's HTML for ``data`` (the output of :func:`page_data`)."""
+    blob = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    # inside <script> only "</" can end the element early; "<\/" means the same in JSON
+    blob = blob.replace("</", "<\\/")
+    html = _asset("page.html")
+    for marker, value in (("/*CSS*/", _asset("page.css")), ("/*JS*/", _asset("page.js")),
+                          ("/*DATA*/", blob)):
+        if marker not in html:
+            raise RuntimeError(f"page.html lacks the {marker} marker")
+        html = html.replace(marker, value, 1)
+    return html
+
+
+def write_page(trace: str | Path, out: str | Path, title: str | None = None) -> int:
+    """Write the page for ``trace`` to ``out``; returns its size in bytes."""
+    records, info = read_trace(trace)
+    if title:
+        info["title"] = title
+    info.setdefault("title", Path(trace).name)
+    html = render(page_data(records, info)).encode("utf-8")
+    Path(out).write_bytes(html)
+    return len(html)

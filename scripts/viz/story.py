@@ -1,0 +1,183 @@
+"""Plain-language captions for what a trace shows: view changes, equivocations, crashes.
+
+The page shows the caption whose interval holds the current instant, so a learner who
+has never seen a view change reads, at the moment it happens, what it is and why it
+happened in this run. Every sentence is built from the run's own facts (who timed out,
+who led, how many votes), never from a fixed script.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+
+def _list(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items) or "no node"
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _leader_of(data: dict[str, Any], view: int, height: int, period: int) -> int | None:
+    sealers: list[int] = data["meta"]["sealers"][0][1]
+    for h, s in data["meta"]["sealers"]:
+        if h <= height:
+            sealers = s
+    if not sealers:
+        return None
+    return int(sealers[(view + height // period) % len(sealers)])
+
+
+def _quorum(data: dict[str, Any], height: int) -> int:
+    q = int(data["quorums"][0][1])
+    for h, value in data["quorums"]:
+        if h <= height:
+            q = int(value)
+    return q
+
+
+def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any]]:
+    """Captions as ``{t0, t1, kind, title, text}``, sorted by start time."""
+    meta = data["meta"]
+    f = meta["f"]
+    lanes = meta["lanes"]
+
+    def name(i: int | None) -> str:
+        return str(lanes[i]["name"]) if i is not None and 0 <= i < len(lanes) else "?"
+
+    def names(nodes: list[int] | set[int]) -> str:
+        return _list([name(i) for i in sorted(nodes)])
+
+    notes: list[dict[str, Any]] = []
+    committed_in = {row[0]: row[3] for row in data["chain"]}
+    commit_time = {row[0]: row[1] for row in data["chain"]}
+    down_at: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    kinds = data["markKinds"]
+    times, mnodes, mkinds, _ = data["marks"]
+    crash_started: dict[int, int] = {}
+    for t, node, k in zip(times, mnodes, mkinds, strict=True):
+        if kinds[k] == "crash":
+            crash_started[node] = t
+        elif kinds[k] == "restart" and node in crash_started:
+            down_at[node].append((crash_started.pop(node), t))
+    for node, t in crash_started.items():
+        down_at[node].append((t, meta["end"] + 1))
+
+    def is_down(node: int | None, t: int) -> bool:
+        return node is not None and any(a <= t < b for a, b in down_at.get(node, []))
+
+    # -- equivocations -----------------------------------------------------------------
+    for e in data["equivocations"]:
+        view, height, leader = e["view"], e["height"], e["leader"]
+        groups = e["groups"]
+        parts = "; ".join(
+            f"proposal {p} to {names(nodes)}" for p, nodes in sorted(groups.items())
+        )
+        q = _quorum(data, height)
+        if committed_in.get(height) == view:
+            outcome = (
+                f"One proposal still reached {q} = 2f+1 matching Prepares and committed: "
+                "the nodes that got the other one could not vote for it and fetch the "
+                "committed block later. No honest node ever commits two different blocks."
+            )
+        else:
+            outcome = (
+                f"Honest nodes vote only for the proposal they received and executed, so "
+                f"neither proposal can gather {q} = 2f+1 matching Prepares: nobody commits in "
+                f"view {view}. The nodes' timers run out and they replace the leader by a "
+                "view change. The chain never forks."
+            )
+        end = next(
+            (vc["t"] for vc in data["viewChangesSent"]
+             if vc["height"] == height and vc["view"] == view + 1),
+            commit_time.get(height, e["t"] + 200_000),
+        )
+        notes.append({
+            "t0": e["t"], "t1": end, "kind": "equivocation",
+            "title": f"Byzantine equivocation by {name(leader)}",
+            "text": f"{name(leader)} leads height {height} in view {view} and is Byzantine: it "
+            f"sent DIFFERENT proposals for the same slot ({parts}). {outcome}",
+        })
+
+    # -- view changes ------------------------------------------------------------------
+    by_view: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for vc in data["viewChangesSent"]:
+        if isinstance(vc["view"], int):
+            by_view[vc["view"]].append(vc)
+    new_views = {nv["view"]: nv for nv in data["newViews"]}
+    for view in sorted(by_view):
+        sent = sorted(by_view[view], key=lambda x: x["t"])
+        t0 = sent[0]["t"]
+        height = int(sent[0]["height"] or 0)
+        old = view - 1
+        old_leader = _leader_of(data, old, height, leader_period)
+        timed_out = sorted({x["node"] for x in sent if x["timedOut"]})
+        joined = sorted({x["node"] for x in sent if not x["timedOut"]} - set(timed_out))
+        why = f"height {height} did not commit in view {old} before the consensus timeout"
+        if old_leader is not None and is_down(old_leader, t0):
+            why += f": its leader, {name(old_leader)}, is down"
+        elif any(e["view"] == old and e["height"] == height for e in data["equivocations"]):
+            why += f": its leader, {name(old_leader)}, equivocated"
+        elif old_leader is not None:
+            why += f" (leader: {name(old_leader)})"
+        text = (
+            f"A VIEW CHANGE replaces the leader. {why.capitalize()}. "
+            f"{names(timed_out)} timed out and broadcast ViewChange for view {view}"
+        )
+        if joined:
+            text += f"; {names(joined)} joined once f+1 = {f + 1} nodes had asked"
+        text += "."
+        nv = new_views.get(view)
+        t1 = t0 + 200_000
+        if nv is not None:
+            q = _quorum(data, int(nv["height"] or height))
+            if nv["proposal"]:
+                carried = (
+                    f"a ViewChange carried a prepared certificate, so it re-proposes that "
+                    f"block ({nv['proposal']}): a block that may have committed is never lost"
+                )
+            else:
+                carried = "no ViewChange carried a prepared block, so it proposes afresh"
+            text += (
+                f" The new leader, {name(nv['leader'])}, collected {nv['proofs']} ViewChanges "
+                f"(a quorum is {q} = 2f+1) and broadcast NewView: {carried}. View {view} begins."
+            )
+            t1 = nv["t"] + 60_000
+        else:
+            text += " No NewView for this view is in the trace (the view changed again)."
+        notes.append({"t0": t0, "t1": t1, "kind": "view-change",
+                      "title": f"View change: view {old} -> view {view}", "text": text})
+
+    # -- crashes, restarts, syncs, membership -----------------------------------------
+    strings = data["strings"]
+    told: set[tuple[str, int]] = set()
+    for t, node, k, detail in zip(*data["marks"], strict=True):
+        kind = kinds[k]
+        if kind == "membership":
+            if (kind, detail) in told:
+                continue
+            told.add((kind, detail))
+        if kind == "crash":
+            notes.append({"t0": t, "t1": t + 150_000, "kind": "fault",
+                          "title": f"{name(node)} crashes",
+                          "text": f"{name(node)} stops: it sends and receives nothing until it "
+                          "restarts. With f = "
+                          f"{f}, the other nodes can go on without it."})
+        elif kind == "restart":
+            notes.append({"t0": t, "t1": t + 150_000, "kind": "fault",
+                          "title": f"{name(node)} restarts",
+                          "text": f"{name(node)} is back with what it had persisted (its view "
+                          "and prepared certificate); it catches up on the blocks it missed."})
+        elif kind == "synced":
+            notes.append({"t0": t, "t1": t + 80_000, "kind": "sync",
+                          "title": f"{name(node)} syncs a block",
+                          "text": f"{name(node)} was behind and fetched {strings[detail]} by "
+                          "block sync: it accepts the block only with 2f+1 valid Commit "
+                          "signatures (the seal), so it needs no trust in the sender."})
+        elif kind == "membership":
+            notes.append({"t0": t, "t1": t + 150_000, "kind": "membership",
+                          "title": "The sealer list changes",
+                          "text": f"A committed governance transaction changed the sealers "
+                          f"({strings[detail]}); quorum and leader order follow the new list."})
+    notes.sort(key=lambda n: (n["t0"], n["kind"]))
+    return notes
