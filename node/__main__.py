@@ -3,7 +3,9 @@
 Logs go to the config's log file (and stderr with ``--console``). A configuration or
 start-up problem prints one line and exits with status 2; a node the supervision policy
 stopped (a loop that kept failing, a decided block it could not store: node/runtime/supervisor.py)
-prints the reason and exits with status 70; a clean shutdown exits 0.
+prints the reason and exits with status 70; a clean shutdown exits 0. A node whose
+storage failed and came back (node/runtime/storage_fault.py) is closed and opened again
+from disk in this same process, as many times as that happens.
 
 ``--byzantine BEHAVIOUR`` (FOR TESTING ONLY) makes the node Byzantine, overriding the
 config's ``[testing] byzantine`` (docs/node.md, Byzantine test modes).
@@ -55,12 +57,50 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 10)
 
 
-async def _run(node: Node) -> int:
-    """Run ``node`` until a signal (0) or until the supervisor stops it (70)."""
+EXIT_RESTART = 75
+"""A node built in code asked to be started again from disk (EX_TEMPFAIL)."""
+REOPEN_ATTEMPTS = 30
+"""Tries (one a second) to open a node again after its storage came back."""
+
+
+async def _run(node: Node, config: Path | None = None, byzantine: str | None = None) -> int:
+    """Run ``node`` until a signal (0) or until the supervisor stops it (70); a restart
+    request (storage back after a fault) opens it again from ``config`` (without one,
+    as for a node built in code, it ends with status 75, EX_TEMPFAIL)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reopening = 0  # failed tries to open the node again since its last restart request
+    while True:
+        try:
+            code = await _run_once(node, stop)
+        except NodeError as exc:
+            if not reopening or reopening > REOPEN_ATTEMPTS or stop.is_set():
+                raise
+            logging.getLogger("ledgerlab.node").warning(
+                "cannot open the node again yet (try %d of %d): %s",
+                reopening,
+                REOPEN_ATTEMPTS,
+                exc,
+            )
+            reopening += 1
+            await asyncio.sleep(1.0)
+            node = Node.from_config(config, byzantine=byzantine)
+            continue
+        if code is not None or node.supervisor.restart_reason is None or stop.is_set():
+            return code or 0
+        if config is None:
+            return EXIT_RESTART
+        logging.getLogger("ledgerlab.node").warning(
+            "%s: opening again from disk (%s)", node.config.name, node.supervisor.restart_reason
+        )
+        reopening = 1
+        node = Node.from_config(config, byzantine=byzantine)
+
+
+async def _run_once(node: Node, stop: asyncio.Event) -> int | None:
+    """One life of ``node``: None when it asked to be started again from disk."""
     async with node:
         _tune_gc()
         logging.getLogger("ledgerlab.node").info(
@@ -83,6 +123,8 @@ async def _run(node: Node) -> int:
         logging.getLogger("ledgerlab.node").error("%s stopped: %s", node.config.name, node.failure)
         print(f"error: {node.config.name} stopped: {node.failure}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
+    if node.supervisor.restart_reason is not None and not stop.is_set():
+        return None
     logging.getLogger("ledgerlab.node").info("%s stopped cleanly", node.config.name)
     return 0
 
@@ -110,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             import uvloop
 
             uvloop.install()
-        return asyncio.run(_run(node))
+        return asyncio.run(_run(node, args.config, args.byzantine))
     except NodeError as exc:
         logging.getLogger("ledgerlab.node").error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

@@ -149,5 +149,8 @@ class RocksKV(PointWrites):
             return
         for snap in list(self._snapshots):
             snap.close()
-        self._db.close()
-        self._db = None
+        db, self._db = self._db, None
+        try:
+            db.close()
+        except Exception as exc:  # after a failed write: the files are released all the same
+            raise StorageError(f"RocksDB close: {exc}") from exc

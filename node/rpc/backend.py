@@ -113,6 +113,7 @@ class ConsensusData(TypedDict):
     stalled: bool  # txs pending and no commit for longer than the consensus timeout
     stall_reason: str | None  # why, as far as this node knows (None unless stalled)
     internal_errors: int  # bugs of ours the supervisor caught since start
+    storage_fault: NotRequired[str | None]  # why the node cannot write its data dir, or None
     byzantine: NotRequired[str | None]  # a Byzantine test mode (docs/node.md), None: honest
 
 

@@ -56,6 +56,9 @@ class ErrorCode(IntEnum):
     # observer list at its head): the members do not talk to it, nothing it took could
     # commit; send to a member.
     NotAGroupMember = 10011
+    # ledgerlab's own: the node cannot write its data directory (disk full, read-only);
+    # it takes no transaction until a write works again. Send to another node.
+    StorageUnavailable = 10012
 
 
 #: Default human message per code (the reason name is always in ``data`` too).
@@ -85,6 +88,7 @@ MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.Quarantined: "Quarantined",
     ErrorCode.MembershipBreaksQuorum: "MembershipBreaksQuorum",
     ErrorCode.NotAGroupMember: "NotAGroupMember",
+    ErrorCode.StorageUnavailable: "StorageUnavailable",
 }
 
 #: The txpool rejection reasons a backend may report, by name.

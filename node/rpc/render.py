@@ -161,6 +161,8 @@ def consensus_status(cs: ConsensusData) -> dict[str, Any]:
         "stallReason": cs["stall_reason"],
         "internalErrors": int(cs["internal_errors"]),
     }
+    if "storage_fault" in cs:  # node/runtime/storage_fault.py; null while it can write
+        out["storageFault"] = cs["storage_fault"]
     if "byzantine" in cs:  # a test mode (docs/node.md); real nodes always say, null: honest
         out["byzantine"] = cs["byzantine"]
     return out

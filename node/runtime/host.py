@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from node.runtime.config import NodeConfig
     from node.runtime.latency import Latency
     from node.runtime.stall import StallWatch
+    from node.runtime.storage_fault import StorageFault
     from node.runtime.supervisor import Supervisor
     from node.runtime.sync import BlockSync
     from node.runtime.txpool import TxPool, TxRejected
@@ -35,8 +36,11 @@ class SyncHost(Protocol):
     transport: Transport
     config: NodeConfig
     supervisor: Supervisor
+    storage_fault: StorageFault | None
 
     def on_synced(self, block: Block, executed: ExecutedBlock) -> None: ...
+
+    def storage_failed(self, reason: str) -> None: ...
 
 
 class ServiceHost(SyncHost, Protocol):

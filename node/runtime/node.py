@@ -87,6 +87,7 @@ from node.runtime.errors import NodeError
 from node.runtime.latency import Latency
 from node.runtime.service import start_rpc
 from node.runtime.stall import StallWatch
+from node.runtime.storage_fault import PROBE_INTERVAL, StorageFault, is_storage_failure, probe
 from node.runtime.supervisor import Supervisor
 from node.runtime.sync import BlockSync
 from node.runtime.tracing import TRACE_ENV, NodeTracer
@@ -193,6 +194,8 @@ class Node:
         self._regossipped_at = 0.0
         self._oldest_pending: tuple[bytes | None, float] = (None, 0.0)  # hash, since when
         self.supervisor = Supervisor(config.name)
+        self.storage_fault: StorageFault | None = None
+        """Set while this node cannot write its data directory (node/runtime/storage_fault.py)."""
         self.stall: StallWatch  # from the head's age, once storage is open
         self.refusal: tuple[int, str] | None = None
         """(height, why this node did not vote for the proposal there), for stall reports."""
@@ -252,7 +255,7 @@ class Node:
                 kv = open_store(str(data_dir), cfg.storage_backend)
             except Exception as exc:
                 raise NodeError(f"cannot open storage at {data_dir}: {exc}") from None
-            stack.callback(kv.close)
+            stack.callback(self._close_store, kv)
         self.store = LedgerStore(kv)
         try:
             self.chain = Chain(self.store, self.genesis)
@@ -316,6 +319,16 @@ class Node:
             self.chain.head.number,
             self.replica.view,
         )
+
+    def _close_store(self, kv: KVStore) -> None:
+        """Close the store; after a storage fault RocksDB refuses to close cleanly
+        ("Writer has previous error") but lets go of its files all the same."""
+        try:
+            kv.close()
+        except Exception as exc:
+            if self.storage_fault is None or not is_storage_failure(exc):
+                raise
+            log.warning("closing the store after a storage fault: %s", exc)
 
     @property
     def failure(self) -> str | None:
@@ -440,7 +453,13 @@ class Node:
     # -- the replica's event path ------------------------------------------------------
 
     def _feed(self, event: Event) -> None:
-        """Step the replica with ``event`` and perform its actions, in order."""
+        """Step the replica with ``event`` and perform its actions, in order.
+
+        Under a storage fault the replica is stepped no more: nothing it would send can
+        be backed by what is on disk (node/runtime/storage_fault.py)."""
+        if self.storage_fault is not None:
+            self._events.clear()
+            return
         self._events.append(event)
         if self._stepping:
             return
@@ -455,8 +474,9 @@ class Node:
                     actions = tracer.step(self.replica, event)
                 for action in actions:
                     self._perform(action)
-                    if self.supervisor.failure is not None:
-                        break  # stopping: perform nothing more
+                    if self.supervisor.failure is not None or self.storage_fault is not None:
+                        self._events.clear()
+                        break  # stopping, or nothing stored: perform nothing more
             self.latency.view_active(self.replica.view_active)  # times view changes
         finally:
             self._stepping = False
@@ -475,7 +495,12 @@ class Node:
                     self.transport.send(self.sealer_ids[action.to], frame)
             case PersistState():
                 assert self.store is not None
-                self.store.put_meta(PBFT_META, action.state.encode())  # durable first
+                try:
+                    self.store.put_meta(PBFT_META, action.state.encode())  # durable first
+                except Exception as exc:
+                    if not is_storage_failure(exc):
+                        raise
+                    self.storage_failed(f"cannot store the PBFT state: {exc}")
             case ExecuteBlock():
                 self._execute(action)
             case CommitBlock():
@@ -622,6 +647,9 @@ class Node:
         try:
             block = self.chain.commit(executed, BlockSeal(action.seal.view, action.seal.signatures))
         except Exception as exc:
+            if is_storage_failure(exc):  # the disk: stop voting, restart once it is back
+                self.storage_failed(f"cannot store decided block {action.height}: {exc}")
+                return
             # The block is decided: this node cannot skip it, and must not vote on as if
             # it had stored it. Stop; a restart catches up by block sync.
             reason = f"cannot store decided block {action.height}: {exc}"
@@ -721,6 +749,15 @@ class Node:
         not talk to it, so nothing it admitted could reach a block.
         """
         head = self.chain.head.number
+        if self.storage_fault is not None:
+            refused = TxRejected(
+                Reason.STORAGE_UNAVAILABLE,
+                f"this node cannot write its data directory ({self.storage_fault.reason}); "
+                "send the transaction to another node",
+            )
+            self.storage_fault.refused += len(raws)
+            self.pool.rejected[Reason.STORAGE_UNAVAILABLE] += len(raws)
+            return [refused] * len(raws)
         if self.role == "free":
             refused = TxRejected(
                 Reason.NOT_A_GROUP_MEMBER,
@@ -828,6 +865,8 @@ class Node:
                 async with asyncio.timeout(max_wait / 4):
                     await self._seal_wake.wait()
             self._seal_wake.clear()
+            if self.storage_fault is not None:
+                continue
             if not (len(self.pool) and self.replica.wants_proposal()):
                 ready_since = None
                 continue
@@ -859,6 +898,45 @@ class Node:
     def _status(self) -> wire.Status:
         head = self.chain.head
         return wire.Status(head.number, head.block_hash, self.chain.genesis_hash)
+
+    # -- storage faults (node/runtime/storage_fault.py) ---------------------------------
+
+    def storage_failed(self, reason: str) -> None:
+        """A write to the data directory failed: mute consensus, refuse txs, probe."""
+        if self.storage_fault is not None:
+            return
+        self.storage_fault = StorageFault(reason, time.monotonic())
+        self._events.clear()
+        log.critical(
+            "%s cannot write its data directory: %s. Consensus is muted and client "
+            "transactions are refused (StorageUnavailable) until a write works again; "
+            "then the node restarts from disk and catches up by block sync",
+            self.config.name,
+            reason,
+        )
+        self.supervisor.spawn("storage_probe", self._probe_storage_loop, restart=False)
+
+    async def _probe_storage_loop(self) -> None:
+        fault = self.storage_fault
+        assert fault is not None
+        data_dir = self.config.path(self.config.data_dir)
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            fault.probes += 1
+            why = await asyncio.to_thread(probe, data_dir)
+            if why is None:
+                self.supervisor.restart(
+                    f"the data directory is writable again after "
+                    f"{time.monotonic() - fault.since:.1f} s ({fault.refused} txs refused)"
+                )
+                return
+            if fault.remind_due(time.monotonic()):
+                log.critical(
+                    "%s still cannot write its data directory (%s; %.0f s so far)",
+                    self.config.name,
+                    why,
+                    time.monotonic() - fault.since,
+                )
 
     async def _status_loop(self) -> None:
         while True:

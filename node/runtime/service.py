@@ -168,6 +168,7 @@ class NodeService:
             "stalled": stalled,
             "stall_reason": node.stall_reason() if stalled else None,
             "internal_errors": sum(node.supervisor.errors.values()),
+            "storage_fault": node.storage_fault.reason if node.storage_fault else None,
             "byzantine": node.byzantine.behaviour if node.byzantine is not None else None,
         }
 
@@ -252,6 +253,11 @@ class NodeService:
             "ledgerlab_stalled",
             "1 while txs are pending and nothing committed for longer than the timeout.",
             int(node.stall.stalled),
+        )
+        yield prom.gauge(
+            "ledgerlab_storage_fault",
+            "1 while the node cannot write its data directory (docs/node.md, Storage faults).",
+            int(node.storage_fault is not None),
         )
         yield prom.counter(
             "ledgerlab_txs_quarantined_total",

@@ -19,6 +19,10 @@ in one place:
   :attr:`Supervisor.failure` holds a one-line reason, and :attr:`Supervisor.stopped` is
   set. ``python -m node`` then exits with status 70 and prints the reason; nothing is
   left half alive.
+* **The node must start again from disk** (its storage failed and came back,
+  node/runtime/storage_fault.py): :meth:`Supervisor.restart` cancels every task the
+  same way, :attr:`Supervisor.restart_reason` says why, :attr:`Supervisor.stopped` is
+  set, and ``python -m node`` opens the node again in the same process.
 
 Cancellation is not a failure: it is how the node stops its tasks.
 """
@@ -64,6 +68,8 @@ class Supervisor:
         self.restarts: Counter[str] = Counter()
         self.failure: str | None = None
         """Why the node stopped itself (None while it runs)."""
+        self.restart_reason: str | None = None
+        """Why the node asked to be started again from disk (None otherwise)."""
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -90,7 +96,7 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.failure is not None:
+                if self.failure is not None or self.restart_reason is not None:
                     return  # stopping: what failed on the way out does not matter
                 self.report(loop, exc)
                 if not restart:
@@ -132,6 +138,16 @@ class Supervisor:
         log.critical("%s: stopping: %s", self.name, reason)
         for task in list(self._tasks):
             task.cancel()  # the calling task too, at its next await
+        self.stopped.set()
+
+    def restart(self, reason: str) -> None:
+        """Stop every task so that the node is started again from disk (``reason``)."""
+        if self.failure is not None or self.restart_reason is not None:
+            return
+        self.restart_reason = reason
+        log.warning("%s: restarting from disk: %s", self.name, reason)
+        for task in list(self._tasks):
+            task.cancel()
         self.stopped.set()
 
     async def aclose(self) -> None:

@@ -116,7 +116,7 @@ class BlockSync:
                 head = self.node.chain.head.number
                 target = max(self._target, self.known_highest()[0])
                 peers = self._candidates(head)
-                if target <= head or not peers:
+                if target <= head or not peers or self.node.storage_fault is not None:
                     break
                 self.syncing = True
                 peer = peers[self._turn % len(peers)]
@@ -174,8 +174,8 @@ class BlockSync:
             self.peers.pop(peer, None)
             log.warning("block %d from %s refused: %s", block.number, peer[:16], exc)
             return False
-        except StorageError as exc:  # the disk, not the block: this node cannot go on
-            node.supervisor.fatal(f"cannot store synced block {block.number}: {exc}", "sync", exc)
+        except StorageError as exc:  # the disk, not the block (node/runtime/storage_fault.py)
+            node.storage_failed(f"cannot store synced block {block.number}: {exc}")
             return False
         except Exception as exc:  # a bug of ours on this block: count it, try another peer
             self.stats["import_errors"] += 1

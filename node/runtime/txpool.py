@@ -56,6 +56,9 @@ class Reason(enum.Enum):
     NOT_A_GROUP_MEMBER = "NotAGroupMember"
     """ledgerlab's own: a client's transaction sent to a free node (in neither list at
     its head): the members do not talk to it, so nothing it admits could commit."""
+    STORAGE_UNAVAILABLE = "StorageUnavailable"
+    """ledgerlab's own: this node cannot write its data directory (disk full, read-only;
+    node/runtime/storage_fault.py); another node can take the transaction."""
 
 
 class TxRejected(Exception):

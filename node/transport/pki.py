@@ -162,6 +162,10 @@ def node_id_of(cert: x509.Certificate) -> str:
 # --- generation ---
 
 
+CLOCK_SLACK = datetime.timedelta(days=1)
+"""How far back a new certificate is valid from (a clock behind by less still takes it)."""
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -212,7 +216,9 @@ def _builder(
         .issuer_name(issuer)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
+        # Valid from a day back: a node whose clock is minutes (or hours) behind the
+        # machine that made the certificates must still accept them (docs/reliability.md).
+        .not_valid_before(now - CLOCK_SLACK)
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )

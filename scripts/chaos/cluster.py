@@ -21,6 +21,7 @@ from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
 from scripts.chaos import stalls
 from scripts.chaos.broker import PrivateBroker
+from scripts.chaos.disk import DiskError, NodeDisk
 from scripts.chaos.fleet import Fleet
 from scripts.chaos.monitor import Monitor
 from scripts.chaos.network import Network
@@ -63,6 +64,10 @@ class ChaosCluster:
     recovered_at: float = -1e9  # last restart, resume or heal (run seconds)
     started: float = field(default_factory=time.monotonic)
     pending: Callable[[], bool] = lambda: True  # work is waiting (the workload says)
+    disks: dict[int, NodeDisk] = field(default_factory=dict)  # data dirs of their own
+    impaired: set[int] = field(default_factory=set)
+    """Running nodes that cannot take part now (storage fault, clock off by more than a
+    proposal may be ahead): the quorum model leaves them out, as if they were down."""
 
     def __post_init__(self) -> None:
         self.monitor = Monitor(
@@ -99,7 +104,7 @@ class ChaosCluster:
 
     def record(self, kind: str, action: str, detail: str = "") -> None:
         self.events.append(Event(self.now(), kind, action, detail))
-        if action in ("restart", "resume", "heal", "start", "readd", "restore"):
+        if action in ("restart", "resume", "heal", "start", "readd", "restore", "free"):
             self.recovered_at = self.now()
 
     # -- the quorum model ---------------------------------------------------------------
@@ -107,15 +112,23 @@ class ChaosCluster:
     def can_talk(self, a: int, b: int) -> bool:
         return self.network is None or self.network.can_talk(a, b)
 
+    def _able(self) -> list[int]:
+        """Running honest nodes that can take part (not :attr:`impaired`)."""
+        return [
+            n.index
+            for n in self.fleet.running()
+            if n.byzantine is None and n.index not in self.impaired
+        ]
+
     def talkable(self) -> bool:
-        up = [n.index for n in self.fleet.running() if n.byzantine is None]
+        up = self._able()
         if self.chain.transport == "mqtt" and self.broker is not None and not self.broker.running:
             return False
         return stalls.quorum_can_talk(self.sealers(), up, self.can_talk)
 
     def talking_group(self) -> list[int]:
         """The largest set of running honest sealers that all reach each other."""
-        up = [n.index for n in self.fleet.running() if n.byzantine is None]
+        up = self._able()
         sealers = [s for s in self.sealers() if s in up]
         for size in range(len(sealers), 0, -1):
             for group in itertools.combinations(sealers, size):
@@ -191,6 +204,11 @@ class ChaosCluster:
             await self.network.close()
         if self.broker is not None:
             self.broker.stop()
+        for disk in self.disks.values():  # the image stays in the run folder
+            try:
+                disk.unmount()
+            except DiskError as exc:
+                self.record("disk", "error", str(exc))
 
     # -- growing ------------------------------------------------------------------------
 
@@ -235,9 +253,11 @@ async def create(
     seed: int,
     observers: int = 0,
     tx_count_limit: int | None = None,
+    disks: frozenset[int] = frozenset(),
 ) -> ChaosCluster:
     """A fresh chain in ``root``: proxies between every pair (or node and broker), started.
-    ``nodes`` sealers, then ``observers`` observers; room for 8 more nodes (``grow``)."""
+    ``nodes`` sealers, then ``observers`` observers; room for 8 more nodes (``grow``).
+    ``disks``: nodes whose data directory gets a filesystem of its own (disk faults)."""
     room = nodes + observers + 8
     p2p = procs.free_port_base(room)
     rpc = procs.free_port_base(room, avoid=range(p2p, p2p + room))
@@ -272,6 +292,12 @@ async def create(
         everyone = [n.index for n in chain.nodes]
         for entry in chain.nodes:
             await cluster.wire(entry, [j for j in everyone if j != entry.index])
+        for i in sorted(disks):
+            entry = chain.node(i)
+            cfg = NodeConfig.load(entry.config_path)
+            disk = NodeDisk(root.parent / "disks" / f"{entry.name}.img", cfg.path(cfg.data_dir))
+            await asyncio.to_thread(disk.create)
+            cluster.disks[i] = disk
         for entry in chain.nodes:
             cluster.fleet.start(entry.index)
         what = f"{nodes} sealers" + (f", {observers} observers" if observers else "")

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import node as node_package
+from scripts.chaos import clock
 from scripts.launcher import procs
 from scripts.launcher.layout import Chain, NodeEntry
 
 BYZANTINE_FLAG = "--byzantine"
+TWINS = "twins"
+"""Not a node flag: the node runs twice with one key (scripts/chaos/twins.py)."""
 
 
 @dataclass(slots=True)
@@ -37,6 +40,7 @@ class NodeProc:
     kills: int = 0
     pauses: int = 0
     exits: list[str] = field(default_factory=list)  # unexpected exits, with the last line
+    clock_offset: float = 0.0  # seconds its wall clock is off at its next start (clock.py)
 
     @property
     def index(self) -> int:
@@ -51,8 +55,10 @@ class NodeProc:
         return self.state == "running"
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(clock_offset: float = 0.0) -> dict[str, str]:
     env = dict(os.environ)
+    if clock_offset:
+        env.update(clock.skew_env(clock_offset))
     root = str(Path(node_package.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
@@ -97,7 +103,7 @@ class Fleet:
         entry = n.entry
         entry.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "node", "--config", str(entry.config_path.resolve())]
-        if n.byzantine:
+        if n.byzantine and n.byzantine != TWINS:  # a twin's first process runs honest code
             cmd += [BYZANTINE_FLAG, n.byzantine]
         with open(entry.stderr_path, "ab") as out:
             n.proc = subprocess.Popen(
@@ -106,7 +112,7 @@ class Fleet:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_child_env(),
+                env=_child_env(n.clock_offset),
                 start_new_session=True,
             )
         n.pid = n.proc.pid

@@ -34,6 +34,7 @@ class NodeView:
     view_changes: int
     peers: int
     internal_errors: int = 0
+    storage_fault: str | None = None  # why it cannot write its data directory
 
 
 def parse_view(t: float, status: dict[str, Any], counts: dict[str, Any]) -> NodeView:
@@ -53,6 +54,7 @@ def parse_view(t: float, status: dict[str, Any], counts: dict[str, Any]) -> Node
         view_changes=num(status.get("viewChanges")),
         peers=num(status.get("connectedNodes")),
         internal_errors=num(status.get("internalErrors")),
+        storage_fault=status.get("storageFault") or None,
     )
 
 
@@ -73,6 +75,8 @@ class Monitor:
     max_view: int = 0
     view_changes: dict[int, int] = field(default_factory=dict)  # summed over restarts
     internal_errors: dict[int, int] = field(default_factory=dict)  # the same
+    storage_faults: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    """Per node, each storage fault it reported: (first seen, reason)."""
     _last: dict[tuple[str, int], int] = field(default_factory=dict)
     on_sample: Callable[[Monitor], Point | None] | None = None
 
@@ -116,6 +120,9 @@ class Monitor:
                 await client.close()
 
     def _take(self, index: int, view: NodeView) -> None:
+        before = self.latest.get(index)
+        if view.storage_fault and (before is None or not before.storage_fault):
+            self.storage_faults.setdefault(index, []).append((view.t, view.storage_fault))
         self.latest[index] = view
         if self.honest(index):
             self.first_view = view.view if self.first_view is None else self.first_view

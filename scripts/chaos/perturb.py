@@ -18,6 +18,7 @@ from pathlib import Path
 
 from node.rpc.client import CONSENSUS, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
+from node.runtime.node import MAX_PROPOSAL_AHEAD_MS
 from scripts.chaos.cluster import ChaosCluster
 from scripts.chaos.proxy import FlowFaults
 from scripts.chaos.schedule import Perturbation, Schedule
@@ -176,12 +177,91 @@ class Perturber:
             self.c.fleet.pause(i)  # a crash-consistent image: nothing writes while we copy
         try:
             copy = self.c.run_dir / "snapshots" / f"node{i}-{int(self.c.now())}"
-            await asyncio.to_thread(shutil.copytree, _data_dir(self.c, i), copy)
+            skip = shutil.ignore_patterns("lost+found", ".chaos-ballast*")
+            await asyncio.to_thread(shutil.copytree, _data_dir(self.c, i), copy, ignore=skip)
         finally:
             if pause:
                 self.c.fleet.resume(i)
         self.snapshots[i] = (copy, height)
         self.c.record(p.kind, "copy", f"node{i} data at height {height}")
+
+    # -- disks and clocks ---------------------------------------------------------------
+
+    def _disk_victim(self, p: Perturbation) -> int | None:
+        i = self._resolve(p.node)
+        if i is None or i not in self.c.disks:
+            self._skip(p, f"node {p.node} has no filesystem of its own (scripts/chaos/disk.py)")
+            return None
+        if self.c.fleet[i].state != "running":
+            self._skip(p, f"node {p.node} is not running")
+            return None
+        return i
+
+    async def _disk_full(self, p: Perturbation) -> Undo | None:
+        i = self._disk_victim(p)
+        if i is None:
+            return None
+        disk = self.c.disks[i]
+        taken = await asyncio.to_thread(disk.fill)
+        self.c.impaired.add(i)
+        self.applied[p.kind] += 1
+        self.c.record(p.kind, "fill", f"node{i}: {taken:,} bytes of ballast, 0 free")
+
+        async def free() -> None:
+            await asyncio.to_thread(disk.drain)
+            self.c.impaired.discard(i)  # the node restarts itself from disk (storage_fault.py)
+            self.c.record(p.kind, "free", f"node{i}")
+
+        return free
+
+    async def _read_only(self, p: Perturbation) -> Undo | None:
+        i = self._disk_victim(p)
+        if i is None:
+            return None
+        disk = self.c.disks[i]
+        await asyncio.to_thread(disk.break_read_only)
+        self.c.impaired.add(i)
+        self.applied[p.kind] += 1
+        self.c.record(p.kind, "break", f"node{i}: its filesystem is read-only")
+
+        async def repair() -> None:
+            was = self.c.fleet[i].state
+            self.c.fleet.stop_all([i])  # a read-only ext4 needs unmounting: files closed
+            self.c.monitor.forget(i)
+            await asyncio.to_thread(disk.repair)
+            self.c.impaired.discard(i)
+            if was in ("running", "paused"):
+                self.c.fleet.start(i, restart=True)
+            self.c.record(p.kind, "restart", f"node{i}: fsck, mounted again, restarted")
+
+        return repair
+
+    async def _clock_skew(self, p: Perturbation) -> Undo | None:
+        i = self._resolve(p.node)
+        if i is None or self.c.fleet[i].state != "running":
+            self._skip(p, f"node {p.node} is not running")
+            return None
+        self._restart_with_clock(i, p.offset)
+        if abs(p.offset) * 1000 > MAX_PROPOSAL_AHEAD_MS:
+            self.c.impaired.add(i)  # it cannot vote (behind) or lead (ahead): docs
+        self.applied[p.kind] += 1
+        self.c.record(p.kind, "restart", f"node{i} with its clock {p.offset:+g} s off")
+
+        async def correct() -> None:
+            if self.c.fleet[i].state in ("running", "paused"):
+                self._restart_with_clock(i, 0.0)
+                self.c.record(p.kind, "restart", f"node{i} with a true clock")
+            else:
+                self.c.fleet[i].clock_offset = 0.0
+            self.c.impaired.discard(i)
+
+        return correct
+
+    def _restart_with_clock(self, i: int, offset: float) -> None:
+        self.c.fleet.kill(i)
+        self.c.monitor.forget(i)
+        self.c.fleet[i].clock_offset = offset
+        self.c.fleet.start(i, restart=True)
 
     # -- network ------------------------------------------------------------------------
 
@@ -364,5 +444,15 @@ def _data_dir(cluster: ChaosCluster, index: int) -> Path:
 
 
 def _replace_tree(source: Path, target: Path) -> None:
+    if target.is_mount():  # a filesystem of its own (disk faults): empty it, keep it
+        for item in target.iterdir():
+            if item.name == "lost+found":
+                continue
+            if item.is_dir():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        return
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.chaos import clock as clock_mod
 from scripts.chaos import cluster as cluster_mod
+from scripts.chaos import disk as disk_mod
 from scripts.chaos import report as report_mod
 from scripts.chaos import schedule as schedule_mod
 from scripts.chaos.checker import Evidence, Verdict, run_checks
@@ -84,6 +86,7 @@ def _schedule(plan: RunPlan) -> Schedule:
                 "attaches without proxies",
                 hint="run without --dir (a fresh cluster behind proxies)",
             )
+        _check_can(sched, network)
         return sched
     shape = Shape(
         nodes=nodes,
@@ -91,8 +94,32 @@ def _schedule(plan: RunPlan) -> Schedule:
         network=network,
         byzantine=frozenset(plan.byzantine),
         kinds=plan.kinds,
+        disk=network and disk_mod.available() is None,
+        clock=clock_mod.library() is not None,
     )
     return schedule_mod.generate(plan.seed, plan.duration or 60.0, shape)
+
+
+def _check_can(sched: Schedule, fresh: bool) -> None:
+    """A schedule file's disk and clock faults need what they need, said before starting."""
+    kinds = {p.kind for p in sched.perturbations}
+    if kinds & schedule_mod.DISK_KINDS:
+        why = disk_mod.available() if fresh else "--dir: the nodes' data folders are yours"
+        if why is not None:
+            raise CommandError(f"the schedule has disk faults, but {why}")
+    if kinds & schedule_mod.CLOCK_KINDS and clock_mod.library() is None:
+        raise CommandError(
+            "the schedule has clock_skew, but libfaketime is not installed",
+            hint="apt-get install faketime",
+        )
+
+
+def _disk_nodes(sched: Schedule) -> frozenset[int]:
+    return frozenset(
+        p.node
+        for p in sched.perturbations
+        if p.kind in schedule_mod.DISK_KINDS and isinstance(p.node, int)
+    )
 
 
 def _duration(plan: RunPlan, sched: Schedule) -> float:
@@ -102,7 +129,7 @@ def _duration(plan: RunPlan, sched: Schedule) -> float:
 async def run(plan: RunPlan, say: Say) -> Outcome:
     sched = _schedule(plan)
     run_dir, temp = _run_dir(plan)
-    cluster = await _cluster(plan, run_dir, say)
+    cluster = await _cluster(plan, run_dir, say, _disk_nodes(sched))
     outcome: Outcome | None = None
     try:
         outcome = await _run_on(plan, cluster, sched, say)
@@ -127,7 +154,9 @@ def _run_dir(plan: RunPlan) -> tuple[Path, bool]:
     return Path(tempfile.mkdtemp(prefix="ledgerlab-chaos-")), True
 
 
-async def _cluster(plan: RunPlan, run_dir: Path, say: Say) -> ChaosCluster:
+async def _cluster(
+    plan: RunPlan, run_dir: Path, say: Say, disks: frozenset[int] = frozenset()
+) -> ChaosCluster:
     if plan.attach is not None:
         say(f"attaching to the running chain in {plan.attach} (process faults only)")
         return cluster_mod.attach(plan.attach, plan.byzantine)
@@ -139,6 +168,7 @@ async def _cluster(plan: RunPlan, run_dir: Path, say: Say) -> ChaosCluster:
         transport=plan.transport,
         byzantine=plan.byzantine,
         seed=plan.seed,
+        disks=disks,
     )
 
 

@@ -45,11 +45,19 @@ KINDS: dict[str, tuple[str, ...]] = {
     "stale_restart": ("node", "age"),
     "grow": (),
     "remove": ("node", "duration"),
+    "disk_full": ("node", "duration"),
+    "read_only": ("node", "duration"),
+    "clock_skew": ("node", "offset", "duration"),
 }
 """Each kind's fields besides ``at`` and ``kind``."""
 
 NETWORK_KINDS = frozenset({"partition", "slow", "lossy"})
 MEMBERSHIP_KINDS = frozenset({"grow", "remove"})
+DISK_KINDS = frozenset({"disk_full", "read_only"})
+"""Need the node's data directory on a filesystem of its own (scripts/chaos/disk.py)."""
+CLOCK_KINDS = frozenset({"clock_skew"})
+"""Need libfaketime (Debian's faketime) to start the node with its clock off."""
+MAX_SKEW = 3600.0
 NodeRef = int | str  # an index, or "leader"
 
 
@@ -76,6 +84,7 @@ class Perturbation:
     count: int = 1
     interval: float = 0.0
     age: float = 0.0
+    offset: float = 0.0  # clock_skew: seconds the node's wall clock is off (+ ahead)
 
     @property
     def span(self) -> float:
@@ -133,7 +142,10 @@ def check(p: Perturbation, nodes: int) -> Perturbation:
     if p.at < 0 or p.duration < 0 or p.age < 0 or p.interval < 0:
         raise ScheduleError(f"{where}: times must be >= 0")
     if "node" in KINDS[p.kind]:
-        _check_node(p.node, nodes, where, leader_ok=p.kind != "stale_restart")
+        fixed = p.kind == "stale_restart" or p.kind in DISK_KINDS or p.kind in CLOCK_KINDS
+        _check_node(p.node, nodes, where, leader_ok=not fixed)
+    if p.kind in CLOCK_KINDS and not (0 < abs(p.offset) <= MAX_SKEW):
+        raise ScheduleError(f"{where}: offset must be non-zero seconds within ±{MAX_SKEW:g}")
     if p.kind == "partition":
         _check_groups(p.groups, nodes, where)
     if p.links is not None:
@@ -272,11 +284,17 @@ class Shape:
     membership: bool = True
     byzantine: frozenset[int] = frozenset()
     kinds: frozenset[str] | None = None  # restrict to these
+    disk: bool = False  # disk faults can run here (scripts/chaos/disk.py: root, loop devices)
+    clock: bool = False  # libfaketime is installed
 
     def allowed(self) -> list[str]:
         out = [k for k in KINDS if k != "broker_restart" or self.transport == "mqtt"]
         if not self.network:
             out = [k for k in out if k not in NETWORK_KINDS]
+        if not self.disk:
+            out = [k for k in out if k not in DISK_KINDS]
+        if not self.clock:
+            out = [k for k in out if k not in CLOCK_KINDS]
         if not self.membership:
             out = [k for k in out if k not in MEMBERSHIP_KINDS]
         if self.kinds is not None:
@@ -293,6 +311,9 @@ WEIGHTS = {
     "lossy": 2,
     "broker_restart": 2,
     "stale_restart": 2,
+    "disk_full": 2,
+    "read_only": 1,
+    "clock_skew": 2,
 }
 WARMUP = 4.0
 COOLDOWN = 6.0
@@ -378,6 +399,14 @@ def _make(plan: _Plan, kind: str, t: float, end: float) -> Perturbation | None:
         )
     if kind == "broker_restart":
         return Perturbation(t, kind, duration=round(rng.uniform(1, 4), 1))
+    if kind in DISK_KINDS:
+        return Perturbation(t, kind, node=plan.victim(), duration=span)
+    if kind == "clock_skew":
+        # MQTT drops a new boot's batches stamped more than max_age (300 s) ago: keep
+        # within it there (docs/reliability.md, Clock skew)
+        sizes = (90, 180, 240) if plan.shape.transport == "mqtt" else (90, 300, 600)
+        offset = rng.choice((-1, 1)) * rng.choice(sizes)
+        return Perturbation(t, kind, node=plan.victim(), offset=offset, duration=span + 4)
     if kind == "stale_restart":
         age = round(rng.uniform(8.0, 20.0), 1)
         if t + age > end:

@@ -22,6 +22,7 @@ def test_error_table_is_consistent() -> None:
         "Quarantined",
         "MembershipBreaksQuorum",
         "NotAGroupMember",
+        "StorageUnavailable",
     } == TXPOOL_REASONS
     assert {r.value for r in Reason} == TXPOOL_REASONS, "every pool refusal has its code"
     codes = [c.value for c in ErrorCode]

@@ -17,6 +17,7 @@ from node.rpc.jsonrpc import Dispatcher
 from node.runtime import Node
 from node.runtime.service import NodeService
 from node.runtime.supervisor import EXIT_INTERNAL_ERROR, Supervisor
+from node.runtime.txpool import Reason
 from storage.kv import StorageError
 from tests.runtime.cluster import MemoryCluster, loops_alive, transfer, wait_until
 
@@ -234,20 +235,66 @@ async def test_a_fetch_task_bug_is_counted_and_a_view_change_recovers() -> None:
 
 
 async def test_a_decided_block_that_cannot_be_stored_stops_the_node() -> None:
+    """A bug of ours while storing a decided block (not the disk) is fatal."""
     async with MemoryCluster(4, consensus_timeout=3, tick_ms=10) as cluster:
         await keep_committing(cluster.running(), 0)
         faulty = cluster.nodes[0]
         assert faulty is not None
 
-        def disk_full(*args: Any, **kwargs: Any) -> Any:
-            raise StorageError("No space left on device")
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise Injected("planted in commit")
 
-        faulty.chain.commit = disk_full  # type: ignore[method-assign]
+        faulty.chain.commit = broken  # type: ignore[method-assign]
         await keep_committing([n for n in cluster.running() if n is not faulty], 100)
         await asyncio.wait_for(faulty.supervisor.stopped.wait(), 10)
         assert faulty.failure is not None
-        assert "cannot store decided block" in faulty.failure and "No space left" in faulty.failure
+        assert "cannot store decided block" in faulty.failure and "planted" in faulty.failure
         assert faulty.supervisor.errors["commit"] == 1
+
+
+async def test_a_full_disk_mutes_the_node_refuses_txs_and_asks_for_a_restart_once_writable(
+    tmp_path: Any,
+) -> None:
+    """node/runtime/storage_fault.py: the disk failing is no bug of ours and no reason to
+    exit; the node stops voting, refuses client txs with StorageUnavailable, reports why,
+    and asks to be opened again from disk once a probe write works."""
+    async with MemoryCluster(4, consensus_timeout=3, tick_ms=10) as cluster:
+        await keep_committing(cluster.running(), 0)
+        faulty = cluster.nodes[0]
+        assert faulty is not None
+        faulty.config = faulty.config.__class__(
+            home=tmp_path, name=faulty.config.name, transport="memory", tick_ms=10
+        )
+        full = [True]
+        commit = faulty.chain.commit
+
+        def disk_full(*args: Any, **kwargs: Any) -> Any:
+            if full[0]:
+                raise StorageError("RocksDB write failed: No space left on device")
+            return commit(*args, **kwargs)
+
+        faulty.chain.commit = disk_full  # type: ignore[method-assign]
+        others = [n for n in cluster.running() if n is not faulty]
+        await keep_committing(others, 100)
+        await wait_until(lambda: faulty.storage_fault is not None, timeout=10)
+        assert faulty.storage_fault is not None
+        assert "cannot store decided block" in faulty.storage_fault.reason
+        head = faulty.chain.head.number
+        await keep_committing(others, 200)  # the rest go on without it
+        assert faulty.chain.head.number == head  # it stored nothing meanwhile
+        refused = faulty.submit([transfer(900, head=head)])
+        assert [getattr(r, "reason", None) for r in refused] == [Reason.STORAGE_UNAVAILABLE]
+        status = NodeService(faulty).consensus_status()
+        assert status["storage_fault"] == faulty.storage_fault.reason
+        assert faulty.failure is None and not faulty.supervisor.errors  # not a bug of ours
+        assert not faulty.supervisor.stopped.is_set()  # the probe fails: no data dir yet
+        (tmp_path / "data").mkdir()
+        full[0] = False
+        await asyncio.wait_for(faulty.supervisor.stopped.wait(), 10)
+        assert faulty.failure is None
+        assert faulty.supervisor.restart_reason is not None
+        assert "writable again" in faulty.supervisor.restart_reason
+        assert not (tmp_path / "data" / ".storage-probe").exists()
 
 
 async def test_python_m_node_exits_70_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
