@@ -31,7 +31,7 @@ from consensus.sim import (
 )
 from consensus.sim.scenario import parse_crash, parse_membership, parse_partition
 from consensus.sim.summary import summarize
-from consensus.sim.trace import JsonlTrace, Recorder, Tee, explain
+from consensus.sim.trace import JsonlTrace, Recorder, Tee
 from scripts.errors import CommandError
 
 console = Console()
@@ -163,7 +163,7 @@ def register(subparsers: Any) -> None:
         nargs="?",
         const=1,
         metavar="HEIGHT",
-        help="print how HEIGHT (default 1) was decided, step by step",
+        help="draw how HEIGHT (default 1) was decided, step by step (as `ledgerlab explain`)",
     )
     p.add_argument("--no-live", action="store_true", help="no live view while running")
     p.set_defaults(func=run)
@@ -348,10 +348,11 @@ def run(args: argparse.Namespace) -> int:
         for table in summary_tables(summary, wall):
             console.print(table)
     if recorder is not None and not quiet:
-        console.rule(f"height {args.explain}, step by step")
-        lines = explain(recorder.records, args.explain)
-        for line in lines or [f"nothing happened at height {args.explain}"]:
-            console.print(line, highlight=False, markup=False)
+        from scripts.trace.diagram import render
+        from scripts.trace.story import height_story
+
+        header, *records = recorder.records
+        render(height_story(header, records, args.explain), console)
     if args.json:
         text = json.dumps(summary, indent=2, sort_keys=True)
         if args.json == "-":

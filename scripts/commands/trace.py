@@ -24,7 +24,7 @@ def _open_out(path: str | None) -> IO[str]:
     if path is None or path == "-":
         return sys.stdout
     try:
-        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return open(path, "w", encoding="utf-8")
     except OSError as exc:
         raise CommandError(f"cannot write {path}: {exc.strerror}") from None
 

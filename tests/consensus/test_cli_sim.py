@@ -64,8 +64,8 @@ def test_trace_and_explain(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert code == 0
     lines = trace.read_text().splitlines()
     assert lines and all(json.loads(x)["t"] >= 0 for x in lines)
-    assert "height 2, step by step" in out and "COMMITS height 2" in out
-    assert "PREPARED" in out
+    assert "height 2, step by step" in out and "height 2 was decided in view 0" in out
+    assert "PREPARED" in out and "COMMITTED" in out
 
 
 def test_toml_scenario_with_partition(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -1,0 +1,594 @@
+"""What `ledgerlab explain` tells: the steps of one height or one view change, and why.
+
+:func:`height_story` and :func:`view_change_story` select the records of a trace
+(docs/trace-format.md) that concern a height or a view, and turn each into a
+:class:`Step` of the sequence diagram: an arrow (a message delivered, or lost) or a mark
+on one node's lane (a phase reached, a timer, a commit, a sync, a Byzantine act), with
+a plain-language note of why it happened. The diagram itself is drawn by
+``scripts/trace/diagram.py``; this module knows PBFT, not the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = dict[str, Any]
+
+WHY_PREPARED = (
+    "it saves the certificate before sending Commit, because a node that crashed after "
+    "voting must not vote differently when it returns"
+)
+WHY_SEAL = (
+    "those Commit signatures are the block's seal: anyone with the sealer list can check "
+    "later that a quorum decided it (block sync does)"
+)
+WHY_QUORUM = (
+    "two quorums of 2f+1 among 3f+1 sealers share at least f+1 nodes, one of them honest, "
+    "and an honest node signs one Prepare per view and height: two different blocks can "
+    "never both gather 2f+1"
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the diagram."""
+
+    t: int
+    """µs since the start of the trace."""
+    kind: str
+    """``arrow`` (src -> dst), ``lost`` (src -x dst) or ``mark`` (on src's lane)."""
+    src: int
+    dst: int | None
+    label: str
+    style: str = ""
+    note: str = ""
+
+
+@dataclass
+class Story:
+    title: str
+    lanes: list[tuple[int, str]]
+    """(node id, name) per lane, left to right."""
+    steps: list[Step] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+
+
+class Teller:
+    """Turns records into steps, remembering what was already explained in full."""
+
+    def __init__(self, header: Record) -> None:
+        self.header = header
+        self.names = {n["id"]: n["name"] for n in header["nodes"]}
+        self.behaviour = {n["id"]: n.get("behaviour") for n in header["nodes"]}
+        self.t0 = int(header.get("t", 0))
+        self.told: set[str] = set()
+        self.steps: list[Step] = []
+        self.prepared: dict[tuple[int, int], set[int]] = {}
+        self.committed: dict[int, dict[int, Record]] = {}
+        self.new_views: dict[tuple[int, int], Record] = {}
+        """(node, view) -> the NewView that node received or sent for the view."""
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def name(self, node: Any) -> str:
+        if isinstance(node, int) and node in self.names:
+            return str(self.names[node])
+        return f"node ?{node}"
+
+    def names_of(self, nodes: Iterable[int]) -> str:
+        return ", ".join(self.name(n) for n in nodes) or "nobody"
+
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is asked: the long explanation is given once."""
+        if key in self.told:
+            return False
+        self.told.add(key)
+        return True
+
+    def add(self, rec: Record, kind: str, src: int, dst: int | None, label: str, **kw: Any) -> None:
+        self.steps.append(Step(rec["t"] - self.t0, kind, src, dst, label, **kw))
+
+    @staticmethod
+    def msg_label(rec: Record) -> str:
+        typ = rec.get("type", "?")
+        text = f"{typ} v{rec.get('view')}"
+        if typ in ("PrePrepare", "NewView") and rec.get("proposal"):
+            text += f" {rec['proposal'][:6]}"
+        elif typ in ("Prepare", "Commit"):
+            text += f" {rec.get('block', '')[:6]}"
+        elif typ == "ViewChange":
+            p = rec.get("prepared")
+            text += " no cert" if p is None else f" cert v{p}"
+        return text
+
+    # -- one record -------------------------------------------------------------------
+
+    def tell(self, rec: Record) -> None:
+        ev = rec["ev"]
+        method = getattr(self, f"_{ev}", None)
+        if method is not None:
+            method(rec)
+
+    def _recv(self, rec: Record) -> None:
+        src = rec.get("from")
+        typ = rec.get("type")
+        note = ""
+        if typ == "ViewChange" and self.first(f"vc-recv-{rec['view']}"):
+            note = (
+                f"a ViewChange asks for view {rec['view']}; a node that sees f+1 of them "
+                "joins (at least one is honest), the new leader waits for 2f+1"
+            )
+        if typ == "NewView":
+            self.new_views.setdefault((rec["node"], rec["view"]), rec)
+        style = _STYLES.get(str(typ), "")
+        self.add(
+            rec,
+            "arrow",
+            src if isinstance(src, int) else -1,
+            rec["node"],
+            self.msg_label(rec),
+            style=style,
+            note=note,
+        )
+
+    def _lost(self, rec: Record) -> None:
+        why = {
+            "partition": "cut off by a partition",
+            "loss": "lost by the network",
+            "rule": "dropped by the scenario's drop rule",
+            "down": f"{self.name(rec['to'])} is down",
+        }.get(rec.get("why", ""), rec.get("why", ""))
+        label = f"{self.msg_label(rec)} ✗ {rec.get('why', '')}"
+        note = ""
+        if self.first(f"lost-{rec.get('why')}-{rec.get('type')}"):
+            note = f"this {rec.get('type')} never arrives: {why}"
+        self.add(rec, "lost", rec["node"], rec["to"], label, style="red", note=note)
+
+    def _bcast(self, rec: Record) -> None:
+        typ = rec.get("type")
+        node = rec["node"]
+        if typ == "PrePrepare":
+            note = ""
+            if self.first(f"pp-{rec['height']}-{rec['view']}-{node}"):
+                note = (
+                    f"{self.name(node)} leads view {rec['view']} at height {rec['height']}: it "
+                    f"proposes block {rec.get('proposal')} to everyone"
+                )
+            self.add(
+                rec,
+                "mark",
+                node,
+                None,
+                f"proposes {rec.get('proposal', '')[:6]}",
+                style="bold cyan",
+                note=note,
+            )
+        elif typ == "NewView":
+            self.new_views.setdefault((node, rec["view"]), rec)
+            self._new_view(rec)
+
+    def _new_view(self, rec: Record) -> None:
+        node = rec["node"]
+        proofs = rec.get("proof_from", [])
+        prepared = [v for v in rec.get("proof_prepared", []) if v is not None]
+        head = (
+            f"{self.name(node)} leads view {rec['view']} at height {rec['height']}: it holds "
+            f"{len(proofs)} = 2f+1 ViewChanges (from {self.names_of(proofs)}) and broadcasts "
+            "them as a NewView. "
+        )
+        if rec.get("reproposed") is not None:
+            why = (
+                f"{len(prepared)} of them carry a certificate prepared in view "
+                f"{max(prepared)}, so the NewView must re-propose that block "
+                f"({rec.get('proposal')}) instead of a new one: it may already be committed "
+                "somewhere, and any 2f+1 ViewChanges include an honest node that prepared it"
+            )
+        elif rec.get("proposal") is None:
+            why = (
+                f"none carries a prepared certificate for height {rec['height']}, so nothing "
+                "can have been committed there: the new leader proposes afresh"
+            )
+        else:
+            why = f"it carries proposal {rec.get('proposal')}"
+        self.add(
+            rec,
+            "mark",
+            node,
+            None,
+            f"NewView v{rec['view']}",
+            style="bold magenta",
+            note=head + why,
+        )
+
+    def _phase(self, rec: Record) -> None:
+        node, h, v = rec["node"], rec["height"], rec["view"]
+        phase = rec["phase"]
+        if phase == "pre-prepared":
+            note = ""
+            if rec.get("leader") == node:
+                note = ""
+            elif self.first(f"pre-{h}-{v}-{rec['proposal']}"):
+                note = (
+                    f"{self.name(node)} accepts {self.name(rec.get('leader'))}'s proposal "
+                    f"{rec['proposal']}: it comes from the leader of view {v} at height {h} "
+                    "and extends its head; it executes it before voting (FISCO BCOS executes, "
+                    "then votes on the result)"
+                )
+            self.add(rec, "mark", node, None, "pre-prepared", style="cyan", note=note)
+            return
+        votes, quorum, voters = rec.get("votes"), rec.get("quorum"), rec.get("voters", [])
+        f = (rec.get("n", 4) - 1) // 3
+        count = (
+            f"{votes} = 2f+1"
+            if votes == quorum and votes == 2 * f + 1
+            else f"{votes} (quorum {quorum})"
+        )
+        if phase == "prepared":
+            self.prepared.setdefault((h, v), set()).add(node)
+            if self.first(f"prepared-{h}-{v}"):
+                note = (
+                    f"{self.name(node)} now holds {count} matching Prepares (from "
+                    f"{self.names_of(voters)}), so it is prepared; {WHY_PREPARED}"
+                )
+            else:
+                note = (
+                    f"{self.name(node)} is prepared too ({count} Prepares: {self.names_of(voters)})"
+                )
+            self.add(rec, "mark", node, None, "PREPARED", style="bold yellow", note=note)
+        elif phase == "committed":
+            self.committed.setdefault(h, {})[node] = rec
+            if self.first(f"committed-{h}"):
+                note = (
+                    f"{self.name(node)} holds {count} Commits (from {self.names_of(voters)}) "
+                    f"for the block it prepared: height {h} is decided, block {rec.get('block')}; "
+                    f"{WHY_SEAL}"
+                )
+            else:
+                note = f"{self.name(node)} commits too ({count} Commits: {self.names_of(voters)})"
+            self.add(rec, "mark", node, None, "COMMITTED", style="bold green", note=note)
+
+    def _executed(self, rec: Record) -> None:
+        if rec.get("ok"):
+            if self.first(f"exec-{rec['height']}-{rec['proposal']}"):
+                note = (
+                    "executed; its Prepare says: this proposal, on this parent, gives this block "
+                    "hash and state root"
+                )
+            else:
+                note = ""
+            self.add(rec, "mark", rec["node"], None, "executed → Prepare", style="dim", note=note)
+        else:
+            self.add(
+                rec,
+                "mark",
+                rec["node"],
+                None,
+                "INVALID",
+                style="bold red",
+                note=f"{self.name(rec['node'])} found proposal {rec['proposal']} invalid: no vote",
+            )
+
+    def _timer(self, rec: Record) -> None:
+        node, fired = rec["node"], rec["fired"]
+        if fired == "view-change":
+            note = (
+                f"{self.name(node)}'s timer fired: nothing was decided in time, so it suspects "
+                f"the leader and moves to view {rec['view']}; it saves the new view first (it "
+                "promises never to act in a lower one) and broadcasts a ViewChange with its "
+                "highest prepared certificate"
+            )
+            label = f"timeout → view {rec['view']}"
+        elif fired == "resend":
+            note = (
+                "still no NewView: it says its ViewChange again"
+                if self.first(f"resend-{node}")
+                else ""
+            )
+            label = "timeout: resend ViewChange"
+        else:
+            note = ""
+            label = f"timer: {fired}"
+        self.add(rec, "mark", node, None, label, style="yellow", note=note)
+
+    def _state(self, rec: Record) -> None:
+        if rec.get("active") and self.first(f"active-{rec['node']}-{rec['view']}"):
+            if rec["view"] > 0:
+                nv = self.new_views.get((rec["node"], rec["view"]))
+                who = self.name(rec["node"])
+                note = f"{who} accepted the NewView: it votes in view {rec['view']} again"
+                if nv is not None and nv.get("reproposed") is not None:
+                    note += (
+                        f"; the NewView's proposal {nv.get('proposal')} (prepared in view "
+                        f"{nv['reproposed']}) is the proposal of view {rec['view']} at height "
+                        f"{nv['height']}, so it votes for that same block again"
+                    )
+                elif nv is not None and nv.get("proposal") is None:
+                    note += "; the new leader will propose afresh with a PrePrepare"
+                self.add(
+                    rec,
+                    "mark",
+                    rec["node"],
+                    None,
+                    f"view {rec['view']} active",
+                    style="magenta",
+                    note=note,
+                )
+        elif not rec.get("active") and self.first(f"waiting-{rec['node']}-{rec['view']}"):
+            self.add(
+                rec, "mark", rec["node"], None, f"in view change → {rec['view']}", style="yellow"
+            )
+
+    def _commit(self, rec: Record) -> None:
+        self.add(rec, "mark", rec["node"], None, f"stores block {rec['block'][:6]}", style="green")
+
+    def _synced(self, rec: Record) -> None:
+        node = rec["node"]
+        src = rec.get("from", -1)
+        source = f" from {self.name(src)}" if isinstance(src, int) and src >= 0 else ""
+        note = (
+            f"{self.name(node)} fetched block {rec['height']}{source} by block sync: it casts "
+            f"no vote of its own, it checks the seal ({rec.get('votes')} Commit signatures of "
+            f"view {rec.get('view')}, a quorum of the sealers) and re-executes the block to the "
+            "same hash; a quorum certificate proves the block was decided"
+        )
+        self.add(
+            rec,
+            "arrow" if isinstance(src, int) and src >= 0 else "mark",
+            src if isinstance(src, int) and src >= 0 else node,
+            node if isinstance(src, int) and src >= 0 else None,
+            f"block {rec['height']} by sync",
+            style="bold blue",
+            note=note,
+        )
+
+    def _request_sync(self, rec: Record) -> None:
+        node = rec["node"]
+        if self.first(f"req-{node}-{rec.get('target')}"):
+            note = (
+                f"{self.name(node)} learns that peers ({self.names_of(rec.get('peers', []))}) "
+                f"are ahead, up to height {rec.get('target')}: it fetches the blocks it missed"
+            )
+            self.add(rec, "mark", node, None, "behind: request sync", style="blue", note=note)
+
+    def _byzantine(self, rec: Record) -> None:
+        node = rec["node"]
+        versions = rec.get("versions", [])
+        parts = []
+        for v in versions:
+            what = v.get("proposal") if rec["type"] == "PrePrepare" else v.get("block")
+            tag = "the honest one" if v.get("honest") else "another"
+            parts.append(f"{tag} ({what}) to {self.names_of(v.get('to', []))}")
+        if rec.get("withheld"):
+            parts.append(f"nothing to {self.names_of(rec['withheld'])}")
+        kind = rec.get("behaviour")
+        if kind == "equivocate" and rec["type"] == "PrePrepare":
+            lead = (
+                f"{self.name(node)} EQUIVOCATES: as leader of view {rec['view']} at height "
+                f"{rec['height']} it signs two different proposals: "
+            )
+            tail = (
+                ". Honest nodes vote only for what they received, and at most one proposal "
+                f"can prepare: {WHY_QUORUM}"
+            )
+        else:
+            lead = f"{self.name(node)} (Byzantine: {kind}) sends {rec['type']} v{rec['view']}: "
+            tail = ""
+        self.add(
+            rec,
+            "mark",
+            node,
+            None,
+            f"BYZANTINE {kind}",
+            style="bold red",
+            note=lead + "; ".join(parts) + tail,
+        )
+
+    def _evidence(self, rec: Record) -> None:
+        first, second = rec.get("first", {}), rec.get("second", {})
+        key = "proposal" if rec["type"] == "PrePrepare" else "block"
+        note = (
+            f"{self.name(rec['node'])} now holds two validly signed {rec['type']}s of "
+            f"{self.name(rec['against'])} for view {rec['view']}, height {rec['height']} "
+            f"({first.get(key)} and {second.get(key)}): proof of equivocation; it keeps the "
+            "evidence and counts only the first"
+        )
+        self.add(
+            rec,
+            "mark",
+            rec["node"],
+            None,
+            f"caught {self.name(rec['against'])}",
+            style="bold red",
+            note=note,
+        )
+
+    def _membership(self, rec: Record) -> None:
+        sealers = rec.get("sealers", [])
+        n = len(sealers)
+        f = (n - 1) // 3 if n else 0
+        if self.first(f"members-{rec['height']}"):
+            note = (
+                f"from height {rec['height']} the sealers are {self.names_of(sealers)}: n = {n}, "
+                f"f = {f}, a quorum is {2 * f + 1}"
+            )
+            self.add(rec, "mark", rec["node"], None, "new sealer list", style="bold", note=note)
+
+    def _crash(self, rec: Record) -> None:
+        self.add(
+            rec,
+            "mark",
+            rec["node"],
+            None,
+            "CRASH",
+            style="bold red",
+            note=f"{self.name(rec['node'])} crashes: it keeps only its stored chain and last "
+            "saved state",
+        )
+
+    def _restart(self, rec: Record) -> None:
+        self.add(
+            rec,
+            "mark",
+            rec["node"],
+            None,
+            "restarts",
+            style="bold",
+            note=f"{self.name(rec['node'])} starts again at height {rec.get('height')}",
+        )
+
+
+_STYLES = {
+    "PrePrepare": "cyan",
+    "Prepare": "yellow",
+    "Commit": "green",
+    "ViewChange": "magenta",
+    "NewView": "bold magenta",
+    "garbage": "red",
+}
+
+_ABOUT_HEIGHT = {
+    "recv",
+    "lost",
+    "bcast",
+    "phase",
+    "executed",
+    "timer",
+    "commit",
+    "synced",
+    "byzantine",
+    "evidence",
+}
+
+
+def _lanes(header: Record) -> list[tuple[int, str]]:
+    return [(n["id"], n["name"]) for n in header["nodes"]]
+
+
+def height_story(header: Record, records: list[Record], height: int) -> Story:
+    """Everything that decided ``height``: proposals, votes, phases, view changes,
+    Byzantine acts, losses and syncs of that height, and who was where."""
+    teller = Teller(header)
+    at: dict[int, int] = {}
+    syncing = {r["node"] for r in records if r["ev"] == "synced" and r["height"] == height}
+    for rec in records:
+        ev = rec["ev"]
+        node = rec.get("node", -1)
+        if ev == "state":
+            was = at.get(node)
+            at[node] = rec["height"]
+            if height in (was, rec["height"]):
+                teller.tell(rec)
+            continue
+        if ev in ("crash", "restart", "membership", "request_sync"):
+            if _node_event_concerns(rec, at.get(node, 1), height, node in syncing):
+                teller.tell(rec)
+        elif ev in _ABOUT_HEIGHT and rec.get("height") == height:
+            teller.tell(rec)
+    story = Story(f"height {height}, step by step", _lanes(header), teller.steps)
+    story.summary = _height_summary(teller, records, height)
+    return story
+
+
+def _node_event_concerns(rec: Record, at: int, height: int, syncs_it: bool) -> bool:
+    """Whether a crash, restart, sync request or membership change of a node now at
+    height ``at`` belongs to the story of ``height``."""
+    ev = rec["ev"]
+    if at == height or (ev == "membership" and rec["height"] == height):
+        return True
+    if ev in ("crash", "restart"):
+        return syncs_it and at <= height
+    return ev == "request_sync" and int(rec.get("target", 0)) >= height >= at
+
+
+def _height_summary(teller: Teller, records: list[Record], height: int) -> list[str]:
+    committed = teller.committed.get(height, {})
+    synced = sorted({r["node"] for r in records if r["ev"] == "synced" and r["height"] == height})
+    if not committed and not synced:
+        return [f"height {height} was not decided in this trace"]
+    lines = []
+    if committed:
+        first = min(committed.values(), key=lambda r: r["t"])
+        lines.append(
+            f"height {height} was decided in view {first['view']}: block {first.get('block')}, "
+            f"committed by {teller.names_of(sorted(committed))}"
+        )
+    if synced:
+        lines.append(f"fetched by block sync: {teller.names_of(synced)}")
+    lines += _vote_split(teller, records, height)
+    views = sorted(
+        {
+            r["view"]
+            for r in records
+            if r["ev"] == "timer" and r["fired"] == "view-change" and r["height"] == height
+        }
+    )
+    if views:
+        lines.append(f"view changes at this height: to view {', '.join(map(str, views))}")
+    return lines
+
+
+def _vote_split(teller: Teller, records: list[Record], height: int) -> list[str]:
+    """Per view where the Prepares of ``height`` disagreed: which block got whose vote."""
+    votes: dict[int, dict[str, set[int]]] = {}
+    for r in records:
+        if r["ev"] == "bcast" and r.get("type") == "Prepare" and r["height"] == height:
+            votes.setdefault(r["view"], {}).setdefault(r.get("block", "?"), set()).add(r["node"])
+    for r in records:  # what Byzantine nodes really sent
+        if r["ev"] == "byzantine" and r.get("type") == "Prepare" and r["height"] == height:
+            for v in r.get("versions", []):
+                votes.setdefault(r["view"], {}).setdefault(v.get("block", "?"), set()).add(
+                    r["node"]
+                )
+    lines = []
+    for view, blocks in sorted(votes.items()):
+        if len(blocks) > 1:
+            split = "; ".join(
+                f"block {b} from {teller.names_of(sorted(who))}"
+                for b, who in sorted(blocks.items())
+            )
+            lines.append(f"Prepares in view {view} split: {split}")
+    return lines
+
+
+def view_changes(records: list[Record]) -> list[int]:
+    """The views that some node moved to (each a view change), in order."""
+    return sorted(
+        {r["view"] for r in records if r["ev"] == "state" and not r["active"] and r["view"] > 0}
+    )
+
+
+def view_change_story(header: Record, records: list[Record], view: int) -> Story:
+    """The change to ``view``: timers, ViewChanges, the NewView and its proposal, and the
+    first height decided in the new view."""
+    teller = Teller(header)
+    nv_height = next(
+        (
+            r["height"]
+            for r in records
+            if r["ev"] == "bcast" and r.get("type") == "NewView" and r["view"] == view
+        ),
+        None,
+    )
+    for rec in records:
+        ev = rec["ev"]
+        if rec.get("view") != view:
+            if ev in ("crash", "restart"):
+                teller.tell(rec)
+            continue
+        about_view = ev in ("timer", "state") or rec.get("type") in ("ViewChange", "NewView")
+        if about_view or (rec.get("height") == nv_height and ev in _ABOUT_HEIGHT):
+            teller.tell(rec)
+    story = Story(f"view change to view {view}, step by step", _lanes(header), teller.steps)
+    if nv_height is None:
+        story.summary = [f"no node sent a NewView for view {view} in this trace"]
+    else:
+        committed = teller.committed.get(nv_height, {})
+        story.summary = [f"view {view} became active at height {nv_height} with a NewView"]
+        if committed:
+            story.summary.append(
+                f"height {nv_height} was then decided in view {view}, committed by "
+                f"{teller.names_of(sorted(committed))}"
+            )
+    return story
