@@ -128,8 +128,10 @@ def ask(answer: Answer, given: str | None) -> tuple[str, bool] | None:
 def show_run(ex: Exercise, run: Run, seed: int) -> None:
     console.rule(f"Exercise {ex.number} of {len(EXERCISES)}: {ex.title}")
     _lines([ex.intro])
-    again = f" (with --seed {seed})" if seed != ex.seed else ""
-    console.print(f"[dim]the same run:[/] {ex.command}{again}", soft_wrap=True)
+    commands = ex.commands(seed)
+    console.print(f"[dim]the same run:[/] {commands[0]}", soft_wrap=True, markup=True)
+    for other in commands[1:]:
+        console.print(f"[dim]and:[/] {other}", soft_wrap=True)
     s = run.summary
     failed = [k for k, r in s["invariants"].items() if not r["ok"]]
     console.print(

@@ -62,7 +62,7 @@ EXERCISE = Exercise(
     intro="Four sealers, no faults. The leader of height 1 (view 0) proposes a block; "
     "everyone executes it, votes Prepare, then Commit, and commits it with a seal of "
     "Commit signatures.",
-    command="ledgerlab sim --nodes 4 --blocks 1 --seed 1 --explain 1",
+    commands=lambda seed: [f"ledgerlab sim --nodes 4 --blocks 1 --seed {seed} --explain 1"],
     scenario=scenario,
     look=look,
     question=question,

@@ -8,12 +8,15 @@ from scripts.learn import facts
 from scripts.learn.exercise import Answer, Exercise, Run, nodes
 from scripts.learn.look import explain_excerpt
 
-DOWN = 1
-"""The leader of height 1 in view 0 with four sealers ((0 + 1) % 4)."""
+
+def down(seed: int) -> int:
+    """The node that is down: node 1 (the leader of height 1 in view 0) for seed 1; the
+    seed picks another leader, and so another view change, for other seeds."""
+    return seed % 4
 
 
 def scenario(seed: int) -> Scenario:
-    return Scenario(nodes=4, blocks=6, seed=seed, crashes=[CrashSpec(DOWN, 0.0, None)])
+    return Scenario(nodes=4, blocks=6, seed=seed, crashes=[CrashSpec(down(seed), 0.0, None)])
 
 
 def _first_change(run: Run) -> tuple[int, int, int] | None:
@@ -75,9 +78,13 @@ def answer(run: Run) -> Answer:
 EXERCISE = Exercise(
     number=3,
     title="Kill the leader, watch the view change",
-    intro="Node 1, the leader of height 1 in view 0, is down from the start. The others "
-    "wait one consensus timeout, ask for view 1, and the leader of view 1 takes over.",
-    command="ledgerlab sim --nodes 4 --blocks 6 --crash 1@0 --seed 1 --explain 1",
+    intro="A sealer is down from the start (node 1 with seed 1: the leader of height 1 in "
+    "view 0). When its turn to lead comes, the others wait one consensus timeout, ask for "
+    "view 1, and the leader of view 1 takes over.",
+    commands=lambda seed: [
+        f"ledgerlab sim --nodes 4 --blocks 6 --crash {down(seed)}@0 --seed {seed} "
+        f"--explain {down(seed) or 4}"
+    ],
     scenario=scenario,
     look=look,
     question=question,

@@ -96,7 +96,10 @@ EXERCISE = Exercise(
     intro="Node 3 is Byzantine: as the leader of height 3 it sends one proposal to some "
     "peers and a different, validly signed one to the others. Watch the votes split and "
     "the view change that follows.",
-    command="ledgerlab sim --nodes 4 --faulty 1 --fault equivocate --blocks 4 --seed 1 --explain 3",
+    commands=lambda seed: [
+        f"ledgerlab sim --nodes 4 --faulty 1 --fault equivocate --blocks 4 --seed {seed} "
+        "--explain 3"
+    ],
     scenario=scenario,
     look=look,
     question=question,

@@ -8,7 +8,12 @@ from scripts.learn import facts
 from scripts.learn.exercise import Answer, Exercise, Run, number
 from scripts.learn.look import heights, invariants
 
-START_MS, HEAL_MS = 700.0, 3000.0
+HEAL_MS = 3000.0
+
+
+def start_ms(seed: int) -> float:
+    """When the network splits: 700 ms for seed 1; other seeds move it (and the answer)."""
+    return (900.0, 700.0, 300.0, 500.0)[seed % 4]
 
 
 def scenario(seed: int) -> Scenario:
@@ -17,7 +22,7 @@ def scenario(seed: int) -> Scenario:
         blocks=8,
         seed=seed,
         tx_interval_ms=200,
-        partitions=[PartitionSpec([[0, 1], [2, 3]], START_MS, HEAL_MS)],
+        partitions=[PartitionSpec([[0, 1], [2, 3]], start_ms(seed), HEAL_MS)],
     )
 
 
@@ -87,10 +92,12 @@ def answer(run: Run) -> Answer:
 EXERCISE = Exercise(
     number=5,
     title="Partition f + 1 nodes: safety over liveness",
-    intro="From 700 ms to 3000 ms nodes {0,1} and {2,3} cannot talk. Neither half is a "
+    intro="From 700 ms (seed 1) to 3000 ms nodes {0,1} and {2,3} cannot talk. Neither half is a "
     "quorum, so the chain stops, and resumes when the network heals.",
-    command="ledgerlab sim --nodes 4 --blocks 8 --tx-interval-ms 200 "
-    "--partition '0,1|2,3@700-3000' --seed 1",
+    commands=lambda seed: [
+        "ledgerlab sim --nodes 4 --blocks 8 --tx-interval-ms 200 "
+        f"--partition '0,1|2,3@{start_ms(seed):.0f}-{HEAL_MS:.0f}' --seed {seed}"
+    ],
     scenario=scenario,
     look=look,
     question=question,

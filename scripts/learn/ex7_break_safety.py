@@ -77,8 +77,10 @@ EXERCISE = Exercise(
     intro="The same replica with one rule switched off (--break skip-reproposal: a "
     "NewView never carries the highest prepared block). Commits to nodes 1-3 are lost "
     "for 400 ms, so node 0 alone commits height 1 before a view change.",
-    command="ledgerlab sim --break skip-reproposal --drop-commits-to 1,2,3 --blocks 5 --seed 1",
-    extra_commands=("ledgerlab sim --drop-commits-to 1,2,3 --blocks 5 --seed 1",),
+    commands=lambda seed: [
+        f"ledgerlab sim --break {RULE} --drop-commits-to 1,2,3 --blocks 5 --seed {seed}",
+        f"ledgerlab sim --drop-commits-to 1,2,3 --blocks 5 --seed {seed}",
+    ],
     scenario=scenario,
     sweep=sweep,
     look=look,

@@ -11,7 +11,12 @@ from consensus.sim.scenario import LEADER, MembershipChange
 from scripts.learn.exercise import Answer, Exercise, Run, nodes
 from scripts.learn.look import heights
 
-ADD_AT, REMOVE_AT = 3, 6
+ADD_AT = 3
+
+
+def remove_at(seed: int) -> int:
+    """The block that removes its proposer: 6 for seed 1, 7 for seed 2, ..."""
+    return 6 + (seed - 1) % 2
 
 
 def scenario(seed: int) -> Scenario:
@@ -22,7 +27,7 @@ def scenario(seed: int) -> Scenario:
         seed=seed,
         membership=[
             MembershipChange(ADD_AT, "add", 4),
-            MembershipChange(REMOVE_AT, "remove", LEADER),
+            MembershipChange(remove_at(seed), "remove", LEADER),
         ],
     )
 
@@ -58,9 +63,10 @@ def proposers(run: Run) -> dict[int, tuple[int, int]]:
 
 
 def question(run: Run) -> str:
+    at = max(c.height for c in run.main.scenario.membership)
     return (
-        f"Block {REMOVE_AT} removed its own proposer from the sealers "
-        f"('remove:leader@{REMOVE_AT}'). Which node was removed?"
+        f"Block {at} removed its own proposer from the sealers ('remove:leader@{at}'). "
+        "Which node was removed?"
     )
 
 
@@ -97,9 +103,11 @@ EXERCISE = Exercise(
     number=8,
     title="Add a sealer and remove one (consortium operations)",
     intro="Five nodes, four of them sealers; node 4 is an observer. Block 3 makes node 4 a "
-    "sealer; block 6 removes whoever proposed it. Watch n, f and the quorum follow.",
-    command="ledgerlab sim --nodes 5 --sealers 4 --membership add:4@3 "
-    "--membership remove:leader@6 --blocks 8 --seed 1",
+    "sealer; block 6 (seed 1) removes whoever proposed it. Watch n, f and the quorum follow.",
+    commands=lambda seed: [
+        f"ledgerlab sim --nodes 5 --sealers 4 --membership add:4@{ADD_AT} "
+        f"--membership remove:leader@{remove_at(seed)} --blocks 8 --seed {seed}"
+    ],
     scenario=scenario,
     look=look,
     question=question,

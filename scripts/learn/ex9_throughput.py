@@ -8,7 +8,7 @@ from scripts.learn.exercise import Answer, Exercise, Run, SimRun, number
 
 SIZES = (4, 7, 10, 13)
 ASKED = 10
-BLOCKS = 20
+BLOCKS = 10
 
 
 def scenario(seed: int, nodes: int = SIZES[0]) -> Scenario:
@@ -76,7 +76,9 @@ EXERCISE = Exercise(
     title="Throughput against n with a benchmark sweep",
     intro=f"The same {BLOCKS}-block workload on {', '.join(map(str, SIZES))} sealers: "
     "messages per block, simulated commit latency and the CPU time it took.",
-    command=" ; ".join(f"ledgerlab sim --nodes {n} --blocks {BLOCKS} --seed 1" for n in SIZES),
+    commands=lambda seed: [
+        f"ledgerlab sim --nodes {n} --blocks {BLOCKS} --seed {seed}" for n in SIZES
+    ],
     scenario=scenario,
     sweep=sweep,
     look=look,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 from consensus.sim import Scenario, Simulation, check_all
@@ -136,8 +136,9 @@ class Exercise:
     title: str
     intro: str
     """Two or three sentences: what the run shows."""
-    command: str
-    """The same run as a ``ledgerlab`` command line (docs/tutorial.md shows it too)."""
+    commands: Callable[[int], list[str]]
+    """The same run(s) for a seed as ``ledgerlab`` command lines (docs/tutorial.md shows
+    them for seed 1)."""
     scenario: Callable[[int], Scenario]
     """The exercise's scenario for a seed."""
     look: Callable[[Run], list[str]]
@@ -153,7 +154,6 @@ class Exercise:
     seed: int = 1
     sweep: Callable[[int], list[Scenario]] | None = None
     """Several scenarios run in turn (exercise 9); ``scenario`` is then the first."""
-    extra_commands: tuple[str, ...] = field(default=())
 
     def run(self, seed: int | None = None, trace_stream: IO[str] | None = None) -> Run:
         """Run the exercise's scenario (or sweep); the trace of the first run goes to

@@ -32,29 +32,24 @@ class PreparedAt:
 
 
 def prepared_at(records: Records, node: int, height: int) -> PreparedAt | None:
-    """When ``node`` first became prepared at ``height``: the PersistState carrying a
-    certificate for it, and the matching Prepares received (or sent) before that."""
+    """When ``node`` first became prepared at ``height`` (its ``phase: prepared`` record,
+    docs/trace-format.md) and every matching Prepare it held then: the ones received
+    before that moment, same view and block, plus its own. The record's ``voters`` are
+    only the quorum the certificate keeps; a node may hold more."""
     held: dict[tuple[int, str | None], set[int]] = {}
-    own: dict[int, str | None] = {}
     for rec in records:
         if rec.get("node") != node:
             continue
         ev = rec["ev"]
         if ev in ("recv", "bcast") and rec.get("type") == "Prepare" and rec["height"] == height:
-            sender = rec["from"] if ev == "recv" else node
-            held.setdefault((rec["view"], rec.get("block")), set()).add(sender)
-            if ev == "bcast":
-                own[rec["view"]] = rec.get("block")
-        elif ev == "persist_state":
-            cert = rec.get("prepared")
-            if cert is not None and cert[1] == height:
-                view = cert[0]
-                block = own.get(view)
-                if block is None:  # not voted itself (observer): the biggest vote set
-                    keys = [k for k in held if k[0] == view]
-                    block = max(keys, key=lambda k: len(held[k]))[1] if keys else None
-                senders = frozenset(held.get((view, block), set()))
-                return PreparedAt(node, height, view, rec["t"], block, senders)
+            signer = (
+                int(rec["sender"] if "sender" in rec else rec["from"]) if ev == "recv" else node
+            )
+            held.setdefault((rec["view"], rec.get("block")), set()).add(signer)
+        elif ev == "phase" and rec["phase"] == "prepared" and rec["height"] == height:
+            view, block = rec["view"], rec.get("block")
+            senders = frozenset(held.get((view, block), set()) | set(rec.get("voters", ())))
+            return PreparedAt(node, height, view, rec["t"], block, senders)
     return None
 
 

@@ -1,0 +1,98 @@
+"""``ledgerlab learn`` without a terminal: --answer, exit statuses, progress, --trace."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.cli import main
+from scripts.trace.schema import read_trace
+
+
+@pytest.fixture
+def progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "state" / "learn.json"
+    monkeypatch.setenv("LEDGERLAB_LEARN_PROGRESS", str(path))
+    return path
+
+
+def test_right_and_wrong_answers_set_the_exit_status(
+    progress: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["learn", "8", "--answer", "node 1"]) == 0
+    assert "RIGHT: 1" in capsys.readouterr().out
+    assert main(["learn", "8", "--answer", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "NOT QUITE: you said '4'; this run says 1" in out
+    assert "proposed in view 0 by node 1" in out  # explained either way
+    data = json.loads(progress.read_text())["exercises"]["8"]
+    assert data == {"attempts": 2, "solved": True, "last_seed": 1, "last_right": False}
+
+
+def test_listing_shows_progress(progress: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["learn", "5", "--answer", "4"]) == 0
+    capsys.readouterr()
+    assert main(["learn"]) == 0
+    out = capsys.readouterr().out
+    assert "Partition f + 1 nodes" in out and "solved" in out
+    assert "1 of 9 solved" in out
+    assert main(["learn", "--reset"]) == 0
+    assert "0 of 9" not in capsys.readouterr().out
+    main(["learn"])
+    assert "0 of 9 solved" in capsys.readouterr().out
+
+
+def test_another_seed_is_judged_on_its_own_run(
+    progress: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exercise 6 at two seeds: each verdict uses the height that seed's run synced to."""
+    from scripts.learn import EXERCISES
+
+    seen = []
+    for seed in (1, 4):
+        expected = EXERCISES[5].answer(EXERCISES[5].run(seed)).shown
+        assert main(["learn", "6", "--seed", str(seed), "--answer", expected]) == 0
+        out = capsys.readouterr().out
+        assert f"ran seed {seed}" in out and f"RIGHT: {expected}" in out
+        seen.append(expected)
+    assert seen[0] != seen[1]
+    assert main(["learn", "6", "--seed", "4", "--answer", seen[0]]) == 1
+
+
+def test_bad_usage_is_status_2_and_runs_nothing(
+    progress: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["learn", "12"]) == 2
+    assert "no exercise 12" in capsys.readouterr().err
+    assert main(["learn", "3", "--answer", "the leader"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot read --answer" in captured.err and "what to look at" not in captured.out
+    assert main(["learn", "--answer", "2"]) == 2
+    assert main(["learn", "3", "--seed", "-1"]) == 2
+    assert not progress.exists()
+
+
+def test_closed_stdin_is_status_3_with_the_answer(
+    progress: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["learn", "6"]) == 3
+    out = capsys.readouterr().out
+    assert "no answer (stdin closed)" in out and "answer: 5" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("5\n"))
+    assert main(["learn", "6"]) == 0
+
+
+def test_trace_is_a_valid_v1_trace_of_the_run(
+    progress: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.jsonl"
+    assert main(["learn", "3", "--answer", "2", "--trace", str(path)]) == 0
+    header, records = read_trace(path)
+    assert header["seed"] == 1 and header["version"] == 1
+    assert any(r["ev"] == "bcast" and r["type"] == "NewView" and r["node"] == 2 for r in records)
+    bad = tmp_path / "missing" / "run.jsonl"
+    assert main(["learn", "3", "--answer", "2", "--trace", str(bad)]) == 2
