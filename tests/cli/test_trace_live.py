@@ -1,0 +1,51 @@
+"""A live 4-node chain writes the documented trace format (`up --trace`, `ledgerlab trace`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.trace.schema import read_trace
+from tests.cli.conftest import run_cli
+from tests.trace.test_schema import documented_kinds
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_live_trace_parses_with_the_documented_schema(
+    tmp_path: Path, ports: tuple[int, int], chain_root: Path
+) -> None:
+    p2p, rpc = ports
+    d = ("--dir", str(chain_root))
+    init = ("init", "--nodes", "4", "--p2p-port", str(p2p), "--rpc-port", str(rpc), *d)
+    assert run_cli(*init, cwd=tmp_path).code == 0
+    up = run_cli("up", "--trace", *d, cwd=tmp_path, timeout=120)
+    assert up.code == 0, up.err
+    add = run_cli("asset", "add", "alice", "10", *d, cwd=tmp_path, timeout=120)
+    assert add.code == 0, add.err
+    assert run_cli("down", *d, cwd=tmp_path, timeout=60).code == 0
+    out = tmp_path / "live.jsonl"
+    merged = run_cli("trace", *d, "-o", str(out), cwd=tmp_path)
+    assert merged.code == 0, merged.err
+
+    header, records = read_trace(out)  # every record checked against the schema
+    assert header["source"] == "live" and header["clock"] == "wall"
+    assert [n["name"] for n in header["nodes"]] == ["node0", "node1", "node2", "node3"]
+    assert header["f"] == 1
+    assert {r["ev"] for r in records} <= documented_kinds()
+    times = [r["t"] for r in records]
+    assert times == sorted(times) and times[0] >= header["t"]
+    for node in range(4):
+        mine = [r for r in records if r.get("node") == node]
+        phases = [(r["phase"], r["height"]) for r in mine if r["ev"] == "phase"]
+        assert ("prepared", 1) in phases and ("committed", 1) in phases, (node, phases)
+        assert phases.index(("prepared", 1)) < phases.index(("committed", 1))
+        senders = {r["from"] for r in mine if r["ev"] == "recv"}
+        assert senders and senders <= {0, 1, 2, 3} - {node}
+    committed = [r for r in records if r["ev"] == "phase" and r["phase"] == "committed"]
+    assert all(r["votes"] >= r["quorum"] == 3 and len(r["voters"]) == r["votes"] for r in committed)
+
+    shown = run_cli("explain", str(out), "--height", "1", cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "height 1 was decided in view 0" in shown.out and "COMMITTED" in shown.out
