@@ -181,3 +181,22 @@ def test_abi_decoder_refuses_or_roundtrips_anything(data: bytes) -> None:
     except AbiError:
         return
     assert eth_abi.encode(["string", "uint256"], list(values)) == data
+
+
+@given(st.lists(st.sampled_from(["string", "uint256"]), max_size=3), st.binary(max_size=300))
+def test_abi_strictness_equals_reencode_and_compare(kinds: list[str], data: bytes) -> None:
+    try:
+        values = decode_args(kinds, data)
+    except AbiError:
+        try:
+            decoded = eth_abi.decode(kinds, data)
+        except Exception:  # eth-abi refuses it too
+            return
+        # eth-abi is lenient (offsets anywhere, dirty padding): a refusal of ours must be
+        # an input whose canonical re-encoding differs, or a limit of ours
+        strings = [v for v in decoded if isinstance(v, str)]
+        assert eth_abi.encode(kinds, list(decoded)) != data or any(
+            len(v.encode()) > 256 for v in strings
+        )
+        return
+    assert encode_values(kinds, list(values)) == data

@@ -197,8 +197,9 @@ WHY = {  # the refusal must be for the reason the case is about
     "a long string with a leading zero length": "canonical",
     "randomid with a leading zero": "leading zero",
     "trailing byte": "trailing",
-    "ABI trailing word": "canonical ABI",
-    "ABI dirty padding": "canonical ABI",
+    "ABI trailing word": "trailing bytes",
+    "ABI dirty padding": "non-zero padding",
+    "ABI offset moved": "not the canonical",
     "oversize": "exceeds 8192",
 }
 

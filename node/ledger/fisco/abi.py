@@ -1,13 +1,14 @@
 """A small strict Solidity ABI codec for the precompiles' calldata and outputs.
 
 Why not eth-abi: it is general (every type, via a registry of codec objects) and costs
-tens of microseconds per call, on the admission path of every FISCO-format transaction;
-the precompiles need three types. This codec knows ``string`` and ``uint256`` arguments
-and ``int256``, ``uint256``, ``string`` and ``string[]`` outputs, and is strict: decoding
-re-encodes what it parsed and insists on identical bytes, so offsets, zero padding,
-lengths and trailing bytes all have exactly one accepted form (:class:`AbiError` else).
-The tests check it against eth-abi. Strings are UTF-8 of at most
-:data:`node.ledger.tx.MAX_ARG_BYTES` bytes, as in native transactions.
+several times more per call (docs/performance.md), on the admission path of every
+FISCO-format transaction, while the precompiles need four types. This codec knows
+``string`` and ``uint256`` arguments and ``int256``, ``uint256``, ``string`` and
+``string[]`` outputs, and is strict: offsets, zero padding, lengths and trailing bytes
+each have exactly one accepted form (:class:`AbiError` else). It checks the canonical
+form directly (each offset where the previous tail ends); the tests hold that equal to
+re-encoding and comparing, and check both directions against eth-abi. Strings are UTF-8
+of at most :data:`node.ledger.tx.MAX_ARG_BYTES` bytes, as in native transactions.
 
 :data:`METHODS` maps ``(precompile address, selector)`` to a :class:`FiscoMethod`: the
 Solidity signature FISCO BCOS 2.x declares, the native method it runs, and how its
@@ -92,37 +93,45 @@ def encode_values(kinds: Sequence[str], values: Sequence[Any]) -> bytes:
     return b"".join(heads) + b"".join(tails)
 
 
-def _word_int(data: bytes, pos: int, what: str) -> int:
-    if pos + _WORD > len(data):
-        raise AbiError(f"{what}: truncated")
-    return int.from_bytes(data[pos : pos + _WORD], "big")
-
-
 def decode_args(kinds: Sequence[str], data: bytes) -> tuple[Arg, ...]:
-    """Arguments (``string`` or ``uint256`` only) from ABI ``data``; AbiError unless canonical."""
-    if len(data) % _WORD:
-        raise AbiError(f"{len(data)} bytes is not a whole number of 32-byte words")
+    """Arguments (``string`` or ``uint256`` only) from ABI ``data``; AbiError unless canonical.
+
+    Canonical, as :func:`encode_values` writes it: the heads in order, each string's
+    offset exactly where the previous tail ends, lengths within the limit, zero padding,
+    no trailing bytes (the tests hold this equal to re-encoding and comparing).
+    """
+    size = len(data)
+    expected = _WORD * len(kinds)  # where the next string's tail must start
+    if size < expected:
+        raise AbiError(f"{size} bytes, shorter than the {len(kinds)} argument words")
     out: list[Arg] = []
+    from_bytes = int.from_bytes
     for index, kind in enumerate(kinds):
-        word = _word_int(data, _WORD * index, f"argument {index}")
+        word = from_bytes(data[_WORD * index : _WORD * (index + 1)], "big")
         if kind == "uint256":
             out.append(word)
             continue
-        # a string: the head is the offset of its length word
-        length = _word_int(data, word, f"argument {index} length") if word < len(data) else -1
-        if length < 0:
-            raise AbiError(f"argument {index}: offset outside the data")
+        if word != expected:
+            raise AbiError(f"argument {index}: offset {word:#x} is not the canonical {expected:#x}")
+        if word + _WORD > size:
+            raise AbiError(f"argument {index}: truncated (no length word)")
+        length = from_bytes(data[word : word + _WORD], "big")
         if length > MAX_ARG_BYTES:
             raise AbiError(f"argument {index}: string longer than {MAX_ARG_BYTES} bytes")
         start = word + _WORD
-        if start + length > len(data):
+        end = start + length
+        padded = start + (length + _WORD - 1) // _WORD * _WORD
+        if padded > size:
             raise AbiError(f"argument {index}: truncated string")
+        if data[end:padded].count(0) != padded - end:
+            raise AbiError(f"argument {index}: non-zero padding")
         try:
-            out.append(data[start : start + length].decode())
+            out.append(data[start:end].decode())
         except UnicodeDecodeError:
             raise AbiError(f"argument {index}: string is not valid UTF-8") from None
-    if encode_values(kinds, out) != data:
-        raise AbiError("not the canonical ABI encoding (offsets, padding or trailing bytes)")
+        expected = padded
+    if size != expected:
+        raise AbiError(f"{size - expected} trailing bytes after the arguments")
     return tuple(out)
 
 

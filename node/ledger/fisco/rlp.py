@@ -18,6 +18,11 @@ class RlpError(DecodeError):
     """Not the canonical RLP of a flat list of byte strings."""
 
 
+def list_header(payload_length: int) -> bytes:
+    """The header of a list whose items take ``payload_length`` bytes."""
+    return _header(payload_length, 0xC0)
+
+
 def _header(length: int, short: int) -> bytes:
     if length < 56:
         return bytes((short + length,))
@@ -35,7 +40,7 @@ def encode_bytes(item: bytes) -> bytes:
 def encode_flat_list(items: Sequence[bytes]) -> bytes:
     """The RLP of a list of byte strings."""
     payload = b"".join([encode_bytes(i) for i in items])
-    return _header(len(payload), 0xC0) + payload
+    return list_header(len(payload)) + payload
 
 
 def encode_uint(value: int) -> bytes:
@@ -60,8 +65,12 @@ def _length(data: bytes, pos: int, size: int, end: int) -> int:
     return int.from_bytes(data[pos : pos + size], "big")
 
 
-def decode_flat_list(data: bytes, *, max_items: int) -> list[bytes]:
-    """The byte strings of the list ``data`` encodes; RlpError unless canonical."""
+def decode_flat_list(data: bytes, *, max_items: int) -> tuple[list[bytes], list[bytes]]:
+    """The byte strings of the list ``data`` encodes, and each one's canonical encoding.
+
+    RlpError unless ``data`` is exactly the canonical list of those encodings (the caller
+    reuses them, e.g. to hash a prefix of the list without encoding it again).
+    """
     end = len(data)
     if not end or data[0] < 0xC0:
         raise RlpError("not an RLP list")
@@ -74,12 +83,15 @@ def decode_flat_list(data: bytes, *, max_items: int) -> list[bytes]:
     if pos + length != end:
         raise RlpError("list length does not match the data (truncated or trailing bytes)")
     items: list[bytes] = []
+    encoded: list[bytes] = []
     while pos < end:
         if len(items) == max_items:
             raise RlpError(f"more than {max_items} items")
         b = data[pos]
         if b < 0x80:
-            items.append(data[pos : pos + 1])
+            item = data[pos : pos + 1]
+            items.append(item)
+            encoded.append(item)
             pos += 1
             continue
         if b >= 0xC0:
@@ -91,8 +103,11 @@ def decode_flat_list(data: bytes, *, max_items: int) -> list[bytes]:
             start, size = pos + 1 + n, _length(data, pos + 1, n, end)
         if start + size > end:
             raise RlpError("truncated item")
-        items.append(data[start : start + size])
+        item = data[start : start + size]
+        items.append(item)
+        encoded.append(encode_bytes(item))
         pos = start + size
-    if encode_flat_list(items) != data:
+    payload = b"".join(encoded)
+    if list_header(len(payload)) + payload != data:
         raise RlpError("not the canonical encoding")
-    return items
+    return items, encoded

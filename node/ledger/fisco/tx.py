@@ -24,6 +24,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from consensus.codec import DecodeError
 from consensus.crypto import InvalidSignature, KeyPair, recover
@@ -60,8 +61,7 @@ def is_fisco_encoding(data: bytes) -> bool:
     return bool(data) and data[0] >= 0xC0
 
 
-@dataclass(frozen=True, slots=True)
-class FiscoFields:
+class FiscoFields(NamedTuple):
     """The 13 fields as numbers and bytes (what clients see of the raw transaction)."""
 
     randomid: int
@@ -94,8 +94,13 @@ class FiscoFields:
         ]
 
     def encode(self) -> bytes:
+        """The signed transaction's RLP (13 items)."""
         u = rlp.encode_uint
         return rlp.encode_flat_list([*self.unsigned_items(), u(self.v), u(self.r), u(self.s)])
+
+    def unsigned_encoding(self) -> bytes:
+        """The RLP of the first 10 items, whose Keccak-256 is the signing hash."""
+        return rlp.encode_flat_list(self.unsigned_items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,41 +133,58 @@ class FiscoSignedTransaction(SignedTransaction):
 
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def _build(
-    f: FiscoFields, encoded: bytes, spec: FiscoMethod | None, args: tuple[Arg, ...]
+    f: FiscoFields,
+    encoded: bytes,
+    unsigned: bytes,
+    spec: FiscoMethod | None,
+    args: tuple[Arg, ...],
 ) -> FiscoSignedTransaction:
     """Both objects from checked fields, through their slots (no native validation: the
     FISCO rules are not the native ones, e.g. a 64-hex-digit nonce)."""
-    unsigned = rlp.encode_flat_list(f.unsigned_items())
     tx = _new(Transaction)
-    fields: tuple[tuple[str, object], ...] = (
-        ("chain_id", str(f.chain_id)),
-        ("group_id", str(f.group_id)),
-        ("nonce", format(f.randomid, "x")),
-        ("block_limit", f.block_limit),
-        ("to", f.to),
-        ("method", spec.method if spec is not None else "0x" + f.data[:4].hex()),
-        ("args", args),
-        ("body", unsigned),
-        ("signing_hash", keccak256(unsigned)),
-    )
-    for name, value in fields:
-        _set(tx, name, value)
+    _tx_chain_id(tx, str(f.chain_id))
+    _tx_group_id(tx, str(f.group_id))
+    _tx_nonce(tx, format(f.randomid, "x"))
+    _tx_block_limit(tx, f.block_limit)
+    _tx_to(tx, f.to)
+    _tx_method(tx, spec.method if spec is not None else "0x" + f.data[:4].hex())
+    _tx_args(tx, args)
+    _tx_body(tx, unsigned)
+    _tx_signing_hash(tx, keccak256(unsigned))
     stx = _new(FiscoSignedTransaction)
-    parts: tuple[tuple[str, object], ...] = (
-        ("tx", tx),
-        ("signature", f.r.to_bytes(32, "big") + f.s.to_bytes(32, "big") + bytes((f.v - 27,))),
-        ("encoded", encoded),
-        ("hash", keccak256(encoded)),
-        ("fields", f),
-        ("call", spec),
-    )
-    for name, part in parts:
-        _set(stx, name, part)
+    _stx_tx(stx, tx)
+    _stx_signature(stx, f.r.to_bytes(32, "big") + f.s.to_bytes(32, "big") + bytes((f.v - 27,)))
+    _stx_encoded(stx, encoded)
+    _stx_hash(stx, keccak256(encoded))
+    _stx_fields(stx, f)
+    _stx_call(stx, spec)
     return stx
+
+
+(
+    _tx_chain_id,
+    _tx_group_id,
+    _tx_nonce,
+    _tx_block_limit,
+    _tx_to,
+    _tx_method,
+    _tx_args,
+    _tx_body,
+    _tx_signing_hash,
+) = (
+    getattr(Transaction, name).__set__
+    for name in (
+        "chain_id", "group_id", "nonce", "block_limit", "to", "method", "args", "body",
+        "signing_hash",
+    )
+)  # fmt: skip
+_stx_tx, _stx_signature, _stx_encoded, _stx_hash, _stx_fields, _stx_call = (
+    getattr(FiscoSignedTransaction, name).__set__
+    for name in ("tx", "signature", "encoded", "hash", "fields", "call")
+)
 
 
 def _check_signature_shape(v: int, r: int, s: int) -> None:
@@ -184,7 +206,7 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
     if len(data) > MAX_TX_SIZE:
         raise FiscoTxError(f"fisco tx of {len(data)} bytes exceeds {MAX_TX_SIZE}")
     try:
-        items = rlp.decode_flat_list(data, max_items=FIELD_COUNT)
+        items, encoded = rlp.decode_flat_list(data, max_items=FIELD_COUNT)
         if len(items) != FIELD_COUNT:
             raise DecodeError(f"{len(items)} fields, expected {FIELD_COUNT}")
         (
@@ -204,19 +226,19 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
         ) = items
         uint = rlp.decode_uint
         fields = FiscoFields(
-            randomid=uint(randomid, "randomid"),
-            gas_price=uint(gas_price, "gasPrice"),
-            gas_limit=uint(gas_limit, "gasLimit"),
-            block_limit=uint(block_limit, "blockLimit", 8),
-            to=to,
-            value=uint(value, "value"),
-            data=calldata,
-            chain_id=uint(chain_id, "fiscoChainId", MAX_ID_BYTES),
-            group_id=uint(group_id, "groupId", MAX_ID_BYTES),
-            extra_data=extra_data,
-            v=uint(v, "v", 1),
-            r=uint(r, "r"),
-            s=uint(s, "s"),
+            uint(randomid, "randomid"),
+            uint(gas_price, "gasPrice"),
+            uint(gas_limit, "gasLimit"),
+            uint(block_limit, "blockLimit", 8),
+            to,
+            uint(value, "value"),
+            calldata,
+            uint(chain_id, "fiscoChainId", MAX_ID_BYTES),
+            uint(group_id, "groupId", MAX_ID_BYTES),
+            extra_data,
+            uint(v, "v", 1),
+            uint(r, "r"),
+            uint(s, "s"),
         )
     except DecodeError as exc:
         raise FiscoTxError(f"fisco tx: {exc}") from None
@@ -233,7 +255,8 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
         spec, args = decode_calldata(to, calldata)
     except AbiError as exc:
         raise FiscoTxError(f"fisco tx: data: {exc}") from None
-    return _build(fields, data, spec, args)
+    payload = b"".join(encoded[:10])  # the canonical items, checked by decode_flat_list
+    return _build(fields, data, rlp.list_header(len(payload)) + payload, spec, args)
 
 
 def sign_fisco_tx(
@@ -275,19 +298,14 @@ def sign_fisco_tx(
         r=0,
         s=0,
     )
-    digest = keccak256(rlp.encode_flat_list(unsigned.unsigned_items()))
+    digest = keccak256(unsigned.unsigned_encoding())
     sig = keypair.sign(digest)  # RFC 6979, low s
     if sig[64] > 1:
         raise InvalidSignature("recovery id above 1 has no FISCO v (probability ~2^-127)")
-    f = FiscoFields(
-        **{
-            **{k: getattr(unsigned, k) for k in FiscoFields.__dataclass_fields__},
-            "v": 27 + sig[64],
-            "r": int.from_bytes(sig[:32], "big"),
-            "s": int.from_bytes(sig[32:64], "big"),
-        }
+    signed = unsigned._replace(
+        v=27 + sig[64], r=int.from_bytes(sig[:32], "big"), s=int.from_bytes(sig[32:64], "big")
     )
-    return decode_fisco_transaction(f.encode())
+    return decode_fisco_transaction(signed.encode())
 
 
 def fisco_tx_values(stx: FiscoSignedTransaction) -> Sequence[int]:
