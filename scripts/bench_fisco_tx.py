@@ -51,9 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "abi args (ledgerlab)": lambda: [decode_args(kinds, d[4:]) for d in calldata],
     }
     try:
-        import eth_abi
+        from eth_abi.abi import decode as eth_abi_decode
 
-        steps["abi args (eth-abi)"] = lambda: [eth_abi.decode(list(kinds), d[4:]) for d in calldata]
+        steps["abi args (eth-abi)"] = lambda: [eth_abi_decode(list(kinds), d[4:]) for d in calldata]
     except ImportError:
         pass
     times: dict[str, list[float]] = {name: [] for name in steps}
