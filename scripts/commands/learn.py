@@ -20,6 +20,9 @@ from scripts.errors import CommandError
 from scripts.learn import EXERCISES, Answer, AnswerError, Exercise, Run
 from scripts.learn.exercise import parse
 from scripts.learn.progress import Progress, default_path
+from scripts.trace.diagram import render
+from scripts.trace.story import height_story, view_change_story
+from scripts.viz import write_page
 
 console = Console(highlight=False)
 
@@ -33,7 +36,8 @@ examples:
   ledgerlab learn 3                  run exercise 3, look, answer the question
   ledgerlab learn 3 --answer 2       the same without a prompt (scripts, CI)
   ledgerlab learn 3 --seed 7         another run: the right answer follows the run
-  ledgerlab learn 3 --trace run.jsonl    keep the run's trace to explore it further
+  ledgerlab learn 3 --trace run.jsonl    keep the run's trace: ledgerlab explain run.jsonl
+  ledgerlab learn 3 --html run.html      and watch it in a browser (ledgerlab viz)
   ledgerlab learn --reset            forget your progress
 
 docs/tutorial.md walks through every exercise.
@@ -52,6 +56,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--answer", metavar="X", help="answer without a prompt")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the run (default: 1)")
     p.add_argument("--trace", metavar="FILE", help="write the run's trace (JSONL)")
+    p.add_argument(
+        "--html",
+        metavar="PAGE",
+        help="also write the run as an animated page (ledgerlab viz; the trace goes to "
+        "--trace, or next to PAGE as .jsonl)",
+    )
+    p.add_argument(
+        "--no-diagram", action="store_true", help="skip the sequence diagram (ledgerlab explain)"
+    )
     p.add_argument(
         "--progress",
         metavar="FILE",
@@ -125,7 +138,28 @@ def ask(answer: Answer, given: str | None) -> tuple[str, bool] | None:
     raise CommandError("no readable answer", hint="answer with a number or node list", status=2)
 
 
-def show_run(ex: Exercise, run: Run, seed: int) -> None:
+def show_diagram(ex: Exercise, run: Run, trace: str | None) -> None:
+    """The exercise's ``ledgerlab explain`` diagram of the first run."""
+    which = ex.diagram(run) if ex.diagram is not None else None
+    if which is None:
+        return
+    kind, number = which
+    header, records = run.records[0], run.records[1:]
+    if kind == "height":
+        render(height_story(header, records, number), console)
+    else:
+        render(view_change_story(header, records, number), console)
+    console.print(
+        f"[dim]the same diagram: ledgerlab explain {trace or 'TRACE'} --{kind} {number}"
+        + ("" if trace else f"  (TRACE from ledgerlab learn {ex.number} --trace TRACE)")
+        + "[/]",
+        soft_wrap=True,
+    )
+
+
+def show_run(ex: Exercise, run: Run, seed: int, diagram: str | None) -> None:
+    """The exercise, the run's outcome, its diagram (unless ``diagram`` is None; else the
+    trace file it names, '' for none) and what to look at."""
     console.rule(f"Exercise {ex.number} of {len(EXERCISES)}: {ex.title}")
     _lines([ex.intro])
     commands = ex.commands(seed)
@@ -140,6 +174,8 @@ def show_run(ex: Exercise, run: Run, seed: int) -> None:
         + (f"[red]invariant failed: {', '.join(failed)}[/]" if failed else "invariants ok")
         + "[/]"
     )
+    if diagram is not None:
+        show_diagram(ex, run, diagram or None)
     console.rule("what to look at", style="dim")
     _lines(ex.look(run))
 
@@ -153,11 +189,17 @@ def run(args: argparse.Namespace) -> int:
         if args.number is None:
             return 0
     if args.number is None:
-        if args.answer is not None or args.trace or args.seed is not None:
-            raise CommandError("--answer, --seed and --trace need an exercise number", status=2)
+        if args.answer is not None or args.trace or args.html or args.seed is not None:
+            raise CommandError(
+                "--answer, --seed, --trace and --html need an exercise number", status=2
+            )
         list_exercises(progress)
         return 0
     ex = exercise(args.number)
+    if args.html and not args.trace:
+        args.trace = str(Path(args.html).with_suffix(".jsonl"))
+    if args.html and Path(args.html).resolve() == Path(args.trace).resolve():
+        raise CommandError("--html and --trace name the same file", status=2)
     seed = ex.seed if args.seed is None else args.seed
     if seed < 0:
         raise CommandError("--seed must be >= 0", status=2)
@@ -172,7 +214,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if trace is not None:
             trace.close()
-    show_run(ex, result, seed)
+    if args.html:
+        try:
+            write_page(args.trace, args.html, title=f"ledgerlab learn {ex.number}: {ex.title}")
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.html}: {exc.strerror}", status=2) from None
+    show_run(ex, result, seed, None if args.no_diagram else args.trace or "")
     answer = ex.answer(result)
     console.rule("question", style="dim")
     _lines([ex.question(result)], style="bold")
@@ -195,7 +242,9 @@ def run(args: argparse.Namespace) -> int:
     _lines([ex.think])
     console.print("[dim]read:[/] " + ", ".join(ex.reading))
     if args.trace:
-        console.print(f"[dim]trace of this run:[/] {args.trace}")
+        console.print(f"[dim]trace of this run:[/] {args.trace} (ledgerlab explain, ledgerlab viz)")
+    if args.html:
+        console.print(f"[dim]in a browser:[/] open {args.html}")
     progress.record(ex.number, right=right, seed=seed)
     _save(progress)
     done = sum(progress.solved(e.number) for e in EXERCISES)

@@ -65,6 +65,7 @@ EXERCISE = Exercise(
     commands=lambda seed: [f"ledgerlab sim --nodes 4 --blocks 1 --seed {seed} --explain 1"],
     scenario=scenario,
     look=look,
+    diagram=lambda run: ("height", HEIGHT),
     question=question,
     answer=answer,
     kind="number",

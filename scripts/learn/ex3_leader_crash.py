@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from consensus.quorum import leader_of, quorum
 from consensus.sim import CrashSpec, Scenario
 from scripts.learn import facts
 from scripts.learn.exercise import Answer, Exercise, Run, nodes
-from scripts.learn.look import explain_excerpt
 
 
 def down(seed: int) -> int:
@@ -25,15 +26,28 @@ def _first_change(run: Run) -> tuple[int, int, int] | None:
 
 
 def look(run: Run) -> list[str]:
-    nv = _first_change(run)
-    height = nv[1] if nv is not None else 1
-    return [
-        f"The view change at height {height} (ViewChange, NewView, the new proposal):",
-        *explain_excerpt(
-            run.records,
-            height,
-            words=("ViewChange", "NewView", "PrePrepare", "COMMITS", "crash", "now at height"),
-        ),
+    """ViewChanges (each node's first for each view), NewViews and the commits, in time."""
+    steps = [
+        (t, f"node {node} asks for view {view} at height {height} (ViewChange)")
+        for t, node, view, height in facts.view_changes_started(run.records)
+    ]
+    for rec in run.records:
+        if rec["ev"] == "bcast" and rec.get("type") == "NewView":
+            steps.append(
+                (
+                    rec["t"],
+                    f"node {rec['node']} broadcasts NewView({rec['view']}) for height "
+                    f"{rec['height']} with {rec['proofs']} ViewChanges",
+                )
+            )
+    first: dict[int, dict[str, Any]] = {}
+    for c in facts.commits(run.records):
+        first.setdefault(c["height"], c)
+    for h, c in first.items():
+        steps.append((c["t"], f"height {h} commits (first node: {c['node']}) in view {c['view']}"))
+    steps.sort(key=lambda x: x[0])
+    return ["The view changes of the run, in time:"] + [
+        f"  {facts.ms(t):>10}  {line}" for t, line in steps
     ]
 
 
@@ -87,6 +101,7 @@ EXERCISE = Exercise(
     ],
     scenario=scenario,
     look=look,
+    diagram=lambda run: ("view-change", 1),
     question=question,
     answer=answer,
     kind="nodes",

@@ -6,7 +6,7 @@ from consensus.quorum import leader_of, quorum
 from consensus.sim import Scenario
 from scripts.learn import facts
 from scripts.learn.exercise import Answer, Exercise, Run, nodes
-from scripts.learn.look import explain_excerpt, invariants
+from scripts.learn.look import invariants
 
 LIAR = 3
 HEIGHT = 3
@@ -28,22 +28,16 @@ def _height(run: Run) -> int:
 
 
 def look(run: Run) -> list[str]:
-    h = _height(run)
-    return [
-        f"Height {h}: the PrePrepares node {_liar(run)} sent, the Prepares, the outcome:",
-        *explain_excerpt(
-            run.records,
-            h,
-            words=(
-                "PrePrepare view 0",
-                "broadcasts Prepare view 0",
-                "PREPARED",
-                "broadcasts NewView",
-                "COMMITS",
-            ),
-        ),
-        *invariants(run.main),
-    ]
+    liar, h = _liar(run), _height(run)
+    got = facts.proposals_received(run.records, liar, h, 0)
+    out = [f"Height {h}, view 0: the proposal each node got from node {liar}, and its vote:"]
+    for node in sorted(got):
+        vote = facts.own_prepare(run.records, node, h, 0)
+        out.append(f"  node {node}: got {got[node]}, voted Prepare for {vote or 'nothing'}")
+    out.append(f"  node {liar} (the leader) voted for {facts.own_prepare(run.records, liar, h, 0)}")
+    view = facts.committed_view(run.records, h)
+    out.append(f"Height {h} committed in view {view}." if view is not None else "Not committed.")
+    return [*out, *invariants(run.main)]
 
 
 def question(run: Run) -> str:
@@ -102,6 +96,7 @@ EXERCISE = Exercise(
     ],
     scenario=scenario,
     look=look,
+    diagram=lambda run: ("height", _height(run)),
     question=question,
     answer=answer,
     kind="nodes",

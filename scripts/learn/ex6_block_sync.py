@@ -106,6 +106,10 @@ EXERCISE = Exercise(
     ],
     scenario=scenario,
     look=look,
+    diagram=lambda run: (
+        "height",
+        max((r["height"] for r in facts.synced(run.records, _lagging(run))), default=1),
+    ),
     question=question,
     answer=answer,
     kind="number",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from consensus.sim import DropRule, Scenario
 from scripts.learn import facts
 from scripts.learn.exercise import Answer, Exercise, Run, word
-from scripts.learn.look import explain_excerpt, invariants
+from scripts.learn.look import invariants
 
 RULE = "skip-reproposal"
 
@@ -31,9 +31,13 @@ def sweep(seed: int) -> list[Scenario]:
 
 def look(run: Run) -> list[str]:
     broken, intact = run.runs[0], run.runs[1]
+    out = [f"With --break {broken.scenario.break_rule}, height 1 was committed as:"]
+    for c in facts.commits(broken.records, 1):
+        out.append(
+            f"  {facts.ms(c['t']):>10}  node {c['node']}: block {c['block']} in view {c['view']}"
+        )
     return [
-        f"With --break {broken.scenario.break_rule}: height 1, commits and the NewView:",
-        *explain_excerpt(broken.records, 1, words=("COMMITS", "NewView", "ViewChange view")),
+        *out,
         "The checker, rule switched off:",
         *invariants(broken),
         "The same run with the rule on:",
@@ -84,6 +88,7 @@ EXERCISE = Exercise(
     scenario=scenario,
     sweep=sweep,
     look=look,
+    diagram=lambda run: ("height", 1),
     question=question,
     answer=answer,
     kind="word",

@@ -154,6 +154,9 @@ class Exercise:
     seed: int = 1
     sweep: Callable[[int], list[Scenario]] | None = None
     """Several scenarios run in turn (exercise 9); ``scenario`` is then the first."""
+    diagram: Callable[[Run], tuple[str, int] | None] | None = None
+    """The ``ledgerlab explain`` diagram to show first: ("height", H) or
+    ("view-change", V), of the first run."""
 
     def run(self, seed: int | None = None, trace_stream: IO[str] | None = None) -> Run:
         """Run the exercise's scenario (or sweep); the trace of the first run goes to

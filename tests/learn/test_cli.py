@@ -96,3 +96,19 @@ def test_trace_is_a_valid_v1_trace_of_the_run(
     assert any(r["ev"] == "bcast" and r["type"] == "NewView" and r["node"] == 2 for r in records)
     bad = tmp_path / "missing" / "run.jsonl"
     assert main(["learn", "3", "--answer", "2", "--trace", str(bad)]) == 2
+
+
+def test_diagram_and_browser_page_of_the_run(
+    progress: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "run.html"
+    assert main(["learn", "4", "--answer", "0", "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "height 3, step by step" in out  # the ledgerlab explain diagram of the height
+    assert f"ledgerlab explain {tmp_path / 'run.jsonl'} --height 3" in out
+    html = page.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "node3" in html
+    header, _ = read_trace(tmp_path / "run.jsonl")
+    assert header["nodes"][3]["behaviour"] == "equivocate"
+    assert main(["learn", "4", "--answer", "0", "--no-diagram"]) == 0
+    assert "step by step" not in capsys.readouterr().out
