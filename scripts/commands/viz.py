@@ -38,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         size = write_page(args.trace, out, title=args.title)
     except TraceError as exc:
-        raise CommandError(str(exc), hint="a trace comes from `ledgerlab sim --trace FILE`; "
-                           "see docs/trace-format.md") from None
+        raise CommandError(
+            str(exc),
+            hint="a trace comes from `ledgerlab sim --trace FILE`; see docs/trace-format.md",
+        ) from None
     except OSError as exc:
         raise CommandError(f"cannot write {out}: {exc.strerror or exc}") from None
     console.print(f"wrote {out} ({size} bytes); open it in a browser", highlight=False)

@@ -27,8 +27,18 @@ MESSAGE_TYPES = ("PrePrepare", "Prepare", "Commit", "ViewChange", "NewView", "ga
 PHASES = ("idle", "pre-prepared", "executed", "prepared", "committed", "view-change", "down")
 """A node's phase for its current height, as its lane shows it."""
 
-MARKS = ("executed", "invalid", "prepared", "committed", "synced", "crash", "restart",
-         "timeout", "newview", "membership")
+MARKS = (
+    "executed",
+    "invalid",
+    "prepared",
+    "committed",
+    "synced",
+    "crash",
+    "restart",
+    "timeout",
+    "newview",
+    "membership",
+)
 """Events drawn on a node's lane at the instant they happen."""
 
 FLAG_EQUIVOCATION = 1
@@ -130,12 +140,14 @@ class _Builder:
         self.lanes: list[dict[str, Any]] = []
         for nid in self.ids:
             n = by_id.get(nid, {})
-            self.lanes.append({
-                "id": nid,
-                "name": str(n.get("name") or f"node{nid}"),
-                "role": str(n.get("role") or "sealer"),
-                "behaviour": n.get("behaviour"),
-            })
+            self.lanes.append(
+                {
+                    "id": nid,
+                    "name": str(n.get("name") or f"node{nid}"),
+                    "role": str(n.get("role") or "sealer"),
+                    "behaviour": n.get("behaviour"),
+                }
+            )
         # legacy traces give the sender's run index in "from"; v1 gives the node id
         self.index_ids: dict[int, list[int]] = defaultdict(list)
         for nid in self.ids:
@@ -143,8 +155,12 @@ class _Builder:
             self.index_ids[int(index) if isinstance(index, int) else nid].append(nid)
         sealers = header.get("sealers")
         self.sealer_changes: list[tuple[int, list[int]]] = [
-            (1, [int(x) for x in sealers] if isinstance(sealers, list) and sealers
-             else [int(n["id"]) for n in self.lanes if n["role"] == "sealer"])
+            (
+                1,
+                [int(x) for x in sealers]
+                if isinstance(sealers, list) and sealers
+                else [int(n["id"]) for n in self.lanes if n["role"] == "sealer"],
+            )
         ]
         self.strings = Interner()
         self.proposal_label: dict[str, str] = {}
@@ -193,7 +209,8 @@ class _Builder:
         for r in records:
             if r["ev"] in ("bcast", "send") and r.get("node") in lane:
                 sends[(r["node"], str(r.get("type")), r.get("view"), r.get("height"))].append(
-                    r["t"])
+                    r["t"]
+                )
                 any_send[r["node"]].append(r["t"])
 
         def sender_of(r: dict[str, Any]) -> list[int]:
@@ -211,8 +228,9 @@ class _Builder:
             candidates = sender_of(r)
             for nid in candidates:
                 key = (nid, str(r.get("type")), r.get("view"), r.get("height"))
-                times = sends.get(key) or (any_send.get(nid) if r.get("type") == "garbage"
-                                           else None)
+                times = sends.get(key) or (
+                    any_send.get(nid) if r.get("type") == "garbage" else None
+                )
                 if not times:
                     continue
                 i = bisect.bisect_right(times, r["t"]) - 1
@@ -246,9 +264,16 @@ class _Builder:
 
         def snapshot(i: int, t: int) -> None:
             s = states[i]
-            row = (s.height, s.view, PHASES.index(s.phase),
-                   (1 if s.active else 0) | (2 if s.up else 0),
-                   s.count(s.prepares), s.count(s.commits), s.asking(), s.committed)
+            row = (
+                s.height,
+                s.view,
+                PHASES.index(s.phase),
+                (1 if s.active else 0) | (2 if s.up else 0),
+                s.count(s.prepares),
+                s.count(s.commits),
+                s.asking(),
+                s.committed,
+            )
             if row != last[i]:
                 last[i] = row
                 for key, value in zip(snap_keys, (t, i, *row), strict=True):
@@ -263,19 +288,41 @@ class _Builder:
             votes.setdefault(key, set()).add(voter)
 
         def extra(r: dict[str, Any]) -> int:
-            skip = {"t", "ev", "node", "from", "to", "type", "view", "height", "proposal",
-                    "block", "sender"}
+            skip = {
+                "t",
+                "ev",
+                "node",
+                "from",
+                "to",
+                "type",
+                "view",
+                "height",
+                "proposal",
+                "block",
+                "sender",
+            }
             rest = [f"{k}={r[k]}" for k in sorted(r) if k not in skip]
             return strings(", ".join(rest)) if rest else -1
 
-        def message_row(ts: int, fl: int, src: int, dst: int, r: dict[str, Any],
-                        flags: int) -> tuple[int, ...]:
+        def message_row(
+            ts: int, fl: int, src: int, dst: int, r: dict[str, Any], flags: int
+        ) -> tuple[int, ...]:
             ty = str(r.get("type"))
             code = MESSAGE_TYPES.index(ty) if ty in MESSAGE_TYPES else len(MESSAGE_TYPES) - 1
             block = r.get("block")
-            return (ts, fl, src, dst, code, int(r.get("view", -1)), int(r.get("height", -1)),
-                    strings(label(r.get("height"), r.get("proposal"))),
-                    strings(block if isinstance(block, str) else None), extra(r), flags)
+            return (
+                ts,
+                fl,
+                src,
+                dst,
+                code,
+                int(r.get("view", -1)),
+                int(r.get("height", -1)),
+                strings(label(r.get("height"), r.get("proposal"))),
+                strings(block if isinstance(block, str) else None),
+                extra(r),
+                flags,
+            )
 
         for i in range(len(self.ids)):
             snapshot(i, 0)
@@ -289,8 +336,11 @@ class _Builder:
             i = lane[nid]
             s = states[i]
             if ev == "state":
-                h, v, active = int(r.get("height", s.height)), int(r.get("view", s.view)), \
-                    bool(r.get("active", True))
+                h, v, active = (
+                    int(r.get("height", s.height)),
+                    int(r.get("view", s.view)),
+                    bool(r.get("active", True)),
+                )
                 height_start.setdefault(h, t)
                 if h != s.height:
                     s.phase, s.own_block = "idle", None
@@ -321,19 +371,30 @@ class _Builder:
                 elif ty == "ViewChange":
                     s.view_changes.setdefault(int(r.get("view", 0)), set()).add(i)
                     if ev == "bcast":
-                        vc_sent.append({
-                            "t": t, "node": i, "view": r.get("view"), "height": r.get("height"),
-                            "prepared": r.get("prepared"),
-                            "timedOut": (nid, t) in timed_out if has_timer
-                            else (nid, t) not in recv_at,
-                        })
+                        vc_sent.append(
+                            {
+                                "t": t,
+                                "node": i,
+                                "view": r.get("view"),
+                                "height": r.get("height"),
+                                "prepared": r.get("prepared"),
+                                "timedOut": (nid, t) in timed_out
+                                if has_timer
+                                else (nid, t) not in recv_at,
+                            }
+                        )
                 elif ty == "NewView" and ev == "bcast":
-                    new_views.append({
-                        "t": t, "leader": i, "view": r.get("view"), "height": r.get("height"),
-                        "proofs": r.get("proofs"),
-                        "proposal": label(r.get("height"), r.get("proposal")),
-                        "reproposed": r.get("reproposed"),
-                    })
+                    new_views.append(
+                        {
+                            "t": t,
+                            "leader": i,
+                            "view": r.get("view"),
+                            "height": r.get("height"),
+                            "proofs": r.get("proofs"),
+                            "proposal": label(r.get("height"), r.get("proposal")),
+                            "reproposed": r.get("reproposed"),
+                        }
+                    )
             elif ev == "lost":
                 dst = r.get("to")
                 if dst in lane:
@@ -381,20 +442,32 @@ class _Builder:
                     s.phase = "pre-prepared"
             elif ev == "executed":
                 ok = bool(r.get("ok"))
-                mark(t, i, "executed" if ok else "invalid",
-                     f"proposal {label(r.get('height'), r.get('proposal'))}")
+                mark(
+                    t,
+                    i,
+                    "executed" if ok else "invalid",
+                    f"proposal {label(r.get('height'), r.get('proposal'))}",
+                )
                 if ok and r.get("height") == s.height and s.phase in ("idle", "pre-prepared"):
                     s.phase = "executed"
             elif ev == "phase" and r.get("phase") == "prepared":
                 if r.get("height") == s.height and s.phase not in ("committed", "down"):
                     s.phase = "prepared"
-                mark(t, i, "prepared", f"height {r.get('height')}, view {r.get('view')}: "
-                     f"{r.get('votes')} Prepares of {r.get('voters')}")
+                mark(
+                    t,
+                    i,
+                    "prepared",
+                    f"height {r.get('height')}, view {r.get('view')}: "
+                    f"{r.get('votes')} Prepares of {r.get('voters')}",
+                )
             elif ev == "persist_state" and not has_phase:
                 prepared = r.get("prepared")
-                if (isinstance(prepared, list) and len(prepared) == 2
-                        and prepared[1] == s.height
-                        and s.phase in ("idle", "pre-prepared", "executed")):
+                if (
+                    isinstance(prepared, list)
+                    and len(prepared) == 2
+                    and prepared[1] == s.height
+                    and s.phase in ("idle", "pre-prepared", "executed")
+                ):
                     s.phase = "prepared"
                     mark(t, i, "prepared", f"height {prepared[1]}, view {prepared[0]}")
             elif ev in ("commit", "synced"):
@@ -407,7 +480,9 @@ class _Builder:
                 if h not in first_commit:
                     block = str(r.get("block"))
                     first_commit[h] = {
-                        "t": t, "block": block, "view": r.get("view"),
+                        "t": t,
+                        "block": block,
+                        "view": r.get("view"),
                         "proposal": self.proposal_label.get(block_proposal.get(block, "")),
                     }
             elif ev == "crash":
@@ -417,10 +492,28 @@ class _Builder:
                 s.up, s.phase = True, "idle"
                 mark(t, i, "restart")
             elif ev == "membership":
-                mark(t, i, "membership",
-                     f"sealers from height {r.get('height')}: {r.get('sealers')}")
+                mark(
+                    t, i, "membership", f"sealers from height {r.get('height')}: {r.get('sealers')}"
+                )
             snapshot(i, t)
 
+        # every version of a conflicting message is flagged, the first one sent included
+        pp_code, vote_codes = (
+            MESSAGE_TYPES.index("PrePrepare"),
+            {MESSAGE_TYPES.index("Prepare"): "Prepare", MESSAGE_TYPES.index("Commit"): "Commit"},
+        )
+        double = {key for key, blocks in vote_seen.items() if len(blocks) > 1}
+
+        def flagged(row: tuple[int, ...]) -> tuple[int, ...]:
+            src, code, view, height = row[2], row[4], row[5], row[6]
+            extra_flags = 0
+            if code == pp_code and (src, view, height) in equivocations:
+                extra_flags = FLAG_EQUIVOCATION
+            elif code in vote_codes and (src, vote_codes[code], view, height) in double:
+                extra_flags = FLAG_DOUBLE_VOTE
+            return (*row[:10], row[10] | extra_flags)
+
+        msg_rows = [flagged(row) for row in msg_rows]
         flights = [row[1] for row in msg_rows if not row[10] & FLAG_UNPAIRED]
         typical = int(median(flights)) if flights else 20_000
         msg_rows += [(row[0], typical, *row[2:]) for row in lost_rows]
@@ -440,10 +533,18 @@ class _Builder:
         for h in sorted(first_commit):
             fc = first_commit[h]
             done = sorted(commits_by_height[h])
-            chain.append([h, fc["t"], strings(fc["block"]),
-                          fc["view"] if isinstance(fc["view"], int) else -1,
-                          strings(fc["proposal"]), [c[0] for c in done], [c[1] for c in done],
-                          [c[2] for c in done]])
+            chain.append(
+                [
+                    h,
+                    fc["t"],
+                    strings(fc["block"]),
+                    fc["view"] if isinstance(fc["view"], int) else -1,
+                    strings(fc["proposal"]),
+                    [c[0] for c in done],
+                    [c[1] for c in done],
+                    [c[2] for c in done],
+                ]
+            )
         sealer_lanes = [[h, [lane[x] for x in s if x in lane]] for h, s in self.sealer_changes]
         return {
             "version": 1,
@@ -471,8 +572,13 @@ class _Builder:
             "newViews": new_views,
             "viewChangesSent": vc_sent,
             "equivocations": [
-                {"t": e["t"], "leader": slot[0], "view": slot[1], "height": slot[2],
-                 "groups": {label(slot[2], p): sorted(v) for p, v in pp_seen[slot].items()}}
+                {
+                    "t": e["t"],
+                    "leader": slot[0],
+                    "view": slot[1],
+                    "height": slot[2],
+                    "groups": {label(slot[2], p): sorted(v) for p, v in pp_seen[slot].items()},
+                }
                 for slot, e in sorted(equivocations.items(), key=lambda x: x[1]["t"])
             ],
             "quorums": [[h, self.quorum_at(h)] for h, _ in self.sealer_changes],

@@ -116,7 +116,17 @@
   function logLine(j) {
     const k = LOG_K[j], i = LOG_I[j];
     if (k === 0) {
-      let to = 0; for (let q = i; q < NM && TS[q] === TS[i] && M.src[q] === M.src[i] && M.ty[q] === M.ty[i]; q++) to++;
+      const byP = new Map();
+      for (let q = i; q < NM && TS[q] === TS[i] && M.src[q] === M.src[i] && M.ty[q] === M.ty[i]; q++) {
+        const key = M.p[q] * 1e6 + M.b[q];
+        if (!byP.has(key)) byP.set(key, []);
+        byP.get(key).push(q);
+      }
+      if (byP.size > 1) {
+        const parts = [...byP.values()].map((qs) => (M.p[qs[0]] >= 0 ? STR[M.p[qs[0]]] : "?") + " to " + qs.map((q) => name(M.dst[q])).join(", "));
+        return [name(M.src[i]) + " sends DIFFERENT " + typeName(i) + "s: " + parts.join("; ") + " [CONFLICTING]", "k-bad"];
+      }
+      const to = byP.values().next().value.length;
       const bad = M.fg[i] & (F_EQ | F_DV);
       return [name(M.src[i]) + " sends " + msgWords(i) + (to > 1 ? " to " + to + " nodes" : " to " + name(M.dst[i])), bad ? "k-bad" : ""];
     }
@@ -172,7 +182,7 @@
     W = Math.max(300, stage.clientWidth - LANES_W);
     const avail = window.innerHeight - stage.getBoundingClientRect().top - 150;
     laneH = Math.max(54, Math.min(96, Math.floor((avail - TOP) / N)));
-    H = TOP + laneH * N + 8;
+    H = TOP + laneH * N + 14;
     flow.width = W * dpr; flow.height = H * dpr; flow.style.width = W + "px"; flow.style.height = H + "px";
     $("lanes").style.top = "0px";
     laneEls.forEach((l, n) => { l.el.style.top = (TOP + laneH * n) + "px"; l.el.style.height = laneH + "px"; });
@@ -241,7 +251,7 @@
     for (let t = Math.ceil(left / step) * step; t <= now; t += step) {
       const x = X(t);
       ctx.beginPath(); ctx.moveTo(x, TOP); ctx.lineTo(x, H); ctx.stroke();
-      if (x > 30) ctx.fillText((t / 1000).toFixed(step < 1000 * 10 ? 1 : 0) + " ms", x + 2, TOP - 2);
+      if (x > 30) ctx.fillText((t / 1000).toFixed(step < 1000 * 10 ? 1 : 0) + " ms", x + 2, H - 2);
     }
     // messages: find the first one that may still be visible
     VIS.n = 0;
@@ -366,12 +376,12 @@
         "prepared": "PREPARED", "committed": "COMMITTED", "view-change": "VIEW CHANGE", "down": "down" };
       let q2;
       if (!s.active && s.up) {
-        q2 = bar("v", s.vc, q) + " ViewChanges " + s.vc + "/" + q + " for view " + s.v;
+        q2 = bar("v", s.vc, q) + " ViewChanges for view " + s.v + ": " + s.vc + " (NewView needs " + q + ")";
       } else {
         q2 = bar("p", s.pc, q) + " Prepare " + s.pc + "/" + q + " " + bar("c", s.cc, q) + " Commit " + s.cc + "/" + q;
       }
       laneEls[n].el.className = "lane" + (l.behaviour ? " byz" : "") + (s.up ? "" : " down");
-      laneEls[n].el.innerHTML = '<div class="nm">' + esc(l.name) + tags + "</div>" +
+      laneEls[n].el.innerHTML = '<div class="nm"><b>' + esc(l.name) + "</b> " + tags + "</div>" +
         '<div class="st">height ' + s.h + " &middot; view " + s.v + ' &middot; <span class="ph ph-' + s.phase + '">' + phaseWords[s.phase] + "</span></div>" +
         '<div class="q">' + q2 + "</div>";
     }
@@ -379,7 +389,10 @@
     let cap = null;
     const rank = { equivocation: 4, "view-change": 3, fault: 2, membership: 1, sync: 0 };
     for (const c of CAPS) {
-      if (c.t0 <= now && now <= c.t1 && (!cap || rank[c.kind] > rank[cap.kind] || (rank[c.kind] === rank[cap.kind] && c.t0 > cap.t0))) cap = c;
+      if (!(c.t0 <= now && now < c.t1)) continue;
+      // the big events first; among them the one that started last (it is what happens now)
+      const big = rank[c.kind] >= 2, capBig = cap && rank[cap.kind] >= 2;
+      if (!cap || (big && !capBig) || (big === capBig && (c.t0 > cap.t0 || (c.t0 === cap.t0 && rank[c.kind] > rank[cap.kind])))) cap = c;
     }
     const gap = gapAt(now);
     const capId = cap ? "c" + CAPS.indexOf(cap) : "n" + maj.h + "," + maj.v + "," + lead + "," + (gap ? 1 : 0);
@@ -567,6 +580,7 @@
     setSpeed: (v) => { const o = document.createElement("option"); o.value = String(v); o.textContent = v / 1000 + " ms / s"; $("speed").appendChild(o); $("speed").value = String(v); },
     visible: () => Array.from(VIS.i.subarray(0, VIS.n), (i) => ({ type: typeName(i), from: M.src[i], to: M.dst[i],
       view: M.v[i], height: M.h[i], sent: TS[i], received: TR[i], inFlight: TR[i] > now, flags: M.fg[i] })),
+    segments: () => Array.from({ length: VIS.n }, (_, k) => [VIS.x0[k], VIS.y0[k], VIS.x1[k], VIS.y1[k]]),
     frameStats: () => ({ frames: frameMs.length, drawMedianMs: pct(frameMs, 0.5), drawP95Ms: pct(frameMs, 0.95),
       drawMaxMs: frameMs.length ? Math.max(...frameMs) : null, canvasMedianMs: pct(canvasMs, 0.5), workMedianMs: pct(workMs, 0.5), workP95Ms: pct(workMs, 0.95), canvasP95Ms: pct(canvasMs, 0.95), rafMedianMs: pct(rafGaps, 0.5), rafP95Ms: pct(rafGaps, 0.95) }),
     resetStats: () => { frameMs.length = 0; workMs.length = 0; canvasMs.length = 0; rafGaps.length = 0; },

@@ -18,14 +18,15 @@ MAX_TRACE_BYTES = 512 * 1024 * 1024
 """Traces above 512 MiB are refused: the page for one would not open in a browser."""
 
 
-def read_trace(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The records of a JSONL trace and what its header (if any) says about the run."""
+def read_trace(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(header, records) of a JSONL trace; the header is ``{}`` for a trace without one."""
     p = Path(path)
     try:
         size = p.stat().st_size
         if size > MAX_TRACE_BYTES:
-            raise TraceError(f"{p} is {size} bytes; the page takes traces up to "
-                             f"{MAX_TRACE_BYTES} bytes")
+            raise TraceError(
+                f"{p} is {size} bytes; the page takes traces up to {MAX_TRACE_BYTES} bytes"
+            )
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise TraceError(f"cannot read {p}: {exc.strerror or exc}") from None
@@ -51,16 +52,17 @@ def read_trace(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if not records:
         raise TraceError(f"{p} holds no trace records")
     records.sort(key=lambda r: r["t"])  # stable: same-instant records keep their order
-    return records, info
+    return info, records
 
 
 def _asset(name: str) -> str:
     return resources.files("scripts.viz").joinpath(name).read_text(encoding="utf-8")
 
 
-def page_data(records: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
-    data = build(records, info)
-    data["captions"] = captions(data, int(info.get("leader_period") or 1))
+def page_data(header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything the page shows: the model's tables plus the captions."""
+    data = build(records, header)
+    data["captions"] = captions(data, int(header.get("leader_period") or 1))
     return data
 
 
@@ -70,8 +72,11 @@ def render(data: dict[str, Any]) -> str:
     # inside <script> only "</" can end the element early; "<\/" means the same in JSON
     blob = blob.replace("</", "<\\/")
     html = _asset("page.html")
-    for marker, value in (("/*CSS*/", _asset("page.css")), ("/*JS*/", _asset("page.js")),
-                          ("/*DATA*/", blob)):
+    for marker, value in (
+        ("/*CSS*/", _asset("page.css")),
+        ("/*JS*/", _asset("page.js")),
+        ("/*DATA*/", blob),
+    ):
         if marker not in html:
             raise RuntimeError(f"page.html lacks the {marker} marker")
         html = html.replace(marker, value, 1)
@@ -80,10 +85,8 @@ def render(data: dict[str, Any]) -> str:
 
 def write_page(trace: str | Path, out: str | Path, title: str | None = None) -> int:
     """Write the page for ``trace`` to ``out``; returns its size in bytes."""
-    records, info = read_trace(trace)
-    if title:
-        info["title"] = title
-    info.setdefault("title", Path(trace).name)
-    html = render(page_data(records, info)).encode("utf-8")
+    header, records = read_trace(trace)
+    header["title"] = title or Path(trace).name
+    html = render(page_data(header, records)).encode("utf-8")
     Path(out).write_bytes(html)
     return len(html)

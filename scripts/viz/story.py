@@ -70,9 +70,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
     for e in data["equivocations"]:
         view, height, leader = e["view"], e["height"], e["leader"]
         groups = e["groups"]
-        parts = "; ".join(
-            f"proposal {p} to {names(nodes)}" for p, nodes in sorted(groups.items())
-        )
+        parts = "; ".join(f"proposal {p} to {names(nodes)}" for p, nodes in sorted(groups.items()))
         q = _quorum(data, height)
         if committed_in.get(height) == view:
             outcome = (
@@ -88,16 +86,23 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                 "view change. The chain never forks."
             )
         end = next(
-            (vc["t"] for vc in data["viewChangesSent"]
-             if vc["height"] == height and vc["view"] == view + 1),
+            (
+                vc["t"]
+                for vc in data["viewChangesSent"]
+                if vc["height"] == height and vc["view"] == view + 1
+            ),
             commit_time.get(height, e["t"] + 200_000),
         )
-        notes.append({
-            "t0": e["t"], "t1": end, "kind": "equivocation",
-            "title": f"Byzantine equivocation by {name(leader)}",
-            "text": f"{name(leader)} leads height {height} in view {view} and is Byzantine: it "
-            f"sent DIFFERENT proposals for the same slot ({parts}). {outcome}",
-        })
+        notes.append(
+            {
+                "t0": e["t"],
+                "t1": end,
+                "kind": "equivocation",
+                "title": f"Byzantine equivocation by {name(leader)}",
+                "text": f"{name(leader)} leads height {height} in view {view} and is Byzantine: it "
+                f"sent DIFFERENT proposals for the same slot ({parts}). {outcome}",
+            }
+        )
 
     # -- view changes ------------------------------------------------------------------
     by_view: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -145,8 +150,15 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
             t1 = nv["t"] + 60_000
         else:
             text += " No NewView for this view is in the trace (the view changed again)."
-        notes.append({"t0": t0, "t1": t1, "kind": "view-change",
-                      "title": f"View change: view {old} -> view {view}", "text": text})
+        notes.append(
+            {
+                "t0": t0,
+                "t1": t1,
+                "kind": "view-change",
+                "title": f"View change: view {old} -> view {view}",
+                "text": text,
+            }
+        )
 
     # -- crashes, restarts, syncs, membership -----------------------------------------
     strings = data["strings"]
@@ -158,26 +170,68 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                 continue
             told.add((kind, detail))
         if kind == "crash":
-            notes.append({"t0": t, "t1": t + 150_000, "kind": "fault",
-                          "title": f"{name(node)} crashes",
-                          "text": f"{name(node)} stops: it sends and receives nothing until it "
-                          "restarts. With f = "
-                          f"{f}, the other nodes can go on without it."})
+            notes.append(
+                {
+                    "t0": t,
+                    "t1": t + 150_000,
+                    "kind": "fault",
+                    "title": f"{name(node)} crashes",
+                    "text": f"{name(node)} stops: it sends and receives nothing until it "
+                    "restarts. With f = "
+                    f"{f}, the other nodes can go on without it.",
+                }
+            )
         elif kind == "restart":
-            notes.append({"t0": t, "t1": t + 150_000, "kind": "fault",
-                          "title": f"{name(node)} restarts",
-                          "text": f"{name(node)} is back with what it had persisted (its view "
-                          "and prepared certificate); it catches up on the blocks it missed."})
+            notes.append(
+                {
+                    "t0": t,
+                    "t1": t + 150_000,
+                    "kind": "fault",
+                    "title": f"{name(node)} restarts",
+                    "text": f"{name(node)} is back with what it had persisted (its view "
+                    "and prepared certificate); it catches up on the blocks it missed.",
+                }
+            )
         elif kind == "synced":
-            notes.append({"t0": t, "t1": t + 80_000, "kind": "sync",
-                          "title": f"{name(node)} syncs a block",
-                          "text": f"{name(node)} was behind and fetched {strings[detail]} by "
-                          "block sync: it accepts the block only with 2f+1 valid Commit "
-                          "signatures (the seal), so it needs no trust in the sender."})
+            last = notes[-1] if notes else None
+            if last is not None and last["kind"] == "sync" and last["key"] == (node, t):
+                last["heights"].append(strings[detail])
+            else:
+                notes.append(
+                    {
+                        "t0": t,
+                        "t1": t + 150_000,
+                        "kind": "sync",
+                        "key": (node, t),
+                        "node": node,
+                        "heights": [strings[detail]],
+                    }
+                )
         elif kind == "membership":
-            notes.append({"t0": t, "t1": t + 150_000, "kind": "membership",
-                          "title": "The sealer list changes",
-                          "text": f"A committed governance transaction changed the sealers "
-                          f"({strings[detail]}); quorum and leader order follow the new list."})
+            notes.append(
+                {
+                    "t0": t,
+                    "t1": t + 150_000,
+                    "kind": "membership",
+                    "title": "The sealer list changes",
+                    "text": f"A committed governance transaction changed the sealers "
+                    f"({strings[detail]}); quorum and leader order follow the new list.",
+                }
+            )
+    for note in notes:
+        if note["kind"] == "sync":
+            node, got = note.pop("node"), note.pop("heights")
+            del note["key"]
+            what = (
+                got[0]
+                if len(got) == 1
+                else f"heights {got[0].split()[-1]} to {got[-1].split()[-1]}"
+            )
+            note["title"] = f"{name(node)} catches up by block sync"
+            note["text"] = (
+                f"{name(node)} was behind and fetched {what} from a peer. It accepts a block "
+                f"only with {_quorum(data, 1)} = 2f+1 valid Commit signatures (the seal), so it "
+                "needs no trust in the peer that sent it."
+            )
     notes.sort(key=lambda n: (n["t0"], n["kind"]))
     return notes

@@ -1,0 +1,37 @@
+"""Fixed-seed simulator traces for the viz tests (written as `ledgerlab sim --trace` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consensus.sim import NetworkSpec, Scenario, Simulation
+from consensus.sim.scenario import parse_crash
+from consensus.sim.trace import JsonlTrace
+
+
+def write_trace(path: Path, scenario: Scenario) -> Path:
+    with path.open("w") as fh:
+        Simulation(scenario, trace=JsonlTrace(fh)).run()
+    return path
+
+
+def equivocation(path: Path) -> Path:
+    """4 nodes; node3 equivocates when it leads height 3 (view 0), then a view change."""
+    s = Scenario(network=NetworkSpec(), nodes=4, blocks=5, seed=3, signatures="fake")
+    s.byzantine[3] = "equivocate"
+    return write_trace(path, s)
+
+
+def leader_crash(path: Path) -> Path:
+    """4 nodes; node1 crashes at 50 ms (leading height 1 in view 0): a view change."""
+    s = Scenario(network=NetworkSpec(), nodes=4, blocks=6, seed=2, signatures="fake")
+    s.crashes.append(parse_crash("1@50-3000"))
+    return write_trace(path, s)
+
+
+def large(path: Path) -> Path:
+    """10 nodes, 50 heights, 3 equivocating sealers: the size and frame-budget case."""
+    s = Scenario(network=NetworkSpec(), nodes=10, blocks=50, seed=5, signatures="fake")
+    for node in (7, 8, 9):
+        s.byzantine[node] = "equivocate"
+    return write_trace(path, s)
