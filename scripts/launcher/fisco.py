@@ -23,9 +23,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sha3
-
 from consensus.crypto import KeyPair
+from node.ledger.fisco import fisco_address as keccak_address
 from node.transport.pki import generate_secp256k1_cert
 
 if TYPE_CHECKING:
@@ -53,8 +52,7 @@ def write_sdk_certs(chain: Chain) -> Path:
 
 def fisco_address(key: KeyPair) -> str:
     """The account address FISCO's SDKs derive: last 20 bytes of Keccak-256(public key)."""
-    digest: bytes = sha3.keccak_256(key.public_key).digest()
-    return "0x" + digest[-20:].hex()
+    return "0x" + keccak_address(key.public_key).hex()
 
 
 def _host_port(address: str) -> tuple[str, int]:
