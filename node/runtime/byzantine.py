@@ -40,6 +40,7 @@ from node.runtime.config import NodeConfig
 if TYPE_CHECKING:
     from consensus import Replica
     from consensus.crypto import KeyPair
+    from node.runtime.tracing import NodeTracer
     from node.transport import Transport
 
 BEHAVIOURS = behaviours.BEHAVIOURS
@@ -55,6 +56,7 @@ class ByzantineHost(Protocol):
     sealer_ids: list[str]
     transport: Transport
     replica: Replica
+    tracer: NodeTracer | None
 
 
 def alternative_proposal(proposal: Proposal) -> Proposal:
@@ -102,6 +104,8 @@ class Byzantine:
         forge_as = [i for i in range(len(host.sealer_ids)) if i != me]
         honest = msg.encode()
         sent = 0
+        tracer = host.tracer
+        traced: list[tuple[str, bytes]] = []
         for peer, data, _kind in behaviours.outgoing(
             self.behaviour,
             msg,
@@ -113,10 +117,14 @@ class Byzantine:
             both=EQUIVOCATION_OVERLAP,
         ):
             host.transport.send(peer, wire.encode(wire.Consensus(data)))
+            if tracer is not None:
+                traced.append((peer, data))
             sent += 1
             if data != honest:
                 self.stats["tampered"] += 1
         self.stats["frames"] += sent
+        if tracer is not None:
+            tracer.byzantine(self.behaviour, msg, traced, targets)
         if not sent and targets:
             self.stats["suppressed"] += 1
 

@@ -273,6 +273,22 @@ class NodeTracer:
 
     # -- the runtime's own events ---------------------------------------------------------
 
+    def byzantine(
+        self, behaviour: str, honest: Message, sent: list[tuple[str, bytes]], peers: list[str]
+    ) -> None:
+        """A Byzantine test node sent ``sent`` (peer id, bytes) for its replica's ``honest``."""
+        ids = self._sealer_ids()
+        mark = tracefmt.byzantine_mark(
+            self.me,
+            behaviour,
+            honest,
+            [(self.id_of_key(p), data) for p, data in sent],
+            [self.id_of_key(p) for p in peers],
+            ids,
+        )
+        if mark is not None:
+            self._write(mark)
+
     def started(self, replica: Replica) -> None:
         """The node started (again) from its stored chain and persisted state."""
         self._cert = replica.prepared_certificate
