@@ -21,7 +21,12 @@ and the runner recorded, and ask:
 * **stalls**: no stretch without progress while a quorum could talk outlasted its bound;
 * **no crashes**: no node process exited on its own;
 * **no internal errors**: no honest node counted a bug of ours (``internalErrors`` of
-  ``getConsensusStatus``: what the supervisor caught, docs/node.md, Supervision).
+  ``getConsensusStatus``: what the supervisor caught, docs/node.md, Supervision);
+* **storage faults** (runs with disk faults): every node whose disk was filled or made
+  read-only reported the fault (``storageFault``), and none still reports one at the end;
+* **hostile** (``--hostile`` runs, :mod:`scripts.chaos.hostile`): of each same-nonce
+  pair at most one committed; no poison pill was acknowledged or committed; no replay
+  committed a second time; every flood met TxPoolIsFull.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from node.ledger.executor import Executor
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import decode_values
 from node.rpc.client import DAG_TRANSFER
+from scripts.chaos.hostile import HostileEvidence
 from scripts.chaos.stalls import Stall
 from scripts.chaos.store import NodeLedger
 from scripts.chaos.workload import TxRecord
@@ -67,6 +73,10 @@ class Evidence:
     stalls: Sequence[Stall] = ()
     crashes: Mapping[str, Sequence[str]] = field(default_factory=dict)
     internal_errors: Mapping[str, int] = field(default_factory=dict)  # honest nodes
+    disk_victims: Iterable[str] = ()  # nodes a disk fault was applied to
+    storage_faults: Mapping[str, Sequence[str]] = field(default_factory=dict)  # seen, by node
+    storage_fault_at_end: Iterable[str] = ()  # nodes still reporting one at the end
+    hostile: HostileEvidence | None = None
 
 
 @dataclass(slots=True)
@@ -118,6 +128,11 @@ def run_checks(ev: Evidence) -> Verdict:
     checks.append(stall_bound(ev.stalls))
     checks.append(no_crashes(ev.crashes))
     checks.append(no_internal_errors(ev.internal_errors))
+    victims = sorted(set(ev.disk_victims))
+    if victims:
+        checks.append(storage_faults(victims, ev.storage_faults, ev.storage_fault_at_end))
+    if ev.hostile is not None:
+        checks += hostile(ev.hostile, replayed)
     committed = sum(r.hash in replayed.tx_places for r in ev.records)
     figures = {
         "final_height": replayed.height,
@@ -325,3 +340,70 @@ def no_internal_errors(errors: Mapping[str, int]) -> Check:
             f"bugs caught by the supervisor: {found} (the node logs have the tracebacks)",
         )
     return Check("no internal errors", True, "no honest node counted a bug of its own")
+
+
+def storage_faults(
+    victims: Sequence[str], seen: Mapping[str, Sequence[str]], at_end: Iterable[str]
+) -> Check:
+    """A disk fault must have bitten (else the run tested nothing) and must be over."""
+    unseen = [v for v in victims if not seen.get(v)]
+    still = sorted(set(at_end))
+    if unseen or still:
+        parts = []
+        if unseen:
+            parts.append(f"{', '.join(unseen)} never reported a storage fault")
+        if still:
+            parts.append(f"{', '.join(still)} still cannot write at the end")
+        return Check("storage faults", False, "; ".join(parts))
+    return Check(
+        "storage faults",
+        True,
+        f"{', '.join(victims)}: the fault was reported (storageFault) and is over",
+    )
+
+
+def hostile(ev: HostileEvidence, replayed: Replayed) -> list[Check]:
+    places = replayed.tx_places
+    both = [(x, y) for x, y in ev.pairs if x in places and y in places]
+    one = sum((x in places) != (y in places) for x, y in ev.pairs)
+    pairs = Check(
+        "hostile: nonce pairs",
+        not both,
+        f"both txs of a same-nonce pair committed: {both[:3]}"
+        if both
+        else f"{len(ev.pairs)} same-nonce pairs raced across nodes, {one} with one committed, "
+        "none with both",
+    )
+    acked = {h: ev.pills[h] for h, a in ev.pill_answers.items() if a == "ack"}
+    untyped = {h: a for h, a in ev.pill_answers.items() if a.startswith("code ")}
+    landed = {h: n for h, n in ev.pills.items() if h in places}
+    pills = Check(
+        "hostile: poison pills",
+        not (acked or landed or untyped),
+        f"acknowledged {sorted(set(acked.values()))}, committed {sorted(set(landed.values()))}, "
+        f"untyped answers {sorted(set(untyped.values()))}"
+        if acked or landed or untyped
+        else f"{len(ev.pills)} pills ({len(set(ev.pills.values()))} kinds), each refused with "
+        "a typed error, none committed",
+    )
+    twice = [h for h in ev.replays if len(places.get(h, ())) > 1]
+    replays = Check(
+        "hostile: replays",
+        not twice,
+        f"replayed txs committed twice: {twice[:3]}"
+        if twice
+        else f"{len(ev.replays)} replays of committed txs, none committed again",
+    )
+    reached = [b for b in ev.bursts if b["admitted"] or b["pool_full"]]
+    unlimited = [b["node"] for b in reached if not b["pool_full"]]
+    flood = Check(
+        "hostile: pool limit",
+        not unlimited,
+        f"bursts at {unlimited} met no TxPoolIsFull"
+        if unlimited
+        else f"{len(reached)} bursts over the pool capacity, each refused in part "
+        f"(TxPoolIsFull: {sum(b['pool_full'] for b in reached)})",
+    )
+    for b in ev.bursts:
+        b["admitted_committed"] = sum(h in places for h in b["admitted_hashes"])
+    return [pairs, pills, replays, flood]

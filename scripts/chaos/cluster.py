@@ -20,9 +20,10 @@ from consensus.crypto import KeyPair
 from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
 from scripts.chaos import stalls
+from scripts.chaos import twins as twins_mod
 from scripts.chaos.broker import PrivateBroker
 from scripts.chaos.disk import DiskError, NodeDisk
-from scripts.chaos.fleet import Fleet
+from scripts.chaos.fleet import TWINS, Fleet, child_env
 from scripts.chaos.monitor import Monitor
 from scripts.chaos.network import Network
 from scripts.chaos.stalls import Point
@@ -65,6 +66,7 @@ class ChaosCluster:
     started: float = field(default_factory=time.monotonic)
     pending: Callable[[], bool] = lambda: True  # work is waiting (the workload says)
     disks: dict[int, NodeDisk] = field(default_factory=dict)  # data dirs of their own
+    twins: list[twins_mod.Twin] = field(default_factory=list)  # second processes (Twins)
     impaired: set[int] = field(default_factory=set)
     """Running nodes that cannot take part now (storage fault, clock off by more than a
     proposal may be ahead): the quorum model leaves them out, as if they were down."""
@@ -199,6 +201,8 @@ class ChaosCluster:
             await client.close()
 
     async def close(self) -> None:
+        for twin in self.twins:
+            twin.stop()
         self.fleet.stop_all()
         if self.network is not None:
             await self.network.close()
@@ -254,6 +258,7 @@ async def create(
     observers: int = 0,
     tx_count_limit: int | None = None,
     disks: frozenset[int] = frozenset(),
+    txpool_capacity: int | None = None,
 ) -> ChaosCluster:
     """A fresh chain in ``root``: proxies between every pair (or node and broker), started.
     ``nodes`` sealers, then ``observers`` observers; room for 8 more nodes (``grow``).
@@ -292,6 +297,11 @@ async def create(
         everyone = [n.index for n in chain.nodes]
         for entry in chain.nodes:
             await cluster.wire(entry, [j for j in everyone if j != entry.index])
+            if txpool_capacity is not None:
+                _rewrite(entry, txpool_capacity=txpool_capacity)
+        for i, behaviour in sorted(byzantine.items()):
+            if behaviour == TWINS:
+                cluster.twins.append(twins_mod.prepare(chain, i, root.parent))
         for i in sorted(disks):
             entry = chain.node(i)
             cfg = NodeConfig.load(entry.config_path)
@@ -303,6 +313,9 @@ async def create(
         what = f"{nodes} sealers" + (f", {observers} observers" if observers else "")
         cluster.record("cluster", "start", f"{what} over {transport}")
         await cluster.wait_ready([n.index for n in chain.nodes])
+        for twin in cluster.twins:
+            twins_mod.start(twin, child_env())
+            cluster.record("twins", "start", f"node{twin.index}'s twin ({twin.home.name})")
     except BaseException:
         await cluster.close()
         raise

@@ -55,7 +55,7 @@ class NodeProc:
         return self.state == "running"
 
 
-def _child_env(clock_offset: float = 0.0) -> dict[str, str]:
+def child_env(clock_offset: float = 0.0) -> dict[str, str]:
     env = dict(os.environ)
     if clock_offset:
         env.update(clock.skew_env(clock_offset))
@@ -112,7 +112,7 @@ class Fleet:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_child_env(n.clock_offset),
+                env=child_env(n.clock_offset),
                 start_new_session=True,
             )
         n.pid = n.proc.pid

@@ -39,6 +39,7 @@ class Perturber:
         self.windows: list[tuple[float, float, str]] = []  # cluster time
         self.snapshots: dict[int, tuple[Path, int]] = {}  # node -> (copy, its height)
         self.notes: list[str] = []
+        self.disk_victims: set[str] = set()  # nodes a disk fault was applied to
 
     # -- playing ------------------------------------------------------------------------
 
@@ -204,6 +205,7 @@ class Perturber:
         disk = self.c.disks[i]
         taken = await asyncio.to_thread(disk.fill)
         self.c.impaired.add(i)
+        self.disk_victims.add(f"node{i}")
         self.applied[p.kind] += 1
         self.c.record(p.kind, "fill", f"node{i}: {taken:,} bytes of ballast, 0 free")
 
@@ -221,6 +223,7 @@ class Perturber:
         disk = self.c.disks[i]
         await asyncio.to_thread(disk.break_read_only)
         self.c.impaired.add(i)
+        self.disk_victims.add(f"node{i}")
         self.applied[p.kind] += 1
         self.c.record(p.kind, "break", f"node{i}: its filesystem is read-only")
 

@@ -30,6 +30,7 @@ from scripts.chaos import report as report_mod
 from scripts.chaos import schedule as schedule_mod
 from scripts.chaos.checker import Evidence, Verdict, run_checks
 from scripts.chaos.cluster import ChaosCluster
+from scripts.chaos.hostile import POOL_CAPACITY, HostileClient
 from scripts.chaos.perturb import Perturber
 from scripts.chaos.schedule import Schedule, Shape
 from scripts.chaos.stalls import Stall, find_stalls
@@ -62,6 +63,7 @@ class RunPlan:
     resend_after: float = DEFAULT_RESEND  # 0: the client never resends
     kinds: frozenset[str] | None = None
     keep: bool = False
+    hostile: bool = False  # hostile clients beside the workload (scripts/chaos/hostile.py)
 
 
 @dataclass(slots=True)
@@ -169,6 +171,7 @@ async def _cluster(
         byzantine=plan.byzantine,
         seed=plan.seed,
         disks=disks,
+        txpool_capacity=POOL_CAPACITY if plan.hostile else None,
     )
 
 
@@ -180,6 +183,7 @@ async def _run_on(plan: RunPlan, cluster: ChaosCluster, sched: Schedule, say: Sa
         f"({', '.join(f'{k} {v}' for k, v in sorted(sched.counts().items())) or 'none'})"
     )
     workload = _workload(plan, cluster)
+    hostile = _hostile(plan, cluster, workload)
     cluster.pending = lambda: bool(workload.open_records())
     stop_monitor = asyncio.Event()
     monitor = asyncio.ensure_future(cluster.monitor.run(stop_monitor))
@@ -187,7 +191,7 @@ async def _run_on(plan: RunPlan, cluster: ChaosCluster, sched: Schedule, say: Sa
     try:
         await cluster.monitor.sample()
         await _create_users(workload, say)
-        timing = await _chaos(cluster, workload, perturber, sched, duration, say)
+        timing = await _chaos(cluster, workload, perturber, sched, duration, say, hostile)
         say("draining: every submitted transaction to a receipt (resending), heads converging")
         drained = await workload.drain(DRAIN_TIMEOUT)
         await _converge(cluster)
@@ -202,9 +206,15 @@ async def _run_on(plan: RunPlan, cluster: ChaosCluster, sched: Schedule, say: Sa
     _save_records(cluster.run_dir / "txs.json", workload)
     points = [p for p in cluster.monitor.points if timing["start"] <= p.t <= timing["end"]]
     stalls = find_stalls(points)
-    verdict = _check(cluster, workload, members, stalls)
+    verdict = _check(cluster, workload, members, stalls, hostile, perturber)
     report = _report(plan, cluster, sched, duration, workload, perturber, verdict, timing)
     report["stalls"] = report_mod.stall_summary(stalls, timing["start"])
+    report["storage_faults"] = {
+        f"node{i}": [{"t": round(t - timing["start"], 2), "reason": why} for t, why in seen]
+        for i, seen in cluster.monitor.storage_faults.items()
+    }
+    if hostile is not None:
+        report["hostile"] = hostile.figures()
     if not drained:
         report["notes"].append(f"the drain timed out after {DRAIN_TIMEOUT:.0f} s")
     return Outcome(report, verdict, cluster.run_dir)
@@ -217,6 +227,25 @@ def _save_records(path: Path, workload: Workload) -> None:
 
 def load_records(path: Path) -> list[TxRecord]:
     return [TxRecord.from_json(doc) for doc in json.loads(path.read_text())]
+
+
+def _hostile(plan: RunPlan, cluster: ChaosCluster, workload: Workload) -> HostileClient | None:
+    if not plan.hostile:
+        return None
+
+    def committed() -> list[bytes]:
+        return [r.raw for r in workload.records.values() if r.receipt_at is not None]
+
+    return HostileClient(
+        chain_id=cluster.chain.chain_id,
+        group_id=cluster.chain.group_id,
+        targets=cluster.submission_targets,
+        address=cluster.rpc_address,
+        head=cluster.monitor.head,
+        committed=committed,
+        pid_of=lambda i: cluster.fleet[i].pid,
+        seed=plan.seed,
+    )
 
 
 def _workload(plan: RunPlan, cluster: ChaosCluster) -> Workload:
@@ -253,6 +282,7 @@ async def _chaos(
     sched: Schedule,
     duration: float,
     say: Say,
+    hostile: HostileClient | None = None,
 ) -> dict[str, float]:
     start = cluster.now()
     perturber.offset = start
@@ -261,6 +291,8 @@ async def _chaos(
         asyncio.ensure_future(workload.run(stop_load)),
         asyncio.ensure_future(workload.follow_receipts(stop_load)),
     ]
+    if hostile is not None:
+        tasks.append(asyncio.ensure_future(hostile.run(stop_load)))
     play = asyncio.ensure_future(perturber.play(sched))
     watch = asyncio.ensure_future(_watch(cluster, say, stop_load, start))
     await asyncio.sleep(max(0.0, start + duration - cluster.now()))
@@ -315,7 +347,12 @@ async def _members(cluster: ChaosCluster) -> set[str]:
 
 
 def _check(
-    cluster: ChaosCluster, workload: Workload, members: set[str], stalls: list[Stall]
+    cluster: ChaosCluster,
+    workload: Workload,
+    members: set[str],
+    stalls: list[Stall],
+    hostile: HostileClient | None = None,
+    perturber: Perturber | None = None,
 ) -> Verdict:
     with contextlib.ExitStack() as stack:
         ledgers: dict[str, NodeLedger] = {}
@@ -333,6 +370,15 @@ def _check(
                 for i, k in cluster.monitor.internal_errors.items()
                 if cluster.is_honest(i)
             },
+            disk_victims=perturber.disk_victims if perturber is not None else (),
+            storage_faults={
+                f"node{i}": [why for _t, why in seen]
+                for i, seen in cluster.monitor.storage_faults.items()
+            },
+            storage_fault_at_end=[
+                f"node{i}" for i, v in cluster.monitor.latest.items() if v.storage_fault
+            ],
+            hostile=hostile.evidence if hostile is not None else None,
         )
         return run_checks(evidence)
 
@@ -417,4 +463,6 @@ def replay_command(plan: RunPlan, sched: Schedule, run_dir: Path) -> str:
         parts += ["--rate", f"{plan.rate:g}"]
     if plan.resend_after != DEFAULT_RESEND:
         parts += ["--resend-after", f"{plan.resend_after:g}"]
+    if plan.hostile:
+        parts.append("--hostile")
     return shlex.join(parts)

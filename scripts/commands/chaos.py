@@ -15,6 +15,8 @@ from types import FrameType
 
 from consensus.byzantine import BEHAVIOURS
 from scripts.chaos import report as report_mod
+from scripts.chaos.fleet import TWINS
+from scripts.chaos.hostile import POOL_CAPACITY
 from scripts.chaos.runner import RunPlan, run
 from scripts.chaos.schedule import KINDS, ScheduleError
 from scripts.chaos.soak import soak
@@ -31,10 +33,10 @@ def _byzantine(values: list[str]) -> dict[int, str]:
     for value in values:
         node, sep, behaviour = value.partition("=")
         index = node.removeprefix("node")
-        if not sep or not index.isdigit() or behaviour not in BEHAVIOURS:
+        if not sep or not index.isdigit() or behaviour not in (*BEHAVIOURS, TWINS):
             raise CommandError(
                 f"--byzantine {value!r}: expected NODE=BEHAVIOUR",
-                hint=f"behaviours: {', '.join(BEHAVIOURS)}; e.g. --byzantine 3=equivocate",
+                hint=f"behaviours: {', '.join((*BEHAVIOURS, TWINS))}; e.g. --byzantine 3=twins",
             )
         out[int(index)] = behaviour
     return out
@@ -83,6 +85,7 @@ def _plan(args: argparse.Namespace) -> RunPlan:
         resend_after=args.resend_after,
         kinds=_kinds(args.kinds),
         keep=args.keep,
+        hostile=args.hostile,
     )
 
 
@@ -212,7 +215,15 @@ VERBS = (
                 "--byzantine",
                 action="append",
                 metavar="NODE=BEHAVIOUR",
-                help=f"start NODE Byzantine ({', '.join(BEHAVIOURS)}); repeatable",
+                help=f"start NODE Byzantine ({', '.join(BEHAVIOURS)}), or as {TWINS} (two "
+                "processes with its key); repeatable",
+            ),
+            arg(
+                "--hostile",
+                action="store_true",
+                help="hostile clients beside the workload: same-nonce races across nodes, "
+                "poison pills, replays of committed txs, bursts over the pool limit "
+                f"(every node's pool then holds {POOL_CAPACITY:,} txs)",
             ),
             arg("--rate", type=float, default=40.0, help="offered tx/s (default 40)"),
             arg("--users", type=int, default=20, help="DagTransfer users (default 20)"),
