@@ -115,5 +115,5 @@ EXERCISE = Exercise(
     kind="number",
     think="Why is a quorum of Commit signatures the right certificate for sync, and not "
     "the Prepare signatures (see the note in docs/consensus.md, Protocol, step 5)?",
-    reading=("docs/consensus.md#protocol", "docs/node.md"),
+    reading=("docs/node.md#block-sync", "docs/consensus.md#protocol"),
 )

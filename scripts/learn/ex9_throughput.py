@@ -73,7 +73,7 @@ def answer(run: Run) -> Answer:
 
 EXERCISE = Exercise(
     number=9,
-    title="Throughput against n with a benchmark sweep",
+    title="Throughput against n",
     intro=f"The same {BLOCKS}-block workload on {', '.join(map(str, SIZES))} sealers: "
     "messages per block, simulated commit latency and the CPU time it took.",
     commands=lambda seed: [
@@ -85,7 +85,8 @@ EXERCISE = Exercise(
     question=question,
     answer=answer,
     kind="number",
-    think="FISCO BCOS recommends a few dozen sealers at most and many observers. Why do "
-    "observers (which receive the votes but cast none) cost so much less?",
-    reading=("docs/performance.md", "docs/consensus.md#protocol"),
+    think="A consortium can run many observers beside a few sealers. Why does an observer "
+    "(it receives the votes but casts none) cost the sealers so much less than one more "
+    "sealer?",
+    reading=("docs/performance.md#cluster-throughput", "docs/consensus.md#protocol"),
 )

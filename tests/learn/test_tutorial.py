@@ -1,0 +1,46 @@
+"""docs/tutorial.md and the exercises agree: titles, commands, doc links."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts.learn import EXERCISES
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TUTORIAL = (DOCS / "tutorial.md").read_text(encoding="utf-8")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {
+        slug(line.lstrip("#"))
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
+    }
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda e: str(e.number))
+def test_each_exercise_is_in_the_tutorial(ex) -> None:  # type: ignore[no-untyped-def]
+    assert f"\n## {ex.number}. {ex.title}\n" in TUTORIAL
+    section = TUTORIAL.split(f"\n## {ex.number}. ")[1].split("\n## ")[0]
+    for command in ex.commands(1):
+        assert command in section, command
+    for ref in ex.reading:
+        page, _, anchor = ref.partition("#")
+        assert (DOCS.parent / page).is_file(), ref
+        assert not anchor or anchor in anchors(DOCS.parent / page), ref
+        assert Path(page).name in section, ref
+
+
+def test_tutorial_links_resolve() -> None:
+    for page, anchor in re.findall(r"\]\(([\w\-]+\.md)(?:#([\w\-]+))?\)", TUTORIAL):
+        assert (DOCS / page).is_file(), page
+        assert not anchor or anchor in anchors(DOCS / page), f"{page}#{anchor}"
