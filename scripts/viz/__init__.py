@@ -6,7 +6,8 @@ its markup, style and script are package data (``page.html``, ``page.css``, ``pa
 See docs/viz.md.
 """
 
-from scripts.viz.model import TraceError, build
+from scripts.trace.schema import TraceError
+from scripts.viz.model import build
 from scripts.viz.page import page_data, read_trace, render, write_page
 
 __all__ = ["TraceError", "build", "page_data", "read_trace", "render", "write_page"]

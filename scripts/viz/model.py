@@ -7,8 +7,8 @@ node's state into a timeline of snapshots (height, view, phase, votes counted to
 quorum) and interns repeated strings. Tables are columnar (one list per field) so that a
 10-node, 50-height run stays well under a megabyte in the page.
 
-A trace without a header (written before format version 1) is read too: node ids are then
-the endpoint ids seen, and Byzantine nodes are recognised only by what they sent.
+Records without a header (as written before format version 1) are understood too: node
+ids are then the endpoint ids seen, and Byzantine nodes are recognised by what they sent.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from statistics import median
 from typing import Any
 
 from consensus.quorum import max_faulty
+from scripts.trace.schema import TraceError
 
 MESSAGE_TYPES = ("PrePrepare", "Prepare", "Commit", "ViewChange", "NewView", "garbage")
 """Message kinds in the order the page colours them; anything else maps to ``garbage``."""
@@ -49,10 +50,6 @@ FLAG_UNPAIRED = 4
 """A receipt whose send is not in the trace (drawn as arriving from nowhere)."""
 FLAG_LOST = 8
 """A message that never arrived (``lost`` records): drawn to half way, then a cross."""
-
-
-class TraceError(ValueError):
-    """The input is not a trace this page can show (with the reason and the line)."""
 
 
 @dataclass
@@ -557,7 +554,9 @@ class _Builder:
                 "clock": self.header.get("clock") or "virtual",
                 "timeoutMs": self.header.get("timeout_ms"),
                 "title": self.header.get("title"),
-                "start": records[0]["t"] if records else 0,
+                "start": self.header["t"]
+                if isinstance(self.header.get("t"), int)
+                else (records[0]["t"] if records else 0),
                 "end": end,
                 "typicalFlight": typical,
             },

@@ -13,7 +13,7 @@
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;",
     ">": "&gt;", '"': "&quot;" }[c]));
-  const ms = (t) => (t / 1000).toFixed(3) + " ms";
+  const ms = (t) => ((t - D.meta.start) / 1000).toFixed(3) + " ms"; // since the trace began
   const name = (i) => (i >= 0 && i < N ? LANES[i].name : "?");
 
   // -- messages: absolute times, receive order ---------------------------------------
@@ -248,10 +248,10 @@
     // time axis
     const step = niceStep(sp);
     ctx.fillStyle = "#7b8794"; ctx.font = "10px DejaVu Sans, sans-serif"; ctx.strokeStyle = "#eef0f3";
-    for (let t = Math.ceil(left / step) * step; t <= now; t += step) {
+    for (let t = META.start + Math.ceil((left - META.start) / step) * step; t <= now; t += step) {
       const x = X(t);
       ctx.beginPath(); ctx.moveTo(x, TOP); ctx.lineTo(x, H); ctx.stroke();
-      if (x > 30) ctx.fillText((t / 1000).toFixed(step < 1000 * 10 ? 1 : 0) + " ms", x + 2, H - 2);
+      if (x > 30) ctx.fillText(((t - META.start) / 1000).toFixed(step < 1000 * 10 ? 1 : 0) + " ms", x + 2, H - 2);
     }
     // messages: find the first one that may still be visible
     VIS.n = 0;
@@ -422,7 +422,7 @@
       const items = [];
       for (let j = lk; j >= 0 && items.length < 12; j--) {
         const [txt, cls] = logLine(j);
-        items.push('<li class="' + cls + '"><span>' + (LOG_T[j] / 1000).toFixed(1) + "</span> " + esc(txt) + "</li>");
+        items.push('<li class="' + cls + '"><span>' + ((LOG_T[j] - META.start) / 1000).toFixed(1) + "</span> " + esc(txt) + "</li>");
       }
       $("log").innerHTML = items.reverse().join("");
     }

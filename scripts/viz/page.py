@@ -11,7 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scripts.viz.model import TraceError, build
+from scripts.trace import schema
+from scripts.trace.schema import TraceError
+from scripts.viz.model import build
 from scripts.viz.story import captions
 
 MAX_TRACE_BYTES = 512 * 1024 * 1024
@@ -19,40 +21,21 @@ MAX_TRACE_BYTES = 512 * 1024 * 1024
 
 
 def read_trace(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(header, records) of a JSONL trace; the header is ``{}`` for a trace without one."""
-    p = Path(path)
+    """(header, records) of a version-1 trace, checked by the trace reader
+    (scripts/trace/schema.py), in time order."""
     try:
-        size = p.stat().st_size
-        if size > MAX_TRACE_BYTES:
-            raise TraceError(
-                f"{p} is {size} bytes; the page takes traces up to {MAX_TRACE_BYTES} bytes"
-            )
-        text = p.read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
     except OSError as exc:
-        raise TraceError(f"cannot read {p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise TraceError(f"{p} is not UTF-8 text, so not a JSONL trace") from None
-    records: list[dict[str, Any]] = []
-    info: dict[str, Any] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraceError(f"{p}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(rec, dict):
-            raise TraceError(f"{p}:{number}: a trace line must be a JSON object")
-        if rec.get("ev") in ("header", "meta"):
-            info.update(rec)
-            continue
-        if not isinstance(rec.get("t"), int) or not isinstance(rec.get("ev"), str):
-            raise TraceError(f"{p}:{number}: a trace record needs an integer 't' and an 'ev'")
-        records.append(rec)
+        raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_TRACE_BYTES:
+        raise TraceError(
+            f"{path} is {size} bytes; the page takes traces up to {MAX_TRACE_BYTES} bytes"
+        )
+    header, records = schema.read_trace(path)
     if not records:
-        raise TraceError(f"{p} holds no trace records")
-    records.sort(key=lambda r: r["t"])  # stable: same-instant records keep their order
-    return info, records
+        raise TraceError(f"{path} holds no trace records after its header")
+    records.sort(key=lambda r: r["t"])  # stable: records of one instant keep their order
+    return header, records
 
 
 def _asset(name: str) -> str:
