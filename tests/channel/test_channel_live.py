@@ -1,0 +1,214 @@
+"""The channel against a running 4-process FISCO chain, through a client built from
+docs/channel.md: handshake, heartbeat, RPC, receipts pushed on the request's seq (FISCO-
+and native-format txs), block-number notifies, malformed frames, TLS refusals."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import struct
+import uuid
+from pathlib import Path
+
+import pytest
+
+from consensus.crypto import KeyPair
+from node.ledger.tx import Transaction
+from node.rpc.client import RpcClient
+from node.transport import pki
+from scripts.launcher.layout import Chain
+from tests.channel.client import (
+    BLOCK_NOTIFY,
+    HANDSHAKE,
+    HEADER,
+    HEARTBEAT,
+    RECEIPT,
+    RPC,
+    ChannelClient,
+    client_context,
+)
+from tests.channel.conftest import connect, sdk_files
+from tests.ledger.fisco_support import calldata, fisco_tx
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+ALICE = bytes.fromhex("11" * 32)
+
+
+def head(client: ChannelClient) -> int:
+    _, reply = client.rpc("getBlockNumber", [1])
+    return int(reply["result"], 16)
+
+
+def test_handshake_heartbeat_and_rpc(fisco_chain: Chain) -> None:
+    with connect(fisco_chain) as c:
+        assert c.sock.version() == "TLSv1.2"
+        seq = c.send(HANDSHAKE, {"minimumSupport": 1, "maximumSupport": 5, "clientType": "t"})
+        hello = c.wait_for(HANDSHAKE, seq)
+        assert hello.result == 0
+        assert hello.json()["protocol"] == 3 and hello.json()["nodeVersion"]
+        seq = c.send(HEARTBEAT, {"heartBeat": "0"})
+        assert c.wait_for(HEARTBEAT, seq).json() == {"heartBeat": "1"}
+        seq, reply = c.rpc("getBlockNumber", [1])
+        http = RpcClient.from_url(fisco_chain.nodes[0].rpc_url, group="1").block_number()
+        assert abs(int(reply["result"], 16) - http) <= 1
+        _, version = c.rpc("getClientVersion", [])
+        assert version["result"]["Chain Id"] == "1"
+
+
+def test_receipts_pushed_on_the_request_seq(fisco_chain: Chain) -> None:
+    """A FISCO-format userAdd and a native userAdd on one connection: each receipt comes
+    on its own request's seq after its 0x12 reply; a block-number notify follows."""
+    with connect(fisco_chain, 1) as c:
+        c.send(HANDSHAKE, {"minimumSupport": 1, "maximumSupport": 3, "clientType": "t"})
+        c.wait_for(HANDSHAKE)
+        limit = head(c) + 500
+        name = f"alice-{uuid.uuid4().hex[:8]}"
+        raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)", name, 1000),
+                       block_limit=limit)  # fmt: skip
+        fisco_seq, reply = c.rpc("sendRawTransaction", [1, "0x" + raw.hex()])
+        fisco_hash = reply["result"]
+        native = Transaction.build(
+            chain_id="1", group_id="1", to=0x5002, method="userAdd",
+            args=(f"bob-{uuid.uuid4().hex[:8]}", 5), block_limit=limit,
+        ).sign(KeyPair.generate())  # fmt: skip
+        native_seq, reply = c.rpc("sendRawTransaction", [1, "0x" + native.encode().hex()])
+        native_hash = reply["result"]
+        assert fisco_seq != native_seq
+        for seq, tx_hash in ((fisco_seq, fisco_hash), (native_seq, native_hash)):
+            pushed = c.wait_for(RECEIPT, seq, timeout=120)
+            receipt = pushed.json()
+            assert pushed.result == 0
+            assert receipt["transactionHash"] == tx_hash
+            assert receipt["status"] == "0x0"
+            assert receipt["output"] is not None
+        notify = c.wait_for(BLOCK_NOTIFY, timeout=120).json()
+        assert notify["groupID"] == 1 and notify["blockNumber"] >= 1
+        # the same receipt over HTTP; and the FISCO user's balance by call over the channel
+        http = RpcClient.from_url(fisco_chain.nodes[1].rpc_url, group="1")
+        assert http.receipt(fisco_hash) is not None
+        _, answer = c.rpc("call", [1, {"from": "0x" + "00" * 20, "to": "0x" + "00" * 18 + "5002",
+                                       "data": "0x" + calldata("userBalance(string)", name).hex(),
+                                       "value": "0x0"}])  # fmt: skip
+        output = bytes.fromhex(answer["result"]["output"][2:])
+        assert int.from_bytes(output[:32], "big") == 0  # code 0
+        assert int.from_bytes(output[32:64], "big") == 1000
+
+
+def test_a_rejected_tx_gets_no_push(fisco_chain: Chain) -> None:
+    with connect(fisco_chain) as c:
+        raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)", "x", 1), block_limit=0)
+        seq, reply = c.rpc("sendRawTransaction", [1, "0x" + raw.hex()])
+        assert reply["error"]["code"] == 10001  # BlockLimitCheckFail
+        _, reply = c.rpc("getBlockNumber", [1])  # served on; nothing pushed on seq meanwhile
+        assert all(f.seq != seq for f in c.unclaimed)
+
+
+def error_of(c: ChannelClient, kind: int, seq: bytes) -> tuple[int, int]:
+    frame = c.wait_for(kind, seq, timeout=30)
+    body = frame.json()
+    assert body["error"]["code"] == frame.result and body["error"]["message"]
+    return frame.result, frame.type
+
+
+@pytest.mark.parametrize(
+    ("length", "code"),
+    [(10, 201), (41, 201), (2 * 1024 * 1024 + 1, 202), (0xFFFFFFFF, 202)],
+    ids=["length-10", "length-41", "over-2MiB", "4GiB"],
+)
+def test_bad_length_gets_an_error_frame_and_a_close(
+    fisco_chain: Chain, length: int, code: int
+) -> None:
+    with connect(fisco_chain) as c:
+        seq = uuid.uuid4().hex.encode()
+        c.send_raw(HEADER.pack(length, RPC, seq, 0))
+        assert error_of(c, RPC, seq) == (code, RPC)
+        assert c.closed_by_node()
+    with connect(fisco_chain) as c:
+        assert head(c) >= 0
+
+
+def test_frames_with_a_bad_body_type_or_seq_keep_the_connection(fisco_chain: Chain) -> None:
+    with connect(fisco_chain) as c:
+        seq = c.send(RPC, raw_body=b'{"jsonrpc": "2.0", "method": ')
+        assert error_of(c, RPC, seq) == (204, RPC)
+        seq = c.send(RPC, raw_body=b"\xff\xfe not utf-8")
+        assert error_of(c, RPC, seq) == (204, RPC)
+        seq = c.send(0x99, {"x": 1})
+        assert error_of(c, 0x99, seq) == (205, 0x99)
+        seq = c.send(RECEIPT, {})  # a push type, sent to the node
+        assert error_of(c, RECEIPT, seq) == (205, RECEIPT)
+        bad_seq = b"\x00" * 32
+        c.send(HEARTBEAT, {"heartBeat": "0"}, seq=bad_seq)
+        assert error_of(c, HEARTBEAT, bad_seq) == (203, HEARTBEAT)
+        seq = c.send(HANDSHAKE, {"minimumSupport": 7, "maximumSupport": 9, "clientType": "t"})
+        assert error_of(c, HANDSHAKE, seq) == (204, HANDSHAKE)
+        seq = c.send(HANDSHAKE, ["not", "an", "object"])
+        assert error_of(c, HANDSHAKE, seq) == (204, HANDSHAKE)
+        seq, reply = c.rpc("noSuchMethod", [1])  # a JSON-RPC error: result 0, as over HTTP
+        assert reply["error"]["code"] == -32601
+        assert head(c) >= 0  # the same connection still serves
+
+
+def test_a_short_header_then_eof_closes_only_that_connection(fisco_chain: Chain) -> None:
+    with connect(fisco_chain) as c:
+        c.send_raw(struct.pack("!IH", 100, RPC) + b"abc")  # 9 of 42 header bytes
+        c.sock.shutdown(socket.SHUT_WR)  # the TLS close_notify: the node sees EOF
+        assert c.closed_by_node()
+    with connect(fisco_chain) as c:
+        assert head(c) >= 0
+
+
+def test_pipelined_frames_are_answered_in_order(fisco_chain: Chain) -> None:
+    with connect(fisco_chain) as c:
+        seqs = []
+        blob = b""
+        for i in range(50):
+            seq = uuid.uuid4().hex.encode()
+            body = json.dumps({"jsonrpc": "2.0", "method": "getBlockNumber", "params": [1],
+                               "id": i}).encode()  # fmt: skip
+            blob += HEADER.pack(HEADER.size + len(body), RPC, seq, 0) + body
+            seqs.append(seq)
+        c.send_raw(blob)
+        got = [c.wait_for(RPC) for _ in seqs]
+        assert [f.seq for f in got] == seqs
+        assert [f.json()["id"] for f in got] == list(range(50))
+
+
+def foreign_sdk(tmp_path: Path) -> tuple[Path, Path]:
+    pki.generate_chain_ca(tmp_path / "ca", chain_name="other")
+    pki.generate_agency(tmp_path / "ca", tmp_path / "agency", name="agency-x")
+    cert = pki.generate_secp256k1_cert(
+        tmp_path / "agency", tmp_path / "sdk", stem="sdk", name="sdk", unit="sdk"
+    )
+    return cert, tmp_path / "sdk" / "sdk.key"
+
+
+def handshake_fails(chain: Chain, ctx: ssl.SSLContext) -> bool:
+    node = chain.nodes[0]
+    assert node.channel is not None
+    try:
+        with ChannelClient(node.channel, ctx, timeout=30) as c:
+            c.send(HEARTBEAT, {"heartBeat": "0"})
+            c.recv()  # TLS 1.2: the server's refusal of the client cert may land here
+    except (ssl.SSLError, ConnectionError, EOFError):
+        return True
+    return False
+
+
+def test_tls_refuses_a_client_of_another_ca_or_without_a_certificate(
+    fisco_chain: Chain, tmp_path: Path
+) -> None:
+    ca, _, _ = sdk_files(fisco_chain)
+    cert, key = foreign_sdk(tmp_path)
+    assert handshake_fails(fisco_chain, client_context(ca, cert, key))
+    assert handshake_fails(fisco_chain, client_context(ca, None, None))
+    tls13 = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls13.check_hostname = False
+    tls13.minimum_version = ssl.TLSVersion.TLSv1_3
+    tls13.load_verify_locations(cafile=str(ca))
+    tls13.load_cert_chain(str(sdk_files(fisco_chain)[1]), str(sdk_files(fisco_chain)[2]))
+    assert handshake_fails(fisco_chain, tls13)
+    with connect(fisco_chain) as c:  # and the chain's own SDK certificate still gets in
+        assert head(c) >= 0
