@@ -60,11 +60,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     for _ in range(args.rounds):
         for name, fn in steps.items():
             times[name].append(_per_item_us(fn, n))
-    print(f"{n} userTransfer txs x {args.rounds} rounds, us per tx (median [min..max])")
+    print(f"{n} userTransfer txs x {args.rounds} interleaved rounds, us per tx: median, best")
     for name, values in times.items():
-        print(
-            f"  {name:24} {statistics.median(values):7.2f}  [{min(values):.2f}..{max(values):.2f}]"
-        )
+        print(f"  {name:24} {statistics.median(values):7.2f} {min(values):7.2f}")
+    for a, b in (
+        ("fisco decode", "native decode"),
+        ("fisco decode+recover", "native decode+recover"),
+        ("abi args (eth-abi)", "abi args (ledgerlab)"),
+    ):
+        if a in times:
+            ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
+            print(f"  {a} / {b}: median of the per-round ratios {statistics.median(ratios):.2f}")
     print(f"  sizes: native {len(native[0])} B, fisco {len(fisco[0])} B")
 
 
