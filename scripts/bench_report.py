@@ -193,6 +193,8 @@ def run_html(r: dict[str, Any]) -> str:
             ["committed tx/s", r["committed_tps"]],
             ["ceiling tx/s (same run)", r["ceiling_tps"]],
             ["ratio (headline)", f"{r['ratio']:.3f}"],
+            ["cores the node processes got (CPU s / wall s)", r["cores_used"]],
+            ["CPU ratio (minimal work / node CPU per tx)", r["cpu_ratio"]],
             ["saturation tx/s", r["saturation_tps"]],
             ["view changes", r["view_changes"]],
             ["consistent (heads, state roots)", r["consistent"]],

@@ -1072,6 +1072,9 @@ class Benchmark:
             for n in self.chain.nodes
         }
         ceiling = self.ceiling.tps
+        per_tx = _node_cpu_per_tx(dict(cpu), self.node_pids, committed)
+        node_cpu = sum(v for k, v in cpu.items() if k in self.node_pids)
+        wall = sum(r["cpu_wall_seconds"] for r in self.rounds)
         return {
             "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
             "machine": machine_info(),
@@ -1094,7 +1097,9 @@ class Benchmark:
             "view_changes": sum(r["view_changes"] for r in self.rounds),
             "cpu_seconds": dict(cpu),
             "per_node": per_node,
-            "node_cpu_us_per_tx": _node_cpu_per_tx(dict(cpu), self.node_pids, committed),
+            "node_cpu_us_per_tx": per_tx,
+            "cores_used": round(node_cpu / wall, 2) if wall > 0 and node_cpu else None,
+            "cpu_ratio": round(self.ceiling.cost_us / per_tx, 4) if per_tx else None,
             "rounds": len(self.rounds),
             **checks,
             "supply_ok": supply_ok,

@@ -198,7 +198,15 @@ def render(out: Console, r: dict[str, Any]) -> None:
         f"{r['ceiling_tps']:,.0f} tx/s = {c['busy_cores']} cores / ({c['nodes']} nodes x "
         f"{c['cost_us']:.1f} µs minimal work per tx), measured just before the load",
     )
-    t.add_row("ratio", f"[bold]{r['ratio']:.2f}[/] of the ceiling")
+    busy = ""
+    if r["cores_used"] is not None:
+        busy = f"; the node processes got {r['cores_used']:.2f} of {r['cores']} cores"
+        if r["cpu_ratio"]:
+            busy += (
+                f" (per CPU second they used: {r['cpu_ratio']:.2f} of the minimal work, "
+                "what a busy machine does not change)"
+            )
+    t.add_row("ratio", f"[bold]{r['ratio']:.2f}[/] of the ceiling{busy}")
     if r["saturation"]:
         s = r["saturation"]
         if s["saturation_tps"]:

@@ -66,6 +66,9 @@ def check_result(result: dict, txs: int, nodes: int = 4) -> None:
     assert 1 <= result["cores"] <= (os.cpu_count() or 1)
     assert result["ceiling"]["cost_us"] > 0 and result["ceiling_tps"] > 0
     assert result["ratio"] == pytest.approx(result["committed_tps"] / result["ceiling_tps"], 1e-3)
+    per_tx = result["node_cpu_us_per_tx"]
+    assert result["cpu_ratio"] == pytest.approx(result["ceiling"]["cost_us"] / per_tx, 1e-3)
+    assert 0 < result["cores_used"] <= result["machine"]["cpus"] + 0.5
     for name, stats in result["per_node"].items():
         assert stats["cpu_s"] > 0 and 10 < stats["rss_mb"] < 1000, (name, stats)
     assert result["ok"] is True
