@@ -12,6 +12,7 @@ and ``init --fisco`` adds the client configurations, pointing at that chain::
     <dir>/fisco/caliper/benchmarks/dagtransfer.js  the DagTransfer workload module
     <dir>/fisco/python-sdk/client_config.py        python-sdk settings (channel mode)
     <dir>/fisco/java-sdk/config.toml               java-sdk 2.x settings
+    <dir>/fisco/abi/DagTransfer.abi                the precompile's ABI (for SDK consoles)
 
 The Caliper account is the chain's admin key, addressed as FISCO does (Keccak-256).
 """
@@ -200,6 +201,35 @@ module.exports.createWorkloadModule = createWorkloadModule;
 """
 
 
+def _abi_entry(
+    name: str, inputs: list[tuple[str, str]], outputs: list[str], view: bool
+) -> dict[str, object]:
+    return {
+        "constant": view,
+        "inputs": [{"name": n, "type": t} for n, t in inputs],
+        "name": name,
+        "outputs": [{"name": "", "type": t} for t in outputs],
+        "payable": False,
+        "stateMutability": "view" if view else "nonpayable",
+        "type": "function",
+    }
+
+
+DAGTRANSFER_ABI = [
+    _abi_entry("userAdd", [("user_name", "string"), ("balance", "uint256")], ["int256"], False),
+    _abi_entry("userSave", [("user_name", "string"), ("balance", "uint256")], ["int256"], False),
+    _abi_entry("userDraw", [("user_name", "string"), ("balance", "uint256")], ["int256"], False),
+    _abi_entry("userBalance", [("user_name", "string")], ["int256", "uint256"], True),
+    _abi_entry(
+        "userTransfer",
+        [("user_a", "string"), ("user_b", "string"), ("amount", "uint256")],
+        ["int256"],
+        False,
+    ),
+]
+"""DagTransfer's ABI as FISCO's SDK consoles read it (methods and outputs per FISCO 2.x)."""
+
+
 def python_sdk_config(chain: Chain) -> str:
     sdk = chain.root / SDK_DIR
     first = chain.sealers[0]
@@ -258,6 +288,8 @@ def write_client_files(
     (caliper / "benchmarks" / "dagtransfer.js").write_text(_WORKLOAD, encoding="utf-8")
     (out / "python-sdk").mkdir(parents=True, exist_ok=True)
     (out / "python-sdk" / "client_config.py").write_text(python_sdk_config(chain), "utf-8")
+    (out / "abi").mkdir(parents=True, exist_ok=True)
+    (out / "abi" / "DagTransfer.abi").write_text(json.dumps(DAGTRANSFER_ABI), encoding="utf-8")
     (out / "java-sdk").mkdir(parents=True, exist_ok=True)
     (out / "java-sdk" / "config.toml").write_text(java_sdk_config(chain), encoding="utf-8")
     (caliper / "networks" / "fisco-bcos.json").chmod(0o600)  # it holds the admin key
