@@ -1,10 +1,12 @@
 """Strict RLP for one flat list of byte strings (what a FISCO 2.x transaction is).
 
-Only the canonical encoding is accepted: :func:`decode_flat_list` parses, re-encodes and
-compares, so a single byte below 0x80 wrapped in a header, a long-form length under 56,
-a length with leading zero bytes, a nested list or trailing bytes are all refused with
-:class:`RlpError`. Integers (:func:`decode_uint`) must be minimal big-endian (no leading
-zero byte; zero is the empty string), as every FISCO SDK writes them.
+Only the canonical encoding is accepted: :func:`decode_flat_list` checks that every
+header is the one re-encoding would write (the same as re-encoding and comparing, and
+tested against pyrlp's re-encoding), so a single byte below 0x80 wrapped in a header, a
+long-form length under 56, a length with leading zero bytes, a nested list or trailing
+bytes are all refused with :class:`RlpError`. Integers (:func:`decode_uint`) must be
+minimal big-endian (no leading zero byte; zero is the empty string), as every FISCO SDK
+writes them.
 """
 
 from __future__ import annotations
@@ -65,11 +67,16 @@ def _length(data: bytes, pos: int, size: int, end: int) -> int:
     return int.from_bytes(data[pos : pos + size], "big")
 
 
-def decode_flat_list(data: bytes, *, max_items: int) -> tuple[list[bytes], list[bytes]]:
-    """The byte strings of the list ``data`` encodes, and each one's canonical encoding.
+def decode_flat_list(data: bytes, *, max_items: int) -> tuple[list[bytes], list[int]]:
+    """The byte strings of the list ``data`` encodes, and where each one's encoding starts.
 
-    RlpError unless ``data`` is exactly the canonical list of those encodings (the caller
-    reuses them, e.g. to hash a prefix of the list without encoding it again).
+    ``starts[i]`` is the offset of item ``i``'s header in ``data`` and ``starts[-1]`` the
+    end, so ``data[starts[0]:starts[k]]`` is the payload of the first ``k`` items (the
+    caller hashes a prefix of the list without encoding it again). RlpError unless
+    ``data`` is the canonical encoding: each header is checked to be the one encoding
+    would write (a single byte below 0x80 bare, the short form below 56 bytes, long-form
+    lengths without leading zeros), which is the same as re-encoding and comparing
+    (tests/ledger/test_fisco_tx.py holds it against pyrlp's re-encoding).
     """
     end = len(data)
     if not end or data[0] < 0xC0:
@@ -80,34 +87,35 @@ def decode_flat_list(data: bytes, *, max_items: int) -> tuple[list[bytes], list[
     else:
         size = first - 0xF7
         pos, length = 1 + size, _length(data, 1, size, end)
+        if data[1] == 0 or length < 56:
+            raise RlpError("not the canonical encoding (list length in long form)")
     if pos + length != end:
         raise RlpError("list length does not match the data (truncated or trailing bytes)")
     items: list[bytes] = []
-    encoded: list[bytes] = []
+    starts: list[int] = []
     while pos < end:
         if len(items) == max_items:
             raise RlpError(f"more than {max_items} items")
+        starts.append(pos)
         b = data[pos]
         if b < 0x80:
-            item = data[pos : pos + 1]
-            items.append(item)
-            encoded.append(item)
+            items.append(data[pos : pos + 1])
             pos += 1
             continue
-        if b >= 0xC0:
-            raise RlpError("nested list where a byte string belongs")
         if b <= 0xB7:
             start, size = pos + 1, b - 0x80
-        else:
+            if size == 1 and start < end and data[start] < 0x80:
+                raise RlpError("not the canonical encoding (a byte below 0x80 with a header)")
+        elif b < 0xC0:
             n = b - 0xB7
             start, size = pos + 1 + n, _length(data, pos + 1, n, end)
+            if data[pos + 1] == 0 or size < 56:
+                raise RlpError("not the canonical encoding (string length in long form)")
+        else:
+            raise RlpError("nested list where a byte string belongs")
         if start + size > end:
             raise RlpError("truncated item")
-        item = data[start : start + size]
-        items.append(item)
-        encoded.append(encode_bytes(item))
+        items.append(data[start : start + size])
         pos = start + size
-    payload = b"".join(encoded)
-    if list_header(len(payload)) + payload != data:
-        raise RlpError("not the canonical encoding")
-    return items, encoded
+    starts.append(end)
+    return items, starts

@@ -206,7 +206,7 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
     if len(data) > MAX_TX_SIZE:
         raise FiscoTxError(f"fisco tx of {len(data)} bytes exceeds {MAX_TX_SIZE}")
     try:
-        items, encoded = rlp.decode_flat_list(data, max_items=FIELD_COUNT)
+        items, starts = rlp.decode_flat_list(data, max_items=FIELD_COUNT)
         if len(items) != FIELD_COUNT:
             raise DecodeError(f"{len(items)} fields, expected {FIELD_COUNT}")
         (
@@ -255,7 +255,7 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
         spec, args = decode_calldata(to, calldata)
     except AbiError as exc:
         raise FiscoTxError(f"fisco tx: data: {exc}") from None
-    payload = b"".join(encoded[:10])  # the canonical items, checked by decode_flat_list
+    payload = data[starts[0] : starts[10]]  # the first 10 items, canonical as checked
     return _build(fields, data, rlp.list_header(len(payload)) + payload, spec, args)
 
 
