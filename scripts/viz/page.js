@@ -165,7 +165,7 @@
 
   // -- layout -------------------------------------------------------------------------
   const flow = $("flow"), ctx = flow.getContext("2d"), tl = $("tl"), tctx = tl.getContext("2d");
-  const LANES_W = 250, TOP = 22;
+  const LANES_W = 270, TOP = 22;
   let W = 800, H = 400, laneH = 60, dpr = 1, tlW = 800;
   const laneEls = [];
   for (let n = 0; n < N; n++) {
