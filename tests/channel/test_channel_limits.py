@@ -1,0 +1,199 @@
+"""The channel server's limits, in process with small timeouts (the live tests use the
+defaults): a slowloris and an idle client are cut off, the connection limit closes the
+idlest or refuses with 207, receipt watches are bounded (206) and unique per seq (203),
+a client that reads nothing is aborted, and a commit pushes the receipt on its seq."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import struct
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from consensus.crypto import KeyPair
+from node.rpc import Dispatcher
+from node.rpc.channel import ChannelServer, server_context
+from node.transport import pki
+from tests.rpc.fakes import GROUP, Ledger, LedgerBackend
+
+HEADER = struct.Struct("!IH32si")
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Certs:
+    ca: Path
+    channel: tuple[Path, Path]
+    sdk: tuple[Path, Path]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    root = tmp_path_factory.mktemp("channel-pki")
+    pki.generate_chain_ca(root / "ca", chain_name="c")
+    pki.generate_agency(root / "ca", root / "agency", name="a")
+    node = pki.generate_secp256k1_cert(root / "agency", root / "n", stem="channel", name="n",
+                                       unit="channel")  # fmt: skip
+    sdk = pki.generate_secp256k1_cert(root / "agency", root / "s", stem="sdk", name="s",
+                                      unit="sdk")  # fmt: skip
+    return Certs(root / "ca" / "ca.crt", (node, root / "n" / "channel.key"),
+                 (sdk, root / "s" / "sdk.key"))  # fmt: skip
+
+
+Start = Callable[..., Awaitable[ChannelServer]]
+
+
+@pytest_asyncio.fixture
+async def start(certs: Certs) -> AsyncIterator[tuple[Start, Ledger]]:
+    ledger = Ledger()
+    servers: list[ChannelServer] = []
+
+    async def go(**limits: Any) -> ChannelServer:
+        ctx = server_context(certs.ca, *certs.channel)
+        dispatcher = Dispatcher({GROUP: LedgerBackend(ledger)})
+        server = ChannelServer(dispatcher, group=GROUP, ssl_context=ctx, port=0, **limits)
+        await server.start()
+        servers.append(server)
+        return server
+
+    try:
+        yield go, ledger
+    finally:
+        for server in servers:
+            await server.close()
+
+
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    def send(self, kind: int, body: Any, seq: bytes | None = None) -> bytes:
+        seq = seq or uuid.uuid4().hex.encode()
+        data = json.dumps(body).encode()
+        self.writer.write(HEADER.pack(HEADER.size + len(data), kind, seq, 0) + data)
+        return seq
+
+    async def recv(self, timeout: float = 10) -> tuple[int, bytes, int, Any]:
+        async with asyncio.timeout(timeout):
+            length, kind, seq, result = HEADER.unpack(await self.reader.readexactly(42))
+            body = await self.reader.readexactly(length - 42)
+        return kind, seq, result, json.loads(body) if body else None
+
+    async def closed(self, timeout: float = 10) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.reader.read(65536):
+                    pass
+        except (ConnectionError, ssl.SSLError):
+            pass
+        return True
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+async def dial(server: ChannelServer, certs: Certs) -> Conn:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ecdh_curve("secp256k1")
+    ctx.load_verify_locations(cafile=str(certs.ca))
+    ctx.load_cert_chain(*map(str, certs.sdk))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=ctx)
+    return Conn(reader, writer)
+
+
+def rpc(method: str, params: list[Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+
+
+@pytest.mark.asyncio
+async def test_slowloris_and_idle_clients_are_cut_off(start: Any, certs: Certs) -> None:
+    go, _ = start
+    server = await go(read_timeout=0.5, idle_timeout=1.0)
+    slow = await dial(server, certs)
+    slow.writer.write(b"\x00\x00\x00")  # 3 of 42 header bytes, then nothing
+    idle = await dial(server, certs)
+    assert await slow.closed() and await idle.closed()
+    assert server.stats["timeout"] == 2
+    fresh = await dial(server, certs)
+    fresh.send(0x12, rpc("getBlockNumber", [GROUP]))
+    assert (await fresh.recv())[3]["result"] == "0x0"
+    fresh.close()
+
+
+@pytest.mark.asyncio
+async def test_connection_limit_refuses_or_evicts_the_idlest(start: Any, certs: Certs) -> None:
+    go, _ = start
+    server = await go(max_connections=2, read_timeout=0.4)
+    first, second = await dial(server, certs), await dial(server, certs)
+    for c in (first, second):
+        c.send(0x13, {"heartBeat": "0"})
+        assert (await c.recv())[0] == 0x13
+    third = await dial(server, certs)  # the others were active just now: refused
+    kind, seq, result, body = await third.recv()
+    assert (kind, seq, result) == (0, b"0" * 32, 207) and body["error"]["code"] == 207
+    assert await third.closed()
+    await asyncio.sleep(0.6)  # both idle for longer than read_timeout now
+    second.send(0x13, {"heartBeat": "0"})
+    await second.recv()
+    fourth = await dial(server, certs)  # makes room by closing the idlest: first
+    assert await first.closed()
+    fourth.send(0x13, {})
+    assert (await fourth.recv())[3] == {"heartBeat": "1"}
+    assert server.stats["evicted"] == 1 and server.open_connections == 2
+    second.close()
+    fourth.close()
+
+
+@pytest.mark.asyncio
+async def test_receipt_pushed_at_commit_and_watches_bounded(start: Any, certs: Certs) -> None:
+    go, ledger = start
+    server = await go(max_pending=1)
+    c = await dial(server, certs)
+    key = KeyPair.from_secret(b"\x22" * 32)
+    tx1 = ledger.tx(key, "userAdd", ["carol", 10]).encode()
+    seq = c.send(0x12, rpc("sendRawTransaction", [GROUP, "0x" + tx1.hex()]))
+    kind, got, result, reply = await c.recv()
+    assert (kind, got, result) == (0x12, seq, 0)
+    tx_hash = reply["result"]
+    tx2 = ledger.tx(key, "userAdd", ["dave", 10]).encode()
+    seq2 = c.send(0x12, rpc("sendRawTransaction", [GROUP, "0x" + tx2.hex()]))
+    assert (await c.recv())[:3] == (0x12, seq2, 206)  # not run: the pool holds one tx
+    c.send(0x12, rpc("sendRawTransaction", [GROUP, "0x" + tx2.hex()]), seq=seq)
+    assert (await c.recv())[:3] == (0x12, seq, 203)  # this seq already waits
+    assert len(ledger.pool) == 1
+    block = ledger.commit()
+    server.on_commit(block.number, block.tx_hashes())
+    kind, got, result, receipt = await c.recv()
+    assert (kind, got, result) == (0x1000, seq, 0)
+    assert receipt["transactionHash"] == tx_hash and receipt["blockNumber"] == "0x1"
+    c.close()
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_reads_nothing_is_aborted(start: Any, certs: Certs) -> None:
+    go, _ = start
+    server = await go(max_write_buffer=64 * 1024)
+    c = await dial(server, certs)
+    c.send(0x14, {"minimumSupport": 1, "maximumSupport": 3, "clientType": "t"})
+    await c.recv()  # now it gets block-number notifies; it reads no more
+    c.writer.transport.pause_reading()
+    number = 0
+    async with asyncio.timeout(90):
+        while not server.stats["slow_reader"]:  # ~80-byte notifies until the 64 KiB and
+            for _ in range(5000):  # the kernel's socket buffers are full
+                number += 1
+                server.on_commit(number, ())
+            await asyncio.sleep(0.02)
+    assert server.stats["slow_reader"] == 1
+    assert server.open_connections == 0
+    c.close()
