@@ -32,12 +32,21 @@ from node.ledger.accounts import parse_address
 from node.ledger.fisco import rlp
 from node.ledger.fisco.abi import AbiError, FiscoMethod, code_result, decode_calldata
 from node.ledger.fisco.keccak import fisco_address, keccak256
-from node.ledger.tx import (
+from node.ledger.tx import (  # the native slot setters: one home for how a tx is filled
     MAX_TX_SIZE,
     UINT64_MAX,
     Arg,
     SignedTransaction,
     Transaction,
+    _tx_args,
+    _tx_block_limit,
+    _tx_body,
+    _tx_chain_id,
+    _tx_group_id,
+    _tx_method,
+    _tx_nonce,
+    _tx_signing_hash,
+    _tx_to,
 )
 
 FIELD_COUNT = 13
@@ -164,23 +173,6 @@ def _build(
     return stx
 
 
-(
-    _tx_chain_id,
-    _tx_group_id,
-    _tx_nonce,
-    _tx_block_limit,
-    _tx_to,
-    _tx_method,
-    _tx_args,
-    _tx_body,
-    _tx_signing_hash,
-) = (
-    getattr(Transaction, name).__set__
-    for name in (
-        "chain_id", "group_id", "nonce", "block_limit", "to", "method", "args", "body",
-        "signing_hash",
-    )
-)  # fmt: skip
 _stx_tx, _stx_signature, _stx_encoded, _stx_hash, _stx_fields, _stx_call = (
     getattr(FiscoSignedTransaction, name).__set__
     for name in ("tx", "signature", "encoded", "hash", "fields", "call")
