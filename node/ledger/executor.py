@@ -196,6 +196,7 @@ class Executor:
         encoded: list[bytes] = []
         receipt_hashes: list[bytes] = []
         sha3 = hashlib.sha3_256
+        executed = Receipt.executed
         for index, vtx in enumerate(txs):
             stx = vtx.tx
             tx = stx.tx
@@ -207,8 +208,7 @@ class Executor:
                 events = ()
             if type(stx) is FiscoSignedTransaction:  # FISCO's receipt: the code in the output
                 status, output = stx.abi_result(status, output)
-            receipt = Receipt(stx.hash, number, index, status, output, events, sender, tx.to)
-            raw = receipt.encode()
+            receipt, raw = executed(stx.hash, number, index, status, output, events, sender, tx.to)
             receipts.append(receipt)
             encoded.append(raw)
             receipt_hashes.append(sha3(raw).digest())
