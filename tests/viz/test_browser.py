@@ -168,9 +168,23 @@ def test_leader_crash_view_change_is_shown(browser: Any, tmp_path: Path) -> None
     assert "DOWN" in _lane_text(page, 1)
     page.click("#nextVC")
     assert "its leader, node1, is down" in page.inner_text("#capText")
+    # the scrubber goes anywhere: to the start, then three quarters through
+    page.eval_on_selector(
+        "#scrub", "(el) => { el.value = '0'; el.dispatchEvent(new Event('input')); }"
+    )
+    assert page.evaluate("viz.now()") == page.evaluate("viz.start")
+    assert page.locator("#chain .blk").count() == 0
+    page.eval_on_selector(
+        "#scrub",
+        "(el) => { el.value = String(el.max * 0.75); el.dispatchEvent(new Event('input')); }",
+    )
+    assert page.evaluate("viz.now()") > 1_000_000  # past the view change at ~1.25 s
+    # played at 250 ms of simulated time a second, the run ends with all six blocks
+    page.select_option("#speed", "250000")
     page.click("#play")
-    page.wait_for_function("viz.now() > viz.end - 1", timeout=120_000)
+    page.wait_for_function("viz.now() >= viz.end", timeout=120_000)
     assert page.locator("#chain .blk").count() == 6
+    assert page.locator("#chain .blk .dots .no").count() == 0  # node1 synced all six
     assert errors == []
     page.close()
 
