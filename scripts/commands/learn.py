@@ -38,6 +38,7 @@ examples:
   ledgerlab learn 3 --seed 7         another run: the right answer follows the run
   ledgerlab learn 3 --trace run.jsonl    keep the run's trace: ledgerlab explain run.jsonl
   ledgerlab learn 3 --html run.html      and watch it in a browser (ledgerlab viz)
+  ledgerlab learn 9 --live           throughput against n on real processes (bench sweep)
   ledgerlab learn --reset            forget your progress
 
 docs/tutorial.md walks through every exercise.
@@ -64,6 +65,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--no-diagram", action="store_true", help="skip the sequence diagram (ledgerlab explain)"
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="exercise 9 on real node processes (a small bench sweep, about a minute)",
     )
     p.add_argument(
         "--progress",
@@ -196,18 +202,16 @@ def run(args: argparse.Namespace) -> int:
         list_exercises(progress)
         return 0
     ex = exercise(args.number)
+    seed = ex.seed if args.seed is None else args.seed
+    if seed < 0:
+        raise CommandError("--seed must be >= 0", status=2)
+    if args.live:
+        return run_live(ex, args, seed, progress)
     if args.html and not args.trace:
         args.trace = str(Path(args.html).with_suffix(".jsonl"))
     if args.html and Path(args.html).resolve() == Path(args.trace).resolve():
         raise CommandError("--html and --trace name the same file", status=2)
-    seed = ex.seed if args.seed is None else args.seed
-    if seed < 0:
-        raise CommandError("--seed must be >= 0", status=2)
-    if args.answer is not None:
-        try:
-            parse(ex.kind, args.answer)
-        except AnswerError as exc:
-            raise CommandError(f"cannot read --answer: {exc}", status=2) from None
+    check_answer_text(ex.kind, args.answer)
     trace = open_trace(args.trace)
     try:
         result = ex.run(seed, trace)
@@ -220,10 +224,56 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot write {args.html}: {exc.strerror}", status=2) from None
     show_run(ex, result, seed, None if args.no_diagram else args.trace or "")
-    answer = ex.answer(result)
+    status = judge(ex, ex.question(result), ex.answer(result), args.answer)
+    if status == NO_ANSWER:
+        return status
+    if args.trace:
+        console.print(f"[dim]trace of this run:[/] {args.trace} (ledgerlab explain, ledgerlab viz)")
+    if args.html:
+        console.print(f"[dim]in a browser:[/] open {args.html}")
+    return record(ex, status, seed, progress)
+
+
+def run_live(ex: Exercise, args: argparse.Namespace, seed: int, progress: Progress) -> int:
+    """The exercise's variant on real node processes (exercise 9: a small bench sweep)."""
+    live = ex.live
+    if live is None:
+        with_live = [e.number for e in EXERCISES if e.live is not None]
+        raise CommandError(
+            f"exercise {ex.number} runs on the simulator only; --live: exercise "
+            + ", ".join(map(str, with_live)),
+            status=2,
+        )
+    if args.trace or args.html:
+        raise CommandError("--trace and --html are for the simulator runs, not --live", status=2)
+    check_answer_text(live.kind, args.answer)
+    console.rule(f"Exercise {ex.number} of {len(EXERCISES)}, live: {ex.title}")
+    console.print(f"[dim]the same run:[/] {live.command(seed)}", soft_wrap=True)
+    console.print("[dim]starting real node processes on loopback: about a minute[/]")
+    rows = live.run(seed, lambda line: console.print(line, style="dim", markup=False))
+    if not rows:
+        raise CommandError("every benchmark run failed", hint="see the lines above")
+    console.rule("what to look at", style="dim")
+    _lines(live.look(rows))
+    status = judge(ex, live.question(rows), live.answer(rows), args.answer)
+    return status if status == NO_ANSWER else record(ex, status, seed, progress)
+
+
+def check_answer_text(kind: str, text: str | None) -> None:
+    """Refuse an unreadable --answer before anything runs."""
+    if text is None:
+        return
+    try:
+        parse(kind, text)
+    except AnswerError as exc:
+        raise CommandError(f"cannot read --answer: {exc}", status=2) from None
+
+
+def judge(ex: Exercise, question: str, answer: Answer, given: str | None) -> int:
+    """Ask, say whether the reply is right, explain; 0 right, 1 wrong, 3 no answer."""
     console.rule("question", style="dim")
-    _lines([ex.question(result)], style="bold")
-    got = ask(answer, args.answer)
+    _lines([question], style="bold")
+    got = ask(answer, given)
     if got is None:
         console.print(f"no answer (stdin closed). The run's answer: {answer.shown}")
         _lines(answer.why)
@@ -241,16 +291,16 @@ def run(args: argparse.Namespace) -> int:
     console.rule("think about", style="dim")
     _lines([ex.think])
     console.print("[dim]read:[/] " + ", ".join(ex.reading))
-    if args.trace:
-        console.print(f"[dim]trace of this run:[/] {args.trace} (ledgerlab explain, ledgerlab viz)")
-    if args.html:
-        console.print(f"[dim]in a browser:[/] open {args.html}")
-    progress.record(ex.number, right=right, seed=seed)
+    return 0 if right else 1
+
+
+def record(ex: Exercise, status: int, seed: int, progress: Progress) -> int:
+    progress.record(ex.number, right=status == 0, seed=seed)
     _save(progress)
     done = sum(progress.solved(e.number) for e in EXERCISES)
     nxt = f"; next: ledgerlab learn {ex.number + 1}" if ex.number < len(EXERCISES) else ""
     console.print(f"[dim]{done} of {len(EXERCISES)} solved{nxt}[/]")
-    return 0 if right else 1
+    return status
 
 
 def _save(progress: Progress) -> None:

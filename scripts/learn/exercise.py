@@ -131,6 +131,19 @@ def word(accepted: set[str], why: list[str]) -> Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class Live:
+    """A variant on real node processes (exercise 9: ``bench sweep``): the same
+    look/question/answer steps over the rows the run returns."""
+
+    command: Callable[[int], str]
+    run: Callable[[int, Callable[[str], None]], list[dict[str, Any]]]
+    look: Callable[[list[dict[str, Any]]], list[str]]
+    question: Callable[[list[dict[str, Any]]], str]
+    answer: Callable[[list[dict[str, Any]]], Answer]
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class Exercise:
     number: int
     title: str
@@ -157,6 +170,8 @@ class Exercise:
     diagram: Callable[[Run], tuple[str, int] | None] | None = None
     """The ``ledgerlab explain`` diagram to show first: ("height", H) or
     ("view-change", V), of the first run."""
+    live: Live | None = None
+    """``learn N --live``: the exercise on real processes instead of the simulator."""
 
     def run(self, seed: int | None = None, trace_stream: IO[str] | None = None) -> Run:
         """Run the exercise's scenario (or sweep); the trace of the first run goes to

@@ -112,3 +112,51 @@ def test_diagram_and_browser_page_of_the_run(
     assert header["nodes"][3]["behaviour"] == "equivocate"
     assert main(["learn", "4", "--answer", "0", "--no-diagram"]) == 0
     assert "step by step" not in capsys.readouterr().out
+
+
+def _row(nodes: int, tps: float) -> dict[str, object]:
+    return {
+        "nodes": nodes,
+        "committed_tps": tps,
+        "ceiling_tps": 12_000.0 / nodes,
+        "ratio": tps * nodes / 12_000.0,
+        "p50_ms": 700.0,
+        "p99_ms": 900.0,
+        "view_changes": 0,
+        "ok": True,
+        "cores": 2,
+    }
+
+
+@pytest.mark.parametrize(("tps4", "tps7", "faster"), [(1500.0, 900.0, "4"), (900.0, 1500.0, "7")])
+def test_live_exercise_9_is_judged_on_the_sweep_it_ran(
+    progress: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tps4: float,
+    tps7: float,
+    faster: str,
+) -> None:
+    """``learn 9 --live`` runs a small bench sweep (real processes, tried by hand: about
+    25 s here); here the sweep is replaced by its rows, to check the verdict follows them."""
+    from scripts.learn import ex9_throughput as ex9
+
+    seen: list[int] = []
+
+    def rows(seed: int, say: object) -> list[dict[str, object]]:
+        seen.append(seed)
+        return [_row(4, tps4), _row(7, tps7)]
+
+    monkeypatch.setattr(ex9, "live_rows", rows)
+    assert main(["learn", "9", "--live", "--seed", "5", "--answer", faster]) == 0
+    out = capsys.readouterr().out
+    assert f"RIGHT: {faster}" in out and "--seed 5" in out and seen == [5]
+    other = "7" if faster == "4" else "4"
+    assert main(["learn", "9", "--live", "--answer", other]) == 1
+
+
+def test_live_is_only_for_exercise_9(progress: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["learn", "3", "--live"]) == 2
+    assert "simulator only" in capsys.readouterr().err
+    assert main(["learn", "9", "--live", "--trace", "x.jsonl"]) == 2
+    assert main(["learn", "9", "--live", "--answer", "many"]) == 2

@@ -40,6 +40,11 @@ def test_each_exercise_is_in_the_tutorial(ex) -> None:  # type: ignore[no-untype
         assert Path(page).name in section, ref
 
 
+def test_live_command_is_in_the_tutorial() -> None:
+    live = EXERCISES[8].live
+    assert live is not None and live.command(1) in TUTORIAL
+
+
 def test_tutorial_links_resolve() -> None:
     for page, anchor in re.findall(r"\]\(([\w\-]+\.md)(?:#([\w\-]+))?\)", TUTORIAL):
         assert (DOCS / page).is_file(), page
