@@ -9,7 +9,6 @@ from consensus.quorum import quorum
 from consensus.sim import Scenario
 from consensus.sim.scenario import LEADER, MembershipChange
 from scripts.learn.exercise import Answer, Exercise, Run, nodes
-from scripts.learn.look import heights
 
 ADD_AT = 3
 
@@ -47,7 +46,12 @@ def look(run: Run) -> list[str]:
     out.append("Who proposed each block (node, view):")
     for height, (proposer, view) in sorted(proposers(run).items()):
         out.append(f"  height {height}: node {proposer}, view {view}")
-    return [*out, *heights(run.main)]
+    last = set(_lists(run)[-1]["sealers"])
+    out.append("At the end:")
+    for n in run.summary["per_node"]:
+        role = "sealer" if n["index"] in last else "observer"
+        out.append(f"  node {n['endpoint']}: {role:<8} height {n['committed_height']}")
+    return out
 
 
 def proposers(run: Run) -> dict[int, tuple[int, int]]:
@@ -79,7 +83,7 @@ def answer(run: Run) -> Answer:
         h = int(after["from_height"])
         if new - old:
             why.append(
-                f"Block {h - 1} (a governance tx: addSealer) made node(s) "
+                f"Block {h - 1} (on a live chain: a governance tx calling addSealer) made node(s) "
                 f"{sorted(new - old)} sealers from height {h}: n = {len(new)}, quorum "
                 f"{quorum(len(new))}. Until then they followed the chain as observers."
             )

@@ -31,18 +31,18 @@ def look(run: Run) -> list[str]:
     out = [
         f"{BLOCKS} blocks at each n, same seed, real secp256k1 signatures "
         "(CPU: this process running every replica):",
-        "      n   f  quorum  msgs/block (PrePrepare + Prepare + Commit)  "
-        "commit p50 (sim)  CPU ms/block",
+        f"  {'n':>3} {'f':>3} {'quorum':>6}  {'msgs/block':>10}  "
+        f"{'= PrePrepare + Prepare + Commit':<32}{'commit p50 (sim)':>17}  {'CPU ms/block':>12}",
     ]
     for r in run.runs:
         n = r.scenario.nodes
         m = r.summary["messages_per_block"]
         parts = " + ".join(f"{m.get(k, 0):g}" for k in ("PrePrepare", "Prepare", "Commit"))
-        p50 = r.summary["commit_latency_ms"]["p50"]
+        p50 = r.summary["commit_latency_ms"]["p50"] or 0.0
         blocks = max(1, r.summary["blocks_committed"])
         out.append(
-            f"  {n:>5} {max_faulty(n):>3} {quorum(n):>7}  {per_block(r):>10g} ({parts})"
-            f"{'':<10}{p50 or 0:>10.1f} ms  {r.cpu_s * 1000 / blocks:>12.1f}"
+            f"  {n:>3} {max_faulty(n):>3} {quorum(n):>6}  {per_block(r):>10g}  {'= ' + parts:<32}"
+            f"{p50:>14.1f} ms  {r.cpu_s * 1000 / blocks:>12.1f}"
         )
     return out
 
