@@ -30,7 +30,7 @@ from consensus.codec import (
 )
 from consensus.crypto import ADDRESS_SIZE, HASH_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, hash32
 from consensus.messages import MAX_SEALERS
-from node.ledger.tx import MAX_TX_SIZE, SignedTransaction, pack_fields
+from node.ledger.tx import MAX_TX_SIZE, SignedTransaction, pack_fields, tx_hash
 
 FORMAT_VERSION = 0
 MAX_BLOCK_SIZE = MAX_MESSAGE_SIZE
@@ -258,8 +258,9 @@ class Block:
         return Block(self.header, self.transactions, seal)
 
     def tx_hashes(self) -> list[bytes]:
-        """Transaction hashes in block order (``hash32`` of each encoded transaction)."""
-        return [hash32(t) for t in self.transactions]
+        """Transaction hashes in block order (:func:`node.ledger.tx.tx_hash` of each
+        encoded transaction: SHA3-256 of a native one, Keccak-256 of a FISCO one)."""
+        return [tx_hash(t) for t in self.transactions]
 
     def tx_root_matches(self) -> bool:
         """Whether the header's ``tx_root`` is the Merkle root of the transactions."""

@@ -408,6 +408,16 @@ _stx_tx, _stx_signature, _stx_encoded, _stx_hash = (
 )
 
 
+def tx_hash(raw: bytes) -> bytes:
+    """The hash of a signed transaction from its bytes, in its own format: ``hash32``
+    (SHA3-256) of a native one, Keccak-256 of a FISCO BCOS one (first byte >= 0xc0)."""
+    if raw and raw[0] >= 0xC0:
+        from node.ledger.fisco.keccak import keccak256
+
+        return keccak256(raw)
+    return _sha3(raw).digest()
+
+
 def decode_transaction(data: bytes) -> SignedTransaction:
     """Shorthand for :meth:`SignedTransaction.decode`."""
     return SignedTransaction.decode(data)

@@ -71,12 +71,12 @@ from consensus import (
     quorum,
 )
 from consensus.codec import DecodeError
-from consensus.crypto import KeyPair, hash32, verify
+from consensus.crypto import KeyPair, verify
 from node.ledger.block import Block, BlockSeal
 from node.ledger.chain import Chain, ChainError, ExecutedBlock, ProposalBody
 from node.ledger.genesis import GenesisConfig
 from node.ledger.precompiles.consensus import Membership, genesis_membership
-from node.ledger.tx import VerifiedTx
+from node.ledger.tx import VerifiedTx, tx_hash
 from node.rpc.channel import ChannelServer
 from node.rpc.http import RpcServer
 from node.runtime import wire
@@ -725,7 +725,7 @@ class Node:
             for fetch in self._fetches:
                 wanted |= fetch.wanted
         for raw in raws:  # hash only when a fetch waits: gossip is the hot path
-            wanted_here = bool(wanted) and hash32(raw) in wanted
+            wanted_here = bool(wanted) and tx_hash(raw) in wanted
             admit = self.pool.admit_for_proposal if wanted_here else self.pool.admit
             with contextlib.suppress(TxRejected):
                 admit(raw, head)

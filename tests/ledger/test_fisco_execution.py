@@ -90,7 +90,8 @@ def test_block_and_receipts_roundtrip_through_storage(chain: Chain) -> None:
     block = chain.blocks[-1]
     again = block.decode_transactions()
     assert [type(t).__name__ for t in again] == ["FiscoSignedTransaction", "SignedTransaction"]
-    assert [t.hash for t in again] == [v.tx.hash for v in txs]
+    assert [t.hash for t in again] == [v.tx.hash for v in txs] == block.tx_hashes()
+    assert block.tx_root_matches()  # what sync checks before importing
     assert again[0].recover_sender() == fs.address_of(SECRET)
 
 
