@@ -287,6 +287,8 @@ SWEEP_COLUMNS = (
     ("committed_tps", "tx/s"),
     ("ceiling_tps", "ceiling tx/s"),
     ("ratio", "ratio"),
+    ("cores_used", "cores got"),
+    ("cpu_ratio", "CPU ratio"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
     ("view_changes", "view changes"),

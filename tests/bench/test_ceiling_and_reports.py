@@ -91,6 +91,8 @@ def run(tps: float, ratio: float, p99: float, ok: bool = True) -> dict:
         "committed_tps": tps,
         "ceiling_tps": tps / ratio,
         "ratio": ratio,
+        "cores_used": 1.5,
+        "cpu_ratio": ratio * 1.2,
         "latency_ms": {"p50": p99 / 2, "p99": p99},
         "view_changes": 0,
         "per_node": {"node0": {"rss_mb": 80.0}, "node1": {"rss_mb": None}},
