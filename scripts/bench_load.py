@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from consensus.crypto import KeyPair
+from node.ledger.fisco import encode_calldata, sign_fisco_tx
 from node.rpc.client import AsyncRpcClient
+from scripts.errors import CommandError
 from scripts.launcher.layout import Chain
 from scripts.launcher.load import Signed, TransferSigner, read_balances
 
@@ -77,5 +79,47 @@ class DagTransferLoad:
         return sum(b for b in balances if b is not None)
 
 
-FORMATS: dict[str, Callable[[Chain, KeyPair, int], LoadFormat]] = {"dag": DagTransferLoad}
+class FiscoDagTransferLoad(DagTransferLoad):
+    """The same DagTransfer load in FISCO BCOS 2.x format (docs/fisco-format.md): RLP
+    transactions with ABI calldata, signed over Keccak-256, as FISCO's SDKs send them.
+    Needs a chain whose ids are FISCO's numbers (a fresh bench chain gets 1 and 1)."""
+
+    name = "fisco"
+
+    def __init__(self, chain: Chain, key: KeyPair, users: int) -> None:
+        super().__init__(chain, key, users)
+        if not (chain.chain_id.isdigit() and chain.group_id.isdigit()):
+            raise CommandError(
+                f"--format fisco needs numeric chain and group ids; {chain.root} has "
+                f"{chain.chain_id!r} / {chain.group_id!r}",
+                hint="make one with `ledgerlab init --fisco`",
+            )
+        self.key = key
+        self.chain_id, self.group_id = int(chain.chain_id), int(chain.group_id)
+
+    def _sign(self, signature: str, args: list[str | int], block_limit: int) -> Signed:
+        stx = sign_fisco_tx(
+            self.key,
+            to=0x5002,
+            data=encode_calldata(signature, args),
+            block_limit=block_limit,
+            chain_id=self.chain_id,
+            group_id=self.group_id,
+        )
+        return "0x" + stx.hash.hex(), stx.encoded
+
+    def setup_txs(self, block_limit: int) -> list[Signed]:
+        add = "userAdd(string,uint256)"
+        return [self._sign(add, [u, INITIAL_BALANCE], block_limit) for u in self.users]
+
+    def load_tx(self, rng: random.Random, block_limit: int) -> Signed:
+        src, dst = rng.sample(self.users, 2)
+        amount = rng.randint(1, 100)
+        return self._sign("userTransfer(string,string,uint256)", [src, dst, amount], block_limit)
+
+
+FORMATS: dict[str, Callable[[Chain, KeyPair, int], LoadFormat]] = {
+    "dag": DagTransferLoad,
+    "fisco": FiscoDagTransferLoad,
+}
 """``--format`` name -> constructor ``(chain, signing key, users)``."""

@@ -458,6 +458,8 @@ class Benchmark:
             p2p_port=p2p,
             rpc_port=rpc,
             tx_count_limit=plan.block_txs,
+            chain_id="1" if plan.fmt == "fisco" else "chain0",  # FISCO clients' ids
+            group_id="1" if plan.fmt == "fisco" else "group0",
         )
         if plan.pool_txs:
             self._set_pool_capacity(plan.pool_txs)
