@@ -6,7 +6,7 @@ from consensus.quorum import max_faulty, quorum
 from consensus.sim import Scenario
 from scripts.learn import facts
 from scripts.learn.exercise import Answer, Exercise, Run, number
-from scripts.learn.look import explain_excerpt
+from scripts.learn.look import node_steps
 
 WATCHED = 2
 HEIGHT = 1
@@ -18,8 +18,8 @@ def scenario(seed: int) -> Scenario:
 
 def look(run: Run) -> list[str]:
     return [
-        f"Every step of node {WATCHED} at height {HEIGHT} (from --explain {HEIGHT}):",
-        *explain_excerpt(run.records, HEIGHT, nodes={WATCHED}),
+        f"Node {WATCHED}'s steps at height {HEIGHT} (its column in the diagram):",
+        *node_steps(run.records, WATCHED, HEIGHT),
     ]
 
 

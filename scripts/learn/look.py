@@ -1,32 +1,36 @@
-"""What-to-look-at helpers: excerpts of the step-by-step explain output and small tables."""
+"""What-to-look-at helpers: one node's steps at a height, node and invariant tables."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from consensus.sim.trace import explain
+from scripts.learn import facts
 from scripts.learn.exercise import SimRun
 
 
-def explain_excerpt(
-    records: list[dict[str, Any]],
-    height: int,
-    *,
-    nodes: set[int] | None = None,
-    words: tuple[str, ...] = (),
-    limit: int = 40,
-) -> list[str]:
-    """The ``--explain HEIGHT`` lines about ``nodes`` (all when None) that contain one of
-    ``words`` (all when empty), at most ``limit`` of them."""
+def node_steps(records: list[dict[str, Any]], node: int, height: int) -> list[str]:
+    """What ``node`` did and received at ``height``, one line per step, from the trace:
+    messages in and out, execution, and the phases (with the votes behind them)."""
     out = []
-    for line in explain(records, height):
-        if nodes is not None and not any(f" node {n} " in f" {line} " for n in nodes):
+    for rec in records:
+        if rec.get("node") != node or rec.get("height") != height:
             continue
-        if words and not any(w in line for w in words):
-            continue
-        out.append(line)
-    if len(out) > limit:
-        return [*out[:limit], f"   ... {len(out) - limit} more lines"]
+        t, ev, kind = facts.ms(rec["t"]), rec["ev"], rec.get("type")
+        if ev == "recv" and kind in ("PrePrepare", "Prepare", "Commit"):
+            what = (
+                f"proposal {rec['proposal']}" if kind == "PrePrepare" else f"block {rec['block']}"
+            )
+            out.append(
+                f"  {t:>10}  receives {kind} (view {rec['view']}) from node {rec['from']}: {what}"
+            )
+        elif ev == "bcast" and kind in ("PrePrepare", "Prepare", "Commit"):
+            out.append(f"  {t:>10}  broadcasts its {kind} (view {rec['view']})")
+        elif ev == "executed":
+            out.append(f"  {t:>10}  executed the proposal: {'valid' if rec['ok'] else 'INVALID'}")
+        elif ev == "phase":
+            kept_in = {"prepared": "certificate", "committed": "seal"}.get(rec["phase"])
+            kept = f" ({kept_in}: {rec['votes']} signatures, {rec['voters']})" if kept_in else ""
+            out.append(f"  {t:>10}  {rec['phase'].upper()} in view {rec['view']}{kept}")
     return out
 
 
