@@ -194,6 +194,8 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
     Does not recover the signature (see :meth:`FiscoSignedTransaction.recover_sender`).
     """
     if type(data) is not bytes:
+        if not isinstance(data, (bytearray, memoryview)):
+            raise FiscoTxError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
     if len(data) > MAX_TX_SIZE:
         raise FiscoTxError(f"fisco tx of {len(data)} bytes exceeds {MAX_TX_SIZE}")
