@@ -18,6 +18,7 @@ from node.rpc.client import RpcClient, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
 from node.transport.pki import generate_node
 from scripts.launcher import procs
+from scripts.launcher.fisco import channel_cert
 from scripts.launcher.layout import HOST, MAX_NODES, Chain, ChainError, NodeEntry, save_chain
 
 
@@ -50,14 +51,19 @@ def create_node(chain: Chain, *, host: str = HOST) -> tuple[Chain, NodeEntry]:
         )
     template = NodeConfig.load(chain.nodes[0].config_path)
     p2p_port, rpc_port = _next_ports(chain, host)
+    # the FISCO channel, when the chain has one: base + index, its own certificate
+    channel = None if chain.channel_port is None else f"{host}:{chain.channel_port + index}"
     try:
         identity = generate_node(chain.root / "agency", home / "conf", name=name)
+        if channel is not None:
+            channel_cert(chain.root / "agency", home / "conf", name=name)
         config = dataclasses.replace(
             template,
             home=home,
             name=name,
             p2p_listen=f"{host}:{p2p_port}",
             rpc_listen=f"{host}:{rpc_port}",
+            channel_listen=channel,
             peers=tuple(n.p2p for n in chain.nodes),
         )
         (home / "config.toml").write_text(config.to_toml(), encoding="utf-8")
@@ -75,6 +81,7 @@ def create_node(chain: Chain, *, host: str = HOST) -> tuple[Chain, NodeEntry]:
         p2p=f"{host}:{p2p_port}",
         rpc=f"{host}:{rpc_port}",
         home=home,
+        channel=channel,
     )
     grown = dataclasses.replace(chain, nodes=(*chain.nodes, entry))
     save_chain(grown)
