@@ -23,7 +23,8 @@ def test_init_fisco_writes_what_caliper_and_the_sdks_read(tmp_path: Path) -> Non
     chain = init_chain(tmp_path / "c", nodes=4, fisco=True, channel_port=24100,
                        p2p_port=24200, rpc_port=24300, chain_id="1", group_id="1")  # fmt: skip
     again = load_chain(chain.root)
-    assert (again.chain_id, again.group_id, again.fisco, again.channel_port) == ("1", "1", True, 24100)
+    ids = (again.chain_id, again.group_id, again.fisco, again.channel_port)
+    assert ids == ("1", "1", True, 24100)
     assert [n.channel for n in again.nodes] == [f"127.0.0.1:{24100 + i}" for i in range(4)]
     for n in again.nodes:
         assert NodeConfig.load(n.config_path).channel_listen == n.channel
@@ -62,7 +63,7 @@ def test_init_fisco_writes_what_caliper_and_the_sdks_read(tmp_path: Path) -> Non
     assert {e["name"] for e in abi} == {"userAdd", "userSave", "userDraw", "userBalance",
                                         "userTransfer"}  # fmt: skip
 
-    grown, node4 = expand.create_node(again)  # add-node: its own channel port and cert
+    _, node4 = expand.create_node(again)  # add-node: its own channel port and cert
     assert node4.channel == "127.0.0.1:24104"
     assert NodeConfig.load(node4.config_path).channel_listen == node4.channel
     assert (node4.home / "conf" / "channel.crt").is_file()
