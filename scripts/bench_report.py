@@ -146,14 +146,21 @@ td:first-child,th:first-child{text-align:left}.ok{color:#080}.bad{color:#b00}
 """
 
 
-def _cell(value: Any) -> str:
+def plain(value: Any) -> str:
+    """A table cell as text: ✓/✗, thousands separators, 2 decimals below 10, '' for None."""
     if isinstance(value, bool):
-        return f'<span class="{"ok" if value else "bad"}">{"✓" if value else "✗"}</span>'
+        return "✓" if value else "✗"
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return html.escape("" if value is None else str(value))
+    return "" if value is None else str(value)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return f'<span class="{"ok" if value else "bad"}">{plain(value)}</span>'
+    return html.escape(plain(value))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -26,6 +26,7 @@ from scripts.bench_report import (
     PLOT_HINT,
     SWEEP_COLUMNS,
     have_matplotlib,
+    plain,
     run_figure,
     run_html,
     save_figure,
@@ -384,7 +385,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for _, header in SWEEP_COLUMNS:
         t.add_column(header, justify="right")
     for row in rows:
-        t.add_row(*(_text(row[k]) for k, _ in SWEEP_COLUMNS))
+        t.add_row(*(plain(row[k]) for k, _ in SWEEP_COLUMNS))
     out.print(t)
     machine = machine_info()
     if args.json:
@@ -400,16 +401,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not rows or not all(row["ok"] for row in rows):
         raise BenchFailed("a run failed or a check failed (see above)")
     return 0
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "✓" if value else "✗"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
