@@ -75,12 +75,25 @@ def answer(run: Run) -> Answer:
         f"{leader_of(1, height, n)}: node {sender} collected {quorum(n)} ViewChanges "
         f"(a quorum) and broadcast NewView(1) at {facts.ms(t)}.",
     ]
+    nv_rec = next(
+        r
+        for r in run.records
+        if r["ev"] == "bcast" and r.get("type") == "NewView" and r["view"] == 1
+    )
     c = facts.first_commit_after(run.records, t)
+    if nv_rec.get("reproposed") is None:
+        how = (
+            f"No ViewChange carried a prepared certificate, so the NewView re-proposed "
+            f"nothing and node {sender} proposed afresh"
+        )
+    else:
+        how = (
+            f"The NewView re-proposed the block prepared in view {nv_rec['reproposed']} "
+            "(it may have committed somewhere, so it is the only one that may commit)"
+        )
     if c is not None:
         why.append(
-            f"No ViewChange carried a prepared certificate, so the NewView re-proposed "
-            f"nothing and node {sender} proposed afresh; height {c['height']} committed in "
-            f"view {c['view']} at {facts.ms(c['t'])}."
+            f"{how}; height {c['height']} committed in view {c['view']} at {facts.ms(c['t'])}."
         )
     why.append(
         f"The schedule keeps rotating: the run needed {run.summary['view_changes']} view "

@@ -73,8 +73,9 @@ def answer(run: Run) -> Answer:
         )
     else:
         why.append(
-            "Neither proposal can gather a quorum: quorums of the two would need an honest "
-            "node voting for both, and honest nodes vote once per view."
+            f"Neither reached the quorum ({votes_mine} and {len(other)} < {q}), and no split "
+            "could give both one: quorums for the two would need an honest node voting for "
+            "both, and an honest node votes once per view."
         )
     if view is not None:
         why.append(
