@@ -22,7 +22,6 @@ results into FISCO outputs (:meth:`FiscoSignedTransaction.abi_result`).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -300,9 +299,3 @@ def sign_fisco_tx(
         v=27 + sig[64], r=int.from_bytes(sig[:32], "big"), s=int.from_bytes(sig[32:64], "big")
     )
     return decode_fisco_transaction(signed.encode())
-
-
-def fisco_tx_values(stx: FiscoSignedTransaction) -> Sequence[int]:
-    """``(randomid, gasPrice, gasLimit, value)``: what an RPC view of the tx adds."""
-    f = stx.fields
-    return f.randomid, f.gas_price, f.gas_limit, f.value
