@@ -287,6 +287,9 @@ class NodeService:
                 "kind",
                 {k: node.byzantine.stats[k] for k in ("frames", "tampered", "suppressed", "spam")},
             )
+        channel = getattr(node, "channel_server", None)
+        if channel is not None:  # the FISCO channel (docs/channel.md)
+            yield from channel.metrics()
 
 
 # Counters by one label: (name, help, label, where the counts are).

@@ -272,7 +272,7 @@ maxBlockingQueueSize = "102400"
 
 
 def write_client_files(
-    chain: Chain, admin: KeyPair, *, users: int = 1000, transfers: int = 5000, tps: int = 500
+    chain: Chain, admin: KeyPair, *, users: int = 1000, transfers: int = 2000, tps: int = 200
 ) -> Path:
     """Write ``<dir>/fisco/``: Caliper, python-sdk and java-sdk configurations."""
     out = chain.root / FISCO_DIR

@@ -197,3 +197,20 @@ async def test_a_client_that_reads_nothing_is_aborted(start: Any, certs: Certs) 
     assert server.stats["slow_reader"] == 1
     assert server.open_connections == 0
     c.close()
+
+
+@pytest.mark.asyncio
+async def test_metrics_count_connections_frames_and_errors(start: Any, certs: Certs) -> None:
+    go, _ = start
+    server = await go()
+    c = await dial(server, certs)
+    seq = c.send(0x99, {})
+    assert (await c.recv())[:3] == (0x99, seq, 205)
+    families = {m.name: m for m in server.metrics()}
+    assert families["ledgerlab_channel_connections_open"].samples[0][1] == 1
+    frames = families["ledgerlab_channel_frames_total"].samples
+    assert {labels["direction"]: v for labels, v in frames} == {"in": 1, "out": 1}
+    samples = families["ledgerlab_channel_errors_total"].samples
+    errors = {labels["reason"]: v for labels, v in samples}
+    assert errors["unknown_type"] == 1 and errors["bad_body"] == 0
+    c.close()

@@ -32,6 +32,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
+from node.rpc import metrics as prom
 from node.rpc.channel.frames import (
     CLOSES,
     DEFAULT_MAX_FRAME,
@@ -163,6 +164,47 @@ class ChannelServer:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     await server.wait_closed()
+
+    def metrics(self) -> list[prom.Metric]:
+        """The channel's families for the node's ``/metrics`` (docs/node.md, Metrics)."""
+        st = self.stats
+        errors = {c.name.lower(): st[c.name.lower()] for c in ChannelCode if c}
+        errors.update({k: st[k] for k in ("timeout", "evicted", "slow_reader")})
+        return [
+            prom.gauge(
+                "ledgerlab_channel_connections_open", "Open channel connections.", len(self._conns)
+            ),
+            prom.counter(
+                "ledgerlab_channel_connections_total",
+                "Channel connections accepted (after TLS).",
+                st["connections"],
+            ),
+            prom.labelled(
+                "ledgerlab_channel_frames_total",
+                "counter",
+                "Channel frames, by direction.",
+                "direction",
+                {"in": st["frames_in"], "out": st["frames_out"]},
+            ),
+            prom.counter(
+                "ledgerlab_channel_receipts_pushed_total",
+                "Receipts pushed (type 0x1000) at commit.",
+                st["receipts_pushed"],
+            ),
+            prom.gauge(
+                "ledgerlab_channel_receipts_waiting",
+                "Accepted channel transactions whose receipt is still to be pushed.",
+                len(self._watch),
+            ),
+            prom.labelled(
+                "ledgerlab_channel_errors_total",
+                "counter",
+                "Channel error frames by code name, and connections cut off (timeout, "
+                "evicted, slow_reader).",
+                "reason",
+                errors,
+            ),
+        ]
 
     # -- the runtime's side ------------------------------------------------------------
 
