@@ -49,3 +49,25 @@ def test_tutorial_links_resolve() -> None:
     for page, anchor in re.findall(r"\]\(([\w\-]+\.md)(?:#([\w\-]+))?\)", TUTORIAL):
         assert (DOCS / page).is_file(), page
         assert not anchor or anchor in anchors(DOCS / page), f"{page}#{anchor}"
+
+
+# What the tutorial says each exercise shows with seed 1, and the answer that implies.
+DOCUMENTED = {
+    1: ("holding 3 matching Prepares", "3"),
+    2: ("the chain stays at height 4", "4"),
+    3: ("Node 2, the leader of height 1 in view 1", "2"),
+    4: ("node 3 sends its own proposal to node 0", "0"),
+    5: ("blocks 1-4 commit before 700 ms", "4"),
+    6: ("fetches heights 3, 4 and 5", "5"),
+    7: ("agreement FAILED fork at height 1", "agreement"),
+    8: ("Block 6 was proposed by node 1", "1"),
+    9: ("27, 90, 189 and 324 messages per block", "189"),
+}
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda e: str(e.number))
+def test_the_tutorials_observations_are_the_seed_1_runs(ex) -> None:  # type: ignore[no-untyped-def]
+    phrase, answer = DOCUMENTED[ex.number]
+    section = TUTORIAL.split(f"\n## {ex.number}. ")[1].split("\n## ")[0]
+    assert phrase in " ".join(section.split()), phrase
+    assert ex.answer(ex.run(1)).accepts(answer)
