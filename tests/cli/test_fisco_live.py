@@ -165,13 +165,19 @@ def test_malformed_fisco_txs_are_refused_and_change_nothing(rpcs: list[Rpc]) -> 
         "high s": good[:-32] + (fs.N - s).to_bytes(32, "big"),
         "trailing byte": good + b"\x00",
         "truncated": good[:-1],
+        "ABI trailing word": fs.fisco_tx(
+            SECRET, data=fs.calldata("userAdd(string,uint256)", "eve", 9) + bytes(32),
+            block_limit=head + 500, randomid=97),
         "wrong chain id": fs.fisco_tx(SECRET, data=fs.calldata("userAdd(string,uint256)", "eve", 9),
                                       block_limit=head + 500, chain_id=2, randomid=98),
+        "wrong group id": fs.fisco_tx(SECRET, data=fs.calldata("userAdd(string,uint256)", "eve", 9),
+                                      block_limit=head + 500, group_id=2, randomid=96),
     }  # fmt: skip
     pending = int(rpc("getPendingTxSize", 1), 16)
     replies = rpc.batch([("sendRawTransaction", [1, "0x" + raw.hex()]) for raw in bad.values()])
     codes = [r.get("error", {}).get("code") for r in replies]
-    assert codes == [10003, 10003, 10003, 10006], replies  # Malformed x3, InvalidChainId
+    # Malformed x4, InvalidChainId, InvalidGroupId
+    assert codes == [10003, 10003, 10003, 10003, 10006, 10007], replies
     assert int(rpc("getPendingTxSize", 1), 16) <= pending
     data = "0x" + fs.calldata("userBalance(string)", "eve").hex()
     res = rpc("call", 1, {"to": "0x5002", "data": data})
