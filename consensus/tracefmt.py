@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from consensus.events import CommitBlock, ExecuteBlock
+from consensus.events import Action, Broadcast, CommitBlock, ExecuteBlock, RequestSync
 from consensus.messages import (
     Commit,
     Message,
@@ -159,44 +159,55 @@ def pre_prepared(node: int, action: ExecuteBlock, leader: int) -> dict[str, Any]
     }
 
 
-def prepared(node: int, cert: PreparedCertificate, n: int, ids: NodeIds) -> dict[str, Any]:
-    """The node holds a quorum of matching Prepares (the certificate it just saved)."""
+def _voted(
+    node: int,
+    phase: str,
+    key: tuple[int, int, bytes, bytes],
+    signatures: Sequence[tuple[int, bytes]],
+    n: int,
+    ids: NodeIds,
+) -> dict[str, Any]:
+    height, view, proposal, block = key
     return {
         "node": node,
         "ev": "phase",
-        "phase": "prepared",
-        "height": cert.height,
-        "view": cert.view,
-        "proposal": short(cert.proposal.digest),
-        "block": short(cert.block_hash),
-        "votes": len(cert.signatures),
-        "voters": [ids(i) for i, _ in cert.signatures],
+        "phase": phase,
+        "height": height,
+        "view": view,
+        "proposal": short(proposal),
+        "block": short(block),
+        "votes": len(signatures),
+        "voters": [ids(i) for i, _ in signatures],
         "quorum": quorum(n),
         "n": n,
     }
+
+
+def prepared(node: int, cert: PreparedCertificate, n: int, ids: NodeIds) -> dict[str, Any]:
+    """The node holds a quorum of matching Prepares (the certificate it just saved)."""
+    key = (cert.height, cert.view, cert.proposal.digest, cert.block_hash)
+    return _voted(node, "prepared", key, cert.signatures, n, ids)
 
 
 def committed(node: int, action: CommitBlock, n: int, ids: NodeIds) -> dict[str, Any]:
     """The node holds a quorum of matching Commits: the block is decided."""
     seal = action.seal
-    return {
-        "node": node,
-        "ev": "phase",
-        "phase": "committed",
-        "height": action.height,
-        "view": seal.view,
-        "proposal": short(seal.proposal_digest),
-        "block": short(action.block_hash),
-        "votes": len(seal.signatures),
-        "voters": [ids(i) for i, _ in seal.signatures],
-        "quorum": quorum(n),
-        "n": n,
-    }
+    key = (action.height, seal.view, seal.proposal_digest, action.block_hash)
+    return _voted(node, "committed", key, seal.signatures, n, ids)
 
 
-def timer(node: int, fired: str, height: int, view: int) -> dict[str, Any]:
-    """A replica timer fired: ``view-change`` (moved to ``view``), ``resend`` (said its
-    ViewChange again) or ``sync`` (asked peers for blocks)."""
+def timer(
+    node: int, actions: Sequence[Action], view_before: int, height: int, view: int
+) -> dict[str, Any]:
+    """A Tick made the replica act (``actions``): one of its timers fired. ``view-change``
+    (moved to ``view``), ``resend`` (said its ViewChange again) or ``sync`` (asked peers
+    for blocks)."""
+    if any(isinstance(a, Broadcast) and isinstance(a.message, ViewChange) for a in actions):
+        fired = "view-change" if view > view_before else "resend"
+    elif any(isinstance(a, RequestSync) for a in actions):
+        fired = "sync"
+    else:
+        fired = "other"
     return {"node": node, "ev": "timer", "fired": fired, "height": height, "view": view}
 
 

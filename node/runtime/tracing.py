@@ -34,7 +34,6 @@ from consensus import (
     RequestSync,
     Send,
     Tick,
-    ViewChange,
     tracefmt,
 )
 from consensus.messages import Message, PreparedCertificate, decode_message
@@ -168,7 +167,7 @@ class NodeTracer:
         actions = replica.step(event)
         after = (replica.height, replica.view, replica.view_active)
         if isinstance(event, Tick) and actions:
-            self._timer(actions, before[1], after)
+            self._write(tracefmt.timer(self.me, actions, before[1], after[0], after[1]))
         if replica.counters.equivocations > caught and replica.evidence:
             e = replica.evidence[-1]
             self._rec(
@@ -221,19 +220,11 @@ class NodeTracer:
                     sealers=[self.id_of_key(k.hex()) for k in event.sealers],
                 )
 
-    def _timer(self, actions: list[Action], view_before: int, after: tuple[int, int, bool]) -> None:
-        if any(isinstance(a, Broadcast) and isinstance(a.message, ViewChange) for a in actions):
-            fired = "view-change" if after[1] > view_before else "resend"
-        elif any(isinstance(a, RequestSync) for a in actions):
-            fired = "sync"
-        else:
-            fired = "other"
-        self._write(tracefmt.timer(self.me, fired, after[0], after[1]))
-
     def _action(self, replica: Replica, action: Action, ids: tracefmt.NodeIds) -> None:
         n = len(replica.sealers)
         if isinstance(action, Broadcast):
-            peers = [self.id_of_key(p) for p in sorted(self.node.members) if p != self.node.node_id]
+            me = self.node.node_id
+            peers = sorted(self.id_of_key(p) for p in self.node.members if p != me)
             self._rec("bcast", to=peers, **tracefmt.describe(action.message, ids))
         elif isinstance(action, Send):
             self._rec("send", to=ids(action.to), **tracefmt.describe(action.message, ids))

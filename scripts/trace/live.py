@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consensus.tracefmt import FORMAT, VERSION, header
+from consensus.tracefmt import header
 from node.runtime.tracing import TRACE_ENV
 from scripts.launcher.layout import Chain, NodeEntry
-from scripts.trace.schema import MAX_LINE_BYTES, TraceError, validate
+from scripts.trace.schema import TraceError, check_header, parse_record
 
 TRACE_NAME = "trace.jsonl"
 
@@ -58,18 +58,9 @@ class NodeFile:
             if not line.strip():
                 continue
             where = f"{self.path} (+{self.offset} bytes, line {number})"
-            if len(line) > MAX_LINE_BYTES:
-                raise TraceError(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise TraceError(f"{where}: not JSON ({exc})") from None
-            problems = validate(record)
-            if problems:
-                raise TraceError(f"{where}: {'; '.join(problems)}")
+            record = parse_record(line, where)
             if record["ev"] == "header":
-                if record.get("format") != FORMAT or record.get("version") != VERSION:
-                    raise TraceError(f"{where}: not a {FORMAT} version {VERSION} header")
+                check_header(record, where)
                 self.headers.append(record)
                 continue
             records.append(record)

@@ -112,21 +112,28 @@ def validate(record: Any) -> list[str]:
     return problems
 
 
+def parse_record(line: str | bytes, where: str) -> dict[str, Any]:
+    """One line as a record that follows the schema; TraceError naming ``where`` else."""
+    size = len(line) if isinstance(line, bytes) else len(line.encode())
+    if size > MAX_LINE_BYTES:
+        raise TraceError(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise TraceError(f"{where}: not JSON ({exc})") from None
+    problems = validate(record)
+    if problems:
+        raise TraceError(f"{where}: {'; '.join(problems)}")
+    return dict(record)
+
+
 def parse_lines(lines: Iterable[str], where: str = "trace") -> list[dict[str, Any]]:
     """Records of a trace's lines, header first; raises TraceError at the first fault."""
     records: list[dict[str, Any]] = []
     for number, line in enumerate(lines, 1):
-        if len(line) > MAX_LINE_BYTES or len(line.encode()) > MAX_LINE_BYTES:
-            raise TraceError(f"{where}:{number}: line longer than {MAX_LINE_BYTES} bytes")
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise TraceError(f"{where}:{number}: not JSON ({exc})") from None
-        problems = validate(record)
-        if problems:
-            raise TraceError(f"{where}:{number}: {'; '.join(problems)}")
+        record = parse_record(line, f"{where}:{number}")
         if not records:
             check_header(record, f"{where}:{number}")
         records.append(record)
@@ -136,6 +143,7 @@ def parse_lines(lines: Iterable[str], where: str = "trace") -> list[dict[str, An
 
 
 def check_header(record: dict[str, Any], where: str) -> None:
+    """The record must be a header of this format and version."""
     if record.get("ev") != "header" or record.get("format") != FORMAT:
         raise TraceError(f"{where}: the first record must be a {FORMAT} header")
     if record.get("version") != VERSION:
