@@ -8,7 +8,13 @@ group ids, method, args) are those of the native format, so the txpool, blocks, 
 storage and sync treat both alike. docs/fisco-format.md is the reference.
 """
 
-from node.ledger.fisco.abi import AbiError, FiscoMethod, decode_calldata, encode_calldata
+from node.ledger.fisco.abi import (
+    AbiError,
+    FiscoMethod,
+    decode_calldata,
+    decode_output,
+    encode_calldata,
+)
 from node.ledger.fisco.keccak import fisco_address, keccak256
 from node.ledger.fisco.tx import (
     FiscoSignedTransaction,
@@ -25,6 +31,7 @@ __all__ = [
     "FiscoTxError",
     "decode_calldata",
     "decode_fisco_transaction",
+    "decode_output",
     "encode_calldata",
     "fisco_address",
     "is_fisco_encoding",
