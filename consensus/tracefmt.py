@@ -240,7 +240,9 @@ def byzantine_mark(
             lied = lied or not entry["honest"]
         if target not in entry["to"]:
             entry["to"].append(target)
-    withheld = [t for t in targets if t not in got]
+    for entry in versions.values():
+        entry["to"].sort()
+    withheld = sorted(t for t in targets if t not in got)
     if not lied and not withheld:
         return None
     return {

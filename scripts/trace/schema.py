@@ -121,6 +121,8 @@ def parse_record(line: str | bytes, where: str) -> dict[str, Any]:
         record = json.loads(line)
     except ValueError as exc:
         raise TraceError(f"{where}: not JSON ({exc})") from None
+    except RecursionError:
+        raise TraceError(f"{where}: JSON nested too deep") from None
     problems = validate(record)
     if problems:
         raise TraceError(f"{where}: {'; '.join(problems)}")

@@ -104,6 +104,10 @@ def test_a_file_trace_reads_back(tmp_path: Path) -> None:
         (['{"ev":"recv","t":1,"node":0}'], "missing"),
         (['{"ev":"header","t":0,"format":"other"}'], "missing"),
         (["not json"], "not JSON"),
+        (["[1, 2]"], "not a JSON object"),
+        (['{"ev":"commit","t":1.5,"node":0,"height":1,"view":0,"block":"ab"}'], "'t'"),
+        (["[" * 200_000 + "]" * 200_000], "nested too deep"),
+        (['{"ev":"x","t":0}' + " " * (1 << 20)], "longer than"),
     ],
 )
 def test_bad_traces_are_refused_with_the_line(lines: list[str], fragment: str) -> None:
