@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from scripts.trace.schema import read_trace
-from tests.cli.conftest import run_cli
+from tests.cli.conftest import REPO, run_cli
 from tests.trace.test_schema import documented_kinds
 
 
@@ -22,9 +27,27 @@ def test_live_trace_parses_with_the_documented_schema(
     assert run_cli(*init, cwd=tmp_path).code == 0
     up = run_cli("up", "--trace", *d, cwd=tmp_path, timeout=120)
     assert up.code == 0, up.err
-    add = run_cli("asset", "add", "alice", "10", *d, cwd=tmp_path, timeout=120)
-    assert add.code == 0, add.err
+    followed = tmp_path / "followed.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "scripts", "trace", "--follow", "--lag", "0.2", *d],
+        cwd=tmp_path,
+        env=env,
+        stdout=open(followed, "w"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.PIPE,
+    )
+    try:
+        add = run_cli("asset", "add", "alice", "10", *d, cwd=tmp_path, timeout=120)
+        assert add.code == 0, add.err
+        time.sleep(1.0)  # past the node's 0.2 s flush and the --lag
+    finally:
+        follow.send_signal(signal.SIGINT)
+        _, err = follow.communicate(timeout=30)
+    assert follow.returncode == 0, err
     assert run_cli("down", *d, cwd=tmp_path, timeout=60).code == 0
+    fh, frecs = read_trace(followed)  # attached to the running nodes: the same format
+    assert fh["source"] == "live"
+    assert any(r["ev"] == "phase" and r["phase"] == "committed" for r in frecs)
     out = tmp_path / "live.jsonl"
     merged = run_cli("trace", *d, "-o", str(out), cwd=tmp_path)
     assert merged.code == 0, merged.err
