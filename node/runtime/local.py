@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,11 @@ class MemoryCluster:
         tick_ms: int = 20,
         rpc: bool = False,
         byzantine: Mapping[int, str] | None = None,
+        clocks: Mapping[int, Callable[[], float]] | None = None,
         **genesis_kw: Any,
     ) -> None:
-        """``byzantine``: node index -> a Byzantine test mode (node/runtime/byzantine.py)."""
+        """``byzantine``: node index -> a Byzantine test mode (node/runtime/byzantine.py);
+        ``clocks``: node index -> its wall clock (default ``time.time``)."""
         rng = random.Random(seed)
         self.keys = [KeyPair.generate(rng) for _ in range(n + observers + free)]
         self.members = n + observers  # nodes 0 .. members-1 start with the cluster
@@ -58,6 +61,7 @@ class MemoryCluster:
         self.rpc = rpc
         self.nodes: list[Node | None] = [None] * len(self.keys)
         self.byzantine = dict(byzantine or {})
+        self.clocks = dict(clocks or {})
 
     async def start(self, i: int) -> Node:
         cfg = NodeConfig(
@@ -76,6 +80,7 @@ class MemoryCluster:
             kv=self.kvs[i],
             hub=self.hub,
             rpc=self.rpc,
+            clock=self.clocks.get(i, time.time),
         )
         await node.__aenter__()
         self.nodes[i] = node

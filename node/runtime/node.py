@@ -103,9 +103,11 @@ log = logging.getLogger("ledgerlab.node")
 PBFT_META = "pbft"
 STATUS_INTERVAL = 1.0
 TX_FETCH_TIMEOUT = 2.0
-# A proposal stamped further ahead of our clock gets no vote: every later block must be at
-# least as late, so one accepted far-future stamp would pin the chain's time for good.
-# Only voting depends on it; block sync never checks a committed block against a clock.
+# A proposal stamped further ahead of our clock (or of its parent's stamp, when our clock
+# is behind that) gets no vote: every later block must be at least as late, so one
+# accepted far-future stamp would pin the chain's time for good. Only voting depends on
+# it; block sync never checks a committed block against a clock. docs/reliability.md,
+# Clock skew, says what a node whose clock is off can and cannot do.
 MAX_PROPOSAL_AHEAD_MS = 60_000
 # A chain may run with consensus_timeout up to an hour; a user must not wait that long to
 # hear that nothing commits.
@@ -564,7 +566,10 @@ class Node:
         proposal = action.proposal
         found = [self.pool.get(h) for h in body.tx_hashes]
         parent_time = self.chain.head_timestamp()
-        latest = int(self._clock() * 1000) + MAX_PROPOSAL_AHEAD_MS
+        # Ahead of this node's clock, or of the parent's stamp (which a quorum accepted):
+        # a node whose clock is minutes behind still votes for honest blocks, and still
+        # no timestamp gets past every correct clock by more than the margin.
+        latest = max(int(self._clock() * 1000), parent_time) + MAX_PROPOSAL_AHEAD_MS
         if not parent_time <= body.timestamp <= latest:
             return self._not_executed(action, f"timestamp {body.timestamp} outside the window")
         txs = [v for v in found if v is not None]
