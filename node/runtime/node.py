@@ -675,10 +675,11 @@ class Node:
         self.refusal = None
         self.transport.broadcast(wire.encode(self._status()))
 
-    def on_synced(self, block: Block, executed: ExecutedBlock) -> None:
-        """Block sync committed ``block``: tell the replica and the pool."""
+    def on_synced(self, block: Block, executed: ExecutedBlock, source: str = "") -> None:
+        """Block sync committed ``block`` (from peer ``source``): tell the replica and
+        the pool."""
         if self.tracer is not None:
-            self.tracer.synced(block)
+            self.tracer.synced(block, source)
         self._after_commit(block, executed)
         self._feed(self._persisted(block.number, block.hash))
 

@@ -183,5 +183,5 @@ class BlockSync:
             self.peers.pop(peer, None)
             return False
         self.stats["imported"] += 1
-        node.on_synced(block, executed)
+        node.on_synced(block, executed, peer)
         return True

@@ -285,13 +285,13 @@ class NodeTracer:
         self._cert = replica.prepared_certificate
         self._rec("restart", height=replica.height - 1, view=replica.view)
 
-    def synced(self, block: Block) -> None:
-        """Block sync stored ``block`` (its seal verified); the source is not known here."""
+    def synced(self, block: Block, source: str) -> None:
+        """Block sync stored ``block`` (its seal verified), fetched from peer ``source``."""
         self._rec(
             "synced",
             height=block.number,
             block=tracefmt.short(block.hash),
             view=block.seal.view,
             votes=len(block.seal.signatures),
-            **{"from": -1},
+            **{"from": self.id_of_key(source)},
         )
