@@ -201,3 +201,22 @@ def test_abi_strictness_equals_reencode_and_compare(kinds: list[str], data: byte
         )
         return
     assert encode_values(kinds, list(values)) == data
+
+
+def test_selectors_are_fisco_bcos_2x_ones() -> None:
+    from node.ledger.fisco.abi import METHODS
+
+    documented = {  # FISCO BCOS 2.x (its precompiles' Solidity interfaces)
+        "userAdd(string,uint256)": "3fe8e3f5",
+        "userSave(string,uint256)": "e555f3d9",
+        "userDraw(string,uint256)": "ff2b0127",
+        "userBalance(string)": "1536aedd",
+        "userTransfer(string,string,uint256)": "0b37617b",
+        "setValueByKey(string,string)": "bd291aef",
+        "addSealer(string)": "89152d1f",
+        "addObserver(string)": "2800efc0",
+        "remove(string)": "80599e4b",
+    }
+    ours = {m.signature: m.selector.hex() for m in METHODS.values()}
+    assert {k: ours[k] for k in documented} == documented
+    assert all(fs.selector(sig).hex() == sel for sig, sel in ours.items())  # eth-hash agrees

@@ -20,7 +20,7 @@ business check fails.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.codec import DecodeError
@@ -31,7 +31,6 @@ from node.ledger.tx import MAX_ARG_BYTES, UINT256_MAX, Arg, decode_values
 
 SELECTOR_SIZE = 4
 _WORD = 32
-_ZERO_WORD = bytes(32)
 
 
 class AbiError(DecodeError):
@@ -165,10 +164,11 @@ class FiscoMethod:
     arg_kinds: tuple[str, ...]
     output: str
     """One of CODE, COUNT, CODE_BALANCE, PAGE."""
+    selector: bytes = field(init=False)
+    """The first 4 bytes of Keccak-256 of :attr:`signature`."""
 
-    @property
-    def selector(self) -> bytes:
-        return keccak256(self.signature.encode())[:SELECTOR_SIZE]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "selector", keccak256(self.signature.encode())[:SELECTOR_SIZE])
 
     @property
     def output_kinds(self) -> tuple[str, ...]:
@@ -235,6 +235,7 @@ _TABLE = (
 
 METHODS: dict[tuple[bytes, bytes], FiscoMethod] = {(m.address, m.selector): m for m in _TABLE}
 """``(address, selector)`` -> method, for every precompile method with an ABI."""
+_BY_SIGNATURE = {m.signature: m for m in _TABLE}
 
 
 def decode_calldata(to: bytes, data: bytes) -> tuple[FiscoMethod | None, tuple[Arg, ...]]:
@@ -253,10 +254,10 @@ def decode_calldata(to: bytes, data: bytes) -> tuple[FiscoMethod | None, tuple[A
 def encode_calldata(signature: str, args: Sequence[Arg] = ()) -> bytes:
     """Calldata for a method of :data:`METHODS` by its Solidity signature (for the console,
     the benchmark and the channel server; the tests build theirs with eth-abi)."""
-    for spec in _TABLE:
-        if spec.signature == signature:
-            return spec.selector + encode_values(spec.arg_kinds, list(args))
-    raise ValueError(f"no precompile method {signature!r}")
+    spec = _BY_SIGNATURE.get(signature)
+    if spec is None:
+        raise ValueError(f"no precompile method {signature!r}")
+    return spec.selector + encode_values(spec.arg_kinds, list(args))
 
 
 def decode_output(kinds: Sequence[str], data: bytes) -> tuple[Any, ...]:
