@@ -187,7 +187,7 @@
     $("lanes").style.top = "0px";
     laneEls.forEach((l, n) => { l.el.style.top = (TOP + laneH * n) + "px"; l.el.style.height = laneH + "px"; });
     tlW = tl.clientWidth; tl.width = tlW * dpr; tl.height = 34 * dpr;
-    tlKey = ""; chainKey = ""; logKey = -2; capKey = "";
+    tlKey = ""; chainKey = ""; logKey = -2; capKey = ""; offK = 0;
   }
 
   // -- playback state -------------------------------------------------------------------
@@ -214,7 +214,75 @@
     for (const s of [1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1e6, 2e6, 5e6]) if (s >= target) return s;
     return 1e7;
   }
-  function draw() {
+  // -- the off-screen layer: arrived messages and marks, in trace-time coordinates -------
+  const END = new Float64Array(NM); // when a message stops moving: arrival, or half way if lost
+  for (let i = 0; i < NM; i++) END[i] = (M.fg[i] & F_LOST) ? TS[i] + (TR[i] - TS[i]) / 2 : TR[i];
+  const BY_END = Int32Array.from(Array.from({ length: NM }, (_, i) => i).sort((a, b) => END[a] - END[b]));
+  const END_SORTED = Float64Array.from(BY_END, (i) => END[i]);
+  const off = document.createElement("canvas"), octx = off.getContext("2d");
+  let offOrigin = 0, offK = 0, offUntil = Infinity, offW = 0, offH = 0;
+  function strokeStyles(c, paths) { // one stroke per type; conflicting messages on top
+    for (let bad = 0; bad < 2; bad++) {
+      for (let ti = 0; ti < TYPES.length; ti++) {
+        const p = paths[ti * 2 + bad];
+        if (!p) continue;
+        c.strokeStyle = bad ? "#db2777" : COLORS[TYPES[ti]];
+        c.lineWidth = bad ? 2.5 : (TYPES[ti] === "PrePrepare" || TYPES[ti] === "NewView" ? 2 : 1);
+        c.setLineDash(bad ? [6, 3] : []);
+        c.stroke(p);
+      }
+    }
+    c.setLineDash([]);
+  }
+  function offRebuild(sp, k) {
+    offW = Math.ceil(W * 3); offH = H; offK = k;
+    off.width = Math.ceil(offW * dpr); off.height = Math.ceil(H * dpr);
+    offOrigin = now - sp;
+    octx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    octx.clearRect(0, 0, offW, H);
+    offUntil = offOrigin - 1;
+    offAdvance(now);
+  }
+  function offAdvance(until) {
+    const k = offK, X = (t) => (t - offOrigin) * k, right = offOrigin + offW / k, paths = [];
+    for (let j = lastAtOrBefore(END_SORTED, offUntil) + 1; j < NM && END_SORTED[j] <= until; j++) {
+      const i = BY_END[j];
+      if (TS[i] > right) continue;
+      const lost = (M.fg[i] & F_LOST) !== 0;
+      const style = M.ty[i] * 2 + ((M.fg[i] & (F_EQ | F_DV)) !== 0 ? 1 : 0);
+      const p = paths[style] || (paths[style] = new Path2D());
+      const y0 = laneY(M.src[i] < 0 ? M.dst[i] : M.src[i]), y1 = laneY(M.dst[i]);
+      const x0 = X(TS[i]), xe = X(END[i]);
+      const ye = lost ? (y0 + y1) / 2 : y1;
+      p.moveTo(x0, y0); p.lineTo(xe, ye);
+      if (lost) { p.moveTo(xe - 4, ye - 4); p.lineTo(xe + 4, ye + 4); p.moveTo(xe - 4, ye + 4); p.lineTo(xe + 4, ye - 4); }
+      else {
+        const ang = Math.atan2(ye - y0, xe - x0);
+        p.moveTo(xe - 6 * Math.cos(ang - 0.4), ye - 6 * Math.sin(ang - 0.4)); p.lineTo(xe, ye);
+        p.lineTo(xe - 6 * Math.cos(ang + 0.4), ye - 6 * Math.sin(ang + 0.4));
+      }
+    }
+    strokeStyles(octx, paths);
+    for (let j = lastAtOrBefore(MK.t, offUntil) + 1; j < MK.t.length && MK.t[j] <= until; j++) {
+      if (MK.t[j] >= offOrigin) drawMark(octx, MARKS[MK.k[j]], X(MK.t[j]), laneY(MK.n[j]));
+    }
+    offUntil = until;
+  }
+  // what is visible (for hover and tests): computed on demand, not every frame
+  function collectVisible() {
+    const sp = span(), nowX = W * 0.86, k = nowX / sp, X = (t) => nowX + (t - now) * k, left = now - sp;
+    VIS.n = 0;
+    let lo = 0, hi = NM - 1; const from = left - maxFlight;
+    while (lo <= hi) { const mid = (lo + hi) >> 1; if (TS[mid] < from) lo = mid + 1; else hi = mid - 1; }
+    for (let i = lo; i < NM && TS[i] <= now; i++) {
+      if (END[i] < left) continue;
+      const y0 = laneY(M.src[i] < 0 ? M.dst[i] : M.src[i]), y1 = laneY(M.dst[i]);
+      const tEnd = Math.min(END[i], now), frac = TR[i] > TS[i] ? (tEnd - TS[i]) / (TR[i] - TS[i]) : 1;
+      visPush(i, X(TS[i]), y0, X(tEnd), y0 + (y1 - y0) * frac);
+    }
+  }
+
+  function draw(light) {
     const t0 = performance.now();
     const sp = span(), nowX = W * 0.86, k = W * 0.86 / sp;
     const X = (t) => nowX + (t - now) * k;
@@ -253,49 +321,25 @@
       ctx.beginPath(); ctx.moveTo(x, TOP); ctx.lineTo(x, H); ctx.stroke();
       if (x > 30) ctx.fillText(((t - META.start) / 1000).toFixed(step < 1000 * 10 ? 1 : 0) + " ms", x + 2, H - 2);
     }
-    // messages: find the first one that may still be visible
-    VIS.n = 0;
-    let lo = 0, hi = NM - 1; const from = left - maxFlight;
+    // arrived messages and lane marks live on the off-screen layer, drawn once each
+    if (offK !== k || offH !== H || now < offUntil || left < offOrigin || (now - offOrigin) * k > offW - 2) offRebuild(sp, k);
+    else if (now > offUntil) offAdvance(now);
+    const dx = Math.round((nowX + (offOrigin - now) * k) * dpr) / dpr;
+    ctx.drawImage(off, dx, 0, offW, H);
+    // messages in flight: a line from the send to where the message is now
+    let lo = 0, hi = NM - 1; const from = now - maxFlight;
     while (lo <= hi) { const mid = (lo + hi) >> 1; if (TS[mid] < from) lo = mid + 1; else hi = mid - 1; }
     const heads = [], paths = [];
     for (let i = lo; i < NM && TS[i] <= now; i++) {
-      const lost = (M.fg[i] & F_LOST) !== 0;
-      const end = lost ? TS[i] + (TR[i] - TS[i]) / 2 : TR[i];
-      if (end < left) continue;
-      const bad = (M.fg[i] & (F_EQ | F_DV)) !== 0 ? 1 : 0, style = M.ty[i] * 2 + bad;
+      if (END[i] <= now) continue;
+      heads.push(i);
+      const style = M.ty[i] * 2 + ((M.fg[i] & (F_EQ | F_DV)) !== 0 ? 1 : 0);
       const p = paths[style] || (paths[style] = new Path2D());
       const y0 = laneY(M.src[i] < 0 ? M.dst[i] : M.src[i]), y1 = laneY(M.dst[i]);
-      const x0 = X(TS[i]), tEnd = Math.min(end, now);
-      const frac = TR[i] > TS[i] ? (tEnd - TS[i]) / (TR[i] - TS[i]) : 1;
-      const xe = X(tEnd), ye = y0 + (y1 - y0) * frac;
-      p.moveTo(x0, y0); p.lineTo(xe, ye);
-      visPush(i, x0, y0, xe, ye);
-      if (end > now) heads.push(i);
-      else if (lost) { p.moveTo(xe - 4, ye - 4); p.lineTo(xe + 4, ye + 4); p.moveTo(xe - 4, ye + 4); p.lineTo(xe + 4, ye - 4); }
-      else { // arrowhead
-        const ang = Math.atan2(ye - y0, xe - x0);
-        p.moveTo(xe, ye); p.lineTo(xe - 6 * Math.cos(ang - 0.4), ye - 6 * Math.sin(ang - 0.4));
-        p.moveTo(xe, ye); p.lineTo(xe - 6 * Math.cos(ang + 0.4), ye - 6 * Math.sin(ang + 0.4));
-      }
+      const frac = TR[i] > TS[i] ? (now - TS[i]) / (TR[i] - TS[i]) : 1;
+      p.moveTo(X(TS[i]), y0); p.lineTo(nowX, y0 + (y1 - y0) * frac);
     }
-    for (let bad = 0; bad < 2; bad++) { // conflicting messages on top
-      for (let ti = 0; ti < TYPES.length; ti++) {
-        const p = paths[ti * 2 + bad];
-        if (!p) continue;
-        ctx.strokeStyle = bad ? "#db2777" : COLORS[TYPES[ti]];
-        ctx.lineWidth = bad ? 2.6 : (TYPES[ti] === "PrePrepare" || TYPES[ti] === "NewView" ? 1.8 : 1.1);
-        ctx.globalAlpha = bad ? 1 : 0.75;
-        ctx.setLineDash(bad ? [6, 3] : []);
-        ctx.stroke(p);
-      }
-    }
-    ctx.setLineDash([]); ctx.globalAlpha = 1;
-    // lane marks
-    const m0 = lastAtOrBefore(MK.t, left) + 1, m1 = lastAtOrBefore(MK.t, now);
-    for (let j = m0; j <= m1; j++) {
-      const x = X(MK.t[j]), y = laneY(MK.n[j]), kind = MARKS[MK.k[j]];
-      drawMark(kind, x, y);
-    }
+    strokeStyles(ctx, paths);
     // in-flight heads, labelled (labels only when there are few)
     ctx.font = "bold 10px DejaVu Sans, sans-serif";
     const label = heads.length <= 80;
@@ -320,13 +364,13 @@
     ctx.fillText("now", nowX + 3, TOP - 8 + 8);
     inflight = heads.length;
     const t1 = performance.now();
-    updateDom();
+    updateDom(light);
     const t2 = performance.now();
     frameMs.push(t2 - t0); if (frameMs.length > 2000) frameMs.shift();
     canvasMs.push(t1 - t0); if (canvasMs.length > 2000) canvasMs.shift();
   }
   let inflight = 0;
-  function drawMark(kind, x, y) {
+  function drawMark(ctx, kind, x, y) {
     ctx.lineWidth = 1.5;
     if (kind === "prepared") { ctx.fillStyle = "#16a34a"; ctx.beginPath(); ctx.moveTo(x, y - 7); ctx.lineTo(x + 6, y); ctx.lineTo(x, y + 7); ctx.lineTo(x - 6, y); ctx.fill(); }
     else if (kind === "committed") { ctx.fillStyle = "#ea580c"; ctx.beginPath(); ctx.arc(x, y, 6.5, 0, 6.2832); ctx.fill(); ctx.fillStyle = "#fff"; ctx.fillRect(x - 1, y - 3.5, 2, 7); }
@@ -359,7 +403,7 @@
     const pct = Math.min(100, need ? 100 * count / need : 0);
     return '<span class="bar ' + cls + (count >= need ? " full" : "") + '"><i style="width:' + pct + '%"></i></span>';
   }
-  function updateDom() {
+  function updateDom(light) {
     const maj = majority(), lead = leaderOf(maj.v, maj.h);
     for (let n = 0; n < N; n++) {
       const s = stateAt(n, now), q = quorumAt(s.h), l = LANES[n];
@@ -415,6 +459,7 @@
           " share an honest node, so two different blocks can never both commit.";
       }
     }
+    if (light) return; // the text below is read, not watched: 15 updates a second will do
     // log
     const lk = lastAtOrBefore(LOG_T, now);
     if (lk !== logKey) {
@@ -485,6 +530,7 @@
   flow.addEventListener("mousemove", (e) => {
     const r = flow.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;
     let best = -1, bd = 36;
+    collectVisible();
     for (let k = 0; k < VIS.n; k++) {
       const x0 = VIS.x0[k], y0 = VIS.y0[k], x1 = VIS.x1[k], y1 = VIS.y1[k];
       const dx = x1 - x0, dy = y1 - y0, L2 = dx * dx + dy * dy;
@@ -516,7 +562,11 @@
   }
 
   // -- controls -------------------------------------------------------------------------
-  function setPlaying(p) { playing = p; $("play").innerHTML = p ? "&#10074;&#10074; pause" : "&#9654; play"; lastFrame = 0; }
+  function setPlaying(p) {
+    playing = p; lastFrame = 0;
+    $("play").innerHTML = p ? "&#10074;&#10074; pause" : "&#9654; play";
+    if (p && !looping) { looping = true; requestAnimationFrame(frame); }
+  }
   $("play").onclick = () => { if (!playing && now >= T1) seek(T0); setPlaying(!playing); };
   $("step").onclick = () => { setPlaying(false); seek(nextEvent(now)); draw(); };
   $("back").onclick = () => { setPlaying(false); seek(prevEvent(now)); draw(); };
@@ -555,19 +605,19 @@
   afterFrame.port1.onmessage = () => {
     if (frameStart) { workMs.push(performance.now() - frameStart); if (workMs.length > 2000) workMs.shift(); frameStart = 0; }
   };
+  let frames = 0, looping = false;
   function frame(ts) {
-    if (playing) { frameStart = performance.now(); afterFrame.port2.postMessage(0); }
+    if (!playing) { looping = false; lastRaf = 0; draw(false); return; } // no frames while paused
+    frameStart = performance.now(); afterFrame.port2.postMessage(0);
     if (lastRaf) { rafGaps.push(ts - lastRaf); if (rafGaps.length > 2000) rafGaps.shift(); }
     lastRaf = ts;
-    if (playing) {
-      if (lastFrame) {
-        const d = warp(now) + (ts - lastFrame) / 1000 * speed();
-        seek(unwarp(d));
-        if (now >= T1) setPlaying(false);
-      }
-      lastFrame = ts;
-      draw();
+    if (lastFrame) {
+      const d = warp(now) + (ts - lastFrame) / 1000 * speed();
+      seek(unwarp(d));
+      if (now >= T1) setPlaying(false);
     }
+    lastFrame = ts;
+    draw(playing && (++frames & 3) !== 0);
     requestAnimationFrame(frame);
   }
 
@@ -578,14 +628,13 @@
     play: () => setPlaying(true), pause: () => setPlaying(false), step: () => $("step").click(),
     jumpHeight, nextViewChange: () => nextCaption("view-change"),
     setSpeed: (v) => { const o = document.createElement("option"); o.value = String(v); o.textContent = v / 1000 + " ms / s"; $("speed").appendChild(o); $("speed").value = String(v); },
-    visible: () => Array.from(VIS.i.subarray(0, VIS.n), (i) => ({ type: typeName(i), from: M.src[i], to: M.dst[i],
-      view: M.v[i], height: M.h[i], sent: TS[i], received: TR[i], inFlight: TR[i] > now, flags: M.fg[i] })),
-    segments: () => Array.from({ length: VIS.n }, (_, k) => [VIS.x0[k], VIS.y0[k], VIS.x1[k], VIS.y1[k]]),
+    visible: () => (collectVisible(), Array.from(VIS.i.subarray(0, VIS.n), (i) => ({ type: typeName(i), from: M.src[i], to: M.dst[i],
+      view: M.v[i], height: M.h[i], sent: TS[i], received: TR[i], inFlight: TR[i] > now, flags: M.fg[i] }))),
+    segments: () => (collectVisible(), Array.from({ length: VIS.n }, (_, k) => [VIS.x0[k], VIS.y0[k], VIS.x1[k], VIS.y1[k]])),
     frameStats: () => ({ frames: frameMs.length, drawMedianMs: pct(frameMs, 0.5), drawP95Ms: pct(frameMs, 0.95),
       drawMaxMs: frameMs.length ? Math.max(...frameMs) : null, canvasMedianMs: pct(canvasMs, 0.5), workMedianMs: pct(workMs, 0.5), workP95Ms: pct(workMs, 0.95), canvasP95Ms: pct(canvasMs, 0.95), rafMedianMs: pct(rafGaps, 0.5), rafP95Ms: pct(rafGaps, 0.95) }),
     resetStats: () => { frameMs.length = 0; workMs.length = 0; canvasMs.length = 0; rafGaps.length = 0; },
   };
   layout();
-  draw();
-  requestAnimationFrame(frame);
+  draw(false);
 })();
