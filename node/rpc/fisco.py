@@ -4,6 +4,8 @@
   method of the precompile at ``to`` (node.ledger.fisco.abi.METHODS), the arguments are
   ABI-decoded strictly and the answer is FISCO's: the code ABI-encoded in ``output`` and
   ``status`` 0x0 (:func:`abi_call`). Other ``data`` is ledgerlab's msgpack call data.
+- ``getClientVersion``: ``Supported Version`` and ``FISCO-BCOS Version`` are
+  :data:`FISCO_VERSION`, a version number the SDKs can parse.
 - ``getGroupList``: the group ids this node serves, as numbers when they are decimal.
 - ``getCode``: ``"0x"`` for every address (precompiles have no code; there is no EVM).
 - ``getSystemConfigByKey tx_gas_limit``: FISCO's default, :data:`TX_GAS_LIMIT` (ledgerlab
@@ -21,6 +23,11 @@ from node.rpc import params as p
 from node.rpc import render
 from node.rpc.backend import NodeBackend
 from node.rpc.errors import invalid_params
+
+FISCO_VERSION = "2.11.0"
+"""The FISCO BCOS release whose JSON-RPC and channel protocol ledgerlab answers as
+(``getClientVersion``; the channel handshake's ``nodeVersion`` says the same). The
+java-sdk parses it as ``a.b.c`` and refuses anything else."""
 
 TX_GAS_LIMIT = "300000000"
 """What FISCO BCOS 2.x answers for tx_gas_limit by default (SDKs read it)."""

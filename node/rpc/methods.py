@@ -57,7 +57,8 @@ def _client_version(backend: NodeBackend, args: list[Any]) -> Any:
         "Build Type": f"{platform.python_implementation()} {platform.python_version()}",
         "Chain Id": str(backend.chain_id()),
         "Client": "ledgerlab",
-        "Supported Version": "FISCO BCOS 2.x JSON-RPC",
+        "FISCO-BCOS Version": fisco.FISCO_VERSION,
+        "Supported Version": fisco.FISCO_VERSION,  # FISCO's 2.x SDKs parse it as a.b.c
         "Version": _VERSION,
     }
 

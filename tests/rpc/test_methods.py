@@ -97,7 +97,11 @@ async def test_method_table_covers_the_fisco_names() -> None:
 
 async def test_client_version(dispatcher: Dispatcher) -> None:
     result = await ok(dispatcher, "getClientVersion")
-    assert set(result) == {"Build Type", "Chain Id", "Client", "Supported Version", "Version"}
+    assert set(result) == {
+        "Build Type", "Chain Id", "Client", "FISCO-BCOS Version", "Supported Version", "Version"
+    }  # fmt: skip
+    major, minor, patch = result["Supported Version"].split(".")  # the SDKs parse a.b.c
+    assert major == "2" and minor.isdigit() and patch.isdigit()
     assert result["Chain Id"] == "chain0"
     assert await ok(dispatcher, "getClientVersion", GROUP) == result
     await fails(dispatcher, ErrorCode.GroupNotFound, "getClientVersion", "nope")
