@@ -8,6 +8,7 @@ transaction committed exactly once, supply, catch-up, the stall bound, no crash)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,84 @@ def test_an_observer_cut_off_delivers_what_it_accepted(tmp_path: Path) -> None:
     # redial back-off (up to ~8 s after an 8 s cut) + one regossip period (3 s), not the
     # ~34 s until the load stops and the chain goes idle
     assert len(waits) > 50 and max(waits) < 25, (len(waits), max(waits))
+
+
+def _fault_tools() -> None:
+    """Disk and clock faults need root, loop devices, e2fsprogs and libfaketime; CI has
+    them (.ci/run installs faketime and sets LEDGERLAB_REQUIRE_FAULT_TOOLS)."""
+    from scripts.chaos import clock, disk
+
+    why = disk.available() or (None if clock.library() else "libfaketime is not installed")
+    if why is None:
+        return
+    if os.environ.get("LEDGERLAB_REQUIRE_FAULT_TOOLS"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def test_disk_full_read_only_and_clock_skew(tmp_path: Path) -> None:
+    """node1's disk fills up and is freed (it refuses txs meanwhile, then restarts
+    itself from disk); node2's filesystem turns read-only (it is stopped, fsck'd,
+    remounted, restarted); node3 runs 5 minutes behind. Nothing acknowledged is lost and
+    every node catches up."""
+    _fault_tools()
+    out = chaos(
+        tmp_path,
+        """
+        duration = 40
+        [[perturbation]]
+        at = 3
+        kind = "disk_full"
+        node = 1
+        duration = 7
+        [[perturbation]]
+        at = 14
+        kind = "read_only"
+        node = 2
+        duration = 5
+        [[perturbation]]
+        at = 23
+        kind = "clock_skew"
+        node = 3
+        offset = -300
+        duration = 10
+        """,
+    )
+    assert out.verdict.ok, explain(out)
+    for kind in ("disk_full", "read_only", "clock_skew"):
+        assert applied(out, kind) == 1, kind
+    checks = {c["name"]: c for c in out.report["checks"]}
+    assert checks["storage faults"]["ok"], checks["storage faults"]
+    assert set(out.report["storage_faults"]) == {"node1", "node2"}
+    assert "No space left" in out.report["storage_faults"]["node1"][0]["reason"]
+    assert "Read-only" in out.report["storage_faults"]["node2"][0]["reason"]
+    records = load_records(out.run_dir / "txs.json")
+    assert sum(r.refusals["StorageUnavailable"] for r in records) > 0
+    assert out.report["txs"]["lost"] == 0
+
+
+def test_hostile_clients_beside_twins(tmp_path: Path) -> None:
+    """node0's key runs in two processes, each talking to half the honest nodes; hostile
+    clients race one nonce across nodes, send poison pills, replay committed txs and
+    flood a pool, while every link is slowed for a while."""
+    out = chaos(
+        tmp_path,
+        """
+        duration = 32
+        [[perturbation]]
+        at = 20
+        kind = "slow"
+        links = "all"
+        delay_ms = 50
+        duration = 5
+        """,
+        byzantine={0: "twins"},
+        hostile=True,
+    )
+    assert out.verdict.ok, explain(out)
+    hostile = out.report["hostile"]
+    assert hostile["nonce_race"]["sent"] > 0 and hostile["poison"]["sent"] > 0
+    assert hostile["replay"]["sent"] > 0 and hostile["flood"]["answers"].get("TxPoolIsFull")
+    names = {c["name"] for c in out.report["checks"]}
+    assert {"hostile: nonce pairs", "hostile: poison pills"} <= names
+    assert any(e["kind"] == "twins" for e in out.report["events"])
