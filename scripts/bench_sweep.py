@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from scripts.benchmark import BenchFailed, Benchmark, BenchPlan
+from scripts.benchmark import Benchmark, BenchPlan
 from scripts.errors import CommandError
 
 DEFAULT_NODES = (4, 7, 10, 13, 16)
@@ -92,7 +92,7 @@ async def sweep(plan: SweepPlan, say: Callable[[str], None]) -> list[dict[str, A
             say(f"[{done}/{total}] {label}, run {rep + 1} of {plan.repeat}")
             try:
                 r = await one_run(replace(config, seed=config.seed + rep), say)
-            except BenchFailed as exc:
+            except CommandError as exc:  # a check, a node that would not start, ...
                 say(f"    FAILED: {exc}")
                 failed.setdefault(_key(config), []).append(str(exc))
                 continue
