@@ -165,7 +165,7 @@
 
   // -- layout -------------------------------------------------------------------------
   const flow = $("flow"), ctx = flow.getContext("2d"), tl = $("tl"), tctx = tl.getContext("2d");
-  const LANES_W = 270, TOP = 22;
+  const LANES_W = 270, TOP = 27;
   let W = 800, H = 400, laneH = 60, dpr = 1, tlW = 800;
   const laneEls = [];
   for (let n = 0; n < N; n++) {
@@ -290,7 +290,7 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, W, H);
     // caption bands: view changes and equivocations, labelled in words
-    ctx.font = "bold 11px DejaVu Sans, sans-serif";
+    ctx.font = "bold 10px DejaVu Sans, sans-serif";
     for (const c of CAPS) {
       if (c.t1 < left || c.t0 > now) continue;
       if (c.kind !== "view-change" && c.kind !== "equivocation" && c.kind !== "fault") continue;
@@ -299,7 +299,7 @@
       ctx.fillRect(x0, TOP, Math.max(1, x1 - x0), H - TOP);
       ctx.fillStyle = c.kind === "view-change" ? "#b91c1c" : c.kind === "equivocation" ? "#9d174d" : "#3e4c59";
       const word = c.kind === "view-change" ? "VIEW CHANGE" : c.kind === "equivocation" ? "BYZANTINE EQUIVOCATION" : c.title.toUpperCase();
-      ctx.fillText(word, Math.max(2, Math.min(x0 + 4, nowX - ctx.measureText(word).width - 4)), 14);
+      ctx.fillText(word, Math.max(2, Math.min(x0 + 4, nowX - ctx.measureText(word).width - 4)), c.kind === "view-change" ? 22 : 10);
     }
     // lanes
     for (let n = 0; n < N; n++) {
@@ -342,7 +342,7 @@
     strokeStyles(ctx, paths);
     // in-flight heads, labelled (labels only when there are few)
     ctx.font = "bold 10px DejaVu Sans, sans-serif";
-    const label = heads.length <= 80;
+    const labelAll = heads.length <= 24; // past that, only proposals and conflicting ones
     for (const i of heads) {
       const lost = (M.fg[i] & F_LOST) !== 0;
       const frac = (now - TS[i]) / Math.max(1, TR[i] - TS[i]);
@@ -352,7 +352,7 @@
       ctx.fillStyle = bad ? "#db2777" : COLORS[typeName(i)];
       ctx.beginPath(); ctx.arc(x, y, bad ? 5.5 : 4, 0, 6.2832); ctx.fill();
       if (lost) { ctx.strokeStyle = "#1f2933"; ctx.stroke(); }
-      if (label) {
+      if (labelAll || bad || typeName(i) === "PrePrepare" || typeName(i) === "NewView") {
         const txt = SHORT[typeName(i)] + (M.p[i] >= 0 && (typeName(i) === "PrePrepare" || bad) ? " " + STR[M.p[i]] : "");
         ctx.fillText(txt, x + 7, y + 3);
       }
@@ -420,7 +420,7 @@
         "prepared": "PREPARED", "committed": "COMMITTED", "view-change": "VIEW CHANGE", "down": "down" };
       let q2;
       if (!s.active && s.up) {
-        q2 = bar("v", s.vc, q) + " ViewChanges for view " + s.v + ": " + s.vc + " (NewView needs " + q + ")";
+        q2 = bar("v", s.vc, q) + " ViewChanges " + s.vc + " (quorum " + q + ")";
       } else {
         q2 = bar("p", s.pc, q) + " Prepare " + s.pc + "/" + q + " " + bar("c", s.cc, q) + " Commit " + s.cc + "/" + q;
       }
