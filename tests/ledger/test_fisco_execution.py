@@ -220,3 +220,17 @@ def test_selectors_are_fisco_bcos_2x_ones() -> None:
     ours = {m.signature: m.selector.hex() for m in METHODS.values()}
     assert {k: ours[k] for k in documented} == documented
     assert all(fs.selector(sig).hex() == sel for sig, sel in ours.items())  # eth-hash agrees
+
+
+def test_consensus_getters_answer_count_and_ids(chain: Chain) -> None:
+    from node.ledger.fisco.abi import METHODS
+
+    for signature, args in (("getSealerList()", ()), ("getSealerList(uint256)", (2,))):
+        spec = METHODS[(fs.CONSENSUS, fs.selector(signature))]
+        status, out = chain.executor.call(chain.store.state, fs.CONSENSUS, spec.method, args)
+        status, out = spec.abi_result(status, out)
+        count, ids = eth_abi.decode(["uint256", "string[]"], out)
+        assert (status, count) == (0, 4)
+        assert list(ids) == [k.hex() for k in SEALERS][args[0] if args else 0 :]
+    r = chain.run(fisco("getObserverList()", to=fs.CONSENSUS)).receipts[0]
+    assert (r.status, eth_abi.decode(["uint256", "string[]"], r.output)) == (0, (0, ()))
