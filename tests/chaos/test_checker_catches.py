@@ -19,6 +19,7 @@ import pytest
 from node.ledger.block import Block, BlockSeal
 from node.ledger.precompiles.dag_transfer import user_key
 from scripts.chaos.checker import Evidence, Verdict, run_checks
+from scripts.chaos.hostile import HostileEvidence
 from scripts.chaos.runner import Outcome, load_records
 from scripts.chaos.stalls import Stall
 from scripts.chaos.store import open_ledger
@@ -163,3 +164,65 @@ def test_a_bug_the_supervisor_caught_is_caught(copy: Path) -> None:
     with evidence(copy) as ev:
         ev.internal_errors = {"node1": 2, "node2": 0}
         assert failed(run_checks(ev)) == ["no internal errors"]
+
+
+def _committed(records: list[TxRecord], k: int) -> list[str]:
+    return [r.hash for r in records if r.status == 0][:k]
+
+
+def _clean_hostile() -> HostileEvidence:
+    """Hostile evidence that passes: nothing of it in the chain, every flood limited."""
+    return HostileEvidence(
+        pairs=[("0x" + "01" * 32, "0x" + "02" * 32)],
+        pills={"0x" + "03" * 32: "long_name"},
+        pill_answers={"0x" + "03" * 32: "Malformed"},
+        replays=[],
+        bursts=[{"node": "node1", "admitted": 10, "pool_full": 5, "admitted_hashes": []}],
+    )
+
+
+def test_clean_hostile_evidence_passes(copy: Path) -> None:
+    with evidence(copy) as ev:
+        ev.hostile = _clean_hostile()
+        assert failed(run_checks(ev)) == []
+
+
+def test_both_txs_of_a_same_nonce_pair_committed_is_caught(copy: Path) -> None:
+    records = load_records(copy / "txs.json")
+    x, y = _committed(records, 2)
+    with evidence(copy) as ev:
+        ev.hostile = _clean_hostile()
+        ev.hostile.pairs.append((x, y))
+        assert failed(run_checks(ev)) == ["hostile: nonce pairs"]
+
+
+def test_a_poison_pill_acknowledged_or_committed_is_caught(copy: Path) -> None:
+    records = load_records(copy / "txs.json")
+    [landed] = _committed(records, 1)
+    with evidence(copy) as ev:
+        ev.hostile = _clean_hostile()
+        ev.hostile.pills[landed] = "long_name"
+        ev.hostile.pill_answers[landed] = "Malformed"
+        assert failed(run_checks(ev)) == ["hostile: poison pills"]
+        ev.hostile = _clean_hostile()
+        ev.hostile.pill_answers["0x" + "03" * 32] = "ack"
+        assert failed(run_checks(ev)) == ["hostile: poison pills"]
+
+
+def test_a_flood_that_met_no_pool_limit_is_caught(copy: Path) -> None:
+    with evidence(copy) as ev:
+        ev.hostile = _clean_hostile()
+        ev.hostile.bursts[0]["pool_full"] = 0
+        assert failed(run_checks(ev)) == ["hostile: pool limit"]
+
+
+def test_a_disk_fault_that_never_bit_or_never_ended_is_caught(copy: Path) -> None:
+    with evidence(copy) as ev:
+        ev.disk_victims = ["node1"]
+        ev.storage_faults = {"node1": ["cannot store decided block 9: No space left"]}
+        assert failed(run_checks(ev)) == []
+        ev.storage_faults = {}
+        assert failed(run_checks(ev)) == ["storage faults"]
+        ev.storage_faults = {"node1": ["cannot store decided block 9: No space left"]}
+        ev.storage_fault_at_end = ["node1"]
+        assert failed(run_checks(ev)) == ["storage faults"]

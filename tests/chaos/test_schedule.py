@@ -114,3 +114,50 @@ def test_bad_schedules_say_what_is_wrong(tmp_path: Path, body: str, message: str
 def test_spans() -> None:
     assert Perturbation(0, "leader_kill", count=3, duration=2, interval=4).span == 14
     assert Perturbation(0, "kill", node=1, duration=5).span == 5
+
+
+def test_disk_and_clock_faults_come_only_where_they_can_run() -> None:
+    plain = [sch.generate(s, 300, Shape(nodes=4)).counts() for s in range(20)]
+    assert not any(set(c) & (sch.DISK_KINDS | sch.CLOCK_KINDS) for c in plain)
+    able = Shape(nodes=4, disk=True, clock=True, byzantine=frozenset({2}))
+    seen: set[str] = set()
+    for seed in range(30):
+        for p in sch.generate(seed, 300, able).perturbations:
+            if p.kind in sch.DISK_KINDS | sch.CLOCK_KINDS:
+                seen.add(p.kind)
+                assert p.node != 2 and isinstance(p.node, int)
+                assert p.kind != "clock_skew" or 0 < abs(p.offset) <= sch.MAX_SKEW
+    assert seen == {"disk_full", "read_only", "clock_skew"}
+    mqtt = Shape(nodes=4, transport="mqtt", clock=True, kinds=frozenset({"clock_skew"}))
+    offsets = [p.offset for s in range(20) for p in sch.generate(s, 200, mqtt).perturbations]
+    assert offsets and max(abs(o) for o in offsets) < 300  # MQTT's max_age
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('kind = "clock_skew"\nnode = 1\nduration = 5', "offset must be non-zero"),
+        ('kind = "clock_skew"\nnode = 1\noffset = 7200\nduration = 5', "within"),
+        ('kind = "disk_full"\nnode = "leader"\nduration = 5', "node must be"),
+        ('kind = "read_only"\nnode = -1\nduration = 5', "node must be"),
+    ],
+)
+def test_bad_disk_and_clock_entries_say_why(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"[[perturbation]]\nat = 5\n{entry}\n")
+    with pytest.raises(ScheduleError, match=message):
+        sch.load(path, 4)
+
+
+def test_disk_and_clock_entries_round_trip(tmp_path: Path) -> None:
+    s = sch.Schedule(
+        (
+            Perturbation(5, "disk_full", node=1, duration=6),
+            Perturbation(15, "read_only", node=2, duration=4),
+            Perturbation(25, "clock_skew", node=3, offset=-300, duration=8),
+        ),
+        40,
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(sch.to_toml(s))
+    assert sch.load(path, 4).perturbations == s.perturbations
