@@ -477,15 +477,16 @@ class Simulation:
                 assert r is not None
                 leader = self._ids(node)(r.leader_of(action.view, action.height))
                 self._log(tracefmt.pre_prepared(node.eid, action, leader))
-            self._log(
-                {
-                    "node": node.eid,
-                    "ev": "execute",
-                    "height": action.height,
-                    "view": action.view,
-                    "proposal": _short(action.proposal.digest),
-                }
-            )
+                self._log(
+                    {
+                        "node": node.eid,
+                        "ev": "execute",
+                        "height": action.height,
+                        "view": action.view,
+                        "proposal": _short(action.proposal.digest),
+                        "txs": len(payload_txs(action.proposal.payload) or []),
+                    }
+                )
             self._push(self.now + self._exec_us, _EXEC, node.eid, node.incarnation, ev)
         elif isinstance(action, PersistState):
             if self._trace is not None:

@@ -36,7 +36,9 @@ from consensus import (
     Tick,
     tracefmt,
 )
+from consensus.codec import DecodeError
 from consensus.messages import Message, PreparedCertificate, decode_message
+from node.ledger.chain import ProposalBody
 
 if TYPE_CHECKING:
     from consensus import Replica
@@ -231,11 +233,16 @@ class NodeTracer:
         elif isinstance(action, ExecuteBlock):
             leader = ids(replica.leader_of(action.view, action.height))
             self._write(tracefmt.pre_prepared(self.me, action, leader))
+            try:
+                txs = len(ProposalBody.decode(action.proposal.payload).tx_hashes)
+            except DecodeError:
+                txs = 0  # the node refuses it (an `executed` record with ok false follows)
             self._rec(
                 "execute",
                 height=action.height,
                 view=action.view,
                 proposal=tracefmt.short(action.proposal.digest),
+                txs=txs,
             )
         elif isinstance(action, PersistState):
             cert = action.state.prepared
