@@ -1,8 +1,13 @@
-"""Traces: every message and state transition as JSON lines, and ``--explain`` accounts.
+"""Trace sinks: every message and state transition as JSON lines, and a flat account.
 
-A trace record is a flat JSON object with ``t`` (virtual microseconds), ``node``
-(endpoint id) and ``ev`` (what happened), written with sorted keys and no spaces so that
-two runs of the same seed produce byte-identical files.
+The records are those of docs/trace-format.md (built in consensus/tracefmt.py and
+consensus/sim/engine.py): a header first, then flat JSON objects with ``t`` (virtual
+microseconds), ``node`` (endpoint id) and ``ev`` (what happened), written with sorted
+keys and no spaces so that two runs of the same seed produce byte-identical files.
+
+:func:`explain` is the older flat, line-per-step account of one height (``ledgerlab
+learn`` quotes lines of it); ``ledgerlab explain`` and ``sim --explain`` draw the
+sequence diagram of scripts/trace/ instead.
 """
 
 from __future__ import annotations
