@@ -248,11 +248,14 @@ def test_ten_nodes_fifty_heights_size_and_frame_budget(browser: Any, tmp_path: P
     assert stats["drawMedianMs"] < FRAME_BUDGET_MS, stats
     if cpu0 is not None and cpu1 is not None and idle0 is not None:
         # everything the browser did while playing (script, style, layout, paint, raster,
-        # compositing, in every process), per frame: CPU time, so other processes' load
-        # on a shared machine does not count; what it burns paused is reported beside it
+        # compositing, in every process), per frame. CPU time, so other processes' load on
+        # a shared machine does not count; less what the browser burns paused for as long
+        # (its own background work, which a starved run spreads over fewer frames)
+        paused = cpu0 - idle0  # ms of CPU in one paused second
         stats["browserCpuMsPerFrame"] = round((cpu1 - cpu0) / stats["frames"], 2)
-        stats["browserPausedCpuMsPerSecond"] = round(cpu0 - idle0, 1)
-        assert stats["browserCpuMsPerFrame"] < FRAME_BUDGET_MS, stats
+        stats["browserPausedCpuMsPerSecond"] = round(paused, 1)
+        stats["animationCpuMsPerFrame"] = round((cpu1 - cpu0 - 4 * paused) / stats["frames"], 2)
+        assert stats["animationCpuMsPerFrame"] < FRAME_BUDGET_MS, stats
     print(f"frame stats (ms): {stats}")
     assert errors == []
     page.close()
