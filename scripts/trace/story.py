@@ -67,6 +67,9 @@ class Teller:
         self.steps: list[Step] = []
         self.prepared: dict[tuple[int, int], set[int]] = {}
         self.committed: dict[int, dict[int, Record]] = {}
+        self.view_of: dict[int, tuple[int, bool]] = {}
+        self.timed_out: set[tuple[int, int]] = set()
+        """(node, view) whose own timer moved it to the view."""
         self.new_views: dict[tuple[int, int], Record] = {}
         """(node, view) -> the NewView that node received or sent for the view."""
 
@@ -119,6 +122,17 @@ class Teller:
             note = (
                 f"a ViewChange asks for view {rec['view']}; a node that sees f+1 of them "
                 "joins (at least one is honest), the new leader waits for 2f+1"
+            )
+        elif typ == "Prepare" and self.first(f"prepare-{rec['height']}-{rec['view']}"):
+            note = (
+                f"a Prepare is {self.name(rec.get('sender'))}'s vote: this proposal, executed "
+                f"on this parent, gives block {rec.get('block')}; a node counts the Prepares "
+                "that match its own execution"
+            )
+        elif typ == "Commit" and self.first(f"commit-{rec['height']}-{rec['view']}"):
+            note = (
+                f"a Commit says that {self.name(rec.get('sender'))} is prepared: it holds "
+                "2f+1 matching Prepares for this block and has saved them"
             )
         if typ == "NewView":
             self.new_views.setdefault((rec["node"], rec["view"]), rec)
@@ -273,12 +287,16 @@ class Teller:
     def _timer(self, rec: Record) -> None:
         node, fired = rec["node"], rec["fired"]
         if fired == "view-change":
-            note = (
-                f"{self.name(node)}'s timer fired: nothing was decided in time, so it suspects "
-                f"the leader and moves to view {rec['view']}; it saves the new view first (it "
-                "promises never to act in a lower one) and broadcasts a ViewChange with its "
-                "highest prepared certificate"
-            )
+            self.timed_out.add((node, rec["view"]))
+            if self.first(f"timeout-{rec['view']}"):
+                note = (
+                    f"{self.name(node)}'s timer fired: nothing was decided in time, so it "
+                    f"suspects the leader and moves to view {rec['view']}; it saves the new view "
+                    "first (it promises never to act in a lower one) and broadcasts a "
+                    "ViewChange with its highest prepared certificate"
+                )
+            else:
+                note = f"{self.name(node)}'s timer fired too: it moves to view {rec['view']}"
             label = f"timeout → view {rec['view']}"
         elif fired == "resend":
             note = (
@@ -292,12 +310,22 @@ class Teller:
             label = f"timer: {fired}"
         self.add(rec, "mark", node, None, label, style="yellow", note=note)
 
+    def note_state(self, rec: Record) -> None:
+        """Remember every node's (view, active), told or not: a ``state`` record is a view
+        change only if one of them changed."""
+        self.view_of[rec["node"]] = (rec["view"], rec["active"])
+
     def _state(self, rec: Record) -> None:
+        if self.view_of.get(rec["node"]) == (rec["view"], rec["active"]):
+            return  # only the height changed: nothing to say about views
         if rec.get("active") and self.first(f"active-{rec['node']}-{rec['view']}"):
             if rec["view"] > 0:
                 nv = self.new_views.get((rec["node"], rec["view"]))
                 who = self.name(rec["node"])
-                note = f"{who} accepted the NewView: it votes in view {rec['view']} again"
+                if nv is None:  # the new leader: its own NewView follows
+                    note = f"{who} starts view {rec['view']} with its own NewView"
+                else:
+                    note = f"{who} accepted the NewView: it votes in view {rec['view']} again"
                 if nv is not None and nv.get("reproposed") is not None:
                     note += (
                         f"; the NewView's proposal {nv.get('proposal')} (prepared in view "
@@ -316,8 +344,20 @@ class Teller:
                     note=note,
                 )
         elif not rec.get("active") and self.first(f"waiting-{rec['node']}-{rec['view']}"):
+            note = ""
+            if (rec["node"], rec["view"]) not in self.timed_out:
+                note = (
+                    f"{self.name(rec['node'])} joins view {rec['view']} without a timeout of "
+                    f"its own: f+1 nodes asked for it, so at least one honest node did"
+                )
             self.add(
-                rec, "mark", rec["node"], None, f"in view change → {rec['view']}", style="yellow"
+                rec,
+                "mark",
+                rec["node"],
+                None,
+                f"in view change → {rec['view']}",
+                style="yellow",
+                note=note,
             )
 
     def _commit(self, rec: Record) -> None:
@@ -375,6 +415,12 @@ class Teller:
         else:
             lead = f"{self.name(node)} (Byzantine: {kind}) sends {rec['type']} v{rec['view']}: "
             tail = ""
+            if kind == "double-vote":
+                tail = (
+                    ". A vote for a block that no honest node executed to matches nobody's "
+                    "result, so it counts for nothing; a node that gets both versions holds "
+                    "proof of the double vote"
+                )
         self.add(
             rec,
             "mark",
@@ -480,6 +526,7 @@ def height_story(header: Record, records: list[Record], height: int) -> Story:
             at[node] = rec["height"]
             if height in (was, rec["height"]):
                 teller.tell(rec)
+            teller.note_state(rec)
             continue
         if ev in ("crash", "restart", "membership", "request_sync"):
             if _node_event_concerns(rec, at.get(node, 1), height, node in syncing):
@@ -576,10 +623,12 @@ def view_change_story(header: Record, records: list[Record], view: int) -> Story
         if rec.get("view") != view:
             if ev in ("crash", "restart"):
                 teller.tell(rec)
-            continue
-        about_view = ev in ("timer", "state") or rec.get("type") in ("ViewChange", "NewView")
-        if about_view or (rec.get("height") == nv_height and ev in _ABOUT_HEIGHT):
-            teller.tell(rec)
+        else:
+            about_view = ev in ("timer", "state") or rec.get("type") in ("ViewChange", "NewView")
+            if about_view or (rec.get("height") == nv_height and ev in _ABOUT_HEIGHT):
+                teller.tell(rec)
+        if ev == "state":
+            teller.note_state(rec)
     story = Story(f"view change to view {view}, step by step", _lanes(header), teller.steps)
     if nv_height is None:
         story.summary = [f"no node sent a NewView for view {view} in this trace"]
