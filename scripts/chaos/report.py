@@ -108,6 +108,17 @@ def render(out: Console, report: dict[str, Any], verdict: Verdict) -> None:
         f" · {x['committed']:,} committed · [bold]{x['lost']} lost[/] · {x['resends']:,} "
         f"resends · {x['failed_receipts']:,} failed receipts",
     )
+    hostile = report.get("hostile")
+    if hostile:
+        t.add_row(
+            "hostile",
+            "\n".join(
+                f"{kind} {hostile[kind]['sent']:,}: "
+                + ", ".join(f"{a} {n:,}" for a, n in sorted(hostile[kind]["answers"].items()))
+                for kind in ("nonce_race", "poison", "replay", "flood")
+                if kind in hostile
+            ),
+        )
     lat = report["latency"]
     if lat["max"] is not None:
         t.add_row(

@@ -44,6 +44,9 @@ def trial(plan: RunPlan, seed: int) -> dict[str, Any]:
         "views_advanced": r["view_changes"]["views_advanced"],
         "restarts": sum(r["restarts"].values()),
         "duration": r["duration"],
+        "throughput": r["throughput"],
+        "hostile": {k: v["answers"] for k, v in r.get("hostile", {}).items() if "answers" in v},
+        "storage_faults": sum(len(v) for v in r.get("storage_faults", {}).values()),
         "notes": r["notes"],
     }
 
@@ -76,8 +79,31 @@ def soak(
         "txs": dict(totals["txs"]),
         "longest_stall": max((r.get("longest_stall", 0.0) for r in runs), default=0.0),
         "seconds_of_chaos": sum(r.get("duration", 0.0) for r in runs),
+        "views_advanced": sum(r.get("views_advanced", 0) for r in runs),
+        "throughput": _throughput(runs),
+        "hostile": _hostile(runs),
         "runs": runs,
     }
+
+
+def _throughput(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Median over runs of each run's committed tx/s during faults and fault-free."""
+    out: dict[str, float | None] = {}
+    for key in ("during_faults_tps", "fault_free_tps"):
+        values = sorted(
+            v for r in runs if (v := (r.get("throughput") or {}).get(key)) is not None
+        )
+        out[key] = values[len(values) // 2] if values else None
+    return out
+
+
+def _hostile(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Hostile answers by kind and reason, summed over runs."""
+    total: dict[str, Counter[str]] = {}
+    for r in runs:
+        for kind, answers in (r.get("hostile") or {}).items():
+            total.setdefault(kind, Counter()).update(answers)
+    return {kind: dict(c) for kind, c in total.items()}
 
 
 def _line(result: dict[str, Any]) -> str:

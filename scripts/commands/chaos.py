@@ -142,7 +142,9 @@ def _soak(args: argparse.Namespace, plan: RunPlan) -> int:
         f"{totals['seconds_of_chaos'] / 60:.0f} min of chaos; perturbations "
         + ", ".join(f"{k} {v}" for k, v in sorted(totals["perturbations"].items()))
         + f"; {txs.get('acknowledged', 0):,} txs acknowledged, {txs.get('lost', 0)} lost; "
-        f"longest stall {totals['longest_stall']:.1f} s"
+        f"longest stall {totals['longest_stall']:.1f} s; {totals['views_advanced']:,} views "
+        f"advanced; median tx/s during faults {_tps(totals['throughput']['during_faults_tps'])}"
+        f", fault-free {_tps(totals['throughput']['fault_free_tps'])}"
     )
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps(totals, indent=2))
@@ -150,6 +152,10 @@ def _soak(args: argparse.Namespace, plan: RunPlan) -> int:
     if totals["failed"]:
         raise ChaosFailed(f"seeds {', '.join(map(str, totals['failed']))} failed (see above)")
     return 0
+
+
+def _tps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 VERBS = (
