@@ -11,6 +11,9 @@ import pytest
 from scripts.launcher import cluster, procs
 from scripts.launcher.layout import Chain, init_chain
 from tests.channel.client import ChannelClient, client_context
+from tests.loops import both_loops
+
+pytest_asyncio_loop_factories = both_loops  # the node runs its channel on uvloop
 
 
 @pytest.fixture(scope="module")

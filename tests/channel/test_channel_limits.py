@@ -1,6 +1,6 @@
 """The channel server's limits, in process with small timeouts (the live tests use the
-defaults): a slowloris and an idle client are cut off, the connection limit closes the
-idlest or refuses with 207, receipt watches are bounded (206) and unique per seq (203),
+defaults): a slowloris and an idle client are cut off, the connection limit (TLS
+handshakes included) closes the idlest or refuses the newcomer, receipt watches are bounded (206) and unique per seq (203),
 a client that reads nothing is aborted, and a commit pushes the receipt on its seq."""
 
 from __future__ import annotations
@@ -138,10 +138,9 @@ async def test_connection_limit_refuses_or_evicts_the_idlest(start: Any, certs: 
     for c in (first, second):
         c.send(0x13, {"heartBeat": "0"})
         assert (await c.recv())[0] == 0x13
-    third = await dial(server, certs)  # the others were active just now: refused
-    kind, seq, result, body = await third.recv()
-    assert (kind, seq, result) == (0, b"0" * 32, 207) and body["error"]["code"] == 207
-    assert await third.closed()
+    with pytest.raises((ssl.SSLError, ConnectionError)):  # both were active just now:
+        await dial(server, certs)  # closed before the TLS handshake
+    assert server.stats["refused"] == 1
     await asyncio.sleep(0.6)  # both idle for longer than read_timeout now
     second.send(0x13, {"heartBeat": "0"})
     await second.recv()
@@ -152,6 +151,26 @@ async def test_connection_limit_refuses_or_evicts_the_idlest(start: Any, certs: 
     assert server.stats["evicted"] == 1 and server.open_connections == 2
     second.close()
     fourth.close()
+
+
+@pytest.mark.asyncio
+async def test_sockets_that_never_do_tls_count_and_are_cut_off(start: Any, certs: Certs) -> None:
+    go, _ = start
+    server = await go(max_connections=3, handshake_timeout=0.5)
+    raw = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    with pytest.raises((ssl.SSLError, ConnectionError)):  # the limit holds handshakes too
+        await dial(server, certs)
+    for reader, _ in raw:  # each is closed when its handshake time is up
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+    assert server.stats["tls_failed"] == 3
+    c = await dial(server, certs)
+    c.send(0x13, {})
+    assert (await c.recv())[3] == {"heartBeat": "1"}
+    c.close()
+    for _, writer in raw:
+        writer.close()
 
 
 @pytest.mark.asyncio

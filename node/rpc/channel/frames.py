@@ -44,12 +44,9 @@ class ChannelCode(enum.IntEnum):
     BAD_BODY = 204  # body not UTF-8 JSON, or not the shape the type needs
     UNKNOWN_TYPE = 205  # a type the node does not serve (or a push type sent to it)
     TOO_MANY_PENDING = 206  # this connection already waits for too many receipts
-    TOO_MANY_CONNECTIONS = 207  # closes: the node serves its maximum of channel connections
 
 
-CLOSES = frozenset(
-    {ChannelCode.FRAME_TOO_SHORT, ChannelCode.FRAME_TOO_LARGE, ChannelCode.TOO_MANY_CONNECTIONS}
-)
+CLOSES = frozenset({ChannelCode.FRAME_TOO_SHORT, ChannelCode.FRAME_TOO_LARGE})
 
 
 class FrameError(ValueError):

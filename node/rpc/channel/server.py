@@ -14,8 +14,9 @@ the runtime calls :meth:`ChannelServer.on_commit` and the pusher task sends the 
 (type 0x1000) on the request's seq; it also sends a block-number notify (0x1001) to the
 connections that asked for it. Pushes never wait for a client: a connection whose unsent
 output passes ``max_write_buffer`` bytes is aborted. At most ``max_connections``
-connections are served; at the limit the one idle longest (if idle longer than
-``read_timeout``) is closed to make room, else the newcomer gets an error frame and a close.
+connections are served, counted from the TCP accept (TLS handshakes included); at the
+limit the one idle longest (if idle longer than ``read_timeout``) is closed to make room,
+else the newcomer is closed before its TLS handshake.
 No input can raise out of a connection task.
 """
 
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import ssl
 import time
 import uuid
@@ -56,16 +58,18 @@ NODE_VERSION = "2.11.0"
 MAX_TOPICS = 64
 MAX_TOPIC_BYTES = 256
 PENDING_TTL = 900.0  # s: a watched tx not committed by then stops being watched
-_ZERO_SEQ = b"0" * 32
+LINGER_SECONDS = 1.0  # after a closing error frame: how long to drain the client's input
+LINGER_BYTES = 1 << 20
 
 
 class _Conn:
     """One client connection: its writer, the receipts it waits for, what it asked for."""
 
-    __slots__ = ("closed", "notify", "pending", "since", "task", "writer")
+    __slots__ = ("closed", "notify", "pending", "since", "sock", "task", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter, now: float) -> None:
-        self.writer = writer
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock  # the accepted socket; the loop's TLS transport owns it once up
+        self.writer: asyncio.StreamWriter | None = None  # once TLS is up
         self.task: asyncio.Task[Any] | None = None
         self.pending: dict[bytes, bytes] = {}  # seq -> tx hash waiting for its receipt
         self.notify = False  # wants block-number notifies
@@ -107,7 +111,8 @@ class ChannelServer:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.handshake_timeout = handshake_timeout
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepter: asyncio.Task[None] | None = None
         self._conns: dict[asyncio.Task[Any], _Conn] = {}
         self._watch: dict[bytes, tuple[_Conn, bytes, float]] = {}  # tx hash -> who waits
         self._commits: deque[tuple[int, Sequence[bytes]]] = deque()
@@ -116,13 +121,14 @@ class ChannelServer:
         self._last_sweep = time.monotonic()
         self.stats: Counter[str] = Counter()
         """frames_in, frames_out, connections, receipts_pushed, notifies, and each error
-        code's name (``frame_too_large``...), ``evicted``, ``slow_reader``, ``timeout``."""
+        code's name (``frame_too_large``...), ``evicted``, ``refused``, ``tls_failed``,
+        ``slow_reader``, ``timeout``."""
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
+        if self._listener is None:
             return self._port
-        return int(self._server.sockets[0].getsockname()[1])
+        return int(self._listener.getsockname()[1])
 
     @property
     def open_connections(self) -> int:
@@ -136,40 +142,34 @@ class ChannelServer:
         await self.close()
 
     async def start(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             raise RuntimeError("channel server already started")
-        self._server = await asyncio.start_server(
-            self._serve,
-            self.host,
-            self._port,
-            ssl=self.ssl_context,
-            ssl_handshake_timeout=self.handshake_timeout,
-            reuse_address=True,
-        )
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        listener = socket.create_server((self.host, self._port), family=family, backlog=128)
+        listener.setblocking(False)
+        self._listener = listener
+        self._accepter = asyncio.create_task(self._accept_loop(), name="channel-accept")
         self._pusher = asyncio.create_task(self._push_loop(), name="channel-pusher")
 
     async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        tasks = [t for t in self._conns]
-        if self._pusher is not None:
-            tasks.append(self._pusher)
-            self._pusher = None
+        listener, self._listener = self._listener, None
+        tasks = [t for t in (self._accepter, self._pusher) if t is not None]
+        self._accepter = self._pusher = None
+        tasks += list(self._conns)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if server is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await server.wait_closed()
+        if listener is not None:
+            listener.close()
 
     def metrics(self) -> list[prom.Metric]:
         """The channel's families for the node's ``/metrics`` (docs/node.md, Metrics)."""
         st = self.stats
         errors = {c.name.lower(): st[c.name.lower()] for c in ChannelCode if c}
-        errors.update({k: st[k] for k in ("timeout", "evicted", "slow_reader")})
+        errors.update(
+            {k: st[k] for k in ("timeout", "evicted", "refused", "tls_failed", "slow_reader")}
+        )
         return [
             prom.gauge(
                 "ledgerlab_channel_connections_open", "Open channel connections.", len(self._conns)
@@ -215,19 +215,46 @@ class ChannelServer:
 
     # -- connections -------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        conn = _Conn(writer, time.monotonic())
-        conn.task = task
-        self.stats["connections"] += 1
-        try:
+    async def _accept_loop(self) -> None:
+        """Accept TCP connections and count them before any TLS work: at the limit a
+        newcomer is closed at once, so no number of sockets costs more than
+        ``max_connections`` connections and handshakes."""
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(self._listener)
+            except OSError:  # out of file descriptors, say: count, wait, go on
+                self.stats["accept_failed"] += 1
+                await asyncio.sleep(0.1)
+                continue
             if len(self._conns) >= self.max_connections and not self._evict():
-                why = f"the node serves at most {self.max_connections} channel connections"
-                self._error(conn, 0, _ZERO_SEQ, ChannelCode.TOO_MANY_CONNECTIONS, why)
-                await self._drain(conn)
+                self.stats["refused"] += 1
+                sock.close()
+                continue
+            conn = _Conn(sock, time.monotonic())
+            conn.task = loop.create_task(self._serve(conn))
+            self._conns[conn.task] = conn
+
+    async def _serve(self, conn: _Conn) -> None:
+        task = conn.task
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            try:
+                async with asyncio.timeout(self.handshake_timeout + 1):
+                    tls, _ = await loop.connect_accepted_socket(
+                        lambda: protocol,
+                        conn.sock,
+                        ssl=self.ssl_context,
+                        ssl_handshake_timeout=self.handshake_timeout,
+                    )
+            except (OSError, TimeoutError, EOFError):  # ssl.SSLError is an OSError
+                self.stats["tls_failed"] += 1
                 return
-            self._conns[task] = conn
+            conn.writer = asyncio.StreamWriter(tls, protocol, reader, loop)
+            self.stats["connections"] += 1
             while await self._one_frame(reader, conn):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
@@ -240,12 +267,16 @@ class ChannelServer:
             self.dispatcher.internal_error(exc)
         finally:
             self._drop(conn)
-            self._conns.pop(task, None)
+            if task is not None:
+                self._conns.pop(task, None)
             with contextlib.suppress(Exception):
-                if conn.closed:
-                    writer.transport.abort()
+                if conn.writer is None:  # no TLS transport took the socket over
+                    if conn.sock.fileno() != -1:
+                        conn.sock.close()
+                elif conn.closed:
+                    conn.writer.transport.abort()
                 else:
-                    writer.close()
+                    conn.writer.close()
 
     def _evict(self) -> bool:
         """Close the connection idle longest, if idle longer than ``read_timeout``."""
@@ -277,6 +308,7 @@ class ChannelServer:
                 kind, seq = int.from_bytes(head[4:6], "big"), head[6:38]
                 self._error(conn, kind, seq, exc.code, exc.message)
                 await self._drain(conn)
+                await _linger(reader)
                 return False
             body = await reader.readexactly(header.body_size)
         conn.since = time.monotonic()
@@ -417,7 +449,7 @@ class ChannelServer:
 
     def _send(self, conn: _Conn, kind: int, seq: bytes, body: bytes, result: int = 0) -> None:
         """Queue one frame (one write: SDKs expect a frame to start a TLS record)."""
-        if conn.closed:
+        if conn.closed or conn.writer is None:
             return
         transport = conn.writer.transport
         if transport.is_closing():
@@ -438,10 +470,24 @@ class ChannelServer:
         self._send(conn, kind, seq, dumps(error).encode("ascii"), int(code))
 
     async def _drain(self, conn: _Conn) -> None:
-        if conn.closed or not conn.writer.transport.get_write_buffer_size():
+        if conn.closed or conn.writer is None or not conn.writer.transport.get_write_buffer_size():
             return
         async with asyncio.timeout(self.write_timeout):
             await conn.writer.drain()
+
+
+async def _linger(reader: asyncio.StreamReader) -> None:
+    """Discard what the client still sends, briefly, before closing: closing a socket
+    with unread input makes the kernel reset it, which can destroy the error frame
+    before the client reads it (a client still sending an oversized body, say)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(LINGER_SECONDS):
+            discarded = 0
+            while discarded < LINGER_BYTES:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                discarded += len(chunk)
 
 
 def _json(body: bytes) -> Any:
