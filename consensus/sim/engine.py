@@ -131,6 +131,10 @@ _short = tracefmt.short
 describe = tracefmt.describe
 
 
+_DECODED_FRAMES = 4096
+"""Frames kept decoded for their other recipients (a few blocks' votes at n = 100)."""
+
+
 def _decoded(data: bytes) -> Message | None:
     try:
         return decode_message(data)
@@ -154,6 +158,7 @@ class Simulation:
         self.n = s.nodes
         self.keys: SimKeys = (real_keys if s.signatures == "real" else fake_keys)(s.nodes, rng)
         self._trace = trace
+        self._decoded_frames: dict[bytes, Message] = {}
         if replica_factory is None:
             from consensus.sim.broken import factory_for
 
@@ -701,15 +706,37 @@ class Simulation:
             if self._trace is not None:
                 self._trace_lost(self._endpoints[src_index][0], eid, data, "partition")
             return
+        msg = self._decode_once(data)
         if self._trace is not None:
-            msg = _decoded(data)
             summary: dict[str, Any] = (
                 describe(msg, self._ids(node))
                 if msg is not None
                 else tracefmt.garbage(len(data))
             )
             self._log({"node": eid, "ev": "recv", "from": src_index, **summary})
-        self._step(node, MessageReceived(data, src_index))
+        self._step(node, MessageReceived(data if msg is None else msg, src_index))
+
+    def _decode_once(self, data: bytes) -> Message | None:
+        """``data`` decoded once for all the replicas it is delivered to (None: the
+        replica gets the bytes and refuses them itself, as from a real network).
+
+        Decoding is a pure function of the bytes and messages are immutable, so each
+        replica gets exactly the message it would have decoded; its signature is still
+        checked by every replica that uses it. A broadcast reaches n - 1 replicas, so at
+        n = 100 this decodes each vote once instead of 99 times.
+        """
+        if type(data) is not bytes:
+            return None
+        cache = self._decoded_frames
+        msg = cache.get(data)
+        if msg is None:
+            msg = _decoded(data)
+            if msg is None:
+                return None
+            if len(cache) >= _DECODED_FRAMES:
+                cache.clear()
+            cache[data] = msg
+        return msg
 
     def _outgoing(self, node: SimNode, action: Send | Broadcast, to: int = -1) -> None:
         """Send what the replica asked for, as transformed by the node's behaviour.
