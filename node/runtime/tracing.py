@@ -107,7 +107,7 @@ class NodeTracer:
                 clock="wall",
                 t=_now_us(),
                 nodes=nodes,
-                sealers=list(range(len(genesis.sealers))),
+                sealers=[self.id_of_key(k.hex()) for k in node.membership.sealers],
                 writer=self.me,
                 key=own,
             )

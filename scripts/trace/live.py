@@ -87,7 +87,7 @@ def merged_header(files: Sequence[NodeFile], chain: str) -> dict[str, Any]:
         clock="wall",
         t=min(h["t"] for h in heads),
         nodes=[nodes[i] for i in sorted(nodes)],
-        sealers=heads[0]["sealers"],
+        sealers=min(heads, key=lambda h: h["t"])["sealers"],
         chain=chain,
     )
 
