@@ -122,6 +122,7 @@ class ChannelServer:
         self.stats: Counter[str] = Counter()
         """frames_in, frames_out, connections, receipts_pushed, notifies, and each error
         code's name (``frame_too_large``...), ``evicted``, ``refused``, ``tls_failed``,
+        ``accept_failed``,
         ``slow_reader``, ``timeout``."""
 
     @property
@@ -168,7 +169,17 @@ class ChannelServer:
         st = self.stats
         errors = {c.name.lower(): st[c.name.lower()] for c in ChannelCode if c}
         errors.update(
-            {k: st[k] for k in ("timeout", "evicted", "refused", "tls_failed", "slow_reader")}
+            {
+                k: st[k]
+                for k in (
+                    "timeout",
+                    "evicted",
+                    "refused",
+                    "tls_failed",
+                    "accept_failed",
+                    "slow_reader",
+                )
+            }
         )
         return [
             prom.gauge(
