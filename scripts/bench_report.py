@@ -108,7 +108,8 @@ def _svg(fig: Any) -> str:
 
 
 def sweep_figure(rows: Sequence[dict[str, Any]]) -> Any:
-    """TPS, ratio to the ceiling and p99 against n, one line per transport x block size."""
+    """TPS, ratio to the ceiling (and the CPU ratio) and p99 against n, one line per
+    transport x block size."""
     fig = _new_figure(12, 3.6)
     axes = fig.subplots(1, 3)
     series: dict[str, list[dict[str, Any]]] = {}
@@ -118,11 +119,15 @@ def sweep_figure(rows: Sequence[dict[str, Any]]) -> Any:
         points = sorted(points, key=lambda p: p["nodes"])
         n = [p["nodes"] for p in points]
         axes[0].plot(n, [p["committed_tps"] for p in points], "o-", label=label)
-        axes[1].plot(n, [p["ratio"] for p in points], "o-", label=label)
+        (line,) = axes[1].plot(n, [p["ratio"] for p in points], "o-", label=label)
+        axes[1].plot(
+            n, [p["cpu_ratio"] for p in points], "s--", color=line.get_color(), alpha=0.6,
+            label=f"{label}: CPU ratio",
+        )  # fmt: skip
         axes[2].plot(n, [p["p99_ms"] for p in points], "o-", label=label)
     for ax, what in zip(
         axes,
-        ("committed tx/s", "ratio to the same-run ceiling", "p99 submit → commit (ms)"),
+        ("committed tx/s", "ratio to the ceiling; CPU ratio dashed", "p99 submit → commit (ms)"),
         strict=True,
     ):
         ax.set(xlabel="nodes (n)", ylabel=what)
