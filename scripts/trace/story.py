@@ -25,9 +25,9 @@ WHY_SEAL = (
     "later that a quorum decided it (block sync does)"
 )
 WHY_QUORUM = (
-    "two quorums of 2f+1 among 3f+1 sealers share at least f+1 nodes, one of them honest, "
-    "and an honest node signs one Prepare per view and height: two different blocks can "
-    "never both gather 2f+1"
+    "any two quorums (n - f of the n sealers; 2f+1 of 3f+1) share at least f+1 nodes, one of "
+    "them honest, and an honest node signs one Prepare per view and height: two different "
+    "blocks can never both gather a quorum"
 )
 
 
@@ -55,6 +55,15 @@ class Story:
     summary: list[str] = field(default_factory=list)
 
 
+def quorum_count(votes: int, n: int) -> str:
+    """``3 = 2f+1`` when ``votes`` is the quorum of ``n = 3f+1`` sealers, ``4 = n - f``
+    for other sizes, the plain number when it is not the quorum."""
+    f = (n - 1) // 3
+    if votes != n - f:
+        return f"{votes} (a quorum is {n - f})"
+    return f"{votes} = 2f+1" if n == 3 * f + 1 else f"{votes} = n - f (n = {n}, f = {f})"
+
+
 class Teller:
     """Turns records into steps, remembering what was already explained in full."""
 
@@ -67,6 +76,8 @@ class Teller:
         self.steps: list[Step] = []
         self.prepared: dict[tuple[int, int], set[int]] = {}
         self.committed: dict[int, dict[int, Record]] = {}
+        self.n = len(header["sealers"])
+        """Sealers in force (the header's, then each membership record's)."""
         self.view_of: dict[int, tuple[int, bool]] = {}
         self.timed_out: set[tuple[int, int]] = set()
         """(node, view) whose own timer moved it to the view."""
@@ -121,7 +132,7 @@ class Teller:
         if typ == "ViewChange" and self.first(f"vc-recv-{rec['view']}"):
             note = (
                 f"a ViewChange asks for view {rec['view']}; a node that sees f+1 of them "
-                "joins (at least one is honest), the new leader waits for 2f+1"
+                "joins (at least one is honest), the new leader waits for a quorum"
             )
         elif typ == "Prepare" and self.first(f"prepare-{rec['height']}-{rec['view']}"):
             note = (
@@ -132,7 +143,7 @@ class Teller:
         elif typ == "Commit" and self.first(f"commit-{rec['height']}-{rec['view']}"):
             note = (
                 f"a Commit says that {self.name(rec.get('sender'))} is prepared: it holds "
-                "2f+1 matching Prepares for this block and has saved them"
+                "a quorum of matching Prepares for this block and has saved them"
             )
         if typ == "NewView":
             self.new_views.setdefault((rec["node"], rec["view"]), rec)
@@ -189,7 +200,8 @@ class Teller:
         prepared = [v for v in rec.get("proof_prepared", []) if v is not None]
         head = (
             f"{self.name(node)} leads view {rec['view']} at height {rec['height']}: it holds "
-            f"{len(proofs)} = 2f+1 ViewChanges (from {self.names_of(proofs)}) and broadcasts "
+            f"{quorum_count(len(proofs), self.n)} ViewChanges (from {self.names_of(proofs)}) "
+            "and broadcasts "
             "them as a NewView. "
         )
         if rec.get("reproposed") is not None:
@@ -197,7 +209,8 @@ class Teller:
                 f"{len(prepared)} of them carry a certificate prepared in view "
                 f"{max(prepared)}, so the NewView must re-propose that block "
                 f"({rec.get('proposal')}) instead of a new one: it may already be committed "
-                "somewhere, and any 2f+1 ViewChanges include an honest node that prepared it"
+                "somewhere, and any quorum of ViewChanges includes an honest node that "
+                "prepared it"
             )
         elif rec.get("proposal") is None:
             why = (
@@ -232,13 +245,8 @@ class Teller:
                 )
             self.add(rec, "mark", node, None, "pre-prepared", style="cyan", note=note)
             return
-        votes, quorum, voters = rec.get("votes"), rec.get("quorum"), rec.get("voters", [])
-        f = (rec.get("n", 4) - 1) // 3
-        count = (
-            f"{votes} = 2f+1"
-            if votes == quorum and votes == 2 * f + 1
-            else f"{votes} (quorum {quorum})"
-        )
+        votes, voters = rec.get("votes", 0), rec.get("voters", [])
+        count = quorum_count(votes, rec.get("n", self.n))
         if phase == "prepared":
             self.prepared.setdefault((h, v), set()).add(node)
             if self.first(f"prepared-{h}-{v}"):
@@ -453,11 +461,12 @@ class Teller:
     def _membership(self, rec: Record) -> None:
         sealers = rec.get("sealers", [])
         n = len(sealers)
+        self.n = n or self.n
         f = (n - 1) // 3 if n else 0
         if self.first(f"members-{rec['height']}"):
             note = (
                 f"from height {rec['height']} the sealers are {self.names_of(sealers)}: n = {n}, "
-                f"f = {f}, a quorum is {2 * f + 1}"
+                f"f = {f}, a quorum is n - f = {n - f}"
             )
             self.add(rec, "mark", rec["node"], None, "new sealer list", style="bold", note=note)
 

@@ -44,6 +44,20 @@ def sync() -> Scenario:
     )
 
 
+def membership() -> Scenario:
+    """node 4 starts as an observer and is added as a sealer by block 2: n = 5 from 3."""
+    from consensus.sim.scenario import parse_membership
+
+    return Scenario(
+        nodes=5,
+        sealers=4,
+        blocks=4,
+        seed=1,
+        signatures="fake",
+        membership=[parse_membership("add:4@2")],
+    )
+
+
 def everything() -> Scenario:
     """Loss, a partition, a double-voter, a crash, membership: most record kinds at once."""
     from consensus.sim.scenario import parse_membership

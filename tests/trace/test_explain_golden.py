@@ -67,6 +67,15 @@ CASES: dict[str, tuple[Callable[[], Scenario], Callable[[dict, list], Story], li
         _height(3),
         ["node3 EQUIVOCATES", "signs two different proposals", "Prepares in view 0 split"],
     ),
+    "membership_height_3": (
+        scenarios.membership,
+        _height(3),
+        [
+            "the sealers are node0, node1, node2, node3, node4",
+            "a quorum is n - f = 4",
+            "holds 4 = n - f (n = 5, f = 1) matching Prepares",
+        ],
+    ),
     "sync_height_3": (
         scenarios.sync,
         _height(3),
