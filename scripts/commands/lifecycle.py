@@ -17,8 +17,9 @@ from rich.live import Live
 from rich.table import Table
 
 from scripts.errors import CommandError
-from scripts.launcher import cluster, expand, hosts, procs
+from scripts.launcher import accounts, cluster, expand, hosts, procs
 from scripts.launcher import status as status_mod
+from scripts.launcher.fisco import fisco_address
 from scripts.launcher.layout import (
     DEFAULT_BROKER,
     DEFAULT_CHANNEL_PORT,
@@ -262,6 +263,16 @@ def _print_init(chain: Chain) -> None:
     )
     admin = "0x" + genesis.governors[0].hex() if genesis.governors else "-"
     console.print(f"assets: {mode}; admin account {admin} (key in {chain.accounts_dir}/admin.key)")
+    if chain.channel_port is not None:
+        files = f"; Caliper, python-sdk, java-sdk files in {chain.root / 'fisco'}"
+        if chain.fisco:  # the same admin key signs FISCO-format txs from its Keccak address
+            key = accounts.load_key(chain.accounts_dir / "admin.key")
+            files += f" (the admin's FISCO address: {fisco_address(key)})"
+        console.print(
+            f"FISCO channel (SDK port, docs/channel.md): {chain.nodes[0].channel} + i; "
+            f"SDK certificates in {chain.root / 'sdk'}" + (files if chain.fisco else ""),
+            highlight=False,
+        )
     for line in hosts.describe(chain):
         console.print(line, highlight=False)
 
