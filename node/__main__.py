@@ -76,7 +76,7 @@ async def _run(node: Node, config: Path | None = None, byzantine: str | None = N
         try:
             code = await _run_once(node, stop)
         except NodeError as exc:
-            if not reopening or reopening > REOPEN_ATTEMPTS or stop.is_set():
+            if config is None or not reopening or reopening > REOPEN_ATTEMPTS or stop.is_set():
                 raise
             logging.getLogger("ledgerlab.node").warning(
                 "cannot open the node again yet (try %d of %d): %s",
