@@ -256,6 +256,20 @@ class _Builder:
         equivocations: dict[tuple[int, Any, Any], dict[str, Any]] = {}
         vote_seen: dict[tuple[int, str, Any, Any], set[str]] = defaultdict(set)
         misbehaved: dict[int, set[str]] = defaultdict(set)
+        signer_of: dict[int, int] = {}  # lane -> lane whose key signs (Twins share one)
+        double_votes: dict[tuple[int, Any, Any], dict[str, Any]] = {}
+        evidence: list[dict[str, Any]] = []
+        garbage: dict[int, dict[str, int]] = {}
+        vote_to: dict[tuple[int, str, Any, Any], list[tuple[int, str, int]]] = defaultdict(list)
+
+        def double_vote(
+            slot: tuple[int, Any, Any], t: int, ty: str, block: Any, to: set[int]
+        ) -> None:
+            d = double_votes.setdefault(slot, {"t": t, "types": set(), "blocks": {}})
+            d["t"] = min(d["t"], t)
+            d["types"].add(ty)
+            d["blocks"].setdefault(str(block), set()).update(to)
+
         height_start: dict[int, int] = {1: records[0]["t"] if records else 0}
         end = 0
 
@@ -404,27 +418,58 @@ class _Builder:
                     ts, flags = t, FLAG_UNPAIRED
                 ty = str(r.get("type"))
                 prop = r.get("proposal")
+                signer = src
+                if src >= 0 and isinstance(r.get("sender"), int) and r["sender"] in lane:
+                    signer = signer_of[src] = lane[r["sender"]]
                 if ty == "PrePrepare" and isinstance(prop, str) and src >= 0:
-                    slot = (src, r.get("view"), r.get("height"))
+                    slot = (signer, r.get("view"), r.get("height"))
                     pp_seen[slot].setdefault(prop, set()).add(i)
                     if len(pp_seen[slot]) > 1:
                         flags |= FLAG_EQUIVOCATION
-                        misbehaved[src].add("equivocate")
+                        misbehaved[signer].add("equivocate")
                         equivocations.setdefault(slot, {"t": t})
                     if r.get("height") == s.height and s.phase == "idle":
                         s.phase = "pre-prepared"
                 elif ty in ("Prepare", "Commit") and src >= 0:
-                    key = (src, ty, r.get("view"), r.get("height"))
+                    key = (signer, ty, r.get("view"), r.get("height"))
                     vote_seen[key].add(str(r.get("block")))
+                    vote_to[(signer, ty, r.get("view"), r.get("height"))].append(
+                        (t, str(r.get("block")), i)
+                    )
                     if len(vote_seen[key]) > 1:
                         flags |= FLAG_DOUBLE_VOTE
-                        misbehaved[src].add("double-vote")
+                        misbehaved[signer].add("double-vote")
                     vote(s, ty, src, r)
                 elif ty == "ViewChange" and src >= 0:
                     s.view_changes.setdefault(int(r.get("view", 0)), set()).add(src)
                 elif ty == "garbage" and src >= 0:
                     misbehaved[src].add("garbage")
+                    g = garbage.setdefault(src, {"t": t, "count": 0})
+                    g["count"] += 1
                 msg_rows.append(message_row(ts, t - ts, src, i, r, flags))
+            elif ev == "byzantine" and r.get("type") in ("Prepare", "Commit"):
+                versions = [x for x in r.get("versions") or [] if isinstance(x, dict)]
+                if len({x.get("block") for x in versions}) > 1:
+                    for x in versions:
+                        to = {lane[d] for d in x.get("to") or [] if d in lane}
+                        double_vote(
+                            (i, r.get("view"), r.get("height")),
+                            t,
+                            str(r.get("type")),
+                            x.get("block"),
+                            to,
+                        )
+            elif ev == "evidence" and r.get("against") in lane:
+                evidence.append(
+                    {
+                        "t": t,
+                        "holder": i,
+                        "against": lane[r["against"]],
+                        "type": r.get("type"),
+                        "view": r.get("view"),
+                        "height": r.get("height"),
+                    }
+                )
             elif ev == "byzantine" and r.get("type") == "PrePrepare":
                 versions = [x for x in r.get("versions") or [] if isinstance(x, dict)]
                 if len({x.get("proposal") for x in versions}) > 1:
@@ -500,9 +545,14 @@ class _Builder:
             {MESSAGE_TYPES.index("Prepare"): "Prepare", MESSAGE_TYPES.index("Commit"): "Commit"},
         )
         double = {key for key, blocks in vote_seen.items() if len(blocks) > 1}
+        for signer, ty, view, height in double:  # seen by the receivers (Twins, old traces)
+            got = vote_to[(signer, ty, view, height)]
+            first_conflict = min(t for t, b, _ in got if b != got[0][1])
+            for _, block, dst in got:
+                double_vote((signer, view, height), first_conflict, ty, block, {dst})
 
         def flagged(row: tuple[int, ...]) -> tuple[int, ...]:
-            src, code, view, height = row[2], row[4], row[5], row[6]
+            src, code, view, height = signer_of.get(row[2], row[2]), row[4], row[5], row[6]
             extra_flags = 0
             if code == pp_code and (src, view, height) in equivocations:
                 extra_flags = FLAG_EQUIVOCATION
@@ -579,6 +629,21 @@ class _Builder:
                     "groups": {label(slot[2], p): sorted(v) for p, v in pp_seen[slot].items()},
                 }
                 for slot, e in sorted(equivocations.items(), key=lambda x: x[1]["t"])
+            ],
+            "doubleVotes": [
+                {
+                    "t": d["t"],
+                    "node": slot[0],
+                    "view": slot[1],
+                    "height": slot[2],
+                    "types": [k for k in ("Prepare", "Commit") if k in d["types"]],
+                    "blocks": {b[:8]: sorted(to) for b, to in sorted(d["blocks"].items())},
+                }
+                for slot, d in sorted(double_votes.items(), key=lambda x: x[1]["t"])
+            ],
+            "evidence": evidence,
+            "garbage": [
+                {"t": g["t"], "node": n, "count": g["count"]} for n, g in sorted(garbage.items())
             ],
             "quorums": [[h, self.quorum_at(h)] for h, _ in self.sealer_changes],
             "heights": [[h, t] for h, t in sorted(height_start.items())],

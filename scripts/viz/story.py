@@ -72,6 +72,11 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         groups = e["groups"]
         parts = "; ".join(f"proposal {p} to {names(nodes)}" for p, nodes in sorted(groups.items()))
         q = _quorum(data, height)
+        how = (
+            "it runs as two copies with one key (Twins), and they sent"
+            if lanes[leader]["behaviour"] == "twins"
+            else "it sent"
+        )
         if committed_in.get(height) == view:
             outcome = (
                 f"One proposal still reached {q} = 2f+1 matching Prepares and committed: "
@@ -99,8 +104,49 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                 "t1": end,
                 "kind": "equivocation",
                 "title": f"Byzantine equivocation by {name(leader)}",
-                "text": f"{name(leader)} leads height {height} in view {view} and is Byzantine: it "
-                f"sent DIFFERENT proposals for the same slot ({parts}). {outcome}",
+                "text": f"{name(leader)} leads height {height} in view {view} and is Byzantine: "
+                f"{how} DIFFERENT proposals for the same slot ({parts}). {outcome}",
+            }
+        )
+
+    # -- double votes and garbage ------------------------------------------------------
+    caught = defaultdict(set)
+    for ev in data.get("evidence", []):
+        caught[(ev["against"], ev["view"], ev["height"])].add(ev["holder"])
+    for d in data.get("doubleVotes", []):
+        node, view, height = d["node"], d["view"], d["height"]
+        q = _quorum(data, height)
+        parts = "; ".join(f"block {b} to {names(to)}" for b, to in d["blocks"].items())
+        kinds = " and ".join(f"{k}s" for k in d["types"])
+        holders = caught.get((node, view, height))
+        evidence = (
+            f" {names(holders)} received both and kept them as evidence against {name(node)}."
+            if holders
+            else ""
+        )
+        notes.append(
+            {
+                "t0": d["t"],
+                "t1": d["t"] + 150_000,
+                "kind": "equivocation",
+                "title": f"Byzantine double vote by {name(node)}",
+                "text": f"{name(node)} is Byzantine: at height {height} in view {view} it sent "
+                f"{kinds} for DIFFERENT blocks ({parts}).{evidence} An honest node counts one "
+                f"vote per signer and slot, and any two quorums of {q} = 2f+1 share at least "
+                f"f+1 = {f + 1} nodes, one of them honest, so a double vote cannot make two "
+                "blocks commit.",
+            }
+        )
+    for g in data.get("garbage", []):
+        notes.append(
+            {
+                "t0": g["t"],
+                "t1": g["t"] + 150_000,
+                "kind": "fault",
+                "title": f"{name(g['node'])} sends garbage",
+                "text": f"{name(g['node'])} sends bytes that are no valid message "
+                f"({g['count']} in this run, grey lines): every node drops and counts them, "
+                "and consensus goes on with the valid messages.",
             }
         )
 

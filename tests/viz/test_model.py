@@ -11,7 +11,7 @@ import pytest
 
 from scripts.cli import main
 from scripts.viz import TraceError, build, page_data, read_trace, render
-from scripts.viz.model import FLAG_EQUIVOCATION, MESSAGE_TYPES, PHASES
+from scripts.viz.model import FLAG_DOUBLE_VOTE, FLAG_EQUIVOCATION, MESSAGE_TYPES, PHASES
 from tests.viz import traces
 
 pytestmark = pytest.mark.timeout(120)
@@ -89,6 +89,20 @@ def test_leader_crash_caption_and_sync(tmp_path: Path) -> None:
     assert "its leader, node1, is down" in vc["text"]
     sync = next(c for c in data["captions"] if c["kind"] == "sync")
     assert "node1" in sync["title"] and "2f+1 valid Commit signatures" in sync["text"]
+
+
+def test_double_votes_and_garbage_are_told(tmp_path: Path) -> None:
+    data = page_data(*read_trace(traces.byzantine(tmp_path / "dv.jsonl", "double-vote")))
+    first = data["doubleVotes"][0]
+    assert (first["node"], first["view"], first["height"]) == (3, 0, 1)
+    assert first["types"] == ["Prepare", "Commit"] and len(first["blocks"]) >= 2
+    assert any(m["flags"] & FLAG_DOUBLE_VOTE for m in _messages(data))
+    cap = next(c for c in data["captions"] if c["title"] == "Byzantine double vote by node3")
+    assert "DIFFERENT blocks" in cap["text"] and "evidence against node3" in cap["text"]
+    spam = page_data(*read_trace(traces.byzantine(tmp_path / "spam.jsonl", "spam")))
+    (g,) = spam["garbage"]
+    assert g["node"] == 3 and g["count"] > 0
+    assert any(c["title"] == "node3 sends garbage" for c in spam["captions"])
 
 
 def test_records_without_a_header_are_understood(tmp_path: Path) -> None:

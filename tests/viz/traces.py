@@ -29,6 +29,13 @@ def leader_crash(path: Path) -> Path:
     return write_trace(path, s)
 
 
+def byzantine(path: Path, behaviour: str) -> Path:
+    """4 nodes, 4 blocks; node3 behaves as ``behaviour`` (double-vote, spam, ...)."""
+    s = Scenario(network=NetworkSpec(), nodes=4, blocks=4, seed=2, signatures="fake")
+    s.byzantine[3] = behaviour
+    return write_trace(path, s)
+
+
 def large(path: Path) -> Path:
     """10 nodes, 50 heights, 3 equivocating sealers: the size and frame-budget case."""
     s = Scenario(network=NetworkSpec(), nodes=10, blocks=50, seed=5, signatures="fake")
