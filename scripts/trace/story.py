@@ -68,13 +68,10 @@ class Teller:
     """Turns records into steps, remembering what was already explained in full."""
 
     def __init__(self, header: Record) -> None:
-        self.header = header
         self.names = {n["id"]: n["name"] for n in header["nodes"]}
-        self.behaviour = {n["id"]: n.get("behaviour") for n in header["nodes"]}
         self.t0 = int(header.get("t", 0))
         self.told: set[str] = set()
         self.steps: list[Step] = []
-        self.prepared: dict[tuple[int, int], set[int]] = {}
         self.committed: dict[int, dict[int, Record]] = {}
         self.n = len(header["sealers"])
         """Sealers in force (the header's, then each membership record's)."""
@@ -248,7 +245,6 @@ class Teller:
         votes, voters = rec.get("votes", 0), rec.get("voters", [])
         count = quorum_count(votes, rec.get("n", self.n))
         if phase == "prepared":
-            self.prepared.setdefault((h, v), set()).add(node)
             if self.first(f"prepared-{h}-{v}"):
                 note = (
                     f"{self.name(node)} now holds {count} matching Prepares (from "
@@ -374,22 +370,19 @@ class Teller:
     def _synced(self, rec: Record) -> None:
         node = rec["node"]
         src = rec.get("from", -1)
-        source = f" from {self.name(src)}" if isinstance(src, int) and src >= 0 else ""
+        known = isinstance(src, int) and src >= 0
+        source = f" from {self.name(src)}" if known else ""
         note = (
             f"{self.name(node)} fetched block {rec['height']}{source} by block sync: it casts "
             f"no vote of its own, it checks the seal ({rec.get('votes')} Commit signatures of "
             f"view {rec.get('view')}, a quorum of the sealers) and re-executes the block to the "
             "same hash; a quorum certificate proves the block was decided"
         )
-        self.add(
-            rec,
-            "arrow" if isinstance(src, int) and src >= 0 else "mark",
-            src if isinstance(src, int) and src >= 0 else node,
-            node if isinstance(src, int) and src >= 0 else None,
-            f"block {rec['height']} by sync",
-            style="bold blue",
-            note=note,
-        )
+        label = f"block {rec['height']} by sync"
+        if known:  # an arrow from the peer it came from
+            self.add(rec, "arrow", src, node, label, style="bold blue", note=note)
+        else:
+            self.add(rec, "mark", node, None, label, style="bold blue", note=note)
 
     def _request_sync(self, rec: Record) -> None:
         node = rec["node"]
