@@ -162,13 +162,16 @@ VERBS = (
     Verb(
         "chaos",
         "faults on a live multi-process cluster (kill, pause, partitions, slow links, "
-        "stale data, membership changes), then checks that nothing was lost",
+        "stale data, full or read-only disks, skewed clocks, membership changes, Byzantine "
+        "nodes, hostile clients), then checks that nothing was lost",
         """
         ledgerlab chaos                                # 4 nodes over TCP, seed 1, 60 s
         ledgerlab chaos --seed 7 --duration 120 --json chaos.json
         ledgerlab chaos --schedule faults.toml         # a schedule of your own
         ledgerlab chaos --transport mqtt               # with a private broker it restarts
         ledgerlab chaos --byzantine 3=equivocate --kinds kill,partition
+        ledgerlab chaos --hostile --byzantine 3=twins  # hostile clients; node3's key twice
+        ledgerlab chaos --kinds disk_full,read_only,clock_skew   # root; apt install faketime
         ledgerlab chaos --dir ./chain --duration 60    # a running chain: process faults only
         ledgerlab chaos --seeds 60 --duration 60 --json soak.json   # a soak: about 90 min
         """,
@@ -178,8 +181,9 @@ VERBS = (
                 "--dir",
                 default=None,
                 metavar="DIR",
-                help="attach to this running chain instead of starting one (no proxies: "
-                "kill, pause, leader kill, stale restart and membership only)",
+                help="attach to this running chain instead of starting one (no proxies, no "
+                "disks of its own: kill, pause, leader kill, stale restart, clock skew and "
+                "membership only)",
             ),
             arg("--nodes", type=int, default=None, metavar="N", help="sealers (default 4)"),
             arg(
