@@ -63,6 +63,11 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     nodes = args.nodes or 4
     if any(i >= nodes for i in byzantine) and not args.dir:
         raise CommandError(f"--byzantine names a node outside 0..{nodes - 1}")
+    if TWINS in byzantine.values() and (args.transport == "mqtt" or args.dir):
+        raise CommandError(
+            "--byzantine N=twins needs a fresh TCP cluster (no --dir, no --transport mqtt)",
+            hint="over MQTT both twins would read one inbox; see docs/reliability.md",
+        )
     if len(byzantine) > (nodes - 1) // 3:
         console.print(
             f"[yellow]warning:[/] {len(byzantine)} Byzantine of {nodes} nodes is more "

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.timeout(30)
         (["--kinds", "kill,explode"], "unknown explode"),
         (["--dir", "somewhere", "--nodes", "7"], "its own"),
         (["--seeds", "3", "--dir", "somewhere"], "fresh clusters"),
+        (["--byzantine", "3=twins", "--transport", "mqtt"], "fresh TCP cluster"),
     ],
 )
 def test_mistakes_are_one_line(
@@ -44,3 +45,16 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["chaos", "--help"])
     assert "--seeds 60" in capsys.readouterr().out
+
+
+def test_disk_faults_need_a_cluster_of_ours(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schedule with a disk fault is refused with --dir (the data folders are yours)."""
+    from scripts.chaos.runner import _check_can
+    from scripts.chaos.schedule import Perturbation, Schedule
+    from scripts.errors import CommandError
+
+    sched = Schedule((Perturbation(5, "disk_full", node=1, duration=5),), 20)
+    with pytest.raises(CommandError, match="data folders are yours"):
+        _check_can(sched, fresh=False)
