@@ -13,7 +13,7 @@ import textwrap
 from rich.console import Console
 from rich.text import Text
 
-from scripts.trace.story import Step, Story
+from scripts.trace.teller import Step, Story
 
 TIME_WIDTH = 11
 MIN_LABEL = 26
