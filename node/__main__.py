@@ -20,6 +20,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from consensus.byzantine import BEHAVIOURS
@@ -61,6 +62,9 @@ EXIT_RESTART = 75
 """A node built in code asked to be started again from disk (EX_TEMPFAIL)."""
 REOPEN_ATTEMPTS = 30
 """Tries (one a second) to open a node again after its storage came back."""
+MAX_STORAGE_RESTARTS = (5, 600.0)
+"""More restarts from disk than this within that many seconds: the store fails although
+the disk takes writes (a corrupt file?); the node stops (70) rather than loop."""
 
 
 async def _run(node: Node, config: Path | None = None, byzantine: str | None = None) -> int:
@@ -72,6 +76,7 @@ async def _run(node: Node, config: Path | None = None, byzantine: str | None = N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reopening = 0  # failed tries to open the node again since its last restart request
+    restarts: list[float] = []
     while True:
         try:
             code = await _run_once(node, stop)
@@ -92,6 +97,16 @@ async def _run(node: Node, config: Path | None = None, byzantine: str | None = N
             return code or 0
         if config is None:
             return EXIT_RESTART
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < MAX_STORAGE_RESTARTS[1]] + [now]
+        if len(restarts) > MAX_STORAGE_RESTARTS[0]:
+            why = (
+                f"{len(restarts)} restarts from disk within {MAX_STORAGE_RESTARTS[1]:.0f} s: "
+                "the store keeps failing although its folder takes writes"
+            )
+            logging.getLogger("ledgerlab.node").error("%s stopped: %s", node.config.name, why)
+            print(f"error: {node.config.name} stopped: {why}", file=sys.stderr)
+            return EXIT_INTERNAL_ERROR
         logging.getLogger("ledgerlab.node").warning(
             "%s: opening again from disk (%s)", node.config.name, node.supervisor.restart_reason
         )
