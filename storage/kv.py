@@ -90,7 +90,12 @@ class WriteBatch:
         self.ops: list[tuple[bytes, bytes | None]] = []
 
     def put(self, key: bytes, value: bytes) -> None:
-        self.ops.append((check_key(key), check_value(value)))
+        # the common case tested inline (a block commit makes thousands of puts); anything
+        # else gets the full checks and their typed errors
+        if type(key) is bytes and 0 < len(key) <= MAX_KEY_LEN and type(value) is bytes:
+            self.ops.append((key, value))
+        else:
+            self.ops.append((check_key(key), check_value(value)))
 
     def delete(self, key: bytes) -> None:
         self.ops.append((check_key(key), None))

@@ -17,7 +17,15 @@ from collections.abc import Iterator
 
 import rocksdict
 
-from storage.kv import PointWrites, StorageError, WriteBatch, check_key, check_value, key_range
+from storage.kv import (
+    MAX_KEY_LEN,
+    PointWrites,
+    StorageError,
+    WriteBatch,
+    check_key,
+    check_value,
+    key_range,
+)
 
 _CHUNK = 256  # pairs read per lock hold when scanning a shared snapshot iterator
 
@@ -128,11 +136,14 @@ class RocksKV(PointWrites):
     def write(self, batch: WriteBatch) -> None:
         db = self._live()
         wb = rocksdict.WriteBatch(raw_mode=True)
+        put = wb.put
         for key, value in batch.ops:
             if value is None:
                 wb.delete(check_key(key))
+            elif type(key) is bytes and 0 < len(key) <= MAX_KEY_LEN and type(value) is bytes:
+                put(key, value)  # the checks of check_key/check_value, inline
             else:
-                wb.put(check_key(key), check_value(value))
+                put(check_key(key), check_value(value))
         try:
             db.write(wb, self._write_opts)
         except Exception as exc:
