@@ -17,7 +17,8 @@ The policy, one place for it (docs/node.md, Storage faults):
    stops the node with a *restart* request: ``python -m node`` closes it (store, RPC,
    transport) and starts it again in the same process, from what is on disk; block sync
    then fetches what it missed. A read-only filesystem never passes the probe: it needs
-   the operator (fsck, remount, then restart the node).
+   the operator (fsck, remount, then restart the node). More than 5 restarts from disk
+   within 10 minutes stop the node (status 70): the store fails on a disk that writes.
 3. It is never silent: the fault is logged at CRITICAL, then once a minute while it
    lasts, and shown (``storageFault`` in getConsensusStatus, the gauge
    ``ledgerlab_storage_fault``).
