@@ -69,6 +69,7 @@ def run_figure(r: dict[str, Any]) -> Any:
     cdf.grid(alpha=0.3)
     if steps:
         ax = axes[2]
+        steps = sorted(steps, key=lambda s: s["rate"])  # the bisection's steps come last
         offered = [s["rate"] for s in steps]
         ax.plot(offered, [s["committed_tps"] for s in steps], "o-", label="committed tx/s")
         ax.plot(offered, offered, color="0.6", ls="--", lw=1, label="offered")
@@ -248,18 +249,21 @@ def run_html(r: dict[str, Any]) -> str:
         steps = r["saturation"]["steps"]
         rows = [
             [s["rate"], s["committed_tps"], s["latency_ms"]["p50"], s["latency_ms"]["p99"],
-             sum(s["rejected"].values())]
+             sum(s["rejected"].values()), s.get("past_saturation") or "kept up"]
             for s in steps
         ]  # fmt: skip
         ninety = r["saturation"].get("at_90_percent")
         if ninety:
             rows.append([f"{ninety['rate']:,} (90 %)", ninety["committed_tps"],
                          ninety["latency_ms"]["p50"], ninety["latency_ms"]["p99"],
-                         sum(ninety["rejected"].values())])  # fmt: skip
+                         sum(ninety["rejected"].values()), ""])  # fmt: skip
         sections.append(
             (
                 "Saturation search (open-loop steps)",
-                table(["offered tx/s", "committed tx/s", "p50 ms", "p99 ms", "refused"], rows)
+                table(
+                    ["offered tx/s", "committed tx/s", "p50 ms", "p99 ms", "refused", "verdict"],
+                    rows,
+                )
                 + f'<p class="note">stopped: {html.escape(r["saturation"]["stop"])}</p>',
             )
         )

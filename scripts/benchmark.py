@@ -91,6 +91,8 @@ what can commit, so the load never runs out before the time is up."""
 SATURATION_FACTORS = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.7)
 """``--max`` offers these multiples of a closed-loop probe's rate, in turn, until one fails
 (the probe, not the ceiling: on a busy machine the chain may reach a tenth of it)."""
+BISECT_STEPS = 2
+"""After the first step past saturation, this many steps halve the gap to the last good one."""
 SUSTAINED = 0.95
 """A step keeps up when the load generator really offered >= 95 % of its rate, and ..."""
 BACKLOG_GROWTH = 2.0
@@ -925,13 +927,30 @@ class Benchmark:
                 self.load_size(rate, plan.step_seconds), rate=rate, seconds=plan.step_seconds
             )
             steps.append(figures)
-            stop = _past_saturation(figures, rate, plan.max_p99_ms)
+            stop = figures["past_saturation"] = _past_saturation(figures, rate, plan.max_p99_ms)
             if stop:
                 self.say(f"  stop: {stop}")
                 break
             best = figures
         if best is None:
             return {"saturation_tps": None, "probe_tps": probe_tps, "steps": steps, "stop": stop}
+        if stop:  # narrow the gap between the last rate that kept up and the first that did not
+            low, high = best["rate"], steps[-1]["rate"]
+            for _ in range(BISECT_STEPS):
+                rate = round((low + high) / 2)
+                if rate in (low, high):
+                    break
+                self.say(f"step at {rate:,} tx/s (between {low:,} and {high:,})")
+                figures = await self.run_round(
+                    self.load_size(rate, plan.step_seconds), rate=rate, seconds=plan.step_seconds
+                )
+                steps.append(figures)
+                why = figures["past_saturation"] = _past_saturation(figures, rate, plan.max_p99_ms)
+                if why:
+                    high, stop = rate, why
+                    self.say(f"  stop: {why}")
+                else:
+                    low, best = rate, figures
         saturation = best["rate"]
         at90 = round(0.9 * saturation)
         self.say(f"saturation {saturation:,.0f} tx/s; a step at 90 % ({at90:,} tx/s)")
