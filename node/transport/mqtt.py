@@ -176,6 +176,7 @@ class MqttTransport(Transport):
         self.key = key
         self.genesis_hash = bytes(genesis_hash)
         self._genesis_warned: set[str] = set()
+        self._stale_warned: set[str] = set()
         self.broker = parse_broker_url(s.broker_url)
         self.username = s.username if s.username is not None else self.broker.username
         self.password = s.password if s.password is not None else self.broker.password
@@ -538,6 +539,16 @@ class MqttTransport(Transport):
         if st is None or boot_ms > st.boot_ms:
             age = time.time() - ts_ms / 1000
             if age > self.max_age:
+                if sender not in self._stale_warned:  # a replay, or clocks far apart
+                    self._stale_warned.add(sender)
+                    log.warning(
+                        "dropping node %s's batches: stamped %.0f s before our clock, more "
+                        "than max_age %.0f s (a replay, or clocks that far apart: "
+                        "docs/reliability.md, Clock skew)",
+                        sender[:16],
+                        age,
+                        self.max_age,
+                    )
                 raise _Dropped("stale")
             self._senders[sender] = _SenderState(boot_ms, boot_nonce, seq, 1, now)
             return

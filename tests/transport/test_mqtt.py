@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -163,6 +164,19 @@ async def test_replays_and_old_boots_are_dropped() -> None:
     stale = _seal(KEYS[2], f"{t.root}/bcast/{IDS[2]}", [b"x"], 1, ts_ms=old_ts)
     assert t.deliver(f"{t.root}/bcast/{IDS[2]}", stale) == 0
     assert t.stats.dropped["stale"] == 1
+
+
+async def test_stale_batches_are_logged_once_per_sender(caplog: pytest.LogCaptureFixture) -> None:
+    """A sender whose clock is more than max_age behind ours is cut off: say so, once."""
+    t = make(0)
+    topic = f"{t.root}/bcast/{IDS[2]}"
+    old_ts = time.time_ns() // 1_000_000 - 400_000  # 400 s behind, max_age is 300 s here
+    with caplog.at_level(logging.WARNING, logger="ledgerlab.transport.mqtt"):
+        for seq in (1, 2, 3):
+            assert t.deliver(topic, _seal(KEYS[2], topic, [b"x"], seq, ts_ms=old_ts)) == 0
+    assert t.stats.dropped["stale"] == 3
+    warned = [r for r in caplog.records if "max_age" in r.getMessage()]
+    assert len(warned) == 1 and "Clock skew" in warned[0].getMessage()
 
 
 async def test_other_genesis_is_dropped_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
