@@ -72,3 +72,38 @@ def test_live_trace_parses_with_the_documented_schema(
     shown = run_cli("explain", str(out), "--height", "1", cwd=tmp_path)
     assert shown.code == 0, shown.err
     assert "height 1 was decided in view 0" in shown.out and "COMMITTED" in shown.out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_live_equivocation_is_marked_and_explained(
+    tmp_path: Path, ports: tuple[int, int], chain_root: Path
+) -> None:
+    """node3 runs `[testing] byzantine = "equivocate"`; it leads height 3 in view 0."""
+    p2p, rpc = ports
+    d = ("--dir", str(chain_root))
+    init = ("init", "--nodes", "4", "--p2p-port", str(p2p), "--rpc-port", str(rpc), *d)
+    assert run_cli(*init, cwd=tmp_path).code == 0
+    config = chain_root / "node3" / "config.toml"
+    config.write_text(config.read_text() + '\n[testing]\nbyzantine = "equivocate"\n')
+    assert run_cli("up", "--trace", *d, cwd=tmp_path, timeout=120).code == 0
+    for user in ("a", "b", "c", "d"):
+        add = run_cli("asset", "add", user, "10", *d, cwd=tmp_path, timeout=120)
+        assert add.code == 0, add.err
+    assert run_cli("down", *d, cwd=tmp_path, timeout=60).code == 0
+    out = tmp_path / "live.jsonl"
+    assert run_cli("trace", *d, "-o", str(out), cwd=tmp_path).code == 0
+
+    header, records = read_trace(out)
+    assert [n["behaviour"] for n in header["nodes"]] == [None, None, None, "equivocate"]
+    marks = [r for r in records if r["ev"] == "byzantine" and r["type"] == "PrePrepare"]
+    assert marks and all(r["node"] == 3 for r in marks)
+    versions = marks[0]["versions"]
+    assert len({v["proposal"] for v in versions}) == 2
+    assert any(v["honest"] for v in versions) and not all(v["honest"] for v in versions)
+    evidence = [r for r in records if r["ev"] == "evidence"]
+    assert evidence and all(r["against"] == 3 and r["node"] != 3 for r in evidence)
+    height = marks[0]["height"]
+    shown = run_cli("explain", str(out), "--height", str(height), cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "EQUIVOCATES" in shown.out and "proof of equivocation" in " ".join(shown.out.split())
