@@ -1,7 +1,8 @@
 """The channel server's limits, in process with small timeouts (the live tests use the
 defaults): a slowloris and an idle client are cut off, the connection limit (TLS
-handshakes included) closes the idlest or refuses the newcomer, receipt watches are bounded (206) and unique per seq (203),
-a client that reads nothing is aborted, and a commit pushes the receipt on its seq."""
+handshakes included) closes the idlest or refuses the newcomer, receipt watches are
+bounded (206) and unique per seq (203), a client that reads nothing is aborted, and a
+commit pushes the receipt on its seq."""
 
 from __future__ import annotations
 

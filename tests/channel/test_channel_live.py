@@ -5,6 +5,7 @@ and native-format txs), block-number notifies, malformed frames, TLS refusals.""
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import ssl
 import struct
@@ -25,6 +26,7 @@ from tests.channel.client import (
     HEARTBEAT,
     RECEIPT,
     RPC,
+    TOPICS,
     ChannelClient,
     client_context,
 )
@@ -66,7 +68,7 @@ def test_receipts_pushed_on_the_request_seq(fisco_chain: Chain) -> None:
         limit = head(c) + 500
         name = f"alice-{uuid.uuid4().hex[:8]}"
         raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)", name, 1000),
-                       block_limit=limit)  # fmt: skip
+                       block_limit=limit, randomid=secrets.randbits(64))  # fmt: skip
         fisco_seq, reply = c.rpc("sendRawTransaction", [1, "0x" + raw.hex()])
         fisco_hash = reply["result"]
         native = Transaction.build(
@@ -83,7 +85,9 @@ def test_receipts_pushed_on_the_request_seq(fisco_chain: Chain) -> None:
             assert receipt["transactionHash"] == tx_hash
             assert receipt["status"] == "0x0"
             assert receipt["output"] is not None
-        notify = c.wait_for(BLOCK_NOTIFY, timeout=120).json()
+        frame = c.wait_for(BLOCK_NOTIFY, timeout=120)
+        assert frame.seq == b"0" * 32  # after a handshake (protocol 3): a JSON body
+        notify = frame.json()
         assert notify["groupID"] == 1 and notify["blockNumber"] >= 1
         # the same receipt over HTTP; and the FISCO user's balance by call over the channel
         http = RpcClient.from_url(fisco_chain.nodes[1].rpc_url, group="1")
@@ -94,6 +98,32 @@ def test_receipts_pushed_on_the_request_seq(fisco_chain: Chain) -> None:
         output = bytes.fromhex(answer["result"]["output"][2:])
         assert int.from_bytes(output[:32], "big") == 0  # code 0
         assert int.from_bytes(output[32:64], "big") == 1000
+
+
+def test_block_notify_without_a_handshake_is_protocol_1_text(fisco_chain: Chain) -> None:
+    """As python-sdk: a topic report, no handshake; the notify body is "group,number"."""
+    with connect(fisco_chain, 2) as c:
+        c.send(TOPICS, ["_block_notify_1"])
+        limit = head(c) + 500
+        name = f"erin-{uuid.uuid4().hex[:8]}"
+        raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)", name, 7),
+                       block_limit=limit, randomid=secrets.randbits(64))  # fmt: skip
+        seq, reply = c.rpc("sendRawTransaction", [1, "0x" + raw.hex()])
+        assert "result" in reply, reply
+        receipt = c.wait_for(RECEIPT, seq, timeout=120).json()
+        frame = c.wait_for(BLOCK_NOTIFY, timeout=120)
+        group, number = frame.body.decode().split(",")
+        assert frame.seq == b"0" * 32 and group == "1"
+        assert int(number) >= int(receipt["blockNumber"], 16) - 1
+        c.send(TOPICS, [])  # an empty report turns them off: the next block brings none
+        raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)", name + "x", 7),
+                       block_limit=limit, randomid=secrets.randbits(64))  # fmt: skip
+        seq, _ = c.rpc("sendRawTransaction", [1, "0x" + raw.hex()])
+        c.wait_for(RECEIPT, seq, timeout=120)
+        c.unclaimed = [f for f in c.unclaimed if f.type != BLOCK_NOTIFY]
+        seq = c.send(HEARTBEAT, {})  # a round trip after the commit: no notify before it
+        c.wait_for(HEARTBEAT, seq)
+        assert not [f for f in c.unclaimed if f.type == BLOCK_NOTIFY]
 
 
 def test_a_rejected_tx_gets_no_push(fisco_chain: Chain) -> None:

@@ -29,7 +29,6 @@ import logging
 import socket
 import ssl
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
@@ -58,6 +57,7 @@ NODE_VERSION = "2.11.0"
 MAX_TOPICS = 64
 MAX_TOPIC_BYTES = 256
 PENDING_TTL = 900.0  # s: a watched tx not committed by then stops being watched
+ZERO_SEQ = b"0" * 32  # the seq of block-number notifies
 LINGER_SECONDS = 1.0  # after a closing error frame: how long to drain the client's input
 LINGER_BYTES = 1 << 20
 
@@ -65,7 +65,7 @@ LINGER_BYTES = 1 << 20
 class _Conn:
     """One client connection: its writer, the receipts it waits for, what it asked for."""
 
-    __slots__ = ("closed", "notify", "pending", "since", "sock", "task", "writer")
+    __slots__ = ("closed", "notify", "pending", "protocol", "since", "sock", "task", "writer")
 
     def __init__(self, sock: socket.socket, now: float) -> None:
         self.sock = sock  # the accepted socket; the loop's TLS transport owns it once up
@@ -73,6 +73,7 @@ class _Conn:
         self.task: asyncio.Task[Any] | None = None
         self.pending: dict[bytes, bytes] = {}  # seq -> tx hash waiting for its receipt
         self.notify = False  # wants block-number notifies
+        self.protocol = 1  # channel protocol version: 1 until a handshake agrees on another
         self.since = now  # last frame received (or connect)
         self.closed = False
 
@@ -343,7 +344,9 @@ class ChannelServer:
             reply: Any = {"heartBeat": "1"} if value is None or isinstance(value, dict) else 1
             self._send(conn, kind, seq, dumps(reply).encode("ascii"))
         elif kind == FrameType.HANDSHAKE:
-            self._send(conn, kind, seq, dumps(self._handshake(_json(body))).encode("ascii"))
+            agreed = self._handshake(_json(body))
+            self._send(conn, kind, seq, dumps(agreed).encode("ascii"))
+            conn.protocol = agreed["protocol"]
             conn.notify = True
         elif kind == FrameType.TOPIC_REPORT:
             topics = _json(body)
@@ -431,11 +434,15 @@ class ChannelServer:
                 receipt = self._receipt(tx_hash)
                 if receipt is not None and not conn.closed:
                     self._push_receipt(conn, seq, receipt)
+        # Protocol 1 (no handshake: python-sdk) takes "group,number", later ones JSON;
+        # SDKs listen for it on the seq of 32 ASCII zeros.
         group: Any = int(self.group) if self.group.isdigit() else self.group
-        note = dumps({"groupID": group, "blockNumber": number}).encode("ascii")
+        v1 = f"{self.group},{number}".encode()
+        json_note = dumps({"groupID": group, "blockNumber": number}).encode("ascii")
         for conn in list(self._conns.values()):
             if conn.notify:
-                self._send(conn, FrameType.BLOCK_NOTIFY, uuid.uuid4().hex.encode(), note)
+                note = v1 if conn.protocol == 1 else json_note
+                self._send(conn, FrameType.BLOCK_NOTIFY, ZERO_SEQ, note)
                 self.stats["notifies"] += 1
         now = time.monotonic()
         if now - self._last_sweep > 60.0:
