@@ -63,6 +63,10 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
     for node, t in crash_started.items():
         down_at[node].append((t, meta["end"] + 1))
 
+    def crashed_before(t: int) -> set[int]:
+        """Nodes with a crash before ``t`` (a live node's first start is no restart)."""
+        return {n for n, spans in down_at.items() if any(a < t for a, _ in spans)}
+
     def is_down(node: int | None, t: int) -> bool:
         return node is not None and any(a <= t < b for a, b in down_at.get(node, []))
 
@@ -227,7 +231,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                     f"{f}, the other nodes can go on without it.",
                 }
             )
-        elif kind == "restart":
+        elif kind == "restart" and node in crashed_before(t):
             notes.append(
                 {
                     "t0": t,
