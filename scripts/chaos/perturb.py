@@ -20,6 +20,7 @@ from node.rpc.client import CONSENSUS, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
 from node.runtime.node import MAX_PROPOSAL_AHEAD_MS
 from scripts.chaos.cluster import ChaosCluster
+from scripts.chaos.disk import DiskError
 from scripts.chaos.proxy import FlowFaults
 from scripts.chaos.schedule import Perturbation, Schedule
 
@@ -203,7 +204,11 @@ class Perturber:
         if i is None:
             return None
         disk = self.c.disks[i]
-        taken = await asyncio.to_thread(disk.fill)
+        try:
+            taken = await asyncio.to_thread(disk.fill)
+        except (DiskError, OSError) as exc:
+            self._skip(p, f"node{i}: {exc}")
+            return None
         self.c.impaired.add(i)
         self.disk_victims.add(f"node{i}")
         self.applied[p.kind] += 1
@@ -221,7 +226,11 @@ class Perturber:
         if i is None:
             return None
         disk = self.c.disks[i]
-        await asyncio.to_thread(disk.break_read_only)
+        try:
+            await asyncio.to_thread(disk.break_read_only)
+        except (DiskError, OSError) as exc:
+            self._skip(p, f"node{i}: {exc}")
+            return None
         self.c.impaired.add(i)
         self.disk_victims.add(f"node{i}")
         self.applied[p.kind] += 1
@@ -231,7 +240,11 @@ class Perturber:
             was = self.c.fleet[i].state
             self.c.fleet.stop_all([i])  # a read-only ext4 needs unmounting: files closed
             self.c.monitor.forget(i)
-            await asyncio.to_thread(disk.repair)
+            try:
+                await asyncio.to_thread(disk.repair)
+            except DiskError as exc:  # the run's checks will show what this leaves
+                self.notes.append(f"node{i}'s filesystem: {exc}")
+                self.c.record(p.kind, "error", f"node{i}: {exc}")
             self.c.impaired.discard(i)
             if was in ("running", "paused"):
                 self.c.fleet.start(i, restart=True)
