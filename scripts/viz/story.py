@@ -63,6 +63,17 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
     for node, t in crash_started.items():
         down_at[node].append((t, meta["end"] + 1))
 
+    chain_rows = {row[0]: row for row in data["chain"]}
+
+    def committed_by(height: int, t: int) -> set[int]:
+        """Nodes that had committed ``height`` (by consensus, not sync) before ``t``."""
+        row = chain_rows.get(height)
+        if row is None:
+            return set()
+        return {
+            n for tc, n, synced in zip(row[5], row[6], row[7], strict=True) if tc < t and not synced
+        }
+
     def crashed_before(t: int) -> set[int]:
         """Nodes with a crash before ``t`` (a live node's first start is no restart)."""
         return {n for n, spans in down_at.items() if any(a < t for a, _ in spans)}
@@ -169,14 +180,20 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         timed_out = sorted({x["node"] for x in sent if x["timedOut"]})
         joined = sorted({x["node"] for x in sent if not x["timedOut"]} - set(timed_out))
         why = f"height {height} did not commit in view {old} before the consensus timeout"
-        if old_leader is not None and is_down(old_leader, t0):
+        done = sorted(committed_by(height, t0))
+        if done:
+            why = (
+                f"{names(done)} committed height {height} in view {old}, but the other nodes "
+                "did not gather 2f+1 Commits before the consensus timeout"
+            )
+        elif old_leader is not None and is_down(old_leader, t0):
             why += f": its leader, {name(old_leader)}, is down"
         elif any(e["view"] == old and e["height"] == height for e in data["equivocations"]):
             why += f": its leader, {name(old_leader)}, equivocated"
         elif old_leader is not None:
             why += f" (leader: {name(old_leader)})"
         text = (
-            f"A VIEW CHANGE replaces the leader. {why.capitalize()}. "
+            f"A VIEW CHANGE replaces the leader. {why[0].upper() + why[1:]}. "
             f"{names(timed_out)} timed out and broadcast ViewChange for view {view}"
         )
         if joined:

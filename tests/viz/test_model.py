@@ -91,6 +91,19 @@ def test_leader_crash_caption_and_sync(tmp_path: Path) -> None:
     assert "node1" in sync["title"] and "2f+1 valid Commit signatures" in sync["text"]
 
 
+def test_a_reproposal_is_told(tmp_path: Path) -> None:
+    data = page_data(*read_trace(traces.reproposal(tmp_path / "rep.jsonl")))
+    (nv,) = data["newViews"]
+    assert (nv["view"], nv["height"], nv["proposal"], nv["reproposed"]) == (1, 1, "1A", 0)
+    cap = next(c for c in data["captions"] if c["kind"] == "view-change")
+    assert (
+        "Node0 committed height 1 in view 0, but the other nodes did not gather 2f+1 Commits"
+        in cap["text"]
+    )
+    assert "re-proposes that block (1A)" in cap["text"]
+    assert [row[0] for row in data["chain"]] == [1, 2, 3, 4]
+
+
 def test_double_votes_and_garbage_are_told(tmp_path: Path) -> None:
     data = page_data(*read_trace(traces.byzantine(tmp_path / "dv.jsonl", "double-vote")))
     first = data["doubleVotes"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consensus.sim import NetworkSpec, Scenario, Simulation
-from consensus.sim.scenario import parse_crash
+from consensus.sim.scenario import DropRule, parse_crash
 from consensus.sim.trace import JsonlTrace
 
 
@@ -26,6 +26,16 @@ def leader_crash(path: Path) -> Path:
     """4 nodes; node1 crashes at 50 ms (leading height 1 in view 0): a view change."""
     s = Scenario(network=NetworkSpec(), nodes=4, blocks=6, seed=2, signatures="fake")
     s.crashes.append(parse_crash("1@50-3000"))
+    return write_trace(path, s)
+
+
+def reproposal(path: Path) -> Path:
+    """node0 alone gets the Commits of height 1 (as `sim --drop-commits-to 1,2,3`): it
+    commits, the others time out, and the NewView re-proposes the prepared block."""
+    s = Scenario(network=NetworkSpec(), nodes=4, blocks=4, signatures="fake")
+    s.drop_rules.append(DropRule(kinds=("Commit",), dst=(1, 2, 3), end_ms=400))
+    s.status_ms = 0.0
+    s.timeout_ms = 500.0
     return write_trace(path, s)
 
 
