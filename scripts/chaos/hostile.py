@@ -41,6 +41,8 @@ from node.rpc.client import DAG_TRANSFER, AsyncRpcClient, RpcError, RpcTransport
 KINDS = ("nonce_race", "poison", "replay", "flood")
 POOL_CAPACITY = 1_000
 """Every node's txpool capacity in a ``--hostile`` run, so that a burst can fill it."""
+MAX_FLOOD_CAPACITY = 10_000
+"""``--dir``: a chain whose pools hold more is not flooded (bursts would be too long)."""
 FLOOD_FACTOR = 2.5
 INTERVAL = 3.0  # seconds between two hostile actions
 FLOOD_EVERY = 6  # one action in this many is a flood
@@ -78,8 +80,9 @@ class HostileClient:
         committed: Callable[[], list[bytes]],
         pid_of: Callable[[int], int | None],
         seed: int,
-        capacity: int = POOL_CAPACITY,
+        capacity: int | None = POOL_CAPACITY,
     ) -> None:
+        """``capacity``: the nodes' txpool capacity; None: too large to flood (no floods)."""
         self.chain_id, self.group_id = chain_id, group_id
         self.targets, self.address, self.head = targets, address, head
         self.committed, self.pid_of = committed, pid_of
@@ -167,7 +170,7 @@ class HostileClient:
             if stop.is_set() or not self.targets():
                 continue
             self._turn += 1
-            if self._turn % FLOOD_EVERY == 0:
+            if self._turn % FLOOD_EVERY == 0 and self.capacity is not None:
                 await self.flood()
             else:
                 await (self.nonce_race, self.poison, self.replay)[self._turn % 3]()
@@ -209,6 +212,7 @@ class HostileClient:
 
     async def flood(self) -> None:
         target = self.rng.choice(list(self.targets()))
+        assert self.capacity is not None
         count = int(self.capacity * FLOOD_FACTOR)
         raws = await asyncio.to_thread(
             lambda: [self._raw("userSave", ["h-flood", _u256(1)]) for _ in range(count)]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.runtime.config import NodeConfig
 from scripts.chaos import clock as clock_mod
 from scripts.chaos import cluster as cluster_mod
 from scripts.chaos import disk as disk_mod
@@ -30,7 +31,7 @@ from scripts.chaos import report as report_mod
 from scripts.chaos import schedule as schedule_mod
 from scripts.chaos.checker import Evidence, Verdict, run_checks
 from scripts.chaos.cluster import ChaosCluster
-from scripts.chaos.hostile import POOL_CAPACITY, HostileClient
+from scripts.chaos.hostile import MAX_FLOOD_CAPACITY, POOL_CAPACITY, HostileClient
 from scripts.chaos.perturb import Perturber
 from scripts.chaos.schedule import Schedule, Shape
 from scripts.chaos.stalls import Stall, find_stalls
@@ -236,6 +237,11 @@ def _hostile(plan: RunPlan, cluster: ChaosCluster, workload: Workload) -> Hostil
     def committed() -> list[bytes]:
         return [r.raw for r in workload.records.values() if r.receipt_at is not None]
 
+    capacity: int | None = POOL_CAPACITY
+    if plan.attach is not None:  # the chain's own pools (the fresh ones are made small)
+        own = NodeConfig.load(cluster.chain.nodes[0].config_path).txpool_capacity
+        capacity = own if own <= MAX_FLOOD_CAPACITY else None
+
     return HostileClient(
         chain_id=cluster.chain.chain_id,
         group_id=cluster.chain.group_id,
@@ -245,6 +251,7 @@ def _hostile(plan: RunPlan, cluster: ChaosCluster, workload: Workload) -> Hostil
         committed=committed,
         pid_of=lambda i: cluster.fleet[i].pid,
         seed=plan.seed,
+        capacity=capacity,
     )
 
 
