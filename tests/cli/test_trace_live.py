@@ -16,17 +16,28 @@ from tests.cli.conftest import REPO, run_cli
 from tests.trace.test_schema import documented_kinds
 
 
+def start_traced_chain(
+    tmp_path: Path, ports: tuple[int, int], root: Path, byzantine: dict[int, str] | None = None
+) -> tuple[str, str]:
+    """A fresh 4-node chain at ``root`` started with `up --trace`; its ``--dir`` flag."""
+    p2p, rpc = ports
+    d = ("--dir", str(root))
+    init = ("init", "--nodes", "4", "--p2p-port", str(p2p), "--rpc-port", str(rpc), *d)
+    assert run_cli(*init, cwd=tmp_path).code == 0
+    for index, behaviour in (byzantine or {}).items():
+        config = root / f"node{index}" / "config.toml"
+        config.write_text(config.read_text() + f'\n[testing]\nbyzantine = "{behaviour}"\n')
+    up = run_cli("up", "--trace", *d, cwd=tmp_path, timeout=120)
+    assert up.code == 0, up.err
+    return d
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_live_trace_parses_with_the_documented_schema(
     tmp_path: Path, ports: tuple[int, int], chain_root: Path
 ) -> None:
-    p2p, rpc = ports
-    d = ("--dir", str(chain_root))
-    init = ("init", "--nodes", "4", "--p2p-port", str(p2p), "--rpc-port", str(rpc), *d)
-    assert run_cli(*init, cwd=tmp_path).code == 0
-    up = run_cli("up", "--trace", *d, cwd=tmp_path, timeout=120)
-    assert up.code == 0, up.err
+    d = start_traced_chain(tmp_path, ports, chain_root)
     followed = tmp_path / "followed.jsonl"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     follow = subprocess.Popen(
@@ -80,13 +91,7 @@ def test_live_equivocation_is_marked_and_explained(
     tmp_path: Path, ports: tuple[int, int], chain_root: Path
 ) -> None:
     """node3 runs `[testing] byzantine = "equivocate"`; it leads height 3 in view 0."""
-    p2p, rpc = ports
-    d = ("--dir", str(chain_root))
-    init = ("init", "--nodes", "4", "--p2p-port", str(p2p), "--rpc-port", str(rpc), *d)
-    assert run_cli(*init, cwd=tmp_path).code == 0
-    config = chain_root / "node3" / "config.toml"
-    config.write_text(config.read_text() + '\n[testing]\nbyzantine = "equivocate"\n')
-    assert run_cli("up", "--trace", *d, cwd=tmp_path, timeout=120).code == 0
+    d = start_traced_chain(tmp_path, ports, chain_root, {3: "equivocate"})
     for user in ("a", "b", "c", "d"):
         add = run_cli("asset", "add", user, "10", *d, cwd=tmp_path, timeout=120)
         assert add.code == 0, add.err
