@@ -133,6 +133,16 @@ def test_render_is_one_self_contained_page(eq_data: dict) -> None:
     assert json.loads(blob)["meta"]["lanes"][0]["name"] == "node0"
 
 
+MAX_PAGE_BYTES = 3 * 1024 * 1024
+"""A 10-node, 50-height page must stay under 3 MiB."""
+
+
+def test_ten_nodes_fifty_heights_page_size(large_page: tuple[Path, int]) -> None:
+    page, size = large_page
+    print(f"\n10 nodes, 50 heights: page {size} bytes")
+    assert size == page.stat().st_size < MAX_PAGE_BYTES
+
+
 def test_page_assets_ship_in_the_wheel() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     shipped = pyproject["tool"]["setuptools"]["package-data"]["scripts.viz"]
