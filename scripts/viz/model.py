@@ -202,12 +202,19 @@ class _Builder:
         has_timer = any(r["ev"] == "timer" for r in records)
 
         sends: dict[tuple[int, str, Any, Any], list[int]] = defaultdict(list)
+        # the same sends by receiver: a NewView broadcast and a later copy sent to one
+        # lagging peer share sender, type, view and height, and a receipt must not be
+        # drawn as leaving with a copy addressed to someone else
+        sends_to: dict[tuple[int, str, Any, Any, int], list[int]] = defaultdict(list)
         any_send: dict[int, list[int]] = defaultdict(list)
         for r in records:
             if r["ev"] in ("bcast", "send") and r.get("node") in lane:
-                sends[(r["node"], str(r.get("type")), r.get("view"), r.get("height"))].append(
-                    r["t"]
-                )
+                key = (r["node"], str(r.get("type")), r.get("view"), r.get("height"))
+                sends[key].append(r["t"])
+                to = r.get("to")
+                for dst in to if isinstance(to, list) else [to]:
+                    if isinstance(dst, int):
+                        sends_to[(*key, dst)].append(r["t"])
                 any_send[r["node"]].append(r["t"])
 
         def sender_of(r: dict[str, Any]) -> list[int]:
@@ -225,8 +232,11 @@ class _Builder:
             candidates = sender_of(r)
             for nid in candidates:
                 key = (nid, str(r.get("type")), r.get("view"), r.get("height"))
-                times = sends.get(key) or (
-                    any_send.get(nid) if r.get("type") == "garbage" else None
+                addressed = sends_to.get((*key, r["node"])) if self.versioned else None
+                times = (
+                    addressed
+                    or sends.get(key)
+                    or (any_send.get(nid) if r.get("type") == "garbage" else None)
                 )
                 if not times:
                     continue
