@@ -18,6 +18,10 @@ def _list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _leader_of(data: dict[str, Any], view: int, height: int, period: int) -> int | None:
     sealers: list[int] = data["meta"]["sealers"][0][1]
     for h, s in data["meta"]["sealers"]:
@@ -193,8 +197,8 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         elif old_leader is not None:
             why += f" (leader: {name(old_leader)})"
         text = (
-            f"A VIEW CHANGE replaces the leader. {why[0].upper() + why[1:]}. "
-            f"{names(timed_out)} timed out and broadcast ViewChange for view {view}"
+            f"A VIEW CHANGE replaces the leader. {_upper_first(why)}. "
+            f"{_upper_first(names(timed_out))} timed out and broadcast ViewChange for view {view}"
         )
         if joined:
             text += f"; {names(joined)} joined once f+1 = {f + 1} nodes had asked"
@@ -300,5 +304,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                 f"only with {_quorum(data, 1)} = 2f+1 valid Commit signatures (the seal), so it "
                 "needs no trust in the peer that sent it."
             )
+    for note in notes:  # sentences start with a capital, node names included
+        note["text"] = _upper_first(note["text"])
     notes.sort(key=lambda n: (n["t0"], n["kind"]))
     return notes

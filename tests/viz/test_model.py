@@ -67,7 +67,7 @@ def test_view_change_caption_names_who_and_why(eq_data: dict) -> None:
     cap = next(c for c in eq_data["captions"] if c["kind"] == "view-change")
     assert cap["title"] == "View change: view 0 -> view 1"
     assert "its leader, node3, equivocated" in cap["text"]
-    assert "node0 and node2 timed out" in cap["text"]
+    assert "Node0 and node2 timed out" in cap["text"]
     assert "The new leader, node0, collected 3 ViewChanges" in cap["text"]
     assert "proposes afresh" in cap["text"]
 
