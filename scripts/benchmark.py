@@ -92,6 +92,8 @@ SATURATION_FACTORS = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.7)
 """``--max`` offers these multiples of a closed-loop probe's rate, in turn, until one fails
 (the probe, not the ceiling: on a busy machine the chain may reach a tenth of it)."""
 BISECT_STEPS = 2
+DESCENT_STEPS = 3
+"""When even the first step is past saturation, up to this many steps halve its rate."""
 """After the first step past saturation, this many steps halve the gap to the last good one."""
 SUSTAINED = 0.95
 """A step keeps up when the load generator really offered >= 95 % of its rate, and ..."""
@@ -920,37 +922,43 @@ class Benchmark:
         steps: list[dict[str, Any]] = []
         best: dict[str, Any] | None = None
         stop = ""
-        for factor in SATURATION_FACTORS:
-            rate = max(1, round(probe_tps * factor))
-            self.say(f"step at {rate:,} tx/s ({factor:.0%} of the probe's {probe_tps:,.0f})")
+
+        async def step(rate: int, why: str) -> str:
+            self.say(f"step at {rate:,} tx/s ({why})")
             figures = await self.run_round(
                 self.load_size(rate, plan.step_seconds), rate=rate, seconds=plan.step_seconds
             )
             steps.append(figures)
-            stop = figures["past_saturation"] = _past_saturation(figures, rate, plan.max_p99_ms)
+            verdict = figures["past_saturation"] = _past_saturation(figures, rate, plan.max_p99_ms)
+            if verdict:
+                self.say(f"  past saturation: {verdict}")
+            return verdict
+
+        for factor in SATURATION_FACTORS:
+            stop = await step(max(1, round(probe_tps * factor)), f"{factor:.0%} of the probe")
             if stop:
-                self.say(f"  stop: {stop}")
                 break
-            best = figures
+            best = steps[-1]
+        if best is None:  # even the first step was too much: halve it until one keeps up
+            for _ in range(DESCENT_STEPS):
+                rate = max(1, round(steps[-1]["rate"] / 2))
+                if not await step(rate, "half the last"):
+                    best = steps[-1]
+                    break
         if best is None:
             return {"saturation_tps": None, "probe_tps": probe_tps, "steps": steps, "stop": stop}
         if stop:  # narrow the gap between the last rate that kept up and the first that did not
-            low, high = best["rate"], steps[-1]["rate"]
+            low = best["rate"]
+            high = min(s["rate"] for s in steps if s["past_saturation"] and s["rate"] > low)
             for _ in range(BISECT_STEPS):
                 rate = round((low + high) / 2)
                 if rate in (low, high):
                     break
-                self.say(f"step at {rate:,} tx/s (between {low:,} and {high:,})")
-                figures = await self.run_round(
-                    self.load_size(rate, plan.step_seconds), rate=rate, seconds=plan.step_seconds
-                )
-                steps.append(figures)
-                why = figures["past_saturation"] = _past_saturation(figures, rate, plan.max_p99_ms)
+                why = await step(rate, f"between {low:,} and {high:,}")
                 if why:
                     high, stop = rate, why
-                    self.say(f"  stop: {why}")
                 else:
-                    low, best = rate, figures
+                    low, best = rate, steps[-1]
         saturation = best["rate"]
         at90 = round(0.9 * saturation)
         self.say(f"saturation {saturation:,.0f} tx/s; a step at 90 % ({at90:,} tx/s)")
