@@ -269,7 +269,7 @@ def _print_init(chain: Chain) -> None:
             key = accounts.load_key(chain.accounts_dir / "admin.key")
             files += f" (the admin's FISCO address: {fisco_address(key)})"
         console.print(
-            f"FISCO channel (SDK port, docs/channel.md): {chain.nodes[0].channel} + i; "
+            f"FISCO channel (SDK port, docs/channel.md) on port {chain.channel_port}+i; "
             f"SDK certificates in {chain.root / 'sdk'}" + (files if chain.fisco else ""),
             highlight=False,
         )

@@ -115,8 +115,11 @@ def spec(chain: Chain) -> str | None:
     return ",".join(f"{a}:{len(n)}" for a, n in found.items()) if found else None
 
 
-def host_slots(hosts: Sequence[HostSpec], p2p_port: int, rpc_port: int) -> tuple[Slot, ...]:
-    """Node folders and addresses, numbered across hosts, ports base + k within a host."""
+def host_slots(
+    hosts: Sequence[HostSpec], p2p_port: int, rpc_port: int, channel_port: int | None = None
+) -> tuple[Slot, ...]:
+    """Node folders and addresses, numbered across hosts, ports base + k within a host
+    (the FISCO channel too, when ``channel_port`` is given)."""
     slots: list[Slot] = []
     for h in hosts:
         for k in range(h.count):
@@ -125,6 +128,7 @@ def host_slots(hosts: Sequence[HostSpec], p2p_port: int, rpc_port: int) -> tuple
                     home=f"{HOSTS_DIR}/{h.address}/node{len(slots)}",
                     p2p=f"{h.address}:{p2p_port + k}",
                     rpc=f"{h.address}:{rpc_port + k}",
+                    channel=None if channel_port is None else f"{h.address}:{channel_port + k}",
                 )
             )
     return tuple(slots)
@@ -173,7 +177,7 @@ def init_hosts(
         broker=broker,
         p2p_port=p2p_port,
         rpc_port=rpc_port,
-        slots=host_slots(hosts, p2p_port, rpc_port),
+        slots=host_slots(hosts, p2p_port, rpc_port, options.get("channel_port")),
         **options,
     )
     try:

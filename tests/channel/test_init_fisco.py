@@ -12,7 +12,7 @@ from eth_keys import KeyAPI
 from eth_keys.backends import NativeECCBackend
 
 from node.runtime.config import NodeConfig
-from scripts.launcher import accounts, expand
+from scripts.launcher import accounts, expand, hosts
 from scripts.launcher.layout import init_chain, load_chain
 from tests.cli.conftest import assert_one_line_error, run_cli
 
@@ -68,6 +68,21 @@ def test_init_fisco_writes_what_caliper_and_the_sdks_read(tmp_path: Path) -> Non
     assert NodeConfig.load(node4.config_path).channel_listen == node4.channel
     assert (node4.home / "conf" / "channel.crt").is_file()
     assert load_chain(chain.root).nodes[-1].channel == node4.channel
+
+
+def test_init_fisco_across_hosts_gives_each_host_its_channel_ports(tmp_path: Path) -> None:
+    chain = hosts.init_hosts(tmp_path / "h", "127.0.0.1:2,127.0.0.2:1", fisco=True,
+                             channel_port=24600, chain_id="1", group_id="1")  # fmt: skip
+    assert [n.channel for n in chain.nodes] == [
+        "127.0.0.1:24600", "127.0.0.1:24601", "127.0.0.2:24600"
+    ]  # fmt: skip
+    net = json.loads((chain.root / "fisco/caliper/networks/fisco-bcos.json").read_text())
+    assert [(n["ip"], n["channelPort"]) for n in net["fisco-bcos"]["network"]["nodes"]] == [
+        ("127.0.0.1", "24600"), ("127.0.0.1", "24601"), ("127.0.0.2", "24600")
+    ]  # fmt: skip
+    for n in chain.nodes:
+        assert NodeConfig.load(n.config_path).channel_listen == n.channel
+        assert (n.home / "conf" / "channel.crt").is_file()
 
 
 def test_a_plain_chain_has_no_channel(tmp_path: Path) -> None:
