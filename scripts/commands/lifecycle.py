@@ -339,8 +339,15 @@ def _check_up_options(args: argparse.Namespace, chain: Chain) -> None:
         "--rpc-port": (args.rpc_port, chain.rpc_port),
         "--chain-id": (args.chain_id, chain.chain_id),
         "--group": (args.group, chain.group_id),
+        "--channel-port": (args.channel_port, chain.channel_port or "off"),
         "--hosts": (args.hosts and hosts.spec_of(hosts.parse_hosts(args.hosts)), hosts.spec(chain)),
     }
+    if args.fisco and not chain.fisco:
+        raise CommandError(
+            f"{chain.root} already holds a chain made without --fisco",
+            hint=f"use it as it is, or re-create it: ledgerlab down{_dir_flag(args)} && "
+            f"ledgerlab init --force --fisco{_dir_flag(args)}",
+        )
     for flag, (wanted, actual) in given.items():
         if wanted is not None and wanted != actual:
             raise CommandError(
