@@ -258,6 +258,7 @@ class _Builder:
         commits_by_height: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
         first_commit: dict[int, dict[str, Any]] = {}
         block_proposal: dict[str, str] = {}
+        txs_in: dict[str, int] = {}  # proposal digest -> transactions (execute records)
         new_views: list[dict[str, Any]] = []
         vc_sent: list[dict[str, Any]] = []
         timed_out: set[tuple[int, int]] = set()
@@ -490,6 +491,8 @@ class _Builder:
                         label(r.get("height"), x.get("proposal"))
                         pp_seen[slot].setdefault(str(x.get("proposal")), set()).update(targets)
             elif ev == "execute":
+                if isinstance(r.get("proposal"), str) and isinstance(r.get("txs"), int):
+                    txs_in[r["proposal"]] = r["txs"]
                 if r.get("height") == s.height and s.phase == "idle":
                     s.phase = "pre-prepared"
             elif ev == "executed":
@@ -600,6 +603,7 @@ class _Builder:
                     [c[0] for c in done],
                     [c[1] for c in done],
                     [c[2] for c in done],
+                    txs_in.get(block_proposal.get(fc["block"], ""), -1),
                 ]
             )
         sealer_lanes = [[h, [lane[x] for x in s if x in lane]] for h, s in self.sealer_changes]

@@ -488,6 +488,7 @@
         if (j > firstShown) parts.push('<span class="link">&#8592;</span>');
         parts.push('<div class="blk' + (b[3] > 0 ? " vc" : "") + '" data-height="' + b[0] + '"><b>#' + b[0] + "</b> view " + b[3] +
           (b[4] >= 0 ? " &middot; " + esc(STR[b[4]]) : "") + "<br>block " + esc(STR[b[2]] || "").slice(0, 8) +
+          (b[8] >= 0 ? " &middot; " + b[8] + " tx" + (b[8] === 1 ? "" : "s") : "") +
           '<br><span class="dots" title="nodes that have it">' + dots + "</span></div>");
       }
       $("chain").innerHTML = parts.join("") || '<span class="link">no block committed yet</span>';

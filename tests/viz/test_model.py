@@ -81,6 +81,7 @@ def test_quorum_counters_fill_up_to_the_commit(eq_data: dict) -> None:
     phases = [PHASES[s["ph"][i]] for i in rows]
     assert phases.index("prepared") < phases.index("committed")
     assert eq_data["chain"][0][0] == 1 and len(eq_data["chain"]) == 5
+    assert all(row[8] > 0 for row in eq_data["chain"])  # transactions, from execute records
 
 
 def test_leader_crash_caption_and_sync(tmp_path: Path) -> None:
