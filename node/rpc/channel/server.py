@@ -45,6 +45,7 @@ from node.rpc.channel.frames import (
     encode_frame,
     parse_header,
 )
+from node.rpc.fisco import FISCO_VERSION
 from node.rpc.jsonrpc import Dispatcher, decode_body, dumps
 from node.rpc.methods import METHODS
 
@@ -52,8 +53,6 @@ log = logging.getLogger("ledgerlab.rpc.channel")
 
 PROTOCOL_MIN = 1
 PROTOCOL_MAX = 3
-NODE_VERSION = "2.11.0"
-"""The FISCO BCOS 2.x release whose channel behaviour the node models (handshake reply)."""
 MAX_TOPICS = 64
 MAX_TOPIC_BYTES = 256
 PENDING_TTL = 900.0  # s: a watched tx not committed by then stops being watched
@@ -377,7 +376,7 @@ class ChannelServer:
                 ChannelCode.BAD_BODY,
                 f"no common protocol version: the node speaks {PROTOCOL_MIN}..{PROTOCOL_MAX}",
             )
-        return {"protocol": min(high, PROTOCOL_MAX), "nodeVersion": NODE_VERSION}
+        return {"protocol": min(high, PROTOCOL_MAX), "nodeVersion": FISCO_VERSION}
 
     async def _rpc(self, conn: _Conn, seq: bytes, body: bytes) -> None:
         message = _json(body)
@@ -515,4 +514,4 @@ def _json(body: bytes) -> Any:
         raise FrameError(ChannelCode.BAD_BODY, "the body is not UTF-8 JSON") from None
 
 
-__all__ = ["NODE_VERSION", "PROTOCOL_MAX", "PROTOCOL_MIN", "ChannelServer"]
+__all__ = ["PROTOCOL_MAX", "PROTOCOL_MIN", "ChannelServer"]
