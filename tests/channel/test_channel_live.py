@@ -55,8 +55,11 @@ def test_handshake_heartbeat_and_rpc(fisco_chain: Chain) -> None:
         seq, reply = c.rpc("getBlockNumber", [1])
         http = RpcClient.from_url(fisco_chain.nodes[0].rpc_url, group="1").block_number()
         assert abs(int(reply["result"], 16) - http) <= 1
-        _, version = c.rpc("getClientVersion", [])
+        _, version = c.rpc("getClientVersion", [])  # what the java-sdk asks first
         assert version["result"]["Chain Id"] == "1"
+        major, minor, _ = version["result"]["Supported Version"].split(".")
+        assert int(major) == 2 and int(minor) >= 1  # else the java-sdk does no handshake
+        assert version["result"]["Supported Version"] == hello.json()["nodeVersion"]
 
 
 def test_receipts_pushed_on_the_request_seq(fisco_chain: Chain) -> None:
