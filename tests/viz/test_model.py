@@ -97,10 +97,7 @@ def test_a_reproposal_is_told(tmp_path: Path) -> None:
     (nv,) = data["newViews"]
     assert (nv["view"], nv["height"], nv["proposal"], nv["reproposed"]) == (1, 1, "1A", 0)
     cap = next(c for c in data["captions"] if c["kind"] == "view-change")
-    assert (
-        "Node0 committed height 1 in view 0, but the other nodes did not gather 2f+1 Commits"
-        in cap["text"]
-    )
+    assert "Node0 committed height 1 in view 0, but the other nodes did not gather" in cap["text"]
     assert "re-proposes that block (1A)" in cap["text"]
     assert [row[0] for row in data["chain"]] == [1, 2, 3, 4]
 
