@@ -145,6 +145,38 @@ class StateView:
         return ((k[cut:], v) for k, v in self._view.scan(P_STATE + low, outer_high))
 
 
+STATE_CACHE_ENTRIES = 1 << 16
+"""State values a live :class:`LedgerStore` keeps in memory (about 10 MB at most)."""
+
+_MISSING = object()
+
+
+class CachedStateView(StateView):
+    """:class:`StateView` of a live :class:`LedgerStore`, with a read cache the store keeps
+    equal to what it committed: every commit writes its state changes into it after the
+    batch is written, and nothing else writes state. A block's execution reads each key it
+    touches from here (a dict lookup) instead of through the KV engine (~1 us on RocksDB).
+    Snapshots read the engine directly."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, view: ReadView, cache: dict[bytes, bytes | None]) -> None:
+        super().__init__(view)
+        self._cache = cache
+
+    def get(self, key: bytes) -> bytes | None:
+        if type(key) is not bytes:
+            return self._view.get(P_STATE + key)
+        cache = self._cache
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._view.get(P_STATE + key)
+            if len(cache) >= STATE_CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = value
+        return value  # type: ignore[return-value]
+
+
 class LedgerReader:
     """Read-side queries over any view: the live store or a snapshot of it."""
 
@@ -227,6 +259,8 @@ class LedgerStore(LedgerReader):
     def __init__(self, kv: KVStore) -> None:
         super().__init__(kv)
         self._kv = kv
+        self._state_cache: dict[bytes, bytes | None] = {}
+        self.state = CachedStateView(kv, self._state_cache)
         self._lock = threading.Lock()  # serialises writers; readers never take it
         self._head = super().head()
         self._tx_count = super().total_tx_count()
@@ -288,6 +322,10 @@ class LedgerStore(LedgerReader):
             except (TypeError, ValueError) as exc:  # a bad key or value inside the commit
                 raise LedgerError(str(exc)) from exc
             self._kv.write(batch)
+            cache = self._state_cache
+            if len(cache) + len(c.state_writes) > STATE_CACHE_ENTRIES:
+                cache.clear()
+            cache.update(c.state_writes)
             self._head = Head(c.number, c.block_hash, c.state_root)
             self._tx_count += len(c.tx_hashes)
             if self._failed_count is not None:
