@@ -61,6 +61,9 @@
   const CHAIN = D.chain;
   const quorumAt = (h) => { let q = D.quorums[0][1]; for (const [hh, v] of D.quorums) if (hh <= h) q = v; return q; };
   const sealersAt = (h) => { let s = META.sealers[0][1]; for (const [hh, v] of META.sealers) if (hh <= h) s = v; return s; };
+  // the quorum n - f reads 2f+1 only when n = 3f + 1 (5 sealers: f = 1, quorum 4)
+  const quorumIs = (h) => { const n = sealersAt(h).length;
+    return quorumAt(h) + (n % 3 === 1 ? " = 2f+1" : " = n - f"); };
   const leaderOf = (v, h) => { const s = sealersAt(h); return s.length ? s[(v + h) % s.length] : -1; };
   const isByz = LANES.map((l) => !!l.behaviour);
   const F = META.f;
@@ -146,8 +149,8 @@
   // -- page furniture -----------------------------------------------------------------
   const byzNames = LANES.filter((l) => l.behaviour).map((l) => l.name + " (" + l.behaviour + ")");
   $("title").textContent = META.title ? "— " + META.title : "";
-  $("summary").textContent = N + " nodes, f = " + F + " (tolerates " + F + " faulty), quorum 2f+1 = " +
-    quorumAt(1) + (META.seed != null ? ", seed " + META.seed : "") + ", " + CHAIN.length +
+  $("summary").textContent = N + " nodes, f = " + F + " (tolerates " + F + " faulty), quorum " +
+    quorumIs(1) + (META.seed != null ? ", seed " + META.seed : "") + ", " + CHAIN.length +
     " blocks committed, " + D.newViews.length + " view change(s)" +
     (byzNames.length ? ". Faulty: " + byzNames.join(", ") : ". No faulty node") +
     ". Time is " + (META.clock === "wall" ? "wall-clock" : "simulated") + ".";
@@ -453,8 +456,8 @@
         $("caption").className = "normal";
         $("capTitle").textContent = "Height " + maj.h + ", view " + maj.v + ": the normal case";
         $("capText").textContent = "The leader, " + name(lead) + " = sealer (view + height) mod n, broadcasts its proposal (PrePrepare). " +
-          "Each node executes it and broadcasts a Prepare for the result. A node holding " + q +
-          " = 2f+1 matching Prepares (its own included) is PREPARED: it saves that certificate, then broadcasts a Commit. " +
+          "Each node executes it and broadcasts a Prepare for the result. A node holding " + quorumIs(maj.h) +
+          " matching Prepares (its own included) is PREPARED: it saves that certificate, then broadcasts a Commit. " +
           "With " + q + " Commits it COMMITS the block, which joins the chain below. Any two quorums of " + q +
           " share an honest node, so two different blocks can never both commit.";
       }

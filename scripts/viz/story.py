@@ -40,6 +40,17 @@ def _quorum(data: dict[str, Any], height: int) -> int:
     return q
 
 
+def _quorum_is(data: dict[str, Any], height: int) -> str:
+    """The quorum at ``height`` with its formula: ``2f+1`` only when n = 3f + 1 (5 sealers
+    tolerate f = 1 but need 4 votes, which is n - f, not 2f+1)."""
+    sealers: list[int] = data["meta"]["sealers"][0][1]
+    for h, members in data["meta"]["sealers"]:
+        if h <= height:
+            sealers = members
+    q, n = _quorum(data, height), len(sealers)
+    return f"{q} = 2f+1" if n == 3 * ((n - 1) // 3) + 1 else f"{q} = n - f"
+
+
 def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any]]:
     """Captions as ``{t0, t1, kind, title, text}``, sorted by start time."""
     meta = data["meta"]
@@ -90,7 +101,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         view, height, leader = e["view"], e["height"], e["leader"]
         groups = e["groups"]
         parts = "; ".join(f"proposal {p} to {names(nodes)}" for p, nodes in sorted(groups.items()))
-        q = _quorum(data, height)
+        q = _quorum_is(data, height)
         how = (
             "it runs as two copies with one key (Twins), and they sent"
             if lanes[leader]["behaviour"] == "twins"
@@ -98,14 +109,14 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         )
         if committed_in.get(height) == view:
             outcome = (
-                f"One proposal still reached {q} = 2f+1 matching Prepares and committed: "
+                f"One proposal still reached {q} matching Prepares and committed: "
                 "the nodes that got the other one could not vote for it and fetch the "
                 "committed block later. No honest node ever commits two different blocks."
             )
         else:
             outcome = (
                 f"Honest nodes vote only for the proposal they received and executed, so "
-                f"neither proposal can gather {q} = 2f+1 matching Prepares: nobody commits in "
+                f"neither proposal can gather {q} matching Prepares: nobody commits in "
                 f"view {view}. The nodes' timers run out and they replace the leader by a "
                 "view change. The chain never forks."
             )
@@ -134,7 +145,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         caught[(ev["against"], ev["view"], ev["height"])].add(ev["holder"])
     for d in data.get("doubleVotes", []):
         node, view, height = d["node"], d["view"], d["height"]
-        q = _quorum(data, height)
+        q = _quorum_is(data, height)
         parts = "; ".join(f"block {b} to {names(to)}" for b, to in d["blocks"].items())
         kinds = " and ".join(f"{k}s" for k in d["types"])
         holders = caught.get((node, view, height))
@@ -151,7 +162,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                 "title": f"Byzantine double vote by {name(node)}",
                 "text": f"{name(node)} is Byzantine: at height {height} in view {view} it sent "
                 f"{kinds} for DIFFERENT blocks ({parts}).{evidence} An honest node counts one "
-                f"vote per signer and slot, and any two quorums of {q} = 2f+1 share at least "
+                f"vote per signer and slot, and any two quorums of {q} share at least "
                 f"f+1 = {f + 1} nodes, one of them honest, so a double vote cannot make two "
                 "blocks commit.",
             }
@@ -188,7 +199,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         if done:
             why = (
                 f"{names(done)} committed height {height} in view {old}, but the other nodes "
-                "did not gather 2f+1 Commits before the consensus timeout"
+                "did not gather a quorum of Commits before the consensus timeout"
             )
         elif old_leader is not None and is_down(old_leader, t0):
             why += f": its leader, {name(old_leader)}, is down"
@@ -206,7 +217,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
         nv = new_views.get(view)
         t1 = t0 + 200_000
         if nv is not None:
-            q = _quorum(data, int(nv["height"] or height))
+            q = _quorum_is(data, int(nv["height"] or height))
             if nv["proposal"]:
                 carried = (
                     f"a ViewChange carried a prepared certificate, so it re-proposes that "
@@ -216,7 +227,7 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                 carried = "no ViewChange carried a prepared block, so it proposes afresh"
             text += (
                 f" The new leader, {name(nv['leader'])}, collected {nv['proofs']} ViewChanges "
-                f"(a quorum is {q} = 2f+1) and broadcast NewView: {carried}. View {view} begins."
+                f"(a quorum is {q}) and broadcast NewView: {carried}. View {view} begins."
             )
             t1 = nv["t"] + 60_000
         else:
@@ -301,8 +312,8 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
             note["title"] = f"{name(node)} catches up by block sync"
             note["text"] = (
                 f"{name(node)} was behind and fetched {what} from a peer. It accepts a block "
-                f"only with {_quorum(data, 1)} = 2f+1 valid Commit signatures (the seal), so it "
-                "needs no trust in the peer that sent it."
+                "only with a quorum of valid Commit signatures of its height's sealers (the "
+                "seal), so it needs no trust in the peer that sent it."
             )
     for note in notes:  # sentences start with a capital, node names included
         note["text"] = _upper_first(note["text"])
