@@ -234,3 +234,21 @@ async def test_metrics_count_connections_frames_and_errors(start: Any, certs: Ce
     errors = {labels["reason"]: v for labels, v in samples}
     assert errors["unknown_type"] == 1 and errors["bad_body"] == 0
     c.close()
+
+
+@pytest.mark.asyncio
+async def test_a_frame_near_the_limit_is_read_whole(start: Any, certs: Certs) -> None:
+    """A body far above the stream buffer (64 KiB) but within 2 MiB is answered; one byte
+    over the limit is FrameTooLarge (202), with the body still being sent."""
+    go, _ = start
+    server = await go()
+    c = await dial(server, certs)
+    big = "x" * (2 * 1024 * 1024 - 200)
+    seq = c.send(0x12, rpc("getBlockByHash", [GROUP, big]))
+    kind, got, result, reply = await c.recv()
+    assert (kind, got, result) == (0x12, seq, 0) and reply["error"]["code"] == -32602
+    payload = b"y" * (2 * 1024 * 1024 - 41)  # the frame is 2 MiB + 1 byte
+    c.writer.write(HEADER.pack(42 + len(payload), 0x12, b"s" * 32, 0) + payload)
+    kind, got, result, reply = await c.recv()
+    assert (kind, got, result) == (0x12, b"s" * 32, 202)
+    assert await c.closed()
