@@ -149,6 +149,7 @@
   // -- page furniture -----------------------------------------------------------------
   const byzNames = LANES.filter((l) => l.behaviour).map((l) => l.name + " (" + l.behaviour + ")");
   $("title").textContent = META.title ? "— " + META.title : "";
+  if (META.title) document.title = META.title + " · ledgerlab viz";
   $("summary").textContent = N + " nodes, f = " + F + " (tolerates " + F + " faulty), quorum " +
     quorumIs(1) + (META.seed != null ? ", seed " + META.seed : "") + ", " + CHAIN.length +
     " blocks committed, " + D.newViews.length + " view change(s)" +
