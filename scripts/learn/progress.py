@@ -3,11 +3,13 @@
 Where: ``--progress FILE``, else ``$LEDGERLAB_LEARN_PROGRESS``, else
 ``$XDG_STATE_HOME/ledgerlab/learn.json`` (``~/.local/state/ledgerlab/learn.json``).
 A missing or unreadable file is an empty record (progress is a convenience, never a
-reason to refuse an exercise).
+reason to refuse an exercise); a file that is there but is not a progress record (another
+JSON file, a typo in ``--progress``) is never overwritten.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -28,13 +30,23 @@ class Progress:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.data: dict[str, dict[str, Any]] = {}
+        self.foreign = False  # the file holds something else: save() leaves it alone
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raw = {}
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError):  # a folder, a binary file, no permission
+            self.foreign = True
+            return
+        try:
+            raw = json.loads(text) if text.strip() else {"exercises": {}}
+        except ValueError:
+            raw = None
         exercises = raw.get("exercises") if isinstance(raw, dict) else None
         if isinstance(exercises, dict):
             self.data = {str(k): v for k, v in exercises.items() if isinstance(v, dict)}
+        else:
+            self.foreign = True
 
     def entry(self, number: int) -> dict[str, Any]:
         return self.data.get(str(number), {})
@@ -51,6 +63,8 @@ class Progress:
 
     def save(self) -> None:
         """Write the file (raises OSError; the caller warns and goes on)."""
+        if self.foreign:
+            raise OSError(errno.EEXIST, "not a learn progress file, left unchanged")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         tmp.write_text(json.dumps({"version": 1, "exercises": self.data}, indent=1) + "\n")
