@@ -5,6 +5,7 @@ and native-format txs), block-number notifies, malformed frames, TLS refusals.""
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import socket
 import ssl
@@ -245,3 +246,37 @@ def test_tls_refuses_a_client_of_another_ca_or_without_a_certificate(
     assert handshake_fails(fisco_chain, tls13)
     with connect(fisco_chain) as c:  # and the chain's own SDK certificate still gets in
         assert head(c) >= 0
+
+
+def test_random_frames_change_nothing_and_cost_no_internal_error(fisco_chain: Chain) -> None:
+    """300 seeded random frames (any type, lengths around the limits, bodies of random
+    bytes or JSON) over reconnecting connections: the node answers or closes, serves on,
+    and its supervisor counts no bug of ours."""
+    rng = random.Random(15)
+    kinds = [RPC, HEARTBEAT, HANDSHAKE, TOPICS, RECEIPT, BLOCK_NOTIFY, 0, 0xFFFF, 0x30]
+    bodies = [b"", b"{}", b"[]", b"null", b'"0"', b"\xff" * 7, b'{"jsonrpc":"2.0"}',
+              b'[{"method":"getBlockNumber","params":[1],"id":1}]', b"{" * 5000]  # fmt: skip
+    c = connect(fisco_chain, 3)
+    sent = 0
+    try:
+        while sent < 300:
+            body = rng.choice(bodies) if rng.random() < 0.7 else rng.randbytes(rng.randrange(64))
+            length = HEADER.size + len(body)
+            if rng.random() < 0.05:
+                length = rng.choice([0, 1, 41, 2**21 + 1, 2**32 - 1])
+            seq = rng.randbytes(32) if rng.random() < 0.1 else uuid.uuid4().hex.encode()
+            try:
+                c.send_raw(HEADER.pack(length, rng.choice(kinds), seq, 0) + body)
+                sent += 1
+                if length != HEADER.size + len(body):  # the node closes: start afresh
+                    assert c.closed_by_node()
+                    c.close()
+                    c = connect(fisco_chain, 3)
+            except (ConnectionError, ssl.SSLError):
+                c.close()
+                c = connect(fisco_chain, 3)
+        assert head(c) >= 0
+    finally:
+        c.close()
+    status = RpcClient.from_url(fisco_chain.nodes[3].rpc_url, group="1").consensus_status()
+    assert status["internalErrors"] == 0
