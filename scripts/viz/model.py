@@ -176,6 +176,14 @@ class _Builder:
             self.proposal_label[digest] = f"{h}{chr(ord('A') + k) if k < 26 else f'#{k}'}"
         return self.proposal_label[digest]
 
+    def names(self, ids: Any) -> str:
+        """Node names for a list of node ids (a phase record's voters)."""
+        if not isinstance(ids, list):
+            return "?"
+        return ", ".join(
+            self.lanes[self.lane[x]]["name"] if x in self.lane else str(x) for x in ids
+        )
+
     def sealers_at(self, height: int) -> list[int]:
         current = self.sealer_changes[0][1]
         for h, s in self.sealer_changes:
@@ -512,8 +520,8 @@ class _Builder:
                     t,
                     i,
                     "prepared",
-                    f"height {r.get('height')}, view {r.get('view')}: "
-                    f"{r.get('votes')} Prepares of {r.get('voters')}",
+                    f"height {r.get('height')}, view {r.get('view')}: {r.get('votes')} "
+                    f"matching Prepares, from {self.names(r.get('voters'))}",
                 )
             elif ev == "persist_state" and not has_phase:
                 prepared = r.get("prepared")

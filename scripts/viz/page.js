@@ -543,14 +543,28 @@
       const ex = x0 + u * dx - mx, ey = y0 + u * dy - my, d = ex * ex + ey * ey;
       if (d < bd) { bd = d; best = VIS.i[k]; }
     }
-    if (best < 0) { tip.hidden = true; return; }
-    tip.innerHTML = tipHtml(best);
+    // a lane mark under the pointer wins over a line passing by
+    const sp = span(), nowX = W * 0.86, k = nowX / sp, left = now - sp;
+    let mark = -1, md = 81;
+    for (let j = lastAtOrBefore(MK.t, left) + 1; j < MK.t.length && MK.t[j] <= now; j++) {
+      const ex = nowX + (MK.t[j] - now) * k - mx, ey = laneY(MK.n[j]) - my, d = ex * ex + ey * ey;
+      if (d < md) { md = d; mark = j; }
+    }
+    if (best < 0 && mark < 0) { tip.hidden = true; return; }
+    tip.innerHTML = mark >= 0 ? markTip(mark) : tipHtml(best);
     tip.hidden = false;
     const sx = e.clientX - $("stage").getBoundingClientRect().left;
     tip.style.left = Math.min(sx + 14, $("stage").clientWidth - 370) + "px";
     tip.style.top = (my + 14) + "px";
   });
   flow.addEventListener("mouseleave", () => { tip.hidden = true; });
+  function markTip(j) {
+    const kind = MARKS[MK.k[j]], words = { executed: "executed the proposal", invalid: "found the proposal INVALID (no vote)",
+      prepared: "is PREPARED", committed: "COMMITS", synced: "got a block by sync", crash: "CRASHES", restart: "restarts",
+      timeout: "view-change timer fired", newview: "enters a new view", membership: "sees a new sealer list" };
+    return "<b>" + esc(name(MK.n[j])) + "</b> " + (words[kind] || kind) + "<br>" +
+      (MK.d[j] >= 0 ? esc(STR[MK.d[j]]) + "<br>" : "") + "at " + ms(MK.t[j]);
+  }
   function tipHtml(i) {
     const f = M.fg[i], rows = [
       "<b>" + typeName(i) + "</b> from <b>" + esc(name(M.src[i])) + "</b> to <b>" + esc(name(M.dst[i])) + "</b>",
@@ -636,6 +650,13 @@
     visible: () => (collectVisible(), Array.from(VIS.i.subarray(0, VIS.n), (i) => ({ type: typeName(i), from: M.src[i], to: M.dst[i],
       view: M.v[i], height: M.h[i], sent: TS[i], received: TR[i], inFlight: TR[i] > now, flags: M.fg[i] }))),
     segments: () => (collectVisible(), Array.from({ length: VIS.n }, (_, k) => [VIS.x0[k], VIS.y0[k], VIS.x1[k], VIS.y1[k]])),
+    markPoints: () => { // [x, y, kind] of the lane marks on screen, in canvas pixels
+      const sp = span(), nowX = W * 0.86, k = nowX / sp, out = [];
+      for (let j = lastAtOrBefore(MK.t, now - sp) + 1; j < MK.t.length && MK.t[j] <= now; j++) {
+        out.push([nowX + (MK.t[j] - now) * k, laneY(MK.n[j]), MARKS[MK.k[j]]]);
+      }
+      return out;
+    },
     frameStats: () => ({ frames: frameMs.length, drawMedianMs: pct(frameMs, 0.5), drawP95Ms: pct(frameMs, 0.95),
       drawMaxMs: frameMs.length ? Math.max(...frameMs) : null, canvasMedianMs: pct(canvasMs, 0.5), workMedianMs: pct(workMs, 0.5), workP95Ms: pct(workMs, 0.95), canvasP95Ms: pct(canvasMs, 0.95), rafMedianMs: pct(rafGaps, 0.5), rafP95Ms: pct(rafGaps, 0.95) }),
     resetStats: () => { frameMs.length = 0; workMs.length = 0; canvasMs.length = 0; rafGaps.length = 0; },

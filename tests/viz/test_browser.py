@@ -168,10 +168,25 @@ def test_a_height_step_by_step_then_the_equivocation_and_view_change(
         pytest.fail("no conflicting PrePrepare was drawn after the equivocation")
     assert "CONFLICTING" in page.inner_text("#log")
 
-    # hovering a message shows its fields
-    seg = page.evaluate("viz.segments()[0]")
+    # hovering a lane mark tells what happened there: the prepared mark names its voters
+    page.evaluate("viz.seek(75000)")
     box = page.locator("#flow").bounding_box()
-    page.mouse.move(box["x"] + (seg[0] + seg[2]) / 2, box["y"] + (seg[1] + seg[3]) / 2)
+    x, y, _ = next(p for p in page.evaluate("viz.markPoints()") if p[2] == "prepared")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    assert "is PREPARED" in page.inner_text("#tip")
+    assert "matching Prepares, from node" in page.inner_text("#tip")
+    page.click("#nextEq")
+    for _ in range(8):
+        page.click("#step")
+
+    # hovering a message shows its fields
+    box = page.locator("#flow").bounding_box()
+    mid = next(
+        ((a + c) / 2, (b + d) / 2)
+        for a, b, c, d in page.evaluate("viz.segments()")
+        if 10 < (a + c) / 2 < box["width"] - 10 and 10 < (b + d) / 2 < box["height"] - 10
+    )
+    page.mouse.move(box["x"] + mid[0], box["y"] + mid[1])
     assert page.is_visible("#tip") and "view" in page.inner_text("#tip")
 
     # the view change: caption in words, ViewChange messages, lanes in view change
