@@ -330,7 +330,15 @@ class Teller:
                     note = f"{who} starts view {rec['view']} with its own NewView"
                 else:
                     note = f"{who} accepted the NewView: it votes in view {rec['view']} again"
-                if nv is not None and nv.get("reproposed") is not None:
+                nv_h, own_h = (nv or {}).get("height"), rec.get("height")
+                if isinstance(nv_h, int) and isinstance(own_h, int) and own_h > nv_h:
+                    # already past the NewView's height (it committed it in the old view):
+                    # the NewView only moves it to the new view, it votes on its own height
+                    note += (
+                        f", at height {own_h}: it had already committed height {nv_h}, so "
+                        "the NewView's proposal is not for it"
+                    )
+                elif nv is not None and nv.get("reproposed") is not None:
                     note += (
                         f"; the NewView's proposal {nv.get('proposal')} (prepared in view "
                         f"{nv['reproposed']}) is the proposal of view {rec['view']} at height "
