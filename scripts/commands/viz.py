@@ -56,7 +56,11 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("trace", metavar="TRACE", help="a JSONL trace (ledgerlab sim --trace)")
+    p.add_argument(
+        "trace",
+        metavar="TRACE",
+        help="a JSONL trace (ledgerlab sim --trace, or ledgerlab trace -o)",
+    )
     p.add_argument("-o", "--output", metavar="PAGE", help="the page to write (TRACE.html)")
     p.add_argument("--title", help="title shown on the page (default: the trace's name)")
     p.set_defaults(func=run)
