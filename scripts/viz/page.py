@@ -17,7 +17,8 @@ from scripts.viz.model import build
 from scripts.viz.story import captions
 
 MAX_TRACE_BYTES = 512 * 1024 * 1024
-"""Traces above 512 MiB are refused: the page for one would not open in a browser."""
+"""Traces above 536,870,912 bytes (512 MiB) are refused: the page for one would not open
+in a browser."""
 
 
 def read_trace(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -132,7 +132,7 @@ def test_render_is_one_self_contained_page(eq_data: dict) -> None:
 
 
 MAX_PAGE_BYTES = 3 * 1024 * 1024
-"""A 10-node, 50-height page must stay under 3 MiB."""
+"""A 10-node, 50-height page must stay under 3,145,728 bytes (3 MiB)."""
 
 
 def test_ten_nodes_fifty_heights_page_size(large_page: tuple[Path, int]) -> None:
