@@ -53,6 +53,10 @@ def test_handshake_heartbeat_and_rpc(fisco_chain: Chain) -> None:
         assert hello.json()["protocol"] == 3 and hello.json()["nodeVersion"]
         seq = c.send(HEARTBEAT, {"heartBeat": "0"})
         assert c.wait_for(HEARTBEAT, seq).json() == {"heartBeat": "1"}
+        seq = c.send(HEARTBEAT, raw_body=b"")  # python-sdk's heartbeat: an empty body
+        assert c.wait_for(HEARTBEAT, seq).json() == {"heartBeat": "1"}
+        seq = c.send(HEARTBEAT, raw_body=b"0")
+        assert c.wait_for(HEARTBEAT, seq).json() == 1
         seq, reply = c.rpc("getBlockNumber", [1])
         http = RpcClient.from_url(fisco_chain.nodes[0].rpc_url, group="1").block_number()
         assert abs(int(reply["result"], 16) - http) <= 1
