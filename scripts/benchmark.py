@@ -88,6 +88,8 @@ POOL_FULL = "TxPoolIsFull"
 DURATION_HEADROOM = 1.3
 """``--duration`` without a rate pre-signs ceiling x duration x this: the ceiling bounds
 what can commit, so the load never runs out before the time is up."""
+PRESIGN_CAP = 300_000
+"""At most this many transactions are pre-signed for one round (~1 KB each in the client)."""
 SATURATION_FACTORS = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.7)
 """``--max`` offers these multiples of a closed-loop probe's rate, in turn, until one fails
 (the probe, not the ceiling: on a busy machine the chain may reach a tenth of it)."""
@@ -614,7 +616,13 @@ class Benchmark:
         """Transactions to pre-sign for ``seconds`` of load at ``rate`` (0: closed loop)."""
         assert self.ceiling is not None
         per_s = rate if rate > 0 else self.ceiling.tps * DURATION_HEADROOM
-        return max(self.plan.batch, int(per_s * seconds))
+        count = max(self.plan.batch, int(per_s * seconds))
+        if count > PRESIGN_CAP:
+            self.say(
+                f"pre-signing {PRESIGN_CAP:,} transactions, not {count:,} (client memory): the "
+                "load ends early if they are used up before the time is"
+            )
+        return min(count, PRESIGN_CAP)
 
     # ------------------------------------------------------------------ the timed part
 
