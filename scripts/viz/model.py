@@ -269,7 +269,7 @@ class _Builder:
         txs_in: dict[str, int] = {}  # proposal digest -> transactions (execute records)
         new_views: list[dict[str, Any]] = []
         vc_sent: list[dict[str, Any]] = []
-        timed_out: set[tuple[int, int]] = set()
+        timed_out: set[tuple[int, Any]] = set()  # (node, view it asked for) by its timer
         recv_at: set[tuple[int, int]] = set()
         pp_seen: dict[tuple[int, Any, Any], dict[str, set[int]]] = defaultdict(dict)
         equivocations: dict[tuple[int, Any, Any], dict[str, Any]] = {}
@@ -384,7 +384,8 @@ class _Builder:
                 elif s.phase == "view-change":
                     s.phase = "idle"
             elif ev == "timer" and r.get("fired") == "view-change":
-                timed_out.add((nid, t))
+                # by view, not time: a live node stamps its ViewChange a few µs later
+                timed_out.add((nid, r.get("view")))
                 mark(t, i, "timeout", f"timer fired: asks for view {r.get('view')}")
             elif ev in ("bcast", "send"):
                 ty = str(r.get("type"))
@@ -408,7 +409,7 @@ class _Builder:
                                 "view": r.get("view"),
                                 "height": r.get("height"),
                                 "prepared": r.get("prepared"),
-                                "timedOut": (nid, t) in timed_out
+                                "timedOut": (nid, r.get("view")) in timed_out
                                 if has_timer
                                 else (nid, t) not in recv_at,
                             }
