@@ -586,7 +586,9 @@ class _Builder:
         flights = [row[1] for row in msg_rows if not row[10] & FLAG_UNPAIRED]
         typical = int(median(flights)) if flights else 20_000
         msg_rows += [(row[0], typical, *row[2:]) for row in lost_rows]
-        msg_rows.sort(key=lambda row: (row[0], row[0] + row[1], row[2], row[3]))
+        # by send time, then the copies of one send together (the log tells a broadcast
+        # in one line), then by arrival
+        msg_rows.sort(key=lambda row: (row[0], row[2], row[4], row[0] + row[1], row[3]))
         msg_keys = ("ts", "fl", "src", "dst", "ty", "v", "h", "p", "b", "x", "fg")
         msgs: dict[str, list[int]] = {k: [] for k in msg_keys}
         for row in msg_rows:

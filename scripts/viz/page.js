@@ -108,7 +108,10 @@
     logT.push(M.fg[i] & F_LOST ? TS[i] + 1 : TR[i]); logK.push(M.fg[i] & F_LOST ? 3 : 1); logI.push(i);
   }
   for (let i = 0; i < MK.t.length; i++) { logT.push(MK.t[i]); logK.push(2); logI.push(i); }
-  const logOrder = logT.map((_, i) => i).sort((a, b) => logT[a] - logT[b] || logK[a] - logK[b]);
+  // at one instant cause before effect: a receipt, then the phase or timer it led to,
+  // then the messages sent because of it (kinds: 0 send, 1 receipt, 2 mark, 3 lost)
+  const LOG_RANK = [3, 0, 2, 1];
+  const logOrder = logT.map((_, i) => i).sort((a, b) => logT[a] - logT[b] || LOG_RANK[logK[a]] - LOG_RANK[logK[b]]);
   const LOG_T = Float64Array.from(logOrder, (i) => logT[i]);
   const LOG_K = Int8Array.from(logOrder, (i) => logK[i]);
   const LOG_I = Int32Array.from(logOrder, (i) => logI[i]);
