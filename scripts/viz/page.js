@@ -508,6 +508,18 @@
     $("scrub").value = String(warp(now));
     drawTimeline();
   }
+  // when each node was down: from its crash mark to its next restart (or the end), the
+  // grey timeline bars (a fault caption lasts only a moment)
+  const DOWN = [];
+  {
+    const since = new Map();
+    for (let j = 0; j < MK.t.length; j++) {
+      const kind = MARKS[MK.k[j]], n = MK.n[j];
+      if (kind === "crash" && !since.has(n)) since.set(n, MK.t[j]);
+      else if (kind === "restart" && since.has(n)) { DOWN.push([since.get(n), MK.t[j]]); since.delete(n); }
+    }
+    for (const t0 of since.values()) DOWN.push([t0, META.end]);
+  }
   function drawTimeline() {
     const w = tlW, x = (t) => 4 + (w - 8) * warp(t) / Math.max(1, DISP_END);
     const key = w + ":" + Math.round(x(now));
@@ -516,9 +528,11 @@
     tctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     tctx.clearRect(0, 0, w, 34);
     tctx.fillStyle = "#e4e7eb"; tctx.fillRect(0, 12, w, 10);
+    tctx.fillStyle = "#3e4c59";
+    for (const [t0, t1] of DOWN) tctx.fillRect(x(t0), 17, Math.max(2, x(t1) - x(t0)), 5);
     for (const c of CAPS) {
-      if (c.kind !== "view-change" && c.kind !== "equivocation" && c.kind !== "fault") continue;
-      tctx.fillStyle = c.kind === "view-change" ? "#dc2626" : c.kind === "equivocation" ? "#db2777" : "#3e4c59";
+      if (c.kind !== "view-change" && c.kind !== "equivocation") continue;
+      tctx.fillStyle = c.kind === "view-change" ? "#dc2626" : "#db2777";
       tctx.fillRect(x(c.t0), c.kind === "view-change" ? 12 : 17, Math.max(2, x(c.t1) - x(c.t0)), 5);
     }
     tctx.fillStyle = "#52606d"; tctx.font = "9px DejaVu Sans, sans-serif";
@@ -528,8 +542,12 @@
       if (xx - lastLabel > 22) { tctx.fillText(String(h), xx - 2, 33); lastLabel = xx; }
     }
     tctx.fillText("height:", 0, 9);
-    tctx.fillStyle = "#dc2626"; tctx.fillText("red: view change", 60, 9);
-    tctx.fillStyle = "#db2777"; tctx.fillText("pink: equivocation", 160, 9);
+    let lx = 60;  // a legend word only for what this run has
+    for (const [show, colour, text] of [[D.newViews.length || CAPS.some((c) => c.kind === "view-change"), "#dc2626", "red: view change"],
+      [CAPS.some((c) => c.kind === "equivocation"), "#db2777", "pink: equivocation"], [DOWN.length, "#3e4c59", "grey: a node down"]]) {
+      if (!show) continue;
+      tctx.fillStyle = colour; tctx.fillText(text, lx, 9); lx += 100;
+    }
     tctx.fillStyle = "#1f2933"; tctx.fillRect(x(now) - 1, 8, 3, 20);
   }
 
