@@ -69,6 +69,10 @@ class Teller:
 
     def __init__(self, header: Record) -> None:
         self.names = {n["id"]: n["name"] for n in header["nodes"]}
+        self.byzantine = {
+            n["id"] for n in header["nodes"] if n.get("behaviour") not in (None, "crash")
+        }
+        """Nodes the header marks faulty: what they propose is not what they may send."""
         self.t0 = int(header.get("t", 0))
         self.told: set[str] = set()
         self.steps: list[Step] = []
@@ -178,6 +182,12 @@ class Teller:
                     f"{self.name(node)} leads view {rec['view']} at height {rec['height']}: it "
                     f"proposes block {rec.get('proposal')} to everyone"
                 )
+                if node in self.byzantine:  # its replica asked for this; see what went out
+                    note = (
+                        f"{self.name(node)} leads view {rec['view']} at height "
+                        f"{rec['height']}: its replica proposes block {rec.get('proposal')}, "
+                        "but it is faulty and may send everyone something else"
+                    )
             self.add(
                 rec,
                 "mark",
@@ -491,7 +501,10 @@ class Teller:
             None,
             "restarts",
             style="bold",
-            note=f"{self.name(rec['node'])} starts again at height {rec.get('height')}",
+            note=f"{self.name(rec['node'])} starts on an empty chain (height 0)"
+            if rec.get("height") == 0
+            else f"{self.name(rec['node'])} starts again from its stored chain at height "
+            f"{rec.get('height')}",
         )
 
 
