@@ -162,10 +162,14 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "group_id": "1" if group in (None, INIT_DEFAULTS["group"]) else group,
         }
         for flag, key in (("--chain-id", "chain_id"), ("--group", "group_id")):
-            value = fisco_ids[key]
-            if not str(value).isdigit():
+            value = str(fisco_ids[key])
+            # A FISCO transaction carries its ids as uint64 and ledgerlab compares them as
+            # str(int): "01", "²" or 2**64 would make a chain no FISCO transaction can match.
+            if not (value.isascii() and value.isdigit() and str(int(value)) == value
+                    and int(value) < 2**64):  # fmt: skip
                 raise CommandError(
-                    f"--fisco needs a numeric {flag} (FISCO clients send numbers), got {value!r}"
+                    f"--fisco needs a numeric {flag} (FISCO clients send numbers: a decimal "
+                    f"uint64 without leading zeros), got {value!r}"
                 )
     return {
         "nodes": get("nodes"),

@@ -96,6 +96,10 @@ def test_fisco_needs_numeric_ids_and_ports_apart(tmp_path: Path) -> None:
     res = run_cli("init", "--fisco", "--chain-id", "abc", "--dir", str(tmp_path / "a"),
                   cwd=tmp_path)  # fmt: skip
     assert_one_line_error(res, "numeric --chain-id")
+    for flag, bad in (("--chain-id", "01"), ("--group", "\u00b2"), ("--chain-id", str(2**64))):
+        res = run_cli("init", "--fisco", flag, bad, "--dir", str(tmp_path / "u"), cwd=tmp_path)
+        assert_one_line_error(res, f"numeric {flag}")
+        assert not (tmp_path / "u").exists()
     res = run_cli("init", "--fisco", "--channel-port", "20201", "--dir", str(tmp_path / "b"),
                   cwd=tmp_path)  # fmt: skip
     assert_one_line_error(res, "channel ports 20201.. and --rpc-port ports 20200.. overlap")
