@@ -28,7 +28,7 @@ Theory of operation
 7. *Saturation* (``--max``): a closed-loop probe, then open-loop steps at rising
    multiples of its rate until a step is refused, falls behind, or its p99 passes
    ``--max-p99``; the best sustained rate is ``saturation_tps``, then one more step at
-   90 % of it gives the p99 there.
+   90 % of it gives the p99 there (:mod:`scripts.bench_saturation`).
 8. *Checks*: every accepted transaction committed; all nodes at the same height with the
    same block hash and state root; the format's conserved total (users' balances) intact
    on every node; view changes counted from ``getConsensusStatus`` before and after.
@@ -60,7 +60,8 @@ from typing import Any
 from consensus.crypto import KeyPair
 from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
 from node.runtime.config import ConfigError, NodeConfig
-from scripts import bench_ceiling
+from scripts import bench_ceiling, bench_saturation
+from scripts.bench_figures import cdf_ms, ms_percentiles, quarters, timeline
 from scripts.bench_load import FORMATS, LoadFormat
 from scripts.errors import CommandError
 from scripts.launcher import accounts, cluster, procs
@@ -70,7 +71,6 @@ from scripts.launcher.load import (
     follow_blocks,
     hex_int,
     node_client,
-    percentile,
     poll_until,
     send_raw_body,
     wait_for_change,
@@ -90,19 +90,6 @@ DURATION_HEADROOM = 1.3
 what can commit, so the load never runs out before the time is up."""
 PRESIGN_CAP = 300_000
 """At most this many transactions are pre-signed for one round (~1 KB each in the client)."""
-SATURATION_FACTORS = (0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.7)
-"""``--max`` offers these multiples of a closed-loop probe's rate, in turn, until one fails
-(the probe, not the ceiling: on a busy machine the chain may reach a tenth of it)."""
-BISECT_STEPS = 2
-DESCENT_STEPS = 3
-"""When even the first step is past saturation, up to this many steps halve its rate."""
-"""After the first step past saturation, this many steps halve the gap to the last good one."""
-SUSTAINED = 0.95
-"""A step keeps up when the load generator really offered >= 95 % of its rate, and ..."""
-BACKLOG_GROWTH = 2.0
-BACKLOG_SLACK_MS = 250.0
-"""... the median latency of its last quarter (by submit time) is at most 2 x that of its
-first quarter + 250 ms: a queue that grows while the step lasts means past saturation."""
 
 
 class BenchFailed(CommandError):
@@ -336,41 +323,6 @@ async def scrape_metrics(
             with contextlib.suppress(ValueError):
                 out[name] = float(value)
     return out
-
-
-def _ms_percentiles(values: Sequence[float]) -> dict[str, Any]:
-    """Sample count, p50/p90/p99 and max of ``values`` (seconds) in milliseconds."""
-    out: dict[str, Any] = {"samples": len(values)}
-    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
-        out[name] = round(percentile(values, q) * 1000, 2)
-    out["max"] = round(max(values, default=0.0) * 1000, 2)
-    return out
-
-
-def _cdf_ms(values: Sequence[float]) -> list[float]:
-    """The 0th, 1st, ..., 100th percentile of ``values`` in ms (a CDF for the plots)."""
-    if not values:
-        return []
-    ordered = sorted(values)
-    n = len(ordered)
-    return [round(ordered[round(q / 100 * (n - 1))] * 1000, 2) for q in range(101)]
-
-
-def _timeline(commits: Sequence[float], start: float) -> tuple[float, list[list[float]]]:
-    """(bucket seconds, ``[[bucket start s, committed tx/s in it]]``) since ``start``.
-
-    Buckets are 1 s for runs of 20 s or more, else a twentieth of the run (>= 0.1 s), so
-    that a short run still shows a curve.
-    """
-    times = [t - start for t in commits if t >= start]
-    if not times:
-        return 1.0, []
-    span = max(times)
-    width = 1.0 if span >= 20 else max(0.1, round(span / 20, 1))
-    counts: Counter[int] = Counter(int(t / width) for t in times)
-    return width, [
-        [round(i * width, 2), round(counts.get(i, 0) / width, 1)] for i in range(max(counts) + 1)
-    ]
 
 
 def signing_key(chain: Chain) -> KeyPair:
@@ -869,7 +821,7 @@ class Benchmark:
         receipts = [
             tx.receipt - tx.submitted for tx in sent if tx.receipt and tx.submitted >= start
         ]
-        bucket, timeline = _timeline([tx.committed for tx in sent if tx.committed], first_submit)
+        bucket, curve = timeline([tx.committed for tx in sent if tx.committed], first_submit)
         ours = [b for b in st.blocks if b[2]]
         chain_tps = None
         if len(ours) >= 2:
@@ -889,12 +841,12 @@ class Benchmark:
             "offered_tps": round(st.submitted / (last_submit - t0), 1)
             if last_submit > t0
             else None,
-            "latency_ms": _ms_percentiles(latency),
-            "latency_cdf_ms": _cdf_ms(latency),
-            **_quarters(measured),
-            "receipt_latency_ms": _ms_percentiles(receipts),
+            "latency_ms": ms_percentiles(latency),
+            "latency_cdf_ms": cdf_ms(latency),
+            **quarters([(tx.submitted, tx.committed) for tx in measured]),
+            "receipt_latency_ms": ms_percentiles(receipts),
             "timeline_bucket_s": bucket,
-            "timeline": timeline,
+            "timeline": curve,
             "blocks": len(ours),
             "block_log": [  # [number, txs, seen (ms after the first submit), timestamp delta]
                 [b[0], b[2], round((b[3] - first_submit) * 1000), b[1] - ours[0][1]] for b in ours
@@ -917,74 +869,17 @@ class Benchmark:
     # ------------------------------------------------------------------ saturation
 
     async def saturate(self) -> dict[str, Any]:
-        """A closed-loop probe, then open-loop steps at rising multiples of its rate until
-        one falls behind, is refused or passes ``max_p99_ms``; then a step at 90 % of the
-        best sustained rate."""
-        assert self.ceiling is not None
+        """The ``--max`` search (:mod:`scripts.bench_saturation`) on this chain."""
         plan = self.plan
-        self.say(f"probe: closed loop for {plan.step_seconds:g} s")
-        probe = await self.run_round(
-            self.load_size(0.0, plan.step_seconds), rate=0.0, seconds=plan.step_seconds
-        )
-        probe_tps = max(probe["committed_tps"], 1.0)
-        steps: list[dict[str, Any]] = []
-        best: dict[str, Any] | None = None
-        stop = ""
 
-        async def step(rate: int, why: str) -> str:
-            self.say(f"step at {rate:,} tx/s ({why})")
-            figures = await self.run_round(
+        async def round_at(rate: float) -> dict[str, Any]:
+            if not rate:
+                self.say(f"probe: closed loop for {plan.step_seconds:g} s")
+            return await self.run_round(
                 self.load_size(rate, plan.step_seconds), rate=rate, seconds=plan.step_seconds
             )
-            steps.append(figures)
-            verdict = figures["past_saturation"] = _past_saturation(figures, rate, plan.max_p99_ms)
-            if verdict:
-                self.say(f"  past saturation: {verdict}")
-            return verdict
 
-        for factor in SATURATION_FACTORS:
-            stop = await step(max(1, round(probe_tps * factor)), f"{factor:.0%} of the probe")
-            if stop:
-                break
-            best = steps[-1]
-        if best is None:  # even the first step was too much: halve it until one keeps up
-            for _ in range(DESCENT_STEPS):
-                rate = max(1, round(steps[-1]["rate"] / 2))
-                if not await step(rate, "half the last"):
-                    best = steps[-1]
-                    break
-        if best is None:
-            return {"saturation_tps": None, "probe_tps": probe_tps, "steps": steps, "stop": stop}
-        if stop:  # narrow the gap between the last rate that kept up and the first that did not
-            low = best["rate"]
-            high = min(s["rate"] for s in steps if s["past_saturation"] and s["rate"] > low)
-            for _ in range(BISECT_STEPS):
-                rate = round((low + high) / 2)
-                if rate in (low, high):
-                    break
-                why = await step(rate, f"between {low:,} and {high:,}")
-                if why:
-                    high, stop = rate, why
-                else:
-                    low, best = rate, steps[-1]
-        saturation = best["rate"]
-        at90 = round(0.9 * saturation)
-        self.say(f"saturation {saturation:,.0f} tx/s; a step at 90 % ({at90:,} tx/s)")
-        ninety = await self.run_round(
-            self.load_size(at90, plan.step_seconds), rate=at90, seconds=plan.step_seconds
-        )
-        return {
-            "saturation_tps": saturation,
-            "probe_tps": probe_tps,
-            "stop": stop or "the last step kept up (the search ran out of steps)",
-            "steps": steps,
-            "at_90_percent": {
-                "rate": at90,
-                "committed_tps": ninety["committed_tps"],
-                "latency_ms": ninety["latency_ms"],
-                "rejected": ninety["rejected"],
-            },
-        }
+        return await bench_saturation.search(round_at, max_p99_ms=plan.max_p99_ms, say=self.say)
 
     # ------------------------------------------------------------------ profiling
 
@@ -1093,7 +988,9 @@ class Benchmark:
         """The report: the headline round's figures, the ceiling, the checks."""
         plan = self.plan
         assert self.chain is not None and self.ceiling is not None and self.rounds
-        headline = dict(self.rounds[-1] if saturation is None else _best(saturation))
+        headline = dict(
+            self.rounds[-1] if saturation is None else bench_saturation.headline_step(saturation)
+        )
         if saturation is not None and saturation["saturation_tps"]:
             headline["committed_tps"] = saturation["saturation_tps"]  # sustained, see saturate
         submitted = sum(r["submitted"] for r in self.rounds)
@@ -1167,40 +1064,6 @@ class Benchmark:
                 if n.name in self.pids:
                     n.pid_path.unlink(missing_ok=True)
         self.pids = {}
-
-
-def _quarters(txs: Sequence[_Tx]) -> dict[str, float]:
-    """Median submit -> commit (ms) of the first and the last quarter, by submit time."""
-    ordered = sorted(txs, key=lambda tx: tx.submitted)
-    q = max(1, len(ordered) // 4)
-
-    def p50(part: Sequence[_Tx]) -> float:
-        return round(percentile([tx.committed - tx.submitted for tx in part], 0.5) * 1000, 2)
-
-    return {"p50_first_quarter_ms": p50(ordered[:q]), "p50_last_quarter_ms": p50(ordered[-q:])}
-
-
-def _past_saturation(figures: dict[str, Any], rate: float, max_p99_ms: float) -> str:
-    """Why a saturation step is past the saturation point ("" when it kept up)."""
-    refused = sum(figures["rejected"].values())
-    if refused:
-        return f"{refused:,} transactions refused ({', '.join(figures['rejected'])})"
-    offered = figures["offered_tps"] or 0.0
-    if offered < SUSTAINED * rate:
-        return f"the load generator offered only {offered:,.0f} of {rate:,.0f} tx/s"
-    early, late = figures["p50_first_quarter_ms"], figures["p50_last_quarter_ms"]
-    if late > BACKLOG_GROWTH * early + BACKLOG_SLACK_MS:
-        return f"a growing queue: median latency {early:,.0f} ms early, {late:,.0f} ms late"
-    if figures["latency_ms"]["p99"] > max_p99_ms:
-        return f"p99 {figures['latency_ms']['p99']:,.0f} ms > {max_p99_ms:,.0f} ms"
-    return ""
-
-
-def _best(saturation: dict[str, Any]) -> dict[str, Any]:
-    """The saturation search's headline round: the best step that kept up."""
-    steps: list[dict[str, Any]] = saturation["steps"]
-    kept = [s for s in steps if s["rate"] == saturation["saturation_tps"]]
-    return kept[0] if kept else steps[-1]
 
 
 def _broker_pid(chain: Chain) -> int | None:

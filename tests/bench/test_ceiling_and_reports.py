@@ -14,9 +14,11 @@ import pytest
 from consensus.crypto import address_of
 from node.ledger.tx import SignedTransaction
 from scripts import bench_ceiling
+from scripts.bench_figures import cdf_ms, quarters, timeline
 from scripts.bench_report import save_figure, sweep_figure, sweep_html
+from scripts.bench_saturation import past_saturation
 from scripts.bench_sweep import SweepPlan, parse_list, summarise
-from scripts.benchmark import BenchPlan, _cdf_ms, _past_saturation, _timeline
+from scripts.benchmark import BenchPlan
 from scripts.errors import CommandError
 
 
@@ -67,23 +69,27 @@ def step(rate: float, **kw: object) -> dict:
 
 
 def test_saturation_rule() -> None:
-    assert _past_saturation(step(1000), 1000, 1000) == ""
-    assert "refused" in _past_saturation(step(1000, rejected={"TxPoolIsFull": 3}), 1000, 1000)
-    assert "offered only" in _past_saturation(step(900), 1000, 1000)
-    assert "growing queue" in _past_saturation(step(1000, p50_last_quarter_ms=500.0), 1000, 1e4)
-    assert "p99" in _past_saturation(step(1000, latency_ms={"p99": 2000.0}), 1000, 1000)
+    assert past_saturation(step(1000), 1000, 1000) == ""
+    assert "refused" in past_saturation(step(1000, rejected={"TxPoolIsFull": 3}), 1000, 1000)
+    assert "offered only" in past_saturation(step(900), 1000, 1000)
+    assert "growing queue" in past_saturation(step(1000, p50_last_quarter_ms=500.0), 1000, 1e4)
+    assert "p99" in past_saturation(step(1000, latency_ms={"p99": 2000.0}), 1000, 1000)
 
 
 def test_timeline_and_cdf() -> None:
     commits = [10.0 + i * 0.01 for i in range(3000)]  # 100 tx/s for 30 s
-    width, points = _timeline(commits, 10.0)
+    width, points = timeline(commits, 10.0)
     assert width == 1.0 and len(points) == 30
     assert all(p[1] == pytest.approx(100, abs=1) for p in points)
-    width, points = _timeline(commits[:200], 10.0)  # a 2 s run: 0.1 s buckets
+    width, points = timeline(commits[:200], 10.0)  # a 2 s run: 0.1 s buckets
     assert width == 0.1 and sum(p[1] * width for p in points) == pytest.approx(200)
-    assert _timeline([], 0.0) == (1.0, [])
-    cdf = _cdf_ms([0.001 * i for i in range(1, 1001)])
+    assert timeline([], 0.0) == (1.0, [])
+    cdf = cdf_ms([0.001 * i for i in range(1, 1001)])
     assert len(cdf) == 101 and cdf == sorted(cdf) and cdf[0] == 1.0 and cdf[-1] == 1000.0
+    growing = [(i * 0.01, i * 0.01 + 0.1 + i * 0.001) for i in range(400)]  # queue grows
+    q = quarters(list(reversed(growing)))  # ordered by submit time, whatever the input order
+    assert q["p50_first_quarter_ms"] == pytest.approx(150, abs=2)
+    assert q["p50_last_quarter_ms"] == pytest.approx(450, abs=2)
 
 
 def run(tps: float, ratio: float, p99: float, ok: bool = True) -> dict:
