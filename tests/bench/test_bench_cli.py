@@ -150,6 +150,24 @@ def test_attach_to_a_running_chain_and_search_saturation(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_an_overloaded_pool_answers_txpool_is_full(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = run_bench(
+        "--pool-txs", "50", "--rate", "5000", "--txs", "800", "--users", "10",
+        "--block-txs", "100", "--batch", "200", "--json", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    # a batch of 200 into a pool of 50: most of it is refused, and only for that reason
+    assert set(result["rejected"]) == {"TxPoolIsFull"} and result["rejected"]["TxPoolIsFull"] > 0
+    assert result["accepted"] + result["rejected"]["TxPoolIsFull"] == result["submitted"] == 800
+    assert result["committed"] == result["accepted"] > 0
+    assert result["consistent"] and result["supply_ok"] and result["ok"] is True
+    assert "TxPoolIsFull" in proc.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.mqtt
 def test_tiny_mqtt_open_loop_for_a_duration_with_warmup(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
