@@ -8,6 +8,9 @@ from scripts.learn.exercise import Answer, Exercise, Run, word
 from scripts.learn.look import invariants
 
 RULE = "skip-reproposal"
+SAFETY = ("agreement", "validity", "integrity")
+"""The checker's safety invariants (consensus/sim/checker.py); liveness is not one: a
+broken safety rule is caught by what went wrong, not by what stopped happening."""
 
 
 def scenario(seed: int, rule: str | None = RULE) -> Scenario:
@@ -46,14 +49,22 @@ def look(run: Run) -> list[str]:
 
 
 def question(run: Run) -> str:
-    return "Which invariant did the checker report as FAILED? (if several, name any)"
+    return (
+        "Which SAFETY invariant (nothing bad ever happens; liveness is not one) did the "
+        "checker report as FAILED in the broken run?"
+    )
 
 
 def answer(run: Run) -> Answer:
     broken, intact = run.runs[0], run.runs[1]
     inv = broken.summary["invariants"]
-    failed = {name for name, r in inv.items() if not r["ok"]}
+    failed = {name for name, r in inv.items() if not r["ok"] and name in SAFETY}
     why = [f"{name}: {inv[name]['detail']}" for name in sorted(failed)]
+    if not inv.get("liveness", {"ok": True})["ok"]:
+        why.append(
+            f"liveness FAILED too ({inv['liveness']['detail']}), but liveness says good "
+            "things keep happening; safety says nothing bad happens, and a fork is bad."
+        )
     early = facts.commits(broken.records, 1)
     blocks = sorted({c["block"] for c in early})
     if len(blocks) > 1:
@@ -71,7 +82,7 @@ def answer(run: Run) -> Answer:
         "may have committed somewhere is the only block that can commit there."
     )
     if not failed:
-        why = ["the checker reported no failure in this run", *why]
+        why = ["the checker reported no safety failure in this run", *why]
     return word(failed, why)
 
 
