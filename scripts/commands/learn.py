@@ -182,8 +182,13 @@ def show_run(ex: Exercise, run: Run, seed: int, diagram: str | None) -> None:
     )
     if diagram is not None:
         show_diagram(ex, run, diagram or None)
+    if not ex.predict:
+        show_look(ex.look(run))
+
+
+def show_look(lines: list[str]) -> None:
     console.rule("what to look at", style="dim")
-    _lines(ex.look(run))
+    _lines(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot write {args.html}: {exc.strerror}", status=2) from None
     show_run(ex, result, seed, None if args.no_diagram else args.trace or "")
-    status = judge(ex, ex.question(result), ex.answer(result), args.answer)
+    reveal = ex.look(result) if ex.predict else None
+    status = judge(ex, ex.question(result), ex.answer(result), args.answer, reveal)
     if status == NO_ANSWER:
         return status
     if args.trace:
@@ -253,8 +259,7 @@ def run_live(ex: Exercise, args: argparse.Namespace, seed: int, progress: Progre
     rows = live.run(seed, lambda line: console.print(line, style="dim", markup=False))
     if not rows:
         raise CommandError("every benchmark run failed", hint="see the lines above")
-    console.rule("what to look at", style="dim")
-    _lines(live.look(rows))
+    show_look(live.look(rows))
     status = judge(ex, live.question(rows), live.answer(rows), args.answer)
     return status if status == NO_ANSWER else record(ex, status, seed, progress)
 
@@ -269,11 +274,16 @@ def check_answer_text(kind: str, text: str | None) -> None:
         raise CommandError(f"cannot read --answer: {exc}", status=2) from None
 
 
-def judge(ex: Exercise, question: str, answer: Answer, given: str | None) -> int:
-    """Ask, say whether the reply is right, explain; 0 right, 1 wrong, 3 no answer."""
+def judge(
+    ex: Exercise, question: str, answer: Answer, given: str | None, reveal: list[str] | None = None
+) -> int:
+    """Ask, say whether the reply is right, explain; 0 right, 1 wrong, 3 no answer.
+    ``reveal`` (what to look at, when it holds the answer) is shown once the reply is in."""
     console.rule("question", style="dim")
     _lines([question], style="bold")
     got = ask(answer, given)
+    if reveal is not None:
+        show_look(reveal)
     if got is None:
         console.print(f"no answer (stdin closed). The run's answer: {answer.shown}")
         _lines(answer.why)

@@ -53,8 +53,8 @@ def _asked(run: Run) -> SimRun:
 
 def question(run: Run) -> str:
     return (
-        f"The table hides nothing, but predict it first: how many network messages does "
-        f"one block cost with n = {ASKED} sealers? (within 10 %)"
+        f"Predict it before the table is shown: how many network messages does one "
+        f"block cost with n = {ASKED} sealers? (within 10 %)"
     )
 
 
@@ -172,4 +172,5 @@ EXERCISE = Exercise(
     "sealer?",
     reading=("docs/performance.md#cluster-throughput", "docs/consensus.md#protocol"),
     live=LIVE,
+    predict=True,
 )

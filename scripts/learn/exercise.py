@@ -172,6 +172,8 @@ class Exercise:
     ("view-change", V), of the first run."""
     live: Live | None = None
     """``learn N --live``: the exercise on real processes instead of the simulator."""
+    predict: bool = False
+    """Ask before showing what to look at (the look holds the answer): a prediction."""
 
     def run(self, seed: int | None = None, trace_stream: IO[str] | None = None) -> Run:
         """Run the exercise's scenario (or sweep); the trace of the first run goes to

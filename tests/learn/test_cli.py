@@ -160,3 +160,14 @@ def test_live_is_only_for_exercise_9(progress: Path, capsys: pytest.CaptureFixtu
     assert "simulator only" in capsys.readouterr().err
     assert main(["learn", "9", "--live", "--trace", "x.jsonl"]) == 2
     assert main(["learn", "9", "--live", "--answer", "many"]) == 2
+
+
+def test_exercise_9_asks_for_the_prediction_before_the_table(
+    progress: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table holds the answer (189 messages at n = 10): it comes after the question."""
+    assert main(["learn", "9", "--answer", "189"]) == 0
+    out = capsys.readouterr().out
+    asked, table, verdict = out.index("Predict it"), out.index("msgs/block"), out.index("RIGHT")
+    assert "189" not in out[:asked]
+    assert asked < table < verdict
