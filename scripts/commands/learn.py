@@ -116,13 +116,16 @@ def _lines(lines: list[str] | tuple[str, ...], style: str = "") -> None:
         console.print(line, style=style or None, markup=False, soft_wrap=True)
 
 
-def open_trace(path: str | None) -> IO[str] | None:
+def open_trace(path: str | None, html: str | None = None) -> IO[str] | None:
+    """The trace file, opened for writing; ``html`` names the --html page the path was
+    derived from (the user typed that one, so the error says both)."""
     if path is None:
         return None
     try:
         return open(path, "w", encoding="utf-8")
     except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror}", status=2) from None
+        what = f"{path} (the trace for --html {html}, kept next to it)" if html else path
+        raise CommandError(f"cannot write {what}: {exc.strerror}", status=2) from None
 
 
 def ask(answer: Answer, given: str | None) -> tuple[str, bool] | None:
@@ -212,12 +215,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--seed must be >= 0", status=2)
     if args.live:
         return run_live(ex, args, seed, progress)
-    if args.html and not args.trace:
+    derived = bool(args.html and not args.trace)
+    if derived:
         args.trace = str(Path(args.html).with_suffix(".jsonl"))
     if args.html and Path(args.html).resolve() == Path(args.trace).resolve():
         raise CommandError("--html and --trace name the same file", status=2)
     check_answer_text(ex.kind, args.answer)
-    trace = open_trace(args.trace)
+    trace = open_trace(args.trace, args.html if derived else None)
     try:
         result = ex.run(seed, trace)
     finally:

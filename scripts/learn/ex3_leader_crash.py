@@ -7,7 +7,7 @@ from typing import Any
 from consensus.quorum import leader_of, quorum
 from consensus.sim import CrashSpec, Scenario
 from scripts.learn import facts
-from scripts.learn.exercise import Answer, Exercise, Run, nodes
+from scripts.learn.exercise import Answer, Exercise, Run, node_count, nodes
 
 
 def down(seed: int) -> int:
@@ -63,7 +63,7 @@ def answer(run: Run) -> Answer:
     n = s.nodes
     nv = _first_change(run)
     if nv is None:
-        return nodes(set(), ["no view change happened in this run"])
+        return nodes(set(), ["no view change happened in this run"], node_count(run))
     sender, height, t = nv
     started = [x for x in facts.view_changes_started(run.records) if x[2] == 1]
     first_vc = min(x[0] for x in started) if started else t
@@ -99,7 +99,7 @@ def answer(run: Run) -> Answer:
         f"The schedule keeps rotating: the run needed {run.summary['view_changes']} view "
         f"changes in all, one each time the turn came back to the dead node."
     )
-    return nodes({sender}, why)
+    return nodes({sender}, why, node_count(run))
 
 
 EXERCISE = Exercise(

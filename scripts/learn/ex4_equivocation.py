@@ -5,7 +5,7 @@ from __future__ import annotations
 from consensus.quorum import leader_of, quorum
 from consensus.sim import Scenario
 from scripts.learn import facts
-from scripts.learn.exercise import Answer, Exercise, Run, nodes
+from scripts.learn.exercise import Answer, Exercise, Run, node_count, nodes
 from scripts.learn.look import invariants
 
 LIAR = 3
@@ -82,7 +82,7 @@ def answer(run: Run) -> Answer:
             f"Height {h} committed in view {view}, one block on every honest node; the "
             f"checker: agreement {run.summary['invariants']['agreement']['status']}."
         )
-    return nodes(same, why)
+    return nodes(same, why, node_count(run))
 
 
 EXERCISE = Exercise(

@@ -8,7 +8,7 @@ from typing import Any
 from consensus.quorum import quorum
 from consensus.sim import Scenario
 from consensus.sim.scenario import LEADER, MembershipChange
-from scripts.learn.exercise import Answer, Exercise, Run, nodes
+from scripts.learn.exercise import Answer, Exercise, Run, node_count, nodes
 
 ADD_AT = 3
 
@@ -100,7 +100,7 @@ def answer(run: Run) -> Answer:
         "Every node derives the new list from the block itself, so the change takes effect "
         "at the same height everywhere, whether the block came by voting or by sync."
     )
-    return nodes(removed, why)
+    return nodes(removed, why, node_count(run))
 
 
 EXERCISE = Exercise(

@@ -65,22 +65,31 @@ def simulate(scenario: Scenario, trace_stream: IO[str] | None = None) -> SimRun:
     return SimRun(scenario, sim, recorder.records, summary, wall, cpu)
 
 
-def parse(kind: str, text: str) -> Any:
-    """Read a typed answer of ``kind`` (raises AnswerError when it cannot)."""
+UNIT = r"(?:heights?|views?|blocks?|h)"
+"""A unit word a number may carry ('height 4', 'view 1'), as 'node' may before a node."""
+
+
+def parse(kind: str, text: str, count: int | None = None) -> Any:
+    """Read a typed answer of ``kind`` (raises AnswerError when it cannot). ``count``, for
+    ``nodes``, is how many nodes the run had: a node outside 0..count-1 is unreadable."""
     text = text.strip().lower()
     if not text:
         raise AnswerError("empty answer")
     if kind == "number":
-        m = re.fullmatch(r"[~≈]?\s*(-?\d+(?:\.\d+)?)", text.replace(",", ""))
+        pattern = rf"(?:{UNIT}\s*)?[~≈]?\s*(-?\d+(?:\.\d+)?)(?:\s*(?:messages?|msgs?))?"
+        m = re.fullmatch(pattern, text.replace(",", ""))
         if m is None:
-            raise AnswerError(f"expected a number, got {text!r}")
+            raise AnswerError(f"expected a number (e.g. '4' or 'height 4'), got {text!r}")
         return float(m.group(1))
     if kind == "nodes":
-        text = re.sub(r"\b(nodes?|and)\b", " ", text)
-        parts = [p for p in re.split(r"[\s,;]+", text) if p]
+        words = re.sub(r"\b(nodes?|and)\b", " ", text)
+        parts = [p for p in re.split(r"[\s,;]+", words) if p]
         if not parts or not all(p.isdigit() for p in parts):
             raise AnswerError(f"expected node numbers like '2' or '0,3', got {text!r}")
-        return frozenset(int(p) for p in parts)
+        given = frozenset(int(p) for p in parts)
+        if count is not None and max(given) >= count:
+            raise AnswerError(f"this run has nodes 0-{count - 1}; there is no node {max(given)}")
+        return given
     if kind == "word":
         return text.split()[0].strip(".,!?\"'")
     raise AssertionError(f"unknown answer kind {kind!r}")
@@ -100,9 +109,11 @@ class Answer:
     """The explanation, in the run's own terms (times, nodes, heights)."""
     tolerance: float = 0.0
     """For ``number``: a relative tolerance (0.1 accepts +-10 %)."""
+    count: int | None = None
+    """For ``nodes``: how many nodes the run had (a reply naming another is unreadable)."""
 
     def parse(self, text: str) -> Any:
-        return parse(self.kind, text)
+        return parse(self.kind, text, self.count)
 
     def accepts(self, text: str) -> bool:
         """True when ``text`` is the right answer (raises AnswerError if unreadable)."""
@@ -115,13 +126,20 @@ class Answer:
         return bool(given in self.value)
 
 
+def node_count(run: Run) -> int:
+    """How many nodes the run's (first) simulation had, observers and joiners included."""
+    return len(run.main.summary["per_node"])
+
+
 def number(value: int, why: list[str], tolerance: float = 0.0) -> Answer:
     shown = str(value) if not tolerance else f"{value} (within {tolerance:.0%})"
     return Answer("number", value, shown, tuple(why), tolerance)
 
 
-def nodes(value: set[int] | frozenset[int], why: list[str]) -> Answer:
-    return Answer("nodes", frozenset(value), ", ".join(map(str, sorted(value))), tuple(why))
+def nodes(value: set[int] | frozenset[int], why: list[str], count: int) -> Answer:
+    """The node(s) of a run of ``count`` nodes that answer the question."""
+    shown = ", ".join(map(str, sorted(value)))
+    return Answer("nodes", frozenset(value), shown, tuple(why), count=count)
 
 
 def word(accepted: set[str], why: list[str]) -> Answer:

@@ -30,7 +30,7 @@ from scripts.learn import ex6_block_sync as ex6
 from scripts.learn import ex7_break_safety as ex7
 from scripts.learn import ex8_membership as ex8
 from scripts.learn import ex9_throughput as ex9
-from scripts.learn.exercise import Run, simulate
+from scripts.learn.exercise import AnswerError, Run, parse, simulate
 
 
 def run_of(*scenarios: Scenario) -> Run:
@@ -61,7 +61,7 @@ def test_own_answer_is_accepted_and_a_wrong_one_is_not(ex) -> None:  # type: ign
     answer = ex.answer(run)
     assert answer.kind == ex.kind
     assert answer.accepts(answer.shown.split(" ")[0].rstrip(","))
-    wrong = {"number": "999", "nodes": "0,1,2,3,4,5", "word": "integrity"}[ex.kind]
+    wrong = {"number": "999", "nodes": "0,1,2,3", "word": "integrity"}[ex.kind]
     assert not answer.accepts(wrong)
     assert answer.why and ex.look(run) and ex.question(run)
 
@@ -213,3 +213,19 @@ def test_ex9_messages_per_block_are_counted_not_assumed() -> None:
         assert ex9.answer(run).value == round(truth)
     assert ex9.answer(plain).value == 2 * 10 * 10 - 10 - 1
     assert ex9.answer(crashed).value != ex9.answer(plain).value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("height 4", 4), ("Height 4", 4), ("view 1", 1), ("block 6", 6), ("189 messages", 189)],
+)
+def test_a_number_may_carry_its_unit_word(text: str, value: int) -> None:
+    assert parse("number", text) == value
+
+
+def test_a_node_outside_the_run_is_unreadable_not_wrong() -> None:
+    answer = ex3.answer(ex3.EXERCISE.run())
+    assert answer.count == 4 and answer.accepts("node 2")
+    for text in ("99", "node 99", "2, 4"):
+        with pytest.raises(AnswerError, match="nodes 0-3"):
+            answer.accepts(text)

@@ -171,3 +171,29 @@ def test_exercise_9_asks_for_the_prediction_before_the_table(
     asked, table, verdict = out.index("Predict it"), out.index("msgs/block"), out.index("RIGHT")
     assert "189" not in out[:asked]
     assert asked < table < verdict
+
+
+def test_unit_words_and_out_of_range_nodes(
+    progress: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'height 5' reads like 'node 2' does; node 99 of a 4-node run is unreadable (asked
+    again, or status 2 for --answer), never judged wrong."""
+    assert main(["learn", "6", "--answer", "height 5"]) == 0
+    assert main(["learn", "3", "--answer", "node 2"]) == 0
+    capsys.readouterr()
+    assert main(["learn", "3", "--answer", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "nodes 0-3" in err and "no node 99" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("node 99\n2\n"))
+    assert main(["learn", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "no node 99" in out and "try again" in out and "NOT QUITE" not in out
+
+
+def test_an_unwritable_html_page_is_named(
+    progress: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "missing" / "x.html"
+    assert main(["learn", "4", "--answer", "0", "--html", str(page)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--html {page}" in err and str(page.with_suffix(".jsonl")) in err
