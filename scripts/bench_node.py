@@ -7,7 +7,8 @@ What a node of a 4-node chain does for each 1,000-transfer block, through the re
 750 arrive as gossip frames of 200 (``wire.decode`` + ``TxPool.admit``), then the proposal
 (seal, ``ProposalBody`` encode/decode, inclusion checks), ``Chain.execute`` on RocksDB,
 ``Chain.commit`` (synced) and ``TxPool.on_commit``. Each stage is timed with CPU time
-(``time.process_time``) and reported per transaction of the block; a round runs
+(``time.process_time``) and reported per transaction of the block, with the node's own
+garbage-collector settings; a round runs
 ``--blocks`` blocks on a fresh ledger and the best round is kept, because on a shared
 machine interference only adds. JSON-RPC, TLS and consensus messages are left out (see
 docs/performance.md, "Node performance"): this is the part of a node's work that a change
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 
 from consensus.crypto import KeyPair
+from node.__main__ import _tune_gc
 from node.ledger.block import BlockSeal
 from node.ledger.chain import Chain, ProposalBody
 from node.ledger.genesis import GenesisConfig
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="pyinstrument one round")
     args = parser.parse_args(argv)
     work = Workload(args.blocks)
+    _tune_gc()  # the collector settings of a running node (node/__main__.py)
     if args.profile:
         from pyinstrument import Profiler
 
