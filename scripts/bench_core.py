@@ -8,7 +8,8 @@ Prints, on one core (one Python thread):
 
 * decode+hash: ``SignedTransaction.decode`` of a DagTransfer transaction;
 * admission: ``TxPool.admit`` = decode, chain/group/duplicate/block-limit/nonce checks
-  and sender recovery, and the bare decode+recover it is built on (target >= 25,000/s);
+  and sender recovery, and the bare decode+recover it is built on (target >= 25,000/s),
+  beside the minimal work ``ledgerlab bench`` takes as its ceiling (``bench_ceiling``);
 * transfer executions: ``Executor.execute_block`` of 1,000-transfer blocks, senders
   known (no signature work), including receipts and the tx, receipt and state roots;
   on a plain dict (the executor alone: target >= 100,000/s), on a ledger in memory and
@@ -41,6 +42,7 @@ from node.ledger.executor import Executor
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import SignedTransaction, Transaction, VerifiedTx
 from node.runtime.txpool import TxPool
+from scripts import bench_ceiling
 from storage.backends import DEFAULT_BACKEND, open_store
 from storage.ledger import LedgerStore
 from storage.memory import MemoryKV
@@ -133,6 +135,11 @@ def bench_admission(
         return time.perf_counter() - t0
 
     line("decode+hash+recover sender", rate(n, best_of(rounds, recover_all)))
+    floor = bench_ceiling.measure(nodes=1, cores=1, txs=min(n, 1000), rounds=rounds)
+    line(
+        "minimal work (bench ceiling, libraries direct)",
+        rate(1, floor.cost_us * 1e-6) + "   (scripts.bench_ceiling, CPU time)",
+    )
 
     def admit_all() -> float:
         pool = TxPool(
