@@ -63,10 +63,28 @@ def explain_file(
         out.print("explain one: --height H or --view-change V (the change to view V)")
         return
     if view_change is not None:
-        render(view_change_story(header, records, view_change), out)
+        story = view_change_story(header, records, view_change)
+        asked = f"--view-change {view_change}"
     else:
         assert height is not None
-        render(height_story(header, records, height), out)
+        story = height_story(header, records, height)
+        asked = f"--height {height}"
+    if not story.steps:
+        raise CommandError(f"{asked}: not in this trace; it has {holds(records)}")
+    render(story, out)
+
+
+def holds(records: list[Record]) -> str:
+    """The heights and view changes a trace has, for an error naming one it lacks."""
+    heights = sorted({int(r["height"]) for r in records if int(r.get("height", 0)) >= 1})
+    done = sorted({int(r["height"]) for r in records if r["ev"] in ("commit", "synced")})
+    span = f"heights {heights[0]}..{heights[-1]}" if heights else "no heights"
+    if done:
+        span += f" (committed {done[0]}..{done[-1]})"
+    vcs = view_changes(records)
+    return span + (
+        f" and view changes to views {', '.join(map(str, vcs))}" if vcs else " and no view change"
+    )
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
