@@ -617,7 +617,9 @@
     seek(unwarp(d)); draw();
   });
   function jumpHeight(h) {
-    const row = D.heights.find((x) => x[0] === h);
+    const row = D.heights.find((x) => x[0] === h), hs = D.heights;
+    $("heightMsg").textContent = row ? "" : !hs.length ? "this run starts no height"
+      : "no height " + h + " in this run: heights " + hs[0][0] + " to " + hs[hs.length - 1][0];
     if (!row) return false;
     setPlaying(false); seek(row[1]); draw(); return true;
   }

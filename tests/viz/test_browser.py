@@ -239,6 +239,24 @@ def test_leader_crash_view_change_is_shown(browser: Any, tmp_path: Path) -> None
     page.close()
 
 
+def test_going_to_a_height_the_run_lacks_says_which_exist(browser: Any, tmp_path: Path) -> None:
+    html = tmp_path / "crash.html"
+    write_page(traces.leader_crash(tmp_path / "crash.jsonl"), html)
+    page, errors = _open(browser, html)
+    heights = [h for h, _ in page.evaluate("viz.data.heights")]
+    before = page.evaluate("viz.now()")
+    page.fill("#height", "99")
+    page.click("#goHeight")
+    shown = page.inner_text("#heightMsg")
+    assert shown == f"no height 99 in this run: heights {heights[0]} to {heights[-1]}"
+    assert page.is_visible("#heightMsg") and page.evaluate("viz.now()") == before
+    page.fill("#height", "2")
+    page.press("#height", "Enter")
+    assert page.inner_text("#heightMsg") == "" and page.evaluate("viz.now()") != before
+    assert errors == []
+    page.close()
+
+
 def test_ten_nodes_fifty_heights_frame_budget(browser: Any, large_page: tuple[Path, int]) -> None:
     html, _ = large_page
     page, errors = _open(browser, html)
