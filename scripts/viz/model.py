@@ -14,6 +14,7 @@ ids are then the endpoint ids seen, and Byzantine nodes are recognised by what t
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
@@ -233,14 +234,30 @@ class _Builder:
                 return [src] if src in lane else []
             return [x for x in self.index_ids.get(src, [src]) if x in lane]
 
+        # which sends each receiver already got: a node that receives the same NewView
+        # twice (the broadcast, then a copy re-sent to it) got two sends, not one twice
+        taken: dict[tuple[Any, ...], set[int]] = defaultdict(set)
+
+        def unused(times: list[int], t: int, used: set[int]) -> int:
+            """Index of the latest send at or before ``t`` this receiver has not had yet
+            (else the earliest later one: a live clock; else the latest: a duplicate)."""
+            last = bisect.bisect_right(times, t) - 1
+            for j in itertools.chain(range(last, -1, -1), range(last + 1, len(times))):
+                if j not in used:
+                    return j
+            return max(last, 0)
+
         def sent_at(r: dict[str, Any]) -> tuple[int, int]:
             """(sender lane, send time) of a receipt: the latest matching send before it
-            (live clocks may put it a little after: then the earliest one)."""
+            that its receiver has not received yet (live clocks may put it a little
+            after: then the earliest one)."""
             best: tuple[int, int] | None = None
+            best_take: tuple[tuple[Any, ...], int] | None = None
+            dst = r["node"]
             candidates = sender_of(r)
             for nid in candidates:
                 key = (nid, str(r.get("type")), r.get("view"), r.get("height"))
-                addressed = sends_to.get((*key, r["node"])) if self.versioned else None
+                addressed = sends_to.get((*key, dst)) if self.versioned else None
                 times = (
                     addressed
                     or sends.get(key)
@@ -248,12 +265,14 @@ class _Builder:
                 )
                 if not times:
                     continue
-                i = bisect.bisect_right(times, r["t"]) - 1
-                t_sent = times[i] if i >= 0 else times[0]
+                where = (*key, dst, addressed is not None)
+                j = unused(times, r["t"], taken[where])
+                t_sent = times[j]
                 if best is None or (t_sent <= r["t"] and t_sent > best[1]):
-                    best = (nid, t_sent)
-            if best is None:
+                    best, best_take = (nid, t_sent), (where, j)
+            if best is None or best_take is None:
                 return (lane[candidates[0]] if candidates else -1), -1
+            taken[best_take[0]].add(best_take[1])
             return lane[best[0]], min(best[1], r["t"])
 
         msg_rows: list[tuple[int, ...]] = []

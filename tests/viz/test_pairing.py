@@ -91,3 +91,26 @@ def test_every_flight_leaves_with_a_send_to_its_receiver(tmp_path: Path) -> None
         if m["fg"][i] & 8 or kind == "garbage":  # lost: drawn from its own record
             continue
         assert (m["src"][i], m["dst"][i], kind, t) in addressed, (kind, m["src"][i], m["dst"][i], t)
+
+
+def _nv_flights(tmp_path: Path, records: list[dict]) -> dict[tuple[int, int], list[int]]:
+    path = tmp_path / "nv2.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [HEADER, *records]))
+    return _flights(page_data(*read_trace(path)), "NewView")
+
+
+def test_a_node_receiving_the_same_new_view_twice_got_two_sends(tmp_path: Path) -> None:
+    """Both receipts come after the re-sent copy: one is the broadcast's, one the copy's
+    (drawing both from the copy showed one send arriving twice and one never)."""
+    flights = _nv_flights(
+        tmp_path,
+        [
+            {"ev": "bcast", "node": 2, "t": 1000, "to": [0, 1, 3], **NEW_VIEW},
+            {"ev": "send", "node": 2, "t": 5000, "to": 0, **NEW_VIEW},
+            {"ev": "recv", "node": 0, "t": 6000, "from": 2, **NEW_VIEW},
+            {"ev": "recv", "node": 0, "t": 7000, "from": 2, **NEW_VIEW},
+            {"ev": "recv", "node": 3, "t": 7500, "from": 2, **NEW_VIEW},
+        ],
+    )
+    assert sorted(flights[(2, 0)]) == [1000, 5000]
+    assert flights[(2, 3)] == [1000]
