@@ -1,6 +1,7 @@
 """The channel server's limits, in process with small timeouts (the live tests use the
 defaults): a slowloris and an idle client are cut off, the connection limit (TLS
-handshakes included) closes the idlest or refuses the newcomer, receipt watches are
+handshakes included) closes the oldest pre-TLS socket, then the idlest, or refuses the
+newcomer, a flood of pre-TLS sockets cannot lock an SDK out, receipt watches are
 bounded (206) and unique per seq (203), a client that reads nothing is aborted, and a
 commit pushes the receipt on its seq."""
 
@@ -160,18 +161,57 @@ async def test_sockets_that_never_do_tls_count_and_are_cut_off(start: Any, certs
     server = await go(max_connections=3, handshake_timeout=0.5)
     raw = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
     await asyncio.sleep(0.1)
-    with pytest.raises((ssl.SSLError, ConnectionError)):  # the limit holds handshakes too
-        await dial(server, certs)
-    for reader, _ in raw:  # each is closed when its handshake time is up
-        async with asyncio.timeout(10):
-            assert await reader.read() == b""
-    assert server.stats["tls_failed"] == 3
-    c = await dial(server, certs)
+    c = await dial(server, certs)  # the limit is full of handshakes: the oldest goes
     c.send(0x13, {})
     assert (await c.recv())[3] == {"heartBeat": "1"}
+    for reader, _ in raw:  # evicted, or closed when its handshake time is up
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+    assert server.stats["handshake_evicted"] == 1 and server.stats["tls_failed"] == 2
+    assert server.stats["refused"] == 0
     c.close()
     for _, writer in raw:
         writer.close()
+
+
+@pytest.mark.asyncio
+async def test_a_pre_tls_flood_cannot_lock_an_sdk_out(start: Any, certs: Certs) -> None:
+    """Sockets that never start TLS, reopened as soon as they are closed, more than both
+    caps: an SDK still connects and is answered, and the flood never holds more than
+    ``max_handshakes`` slots."""
+    go, _ = start
+    server = await go(max_connections=8, max_handshakes=4, handshake_timeout=30.0)
+    flood: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    stop = asyncio.Event()
+
+    async def keep_flooding() -> None:
+        while not stop.is_set():
+            for i, (reader, writer) in enumerate(flood):
+                if reader.at_eof():
+                    writer.close()
+                    flood[i] = await asyncio.open_connection("127.0.0.1", server.port)
+            await asyncio.sleep(0.01)
+
+    for _ in range(20):
+        flood.append(await asyncio.open_connection("127.0.0.1", server.port))
+    flooder = asyncio.create_task(keep_flooding())
+    try:
+        await asyncio.sleep(0.3)
+        clients = []
+        for _ in range(3):
+            c = await dial(server, certs)
+            c.send(0x12, rpc("getBlockNumber", [GROUP]))
+            assert (await c.recv())[3]["result"] == "0x0"
+            clients.append(c)
+        assert server.stats["handshake_evicted"] >= 16 and server.stats["refused"] == 0
+        assert len(server._handshaking) <= 4
+    finally:
+        stop.set()
+        await flooder
+        for _, writer in flood:
+            writer.close()
+    for c in clients:
+        c.close()
 
 
 @pytest.mark.asyncio

@@ -13,10 +13,16 @@ A ``sendRawTransaction`` the node accepted is watched: when a block holding it c
 the runtime calls :meth:`ChannelServer.on_commit` and the pusher task sends the receipt
 (type 0x1000) on the request's seq; it also sends a block-number notify (0x1001) to the
 connections that asked for it. Pushes never wait for a client: a connection whose unsent
-output passes ``max_write_buffer`` bytes is aborted. At most ``max_connections``
-connections are served, counted from the TCP accept (TLS handshakes included); at the
-limit the one idle longest (if idle longer than ``read_timeout``) is closed to make room,
-else the newcomer is closed before its TLS handshake.
+output passes ``max_write_buffer`` bytes is aborted.
+
+Admission. At most ``max_connections`` connections are served, counted from the TCP
+accept (TLS handshakes included), and at most ``max_handshakes`` of them may still be in
+the TLS handshake. A socket that has not authenticated (no client certificate yet) is
+cheap to open and costs the node a slot, so it is the first to go: when either cap is
+full the oldest such socket is closed to make room, so pre-TLS sockets churn among
+themselves and an SDK whose handshake is quick always gets in. Only when every slot is
+authenticated is the one idle longest (if idle longer than ``read_timeout``) closed, else
+the newcomer is closed before its TLS handshake.
 No input can raise out of a connection task.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -90,12 +97,13 @@ class ChannelServer:
         port: int = 20800,
         max_frame: int = DEFAULT_MAX_FRAME,
         max_connections: int = 256,
+        max_handshakes: int = 64,
         max_pending: int = 20_000,
         max_write_buffer: int = 16 * 1024 * 1024,
         idle_timeout: float = 600.0,
         read_timeout: float = 30.0,
         write_timeout: float = 30.0,
-        handshake_timeout: float = 10.0,
+        handshake_timeout: float = 5.0,
     ) -> None:
         """``port=0`` picks a free port (read it back from :attr:`port`)."""
         self.dispatcher = dispatcher
@@ -105,6 +113,7 @@ class ChannelServer:
         self._port = port
         self.max_frame = max_frame
         self.max_connections = max_connections
+        self.max_handshakes = min(max_handshakes, max_connections)
         self.max_pending = max_pending
         self.max_write_buffer = max_write_buffer
         self.idle_timeout = idle_timeout
@@ -114,6 +123,7 @@ class ChannelServer:
         self._listener: socket.socket | None = None
         self._accepter: asyncio.Task[None] | None = None
         self._conns: dict[asyncio.Task[Any], _Conn] = {}
+        self._handshaking: dict[asyncio.Task[Any], _Conn] = {}  # oldest first, pre-TLS
         self._watch: dict[bytes, tuple[_Conn, bytes, float]] = {}  # tx hash -> who waits
         self._commits: deque[tuple[int, Sequence[bytes]]] = deque()
         self._wake = asyncio.Event()
@@ -121,8 +131,8 @@ class ChannelServer:
         self._last_sweep = time.monotonic()
         self.stats: Counter[str] = Counter()
         """frames_in, frames_out, connections, receipts_pushed, notifies, and each error
-        code's name (``frame_too_large``...), ``evicted``, ``refused``, ``tls_failed``,
-        ``accept_failed``,
+        code's name (``frame_too_large``...), ``evicted``, ``handshake_evicted``,
+        ``refused``, ``tls_failed``, ``accept_failed``,
         ``slow_reader``, ``timeout``."""
 
     @property
@@ -174,6 +184,7 @@ class ChannelServer:
                 for k in (
                     "timeout",
                     "evicted",
+                    "handshake_evicted",
                     "refused",
                     "tls_failed",
                     "accept_failed",
@@ -227,9 +238,9 @@ class ChannelServer:
     # -- connections -------------------------------------------------------------------
 
     async def _accept_loop(self) -> None:
-        """Accept TCP connections and count them before any TLS work: at the limit a
-        newcomer is closed at once, so no number of sockets costs more than
-        ``max_connections`` connections and handshakes."""
+        """Accept TCP connections and count them before any TLS work (the module's
+        Admission): no number of sockets costs more than ``max_connections`` connections
+        and ``max_handshakes`` handshakes."""
         loop = asyncio.get_running_loop()
         assert self._listener is not None
         while True:
@@ -239,13 +250,19 @@ class ChannelServer:
                 self.stats["accept_failed"] += 1
                 await asyncio.sleep(0.1)
                 continue
-            if len(self._conns) >= self.max_connections and not self._evict():
+            if len(self._handshaking) >= self.max_handshakes:
+                self._evict_handshake()
+            elif len(self._conns) >= self.max_connections and not (
+                self._evict_handshake() or self._evict()
+            ):
                 self.stats["refused"] += 1
                 sock.close()
                 continue
             conn = _Conn(sock, time.monotonic())
             conn.task = loop.create_task(self._serve(conn))
+            conn.task.add_done_callback(functools.partial(_close_unserved, conn))
             self._conns[conn.task] = conn
+            self._handshaking[conn.task] = conn
 
     async def _serve(self, conn: _Conn) -> None:
         task = conn.task
@@ -264,6 +281,8 @@ class ChannelServer:
             except (OSError, TimeoutError, EOFError):  # ssl.SSLError is an OSError
                 self.stats["tls_failed"] += 1
                 return
+            if task is not None:
+                self._handshaking.pop(task, None)
             conn.writer = asyncio.StreamWriter(tls, protocol, reader, loop)
             self.stats["connections"] += 1
             while await self._one_frame(reader, conn):
@@ -280,6 +299,7 @@ class ChannelServer:
             self._drop(conn)
             if task is not None:
                 self._conns.pop(task, None)
+                self._handshaking.pop(task, None)
             with contextlib.suppress(Exception):
                 if conn.writer is None:  # no TLS transport took the socket over
                     if conn.sock.fileno() != -1:
@@ -288,6 +308,16 @@ class ChannelServer:
                     conn.writer.transport.abort()
                 else:
                     conn.writer.close()
+
+    def _evict_handshake(self) -> bool:
+        """Close the oldest socket still in its TLS handshake, if any."""
+        for task in self._handshaking:
+            del self._handshaking[task]
+            self._conns.pop(task, None)
+            task.cancel()
+            self.stats["handshake_evicted"] += 1
+            return True
+        return False
 
     def _evict(self) -> bool:
         """Close the connection idle longest, if idle longer than ``read_timeout``."""
@@ -491,6 +521,14 @@ class ChannelServer:
             return
         async with asyncio.timeout(self.write_timeout):
             await conn.writer.drain()
+
+
+def _close_unserved(conn: _Conn, _task: object) -> None:
+    """Close the socket of a task cancelled before it ran (an eviction right after the
+    accept): its ``finally`` never ran, and no transport took the socket over."""
+    if conn.writer is None and conn.sock.fileno() != -1:
+        with contextlib.suppress(OSError):
+            conn.sock.close()
 
 
 async def _linger(reader: asyncio.StreamReader) -> None:
