@@ -425,6 +425,8 @@
       if (observer) tags += '<span class="tag obs">observer</span>';
       const phaseWords = { "idle": "waiting", "pre-prepared": "got proposal", "executed": "executed, voted",
         "prepared": "PREPARED", "committed": "COMMITTED", "view-change": "VIEW CHANGE", "down": "down" };
+      // the leader of its own (view, height) made the proposal it holds: it did not get one
+      const phaseWord = s.phase === "pre-prepared" && leaderOf(s.v, s.h) === n ? "proposed" : phaseWords[s.phase];
       let q2;
       if (!s.active && s.up) {
         q2 = bar("v", s.vc, q) + " ViewChanges " + s.vc + " (quorum " + q + ")";
@@ -433,7 +435,7 @@
       }
       laneEls[n].el.className = "lane" + (l.behaviour ? " byz" : "") + (s.up ? "" : " down");
       laneEls[n].el.innerHTML = '<div class="nm"><b>' + esc(l.name) + "</b> " + tags + "</div>" +
-        '<div class="st">height ' + s.h + " &middot; view " + s.v + ' &middot; <span class="ph ph-' + s.phase + '">' + phaseWords[s.phase] + "</span></div>" +
+        '<div class="st">height ' + s.h + " &middot; view " + s.v + ' &middot; <span class="ph ph-' + s.phase + '">' + phaseWord + "</span></div>" +
         '<div class="q">' + q2 + "</div>";
     }
     // caption: the most important one holding now, else what the normal case does

@@ -257,6 +257,24 @@ def test_going_to_a_height_the_run_lacks_says_which_exist(browser: Any, tmp_path
     page.close()
 
 
+def test_the_leaders_lane_says_it_proposed(browser: Any, tmp_path: Path) -> None:
+    """node1 leads height 1 in view 0: its lane says 'proposed' where the others say they
+    got the proposal."""
+    html = tmp_path / "eq.html"
+    write_page(traces.equivocation(tmp_path / "eq.jsonl"), html)
+    page, errors = _open(browser, html)
+    words: dict[int, set[str]] = {n: set() for n in range(4)}
+    for _ in range(100):
+        page.click("#step")
+        for n in range(4):
+            if "height 1 · view 0" in _lane_text(page, n):
+                words[n].add(page.inner_text(f'.lane[data-node="{n}"] .ph'))
+    assert "proposed" in words[1] and "got proposal" not in words[1], words
+    assert all("got proposal" in words[n] and "proposed" not in words[n] for n in (0, 2, 3))
+    assert errors == []
+    page.close()
+
+
 def test_ten_nodes_fifty_heights_frame_budget(browser: Any, large_page: tuple[Path, int]) -> None:
     html, _ = large_page
     page, errors = _open(browser, html)
