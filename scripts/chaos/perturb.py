@@ -215,6 +215,7 @@ class Perturber:
         self.c.record(p.kind, "fill", f"node{i}: {taken:,} bytes of ballast, 0 free")
 
         async def free() -> None:
+            await self._look_for_fault(i)
             await asyncio.to_thread(disk.drain)
             self.c.impaired.discard(i)  # the node restarts itself from disk (storage_fault.py)
             self.c.record(p.kind, "free", f"node{i}")
@@ -237,6 +238,7 @@ class Perturber:
         self.c.record(p.kind, "break", f"node{i}: its filesystem is read-only")
 
         async def repair() -> None:
+            await self._look_for_fault(i)
             was = self.c.fleet[i].state
             self.c.fleet.stop_all([i])  # a read-only ext4 needs unmounting: files closed
             self.c.monitor.forget(i)
@@ -251,6 +253,13 @@ class Perturber:
             self.c.record(p.kind, "restart", f"node{i}: fsck, mounted again, restarted")
 
         return repair
+
+    async def _look_for_fault(self, i: int) -> None:
+        """One more status sample of node ``i`` before its disk is undone, so that a
+        fault that began since the monitor last asked is seen too."""
+        view = await self.c.monitor.ask(i)
+        if view is not None:
+            self.c.monitor.take(i, view)
 
     async def _clock_skew(self, p: Perturbation) -> Undo | None:
         i = self._resolve(p.node)
