@@ -253,7 +253,12 @@ class GenesisConfig:
             f"observers = {strings([k.hex() for k in self.observers])}",
             "",
             "[assets]",
-            "# empty: open mode (anyone may mint and move any balance, FISCO perf-test rules)",
+            (
+                "# accounts allowed to mint (userAdd); an empty list means open mode"
+                if self.asset_admins
+                else "# empty: open mode (anyone may mint and move any balance, "
+                "FISCO perf-test rules)"
+            ),
             f"admins = {strings([format_address(a) for a in self.asset_admins])}",
             "",
             "[governance]",

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from node.ledger.fisco import fisco_address
 from node.ledger.genesis import GenesisConfig, GenesisError
 from node.runtime.config import NodeConfig
 from node.transport.pki import generate_agency, generate_chain_ca, generate_node
@@ -443,6 +444,9 @@ def _write_chain(
         if slots[i].channel is not None:
             channel_cert(root / "agency", conf, name=f"node{i}")
     admin = accounts.new_account(root / "accounts", accounts.ADMIN)
+    # The admin key signs FISCO transactions too (Caliper's account): list its Keccak
+    # address beside its native one (docs/fisco-format.md, Identities).
+    admins = (admin.address, fisco_address(admin.public_key)) if fisco else (admin.address,)
     extra: dict[str, Any] = {}
     if tx_count_limit is not None:
         extra["tx_count_limit"] = tx_count_limit
@@ -451,8 +455,8 @@ def _write_chain(
         group_id=group_id,
         sealers=tuple(bytes.fromhex(ident.node_id) for ident in identities[:nodes]),
         observers=tuple(bytes.fromhex(ident.node_id) for ident in identities[nodes:]),
-        governors=(admin.address,),
-        asset_admins=(admin.address,) if permissioned else (),
+        governors=admins,
+        asset_admins=admins if permissioned else (),
         timestamp=int(time.time() * 1000),
         **extra,
     )

@@ -6,15 +6,21 @@ import json
 import tomllib
 from pathlib import Path
 
+import eth_abi
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_keys import KeyAPI
 from eth_keys.backends import NativeECCBackend
 
+from node.ledger.genesis import GenesisConfig
+from node.ledger.tx import SignedTransaction, VerifiedTx
 from node.runtime.config import NodeConfig
 from scripts.launcher import accounts, expand, hosts
 from scripts.launcher.layout import init_chain, load_chain
 from tests.cli.conftest import assert_one_line_error, run_cli
+from tests.ledger import fisco_support as fs
+from tests.ledger.support import Chain as Ledger
+from tests.ledger.support import make_tx
 
 KEYS = KeyAPI(NativeECCBackend)
 
@@ -103,3 +109,37 @@ def test_fisco_needs_numeric_ids_and_ports_apart(tmp_path: Path) -> None:
     res = run_cli("init", "--fisco", "--channel-port", "20201", "--dir", str(tmp_path / "b"),
                   cwd=tmp_path)  # fmt: skip
     assert_one_line_error(res, "channel ports 20201.. and --rpc-port ports 20200.. overlap")
+
+
+def test_init_fisco_admin_key_may_mint_and_govern_when_it_signs_fisco(tmp_path: Path) -> None:
+    """Caliper signs with the admin key in FISCO format (its Keccak address): on a
+    permissioned chain its userAdd must mint, and on any --fisco chain its SystemConfig
+    and Consensus writes must pass, beside the same key signing natively."""
+    for permissioned in (True, False):
+        chain = init_chain(tmp_path / f"p{permissioned}", nodes=4, fisco=True,
+                           permissioned=permissioned, channel_port=24100, p2p_port=24200,
+                           rpc_port=24300, chain_id="1", group_id="1")  # fmt: skip
+        admin = accounts.load_key(chain.accounts_dir / "admin.key")
+        genesis = GenesisConfig.load(chain.root / "genesis.toml")
+        both = {admin.address, fs.address_of(admin.secret)}
+        assert set(genesis.governors) == both
+        assert set(genesis.asset_admins) == (both if permissioned else set())
+        text = (chain.root / "genesis.toml").read_text()
+        assert ("open mode (anyone" in text) is not permissioned
+        ledger = Ledger(genesis)
+
+        def fisco(sig: str, *args: object, to: bytes = fs.DAG, rid: int = 1,
+                  secret: bytes = admin.secret) -> VerifiedTx:  # fmt: skip
+            raw = fs.fisco_tx(secret, data=fs.calldata(sig, *args), block_limit=900,
+                              to=to, randomid=rid)  # fmt: skip
+            return SignedTransaction.decode(raw).verified()
+
+        receipts = ledger.run(
+            fisco("userAdd(string,uint256)", "caliper0", 1000),
+            fisco("setValueByKey(string,string)", "tx_count_limit", "500", to=fs.SYS, rid=2),
+            fisco("remove(string)", genesis.sealers[3].hex(), to=fs.CONSENSUS, rid=3),
+            make_tx(admin, "userAdd", "native0", 5, chain_id="1", group_id="1"),
+        ).receipts
+        outputs = [int(eth_abi.decode(["int256"], r.output)[0]) for r in receipts[:3]]
+        assert outputs == [0, 1, 1] and receipts[3].status == 0
+        assert ledger.balance("caliper0") == 1000
