@@ -59,6 +59,19 @@ def check_agreement(sim: Simulation) -> InvariantResult:
 def check_validity(sim: Simulation) -> InvariantResult:
     keys = sim.keys
     s = sim.scenario
+    # Every honest node holds a copy of each block, its seal made of Commit signatures the
+    # other nodes' seals mostly share: checking one (key, digest, signature) is a pure
+    # function, so the checker makes each distinct check once (at n = 100, 10 blocks:
+    # ~1,000 recoveries instead of 67,000). The replicas' own checks are not touched.
+    checked: dict[tuple[bytes, bytes, bytes], bool] = {}
+
+    def verifier(public_key: bytes, digest: bytes, signature: bytes) -> bool:
+        key = (public_key, digest, signature)
+        ok = checked.get(key)
+        if ok is None:
+            ok = checked[key] = keys.verifier(public_key, digest, signature)
+        return ok
+
     for node in sim.honest_nodes():
         parent_hash, parent_root = GENESIS_HASH, GENESIS_STATE_ROOT
         committed: set[int] = set()
@@ -69,7 +82,7 @@ def check_validity(sim: Simulation) -> InvariantResult:
                 return InvariantResult("validity", False, f"{where}: does not extend its parent")
             if block.seal.proposal_digest != block.proposal.digest or not verify_seal(
                 sim.sealer_keys(sealers),
-                keys.verifier,
+                verifier,
                 block.height,
                 block.block_hash,
                 block.state_root,
