@@ -666,11 +666,15 @@ class Node:
     def _after_commit(self, block: Block, executed: ExecutedBlock) -> None:
         """Bookkeeping common to consensus commits and synced blocks."""
         self._executed.clear()
-        self.pool.on_commit(block.number, [v.tx for v in executed.txs])
+        dropped = self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self.commit_times.append((self._clock(), len(executed.txs)))
         self.latency.committed(v.hash for v in executed.txs)
         if self.channel_server is not None:  # receipt pushes, block-number notifies
-            self.channel_server.on_commit(block.number, [v.hash for v in executed.txs])
+            self.channel_server.on_commit(
+                block.number,
+                [v.hash for v in executed.txs],
+                [(h, reason.value) for h, reason in dropped],
+            )
         self.stall.committed(time.monotonic())
         self.refusal = None
         self.transport.broadcast(wire.encode(self._status()))

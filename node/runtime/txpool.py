@@ -266,12 +266,19 @@ class TxPool:
 
     # -- after a commit --------------------------------------------------------------
 
-    def on_commit(self, number: int, txs: Sequence[SignedTransaction]) -> None:
+    def on_commit(
+        self, number: int, txs: Sequence[SignedTransaction]
+    ) -> list[tuple[bytes, Reason]]:
         """Block ``number`` committed ``txs``: drop them, remember their nonces, expire.
 
-        Also called at start-up for the last ``nonce_memory`` blocks of the chain.
+        Returns the pending transactions this dropped without committing them, each with
+        why (``NONCE_CHECK_FAIL``: a committed transaction took its nonce;
+        ``BLOCK_LIMIT_CHECK_FAIL``: its block limit passed), so the channel can tell the
+        clients that wait for them. Also called at start-up for the last ``nonce_memory``
+        blocks of the chain.
         """
         nonces = []
+        dropped: list[tuple[bytes, Reason]] = []
         for stx in txs:
             nonce = stx.tx.nonce
             nonces.append(nonce)
@@ -279,17 +286,18 @@ class TxPool:
             self._pending.pop(stx.hash, None)
             # every other pending transaction with this nonce is now invalid
             other = self._pool_nonces.pop(nonce, None)
-            if other is not None:
-                self._pending.pop(other, None)
+            if other is not None and self._pending.pop(other, None) is not None:
+                dropped.append((other, Reason.NONCE_CHECK_FAIL))
             if self._rivals:
                 for h in self._rivals.pop(nonce, ()):
-                    self._pending.pop(h, None)
+                    if self._pending.pop(h, None) is not None:
+                        dropped.append((h, Reason.NONCE_CHECK_FAIL))
         self._nonces_by_block.append((number, nonces))
         while self._nonces_by_block and self._nonces_by_block[0][0] <= number - self._nonce_memory:
             _, old = self._nonces_by_block.popleft()
             self._chain_nonces.difference_update(old)
         if self._min_limit > number:
-            return  # nothing can have expired: no O(pool) scan per block
+            return dropped  # nothing can have expired: no O(pool) scan per block
         expired = []
         low = 1 << 64
         for h, v in self._pending.items():
@@ -302,6 +310,8 @@ class TxPool:
             vtx = self._pending.pop(h)
             self._forget_nonce(vtx.tx.tx.nonce, h)
         self._min_limit = low
+        dropped.extend((h, Reason.BLOCK_LIMIT_CHECK_FAIL) for h in expired)
+        return dropped
 
     def _forget_nonce(self, nonce: str, tx_hash: bytes) -> None:
         """``tx_hash`` (nonce ``nonce``) left the pool: a rival may now hold the nonce."""

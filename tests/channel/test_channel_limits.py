@@ -240,6 +240,54 @@ async def test_receipt_pushed_at_commit_and_watches_bounded(start: Any, certs: C
 
 
 @pytest.mark.asyncio
+async def test_a_watched_tx_that_loses_its_nonce_gets_a_failed_push(start: Any, certs: Certs) -> None:  # noqa: E501
+    """A tx the pool drops at a commit (another tx took its nonce, or its block limit
+    passed) is pushed as a receipt with FISCO's status (0xf, 0x10), and not watched on."""
+    go, ledger = start
+    server = await go()
+    c = await dial(server, certs)
+    key = KeyPair.from_secret(b"\x23" * 32)
+    seqs, hashes = [], []
+    for name in ("erin", "fred"):
+        raw = ledger.tx(key, "userAdd", [name, 10]).encode()
+        seqs.append(c.send(0x12, rpc("sendRawTransaction", [GROUP, "0x" + raw.hex()])))
+        hashes.append(bytes.fromhex((await c.recv())[3]["result"][2:]))
+    assert len(server._watch) == 2
+    dropped = [(hashes[0], "NonceCheckFail"), (hashes[1], "BlockLimitCheckFail")]
+    server.on_commit(1, [], dropped)
+    for seq, tx_hash, status in zip(seqs, hashes, ("0xf", "0x10"), strict=True):
+        kind, got, result, body = await c.recv()
+        assert (kind, got, result) == (0x1000, seq, 0)
+        assert body["transactionHash"] == "0x" + tx_hash.hex() and body["status"] == status
+    assert not server._watch and server.stats["receipts_failed"] == 2
+    c.close()
+
+
+@pytest.mark.asyncio
+async def test_an_already_known_tx_is_watched_for_both_clients(start: Any, certs: Certs) -> None:
+    """Two clients send one tx: the second is answered 10004 AlreadyKnown, and both get
+    the receipt when it commits."""
+    go, ledger = start
+    server = await go()
+    first, second = await dial(server, certs), await dial(server, certs)
+    raw = ledger.tx(KeyPair.from_secret(b"\x24" * 32), "userAdd", ["gina", 10]).encode()
+    request = rpc("sendRawTransaction", [GROUP, "0x" + raw.hex()])
+    seq1 = first.send(0x12, request)
+    tx_hash = (await first.recv())[3]["result"]
+    seq2 = second.send(0x12, request)
+    assert (await second.recv())[3]["error"]["code"] == 10004
+    block = ledger.commit()
+    server.on_commit(block.number, block.tx_hashes())
+    for c, seq in ((first, seq1), (second, seq2)):
+        kind, got, _, receipt = await c.recv()
+        assert (kind, got, receipt["transactionHash"]) == (0x1000, seq, tx_hash)
+        assert receipt["status"] == "0x0"
+    assert not server._watch
+    first.close()
+    second.close()
+
+
+@pytest.mark.asyncio
 async def test_a_client_that_reads_nothing_is_aborted(start: Any, certs: Certs) -> None:
     go, _ = start
     server = await go(max_write_buffer=64 * 1024)

@@ -138,7 +138,7 @@ def test_committing_a_peer_tx_evicts_our_tx_with_the_same_nonce() -> None:
     pool = make_pool()
     mine = pool.admit(raw_tx(nonce="same"), 0)
     theirs = make_pool().admit(raw_tx(nonce="same", key=OTHER), 0)
-    pool.on_commit(1, [theirs.tx])
+    assert pool.on_commit(1, [theirs.tx]) == [(mine.hash, Reason.NONCE_CHECK_FAIL)]
     assert mine.hash not in pool and len(pool) == 0
 
 
@@ -155,7 +155,7 @@ def test_a_proposal_tx_is_admitted_beside_a_pending_rival_and_one_commit_evicts_
     theirs = pool.admit_for_proposal(theirs_raw, 0)  # a proposal names it: the block decides
     assert mine.hash in pool and theirs.hash in pool and len(pool) == 2
     assert [v.hash for v in pool.seal(10, 1)] == [mine.hash], "never two of one nonce"
-    pool.on_commit(1, [theirs.tx])
+    assert pool.on_commit(1, [theirs.tx]) == [(mine.hash, Reason.NONCE_CHECK_FAIL)]
     assert len(pool) == 0, "the loser left with the winner"
     for raw in (raw_tx(nonce="k"), theirs_raw):
         with pytest.raises(TxRejected):
@@ -166,13 +166,13 @@ def test_a_rival_takes_over_the_nonce_when_the_first_holder_expires() -> None:
     pool = make_pool()
     first = pool.admit(raw_tx(nonce="k", block_limit=5), 0)
     rival = pool.admit_for_proposal(raw_tx(nonce="k", block_limit=50, key=OTHER), 0)
-    pool.on_commit(5, [])  # first expires at block 5
+    assert pool.on_commit(5, []) == [(first.hash, Reason.BLOCK_LIMIT_CHECK_FAIL)]  # expired
     assert first.hash not in pool and rival.hash in pool
     assert [v.hash for v in pool.seal(10, 6)] == [rival.hash]
     with pytest.raises(TxRejected) as exc:
         pool.admit(raw_tx(nonce="k", block_limit=60), 5)
     assert exc.value.reason is Reason.NONCE_CHECK_FAIL, "the rival now holds the nonce"
-    pool.on_commit(6, [rival.tx])
+    assert pool.on_commit(6, [rival.tx]) == [], "a committed tx is not dropped"
     assert len(pool) == 0
 
 

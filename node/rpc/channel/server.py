@@ -11,9 +11,12 @@ in order and one that sends faster than the node serves is slowed by TCP.
 
 A ``sendRawTransaction`` the node accepted is watched: when a block holding it commits,
 the runtime calls :meth:`ChannelServer.on_commit` and the pusher task sends the receipt
-(type 0x1000) on the request's seq; it also sends a block-number notify (0x1001) to the
-connections that asked for it. Pushes never wait for a client: a connection whose unsent
-output passes ``max_write_buffer`` bytes is aborted.
+(type 0x1000) on the request's seq; when the pool drops it instead (another tx took
+its nonce, its block limit passed) a failed receipt (status 0xf, 0x10). A tx answered
+``10004 AlreadyKnown`` is watched too (the node had it by gossip). The pusher also
+sends a block-number notify (0x1001) to the connections that asked for it. Pushes never
+wait for a client: a connection whose unsent output passes ``max_write_buffer`` bytes is
+aborted.
 
 Admission. At most ``max_connections`` connections are served, counted from the TCP
 accept (TLS handshakes included), and at most ``max_handshakes`` of them may still be in
@@ -40,6 +43,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
+from node.ledger.tx import tx_hash as raw_tx_hash
 from node.rpc import metrics as prom
 from node.rpc.channel.frames import (
     CLOSES,
@@ -52,6 +56,7 @@ from node.rpc.channel.frames import (
     encode_frame,
     parse_header,
 )
+from node.rpc.errors import ErrorCode
 from node.rpc.fisco import FISCO_VERSION
 from node.rpc.jsonrpc import Dispatcher, decode_body, dumps
 from node.rpc.methods import METHODS
@@ -124,8 +129,9 @@ class ChannelServer:
         self._accepter: asyncio.Task[None] | None = None
         self._conns: dict[asyncio.Task[Any], _Conn] = {}
         self._handshaking: dict[asyncio.Task[Any], _Conn] = {}  # oldest first, pre-TLS
-        self._watch: dict[bytes, tuple[_Conn, bytes, float]] = {}  # tx hash -> who waits
-        self._commits: deque[tuple[int, Sequence[bytes]]] = deque()
+        # tx hash -> who waits (connection, seq, since); two clients may send one tx
+        self._watch: dict[bytes, list[tuple[_Conn, bytes, float]]] = {}
+        self._commits: deque[tuple[int, Sequence[bytes], Sequence[tuple[bytes, str]]]] = deque()
         self._wake = asyncio.Event()
         self._pusher: asyncio.Task[None] | None = None
         self._last_sweep = time.monotonic()
@@ -133,7 +139,7 @@ class ChannelServer:
         """frames_in, frames_out, connections, receipts_pushed, notifies, and each error
         code's name (``frame_too_large``...), ``evicted``, ``handshake_evicted``,
         ``refused``, ``tls_failed``, ``accept_failed``,
-        ``slow_reader``, ``timeout``."""
+        ``slow_reader``, ``timeout``; ``receipts_failed`` (a watched tx dropped)."""
 
     @property
     def port(self) -> int:
@@ -213,6 +219,11 @@ class ChannelServer:
                 "Receipts pushed (type 0x1000) at commit.",
                 st["receipts_pushed"],
             ),
+            prom.counter(
+                "ledgerlab_channel_receipts_failed_total",
+                "Failed receipts pushed (status 0xf, 0x10): a watched tx the pool dropped.",
+                st["receipts_failed"],
+            ),
             prom.gauge(
                 "ledgerlab_channel_receipts_waiting",
                 "Accepted channel transactions whose receipt is still to be pushed.",
@@ -230,9 +241,18 @@ class ChannelServer:
 
     # -- the runtime's side ------------------------------------------------------------
 
-    def on_commit(self, number: int, tx_hashes: Sequence[bytes]) -> None:
-        """A block committed (called by the runtime; cheap, never raises, never waits)."""
-        self._commits.append((number, tx_hashes))
+    def on_commit(
+        self,
+        number: int,
+        tx_hashes: Sequence[bytes],
+        dropped: Sequence[tuple[bytes, str]] = (),
+    ) -> None:
+        """A block committed (called by the runtime; cheap, never raises, never waits).
+
+        ``dropped``: the transactions the node's pool dropped at this commit without
+        committing them, each with the FISCO txpool name of why (``NonceCheckFail``,
+        ``BlockLimitCheckFail``): their watchers get a failed receipt push."""
+        self._commits.append((number, tx_hashes, dropped))
         self._wake.set()
 
     # -- connections -------------------------------------------------------------------
@@ -332,10 +352,19 @@ class ChannelServer:
 
     def _drop(self, conn: _Conn) -> None:
         for seq, tx_hash in conn.pending.items():
-            entry = self._watch.get(tx_hash)
-            if entry is not None and entry[0] is conn and entry[1] == seq:
-                del self._watch[tx_hash]
+            watchers = self._watch.get(tx_hash)
+            if watchers is not None:
+                watchers[:] = [w for w in watchers if w[0] is not conn or w[1] != seq]
+                if not watchers:
+                    del self._watch[tx_hash]
         conn.pending.clear()
+
+    def _unwatch(self, tx_hash: bytes) -> list[tuple[_Conn, bytes, float]]:
+        """End every watch of ``tx_hash``; the watchers still connected."""
+        watchers = self._watch.pop(tx_hash, [])
+        for conn, seq, _ in watchers:
+            conn.pending.pop(seq, None)
+        return [w for w in watchers if not w[0].closed]
 
     async def _one_frame(self, reader: asyncio.StreamReader, conn: _Conn) -> bool:
         """Read and answer one frame; False when the connection should close."""
@@ -424,19 +453,17 @@ class ChannelServer:
             return
         self._send(conn, FrameType.RPC, seq, out)
         if watch and "id" in message:
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                result = json.loads(out).get("result")
-                if type(result) is str and len(result) == 66 and result.startswith("0x"):
-                    self._register(conn, seq, bytes.fromhex(result[2:]))
+            tx_hash = _watched_hash(message, out)
+            if tx_hash is not None:
+                self._register(conn, seq, tx_hash)
 
     def _register(self, conn: _Conn, seq: bytes, tx_hash: bytes) -> None:
         conn.pending[seq] = tx_hash
-        self._watch[tx_hash] = (conn, seq, time.monotonic())
+        self._watch.setdefault(tx_hash, []).append((conn, seq, time.monotonic()))
         receipt = self._receipt(tx_hash)
         if receipt is not None:  # committed already (a fast chain): push it now
-            self._watch.pop(tx_hash, None)
-            conn.pending.pop(seq, None)
-            self._push_receipt(conn, seq, receipt)
+            for watcher, wseq, _ in self._unwatch(tx_hash):
+                self._push_receipt(watcher, wseq, receipt)
 
     # -- pushes ------------------------------------------------------------------------
 
@@ -445,24 +472,30 @@ class ChannelServer:
             await self._wake.wait()
             self._wake.clear()
             while self._commits:
-                number, hashes = self._commits.popleft()
+                number, hashes, dropped = self._commits.popleft()
                 try:
-                    self._pushes(number, hashes)
+                    self._pushes(number, hashes, dropped)
                 except Exception as exc:  # a bug of ours: counted, the loop goes on
                     self.dispatcher.internal_error(exc)
                 await asyncio.sleep(0)
 
-    def _pushes(self, number: int, hashes: Sequence[bytes]) -> None:
+    def _pushes(
+        self, number: int, hashes: Sequence[bytes], dropped: Sequence[tuple[bytes, str]]
+    ) -> None:
         if self._watch:
             for tx_hash in hashes:
-                entry = self._watch.pop(tx_hash, None)
-                if entry is None:
+                if tx_hash not in self._watch:
                     continue
-                conn, seq, _ = entry
-                conn.pending.pop(seq, None)
                 receipt = self._receipt(tx_hash)
-                if receipt is not None and not conn.closed:
-                    self._push_receipt(conn, seq, receipt)
+                for conn, seq, _ in self._unwatch(tx_hash):
+                    if receipt is not None:
+                        self._push_receipt(conn, seq, receipt)
+            for tx_hash, why in dropped:
+                if tx_hash in self._watch:
+                    failed = _failed_receipt(tx_hash, why, number)
+                    for conn, seq, _ in self._unwatch(tx_hash):
+                        self._send(conn, FrameType.TX_RECEIPT, seq, failed)
+                        self.stats["receipts_failed"] += 1
         # Protocol 1 (no handshake: python-sdk) takes "group,number", later ones JSON;
         # SDKs listen for it on the seq of 32 ASCII zeros.
         group: Any = int(self.group) if self.group.isdigit() else self.group
@@ -476,10 +509,9 @@ class ChannelServer:
         now = time.monotonic()
         if now - self._last_sweep > 60.0:
             self._last_sweep = now
-            for tx_hash, (conn, seq, since) in list(self._watch.items()):
-                if now - since > PENDING_TTL:
-                    del self._watch[tx_hash]
-                    conn.pending.pop(seq, None)
+            for tx_hash, watchers in list(self._watch.items()):
+                if now - watchers[0][2] > PENDING_TTL:
+                    self._unwatch(tx_hash)
 
     def _receipt(self, tx_hash: bytes) -> bytes | None:
         """The receipt as getTransactionReceipt renders it (JSON), None if not committed."""
@@ -521,6 +553,44 @@ class ChannelServer:
             return
         async with asyncio.timeout(self.write_timeout):
             await conn.writer.drain()
+
+
+DROPPED_STATUS = {"NonceCheckFail": "0xf", "BlockLimitCheckFail": "0x10"}
+"""FISCO BCOS 2.x receipt status (TransactionException) of a tx its pool dropped."""
+
+DROPPED_MESSAGE = {
+    "NonceCheckFail": "another transaction with this nonce (randomid) committed",
+    "BlockLimitCheckFail": "its block limit passed before it was included",
+}
+
+
+def _failed_receipt(tx_hash: bytes, why: str, number: int) -> bytes:
+    """The push for a watched transaction that will never commit: a receipt-shaped body
+    whose ``status`` is FISCO's code for why (Caliper and the SDKs read ``status``)."""
+    body = {
+        "transactionHash": "0x" + tx_hash.hex(),
+        "status": DROPPED_STATUS.get(why, "0x1"),
+        "output": "0x",
+        "message": f"{why}: {DROPPED_MESSAGE.get(why, 'dropped from the pool')} "
+        f"(at block {number}); the transaction will not commit",
+    }
+    return dumps(body).encode("ascii")
+
+
+def _watched_hash(request: dict[str, Any], reply: bytes) -> bytes | None:
+    """The hash to watch after a sendRawTransaction: the one the reply gives, or, for
+    ``10004 AlreadyKnown`` (this node had the tx already, by gossip say), the request's
+    own, so the client still gets the receipt when it commits."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError, IndexError, KeyError):
+        answer = json.loads(reply)
+        result = answer.get("result")
+        if type(result) is str and len(result) == 66 and result.startswith("0x"):
+            return bytes.fromhex(result[2:])
+        if answer["error"]["code"] == ErrorCode.AlreadyKnown:
+            raw = request["params"][1]
+            if type(raw) is str and raw[:2] in ("0x", "0X"):
+                return raw_tx_hash(bytes.fromhex(raw[2:]))
+    return None
 
 
 def _close_unserved(conn: _Conn, _task: object) -> None:
