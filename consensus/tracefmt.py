@@ -52,10 +52,13 @@ RECORD_KINDS: tuple[str, ...] = (
     "membership",
     "crash",
     "restart",
+    "stop",
     "txs_arrive",
 )
 """Every kind a writer may emit (a reader skips kinds it does not know: additions to
 version 1 only add kinds and fields)."""
+LIVE_ONLY_KINDS = ("stop",)
+"""Kinds only a live chain writes (the launcher's record of a clean stop)."""
 
 NodeIds = Callable[[int], int]
 """Sealer index (as the sender's replica numbers it) -> node id."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -298,7 +298,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         chain = load_chain(root)
         _check_up_options(args, chain)
     with console.status(f"starting {len(chain.nodes)} nodes…"):
-        result = cluster.start_nodes(chain, timeout=args.timeout, env=_trace_env(args))
+        env = _trace_env(args, chain.nodes)
+        result = cluster.start_nodes(chain, timeout=args.timeout, env=env)
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")
     if not result.started:
@@ -324,13 +325,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trace_env(args: argparse.Namespace) -> Callable[[NodeEntry], dict[str, str]] | None:
-    """With --trace, each started node appends its trace to NODE/data/trace.jsonl."""
-    if not args.trace:
-        return None
-    from scripts.trace.live import trace_env
+def _trace_env(
+    args: argparse.Namespace, nodes: Sequence[NodeEntry]
+) -> Callable[[NodeEntry], dict[str, str]]:
+    """Each started node whose tracing is on appends its trace to NODE/data/trace.jsonl.
+    --trace turns it on for ``nodes`` and --no-trace off, for this and every later start
+    (NODE/data/trace.on); without either, a node keeps what it had."""
+    from scripts.trace import live
 
-    return trace_env
+    if args.trace and args.no_trace:
+        raise CommandError("give --trace or --no-trace, not both")
+    if args.trace or args.no_trace:
+        for node in nodes:
+            live.remember(node, on=bool(args.trace))
+    return live.env_for_started
+
+
+def _record_stops(nodes: Sequence[NodeEntry], report: dict[str, str], how: str) -> None:
+    """A ``stop`` record in the trace of each tracing node the launcher stopped."""
+    from scripts.trace.live import write_stop
+
+    for node in nodes:
+        if not report.get(node.name, "not running").startswith("not running"):
+            write_stop(node, how)
 
 
 def _check_up_options(args: argparse.Namespace, chain: Chain) -> None:
@@ -368,6 +385,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     with console.status("stopping nodes…"):
         report = procs.stop_nodes(chain.nodes, timeout=args.timeout)
+    _record_stops(chain.nodes, report, "down")
     stopped = [name for name, what in report.items() if not what.startswith("not running")]
     for name, what in report.items():
         console.print(f"{name}: {what}")
@@ -387,6 +405,7 @@ def cmd_stop_node(args: argparse.Namespace) -> int:
             f"{node.name} is not running", hint=f"start it with `ledgerlab start-node {node.index}`"
         )
     report = procs.stop_nodes([node], timeout=args.timeout)
+    _record_stops([node], report, "stop-node")
     console.print(f"{node.name}: {report[node.name]}")
     _print_fault_budget(chain)
     return 0
@@ -422,7 +441,8 @@ def cmd_start_node(args: argparse.Namespace) -> int:
             f"ledgerlab observers add {node.name}"
         )
     with console.status(f"starting {node.name}…"):
-        result = cluster.start_nodes(chain, [node], timeout=args.timeout, env=_trace_env(args))
+        env = _trace_env(args, [node])
+        result = cluster.start_nodes(chain, [node], timeout=args.timeout, env=env)
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}")
     if node.name in result.already:
@@ -584,8 +604,13 @@ _NODE_INDEX = arg("index", type=int, metavar="I", help="node index (node I)")
 _TRACE = arg(
     "--trace",
     action="store_true",
-    help="started nodes append a trace to NODE/data/trace.jsonl; merge them with "
-    "`ledgerlab trace` (docs/trace-format.md)",
+    help="started nodes append a trace to NODE/data/trace.jsonl, now and at every later "
+    "start until --no-trace; merge them with `ledgerlab trace` (docs/trace-format.md)",
+)
+_NO_TRACE = arg(
+    "--no-trace",
+    action="store_true",
+    help="started nodes stop tracing (now and at later starts)",
 )
 
 VERBS: tuple[Verb, ...] = (
@@ -623,6 +648,7 @@ VERBS: tuple[Verb, ...] = (
             partial(_add_init_options, defaults=False),
             _start_timeout("all nodes"),
             _TRACE,
+            _NO_TRACE,
         ),
     ),
     Verb(
@@ -644,7 +670,7 @@ VERBS: tuple[Verb, ...] = (
         "start one stopped node; it catches up from its peers",
         "ledgerlab start-node 3\nledgerlab start-node 3 --trace",
         cmd_start_node,
-        (add_dir, _NODE_INDEX, _start_timeout("it"), _TRACE),
+        (add_dir, _NODE_INDEX, _start_timeout("it"), _TRACE, _NO_TRACE),
     ),
     Verb(
         "status",

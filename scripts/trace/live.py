@@ -11,17 +11,21 @@ clocks and order").
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from consensus.tracefmt import header
-from node.runtime.tracing import TRACE_ENV
+from node.runtime.tracing import TRACE_ENV, node_number
 from scripts.launcher.layout import Chain, NodeEntry
 from scripts.trace.schema import TraceError, check_header, parse_record
 
 TRACE_NAME = "trace.jsonl"
+TRACING_FLAG = "trace.on"
+"""``NODE/data/trace.on``: this node traces whenever the launcher starts it (written by
+``up --trace`` / ``start-node --trace``, removed by ``--no-trace``)."""
 
 
 def trace_path(node: NodeEntry) -> Path:
@@ -31,6 +35,39 @@ def trace_path(node: NodeEntry) -> Path:
 def trace_env(node: NodeEntry) -> dict[str, str]:
     """The environment that makes ``node`` write its trace (for ``procs.spawn``)."""
     return {TRACE_ENV: str(trace_path(node).resolve())}
+
+
+def remembers(node: NodeEntry) -> bool:
+    """Whether ``node`` is to trace when started (its ``trace.on`` flag)."""
+    return (node.home / "data" / TRACING_FLAG).is_file()
+
+
+def remember(node: NodeEntry, on: bool) -> None:
+    """Turn ``node``'s tracing on or off for every later start, until changed again."""
+    flag = node.home / "data" / TRACING_FLAG
+    if on:
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
+def env_for_started(node: NodeEntry) -> dict[str, str]:
+    """``trace_env`` for a node whose flag is on, nothing for the others."""
+    return trace_env(node) if remembers(node) else {}
+
+
+def write_stop(node: NodeEntry, how: str) -> bool:
+    """Append a ``stop`` record to a tracing node's file once the launcher has stopped
+    its process (no one else writes the file then). False when the node does not trace
+    or its number cannot be told from its name."""
+    number = node_number(node.name)
+    if not remembers(node) or number is None or not trace_path(node).is_file():
+        return False
+    record = {"ev": "stop", "t": time.time_ns() // 1000, "node": number, "how": how}
+    with open(trace_path(node), "a", encoding="utf-8") as fh:
+        fh.write(encode(record) + "\n")
+    return True
 
 
 @dataclass

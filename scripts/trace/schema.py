@@ -65,6 +65,7 @@ REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
     "membership": {"height": _INT, "sealers": _LIST},
     "crash": {},
     "restart": {},
+    "stop": {"how": _STR},
     "txs_arrive": {"available": _INT},
 }
 """Per kind, the fields every record of it has, with their JSON types."""

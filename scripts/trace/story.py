@@ -47,7 +47,7 @@ def height_story(header: Record, records: list[Record], height: int) -> Story:
                 teller.tell(rec)
             teller.note_state(rec)
             continue
-        if ev in ("crash", "restart", "membership", "request_sync"):
+        if ev in ("crash", "stop", "restart", "membership", "request_sync"):
             if _node_event_concerns(rec, at.get(node, 1), height, node in syncing):
                 teller.tell(rec)
         elif ev in _ABOUT_HEIGHT and rec.get("height") == height:
@@ -63,7 +63,7 @@ def _node_event_concerns(rec: Record, at: int, height: int, syncs_it: bool) -> b
     ev = rec["ev"]
     if at == height or (ev == "membership" and rec["height"] == height):
         return True
-    if ev in ("crash", "restart"):
+    if ev in ("crash", "stop", "restart"):
         return syncs_it and at <= height
     return ev == "request_sync" and int(rec.get("target", 0)) >= height >= at
 
@@ -140,7 +140,7 @@ def view_change_story(header: Record, records: list[Record], view: int) -> Story
     for rec in records:
         ev = rec["ev"]
         if rec.get("view") != view:
-            if ev in ("crash", "restart"):
+            if ev in ("crash", "stop", "restart"):
                 teller.tell(rec)
         else:
             about_view = ev in ("timer", "state") or rec.get("type") in ("ViewChange", "NewView")

@@ -493,6 +493,18 @@ class Teller:
             "saved state",
         )
 
+    def _stop(self, rec: Record) -> None:
+        self.add(
+            rec,
+            "mark",
+            rec["node"],
+            None,
+            "STOPPED",
+            style="bold red",
+            note=f"{self.name(rec['node'])} is stopped cleanly (`ledgerlab {rec.get('how')}`): "
+            "its chain and saved state are on disk, it sends nothing until it starts again",
+        )
+
     def _restart(self, rec: Record) -> None:
         self.add(
             rec,

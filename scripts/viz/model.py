@@ -40,8 +40,10 @@ MARKS = (
     "timeout",
     "newview",
     "membership",
+    "stop",
 )
-"""Events drawn on a node's lane at the instant they happen."""
+"""Events drawn on a node's lane at the instant they happen (``stop``: a live node the
+launcher stopped; down like a crash until its ``restart``)."""
 
 FLAG_EQUIVOCATION = 1
 """A PrePrepare whose sender sent another proposal for the same (view, height)."""
@@ -568,9 +570,9 @@ class _Builder:
                         "view": r.get("view"),
                         "proposal": self.proposal_label.get(block_proposal.get(block, "")),
                     }
-            elif ev == "crash":
+            elif ev in ("crash", "stop"):
                 s.up, s.phase = False, "down"
-                mark(t, i, "crash")
+                mark(t, i, ev)
             elif ev == "restart":
                 s.up, s.phase = True, "idle"
                 mark(t, i, "restart")

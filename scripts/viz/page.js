@@ -144,8 +144,8 @@
     const kind = MARKS[MK.k[i]], d = MK.d[i] >= 0 ? ": " + STR[MK.d[i]] : "";
     const words = { executed: "executed", invalid: "found the proposal INVALID", prepared: "is PREPARED",
       committed: "COMMITS", synced: "synced", crash: "CRASHES", restart: "restarts",
-      timeout: "TIMES OUT", newview: "enters the new view", membership: "changes sealers" };
-    const bad = kind === "crash" || kind === "timeout" || kind === "invalid";
+      timeout: "TIMES OUT", newview: "enters the new view", membership: "changes sealers", stop: "is STOPPED" };
+    const bad = kind === "crash" || kind === "stop" || kind === "timeout" || kind === "invalid";
     return [name(MK.n[i]) + " " + (words[kind] || kind) + d, bad ? "k-bad" : "k-mark"];
   }
 
@@ -161,7 +161,7 @@
   $("legend").innerHTML = Object.keys(COLORS).map((k) =>
     '<span><i class="sw" style="background:' + COLORS[k] + '"></i>' + k + "</span>").join("") +
     '<span class="wide"><i class="sw" style="background:#db2777;height:6px"></i>conflicting message from a Byzantine node (equivocation / double vote)</span>' +
-    '<span class="wide">lane marks: <b style="color:#16a34a">&#9670;</b> prepared, <b style="color:#ea580c">&#9679;</b> committed, <b style="color:#0891b2">&#9632;</b> synced, <b style="color:#dc2626">&#9650;</b> timer fired, <b style="color:#9333ea">|</b> new view, <b>&#215;</b> crash / lost</span>';
+    '<span class="wide">lane marks: <b style="color:#16a34a">&#9670;</b> prepared, <b style="color:#ea580c">&#9679;</b> committed, <b style="color:#0891b2">&#9632;</b> synced, <b style="color:#dc2626">&#9650;</b> timer fired, <b style="color:#9333ea">|</b> new view, <b>&#215;</b> crash / stop / lost</span>';
   const speeds = [["2 ms / s", 2000], ["5 ms / s", 5000], ["10 ms / s", 10000], ["20 ms / s", 20000],
     ["50 ms / s", 50000], ["100 ms / s", 100000], ["250 ms / s", 250000], ["1 s / s", 1000000]];
   $("speed").innerHTML = speeds.map(([l, v]) => '<option value="' + v + '"' + (v === 20000 ? " selected" : "") + ">" + l + "</option>").join("");
@@ -384,7 +384,7 @@
     else if (kind === "synced") { ctx.fillStyle = "#0891b2"; ctx.fillRect(x - 5, y - 5, 10, 10); }
     else if (kind === "timeout") { ctx.fillStyle = "#dc2626"; ctx.beginPath(); ctx.moveTo(x, y - 8); ctx.lineTo(x + 7, y + 5); ctx.lineTo(x - 7, y + 5); ctx.fill(); }
     else if (kind === "newview") { ctx.strokeStyle = "#9333ea"; ctx.lineWidth = 3; ctx.beginPath(); ctx.moveTo(x, y - laneH / 2 + 3); ctx.lineTo(x, y + laneH / 2 - 3); ctx.stroke(); }
-    else if (kind === "crash") { ctx.strokeStyle = "#1f2933"; ctx.lineWidth = 3; ctx.beginPath(); ctx.moveTo(x - 7, y - 7); ctx.lineTo(x + 7, y + 7); ctx.moveTo(x - 7, y + 7); ctx.lineTo(x + 7, y - 7); ctx.stroke(); }
+    else if (kind === "crash" || kind === "stop") { ctx.strokeStyle = "#1f2933"; ctx.lineWidth = 3; ctx.beginPath(); ctx.moveTo(x - 7, y - 7); ctx.lineTo(x + 7, y + 7); ctx.moveTo(x - 7, y + 7); ctx.lineTo(x + 7, y - 7); ctx.stroke(); }
     else if (kind === "restart") { ctx.fillStyle = "#1f2933"; ctx.beginPath(); ctx.moveTo(x - 5, y - 6); ctx.lineTo(x + 6, y); ctx.lineTo(x - 5, y + 6); ctx.fill(); }
     else if (kind === "invalid") { ctx.strokeStyle = "#dc2626"; ctx.strokeRect(x - 4, y - 4, 8, 8); }
     else if (kind === "executed") { ctx.fillStyle = "#64748b"; ctx.fillRect(x - 2, y - 2, 4, 4); }
@@ -510,14 +510,14 @@
     $("scrub").value = String(warp(now));
     drawTimeline();
   }
-  // when each node was down: from its crash mark to its next restart (or the end), the
+  // when each node was down: from its crash (or stop) mark to its next restart (or the end), the
   // grey timeline bars (a fault caption lasts only a moment)
   const DOWN = [];
   {
     const since = new Map();
     for (let j = 0; j < MK.t.length; j++) {
       const kind = MARKS[MK.k[j]], n = MK.n[j];
-      if (kind === "crash" && !since.has(n)) since.set(n, MK.t[j]);
+      if ((kind === "crash" || kind === "stop") && !since.has(n)) since.set(n, MK.t[j]);
       else if (kind === "restart" && since.has(n)) { DOWN.push([since.get(n), MK.t[j]]); since.delete(n); }
     }
     for (const t0 of since.values()) DOWN.push([t0, META.end]);
@@ -584,7 +584,8 @@
   function markTip(j) {
     const kind = MARKS[MK.k[j]], words = { executed: "executed the proposal", invalid: "found the proposal INVALID (no vote)",
       prepared: "is PREPARED", committed: "COMMITS", synced: "got a block by sync", crash: "CRASHES", restart: "restarts",
-      timeout: "view-change timer fired", newview: "enters a new view", membership: "sees a new sealer list" };
+      timeout: "view-change timer fired", newview: "enters a new view", membership: "sees a new sealer list",
+      stop: "is STOPPED (a clean stop: stop-node or down)" };
     return "<b>" + esc(name(MK.n[j])) + "</b> " + (words[kind] || kind) + "<br>" +
       (MK.d[j] >= 0 ? esc(STR[MK.d[j]]) + "<br>" : "") + "at " + ms(MK.t[j]);
   }

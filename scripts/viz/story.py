@@ -71,8 +71,8 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
     times, mnodes, mkinds, _ = data["marks"]
     crash_started: dict[int, int] = {}
     for t, node, k in zip(times, mnodes, mkinds, strict=True):
-        if kinds[k] == "crash":
-            crash_started[node] = t
+        if kinds[k] in ("crash", "stop"):
+            crash_started.setdefault(node, t)
         elif kinds[k] == "restart" and node in crash_started:
             down_at[node].append((crash_started.pop(node), t))
     for node, t in crash_started.items():
@@ -260,6 +260,18 @@ def captions(data: dict[str, Any], leader_period: int = 1) -> list[dict[str, Any
                     "title": f"{name(node)} crashes",
                     "text": f"{name(node)} stops: it sends and receives nothing until it "
                     "restarts. With f = "
+                    f"{f}, the other nodes can go on without it.",
+                }
+            )
+        elif kind == "stop":
+            notes.append(
+                {
+                    "t0": t,
+                    "t1": t + 150_000,
+                    "kind": "fault",
+                    "title": f"{name(node)} is stopped",
+                    "text": f"{name(node)} was stopped cleanly (ledgerlab stop-node or down): "
+                    "it sends and receives nothing until it starts again. With f = "
                     f"{f}, the other nodes can go on without it.",
                 }
             )

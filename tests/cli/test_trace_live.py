@@ -112,3 +112,46 @@ def test_live_equivocation_is_marked_and_explained(
     shown = run_cli("explain", str(out), "--height", str(height), cwd=tmp_path)
     assert shown.code == 0, shown.err
     assert "EQUIVOCATES" in shown.out and "proof of equivocation" in " ".join(shown.out.split())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_traced_node_keeps_tracing_across_stop_and_start(
+    tmp_path: Path, ports: tuple[int, int], chain_root: Path
+) -> None:
+    """`up --trace`, then `stop-node 3` and a plain `start-node 3`: node3 traces again,
+    its clean stop is a `stop` record, and the viewer draws its lane down in between."""
+    from scripts.viz import page_data
+
+    d = start_traced_chain(tmp_path, ports, chain_root)
+    assert (chain_root / "node3" / "data" / "trace.on").is_file()
+    assert run_cli("stop-node", "3", *d, cwd=tmp_path, timeout=60).code == 0
+    add = run_cli("asset", "add", "alice", "10", *d, cwd=tmp_path, timeout=120)
+    assert add.code == 0, add.err  # 3 of 4 sealers commit
+    start = run_cli("start-node", "3", *d, cwd=tmp_path, timeout=120)  # no --trace
+    assert start.code == 0, start.err
+    add = run_cli("asset", "add", "bob", "10", *d, cwd=tmp_path, timeout=120)
+    assert add.code == 0, add.err
+    time.sleep(1.0)  # past the nodes' 0.2 s flush
+    assert run_cli("down", *d, cwd=tmp_path, timeout=60).code == 0
+    out = tmp_path / "live.jsonl"
+    assert run_cli("trace", *d, "-o", str(out), cwd=tmp_path).code == 0
+
+    header, records = read_trace(out)
+    stops = [(r["node"], r["how"]) for r in records if r["ev"] == "stop"]
+    assert stops[0] == (3, "stop-node") and sorted(stops[1:]) == [(n, "down") for n in range(4)]
+    mine = [r for r in records if r.get("node") == 3]
+    at_stop = next(i for i, r in enumerate(mine) if r["ev"] == "stop")
+    after = mine[at_stop + 1 :]
+    assert after[0]["ev"] == "restart", after[:2]  # traced again without --trace
+    assert any(r["ev"] in ("recv", "synced", "phase") for r in after)
+    data = page_data(header, records)
+    kinds, (_, nodes, marks, _) = data["markKinds"], data["marks"]
+    lane3 = [kinds[k] for n, k in zip(nodes, marks, strict=True) if n == 3]
+    assert "stop" in lane3 and lane3.index("stop") < len(lane3) - 1 - lane3[::-1].index("restart")
+    assert any(c["title"] == "node3 is stopped" for c in data["captions"])
+
+    # --no-trace turns it off for later starts
+    assert run_cli("start-node", "3", "--no-trace", *d, cwd=tmp_path, timeout=120).code == 0
+    assert not (chain_root / "node3" / "data" / "trace.on").exists()
+    assert run_cli("down", *d, cwd=tmp_path, timeout=60).code == 0

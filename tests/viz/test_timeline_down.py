@@ -45,3 +45,27 @@ def test_no_grey_without_a_crash(browser: Any, tmp_path: Path) -> None:  # noqa:
     page, errors = _open(browser, html)
     assert page.evaluate(SHARE_OF_GREY) == 0
     assert not errors, errors
+
+
+def test_a_clean_stop_is_down_like_a_crash(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The leader-crash run with its crash written as a live `stop` record: the lane is
+    DOWN, grey on the timeline until the restart, and the caption says stopped."""
+    import json
+
+    lines = traces.leader_crash(tmp_path / "crash.jsonl").read_text().splitlines()
+    stopped = tmp_path / "stop.jsonl"
+    with open(stopped, "w") as fh:
+        for line in lines:
+            r = json.loads(line)
+            if r["ev"] == "crash":
+                r = {**r, "ev": "stop", "how": "stop-node"}
+            fh.write(json.dumps(r) + "\n")
+    assert '"stop"' in stopped.read_text() and '"crash"' not in stopped.read_text()
+    html = tmp_path / "stop.html"
+    write_page(stopped, html)
+    page, errors = _open(browser, html)
+    assert page.evaluate(SHARE_OF_GREY) > 0.6
+    page.evaluate("viz.seek(60000)")
+    assert "DOWN" in page.inner_text('.lane[data-node="1"]')
+    assert page.inner_text("#capTitle") == "node1 is stopped"
+    assert not errors, errors
