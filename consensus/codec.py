@@ -46,7 +46,27 @@ def unpack(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Any:
             max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises several unrelated types
-        raise DecodeError(f"not valid msgpack: {type(exc).__name__}") from None
+        raise DecodeError(f"not valid msgpack: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    """What is wrong, in words (error messages reach RPC clients: no class names)."""
+    if isinstance(exc, msgpack.ExtraData):
+        return "bytes after the value"
+    if isinstance(exc, msgpack.StackError):
+        return "nested too deep"
+    if isinstance(exc, msgpack.FormatError):
+        return "a byte that starts no msgpack value"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string that is not UTF-8"
+    text = str(exc)
+    if "incomplete input" in text:
+        return "truncated"
+    if "exceeds" in text:
+        return "a length over the limit"
+    if "map key" in text:
+        return "a map key that is not a string"
+    return "malformed"
 
 
 def expect_list(value: Any, length: int, what: str) -> list[Any]:

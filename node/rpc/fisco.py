@@ -3,7 +3,9 @@
 - ``call`` with ABI ``data``: when the first 4 bytes of ``data`` are the selector of a
   method of the precompile at ``to`` (node.ledger.fisco.abi.METHODS), the arguments are
   ABI-decoded strictly and the answer is FISCO's: the code ABI-encoded in ``output`` and
-  ``status`` 0x0 (:func:`abi_call`). Other ``data`` is ledgerlab's msgpack call data.
+  ``status`` 0x0 (:func:`abi_call`). Other ``data`` is ledgerlab's msgpack call data;
+  data that is neither is InvalidParams naming the unknown selector or the address
+  without a precompile (:func:`bad_call_data`).
 - ``getClientVersion``: ``Supported Version`` and ``FISCO-BCOS Version`` are
   :data:`FISCO_VERSION`, a version number the SDKs can parse.
 - ``getGroupList``: the group ids this node serves, as numbers when they are decimal.
@@ -48,6 +50,22 @@ def abi_call(backend: NodeBackend, to: bytes, data: bytes, sender: bytes | None)
     return render.call_result(
         {"block_number": res["block_number"], "status": status, "output": output}
     )
+
+
+PRECOMPILES = frozenset(to for to, _ in METHODS)
+
+
+def bad_call_data(to: bytes, data: bytes, native_error: str) -> str:
+    """Why ``call``'s ``data`` is neither ABI calldata of a known method of the
+    precompile at ``to`` nor native call data, in a client's terms."""
+    if to not in PRECOMPILES:
+        return f"no precompile at 0x{to.hex()} (data is neither ABI calldata nor call data)"
+    if len(data) >= SELECTOR_SIZE:
+        return (
+            f"unknown method selector 0x{data[:SELECTOR_SIZE].hex()} for the precompile at "
+            f"0x{to.hex()} (nor is data native call data: {native_error})"
+        )
+    return f"data is neither ABI calldata (no 4-byte selector) nor call data: {native_error}"
 
 
 def get_code(backend: NodeBackend, args: list[Any]) -> str:

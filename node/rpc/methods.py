@@ -125,7 +125,7 @@ def _call(backend: NodeBackend, args: list[Any]) -> Any:
         try:
             method, call_args = decode_call(data)
         except DecodeError as exc:
-            raise invalid_params(f"data is not call data: {exc}") from None
+            raise invalid_params(fisco.bad_call_data(to, data, str(exc))) from None
     elif "method" in req:
         method = p.text(req["method"], "method", max_bytes=MAX_NAME_BYTES)
         raw_args = req.get("args", [])

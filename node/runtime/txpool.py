@@ -172,8 +172,11 @@ class TxPool:
         for_proposal: bool = False,
         vet: Callable[[VerifiedTx], None] | None = None,
     ) -> VerifiedTx:
-        if len(raw) > self.max_tx_size:
-            raise TxRejected(Reason.MALFORMED, f"{len(raw)} bytes exceeds {self.max_tx_size}")
+        if len(raw) > self.max_tx_size:  # FISCO-format (an RLP list) messages say so
+            kind = "fisco tx: " if raw and raw[0] >= 0xC0 else "transaction of "
+            raise TxRejected(
+                Reason.MALFORMED, f"{kind}{len(raw)} bytes exceeds {self.max_tx_size}"
+            )
         try:
             stx = SignedTransaction.decode(raw)
         except DecodeError as exc:

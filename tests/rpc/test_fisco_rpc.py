@@ -57,3 +57,28 @@ async def test_malformed_fisco_tx_is_malformed_10003(dispatcher: Dispatcher) -> 
     got = await rpc(dispatcher, "sendRawTransaction", GROUP, "0x" + high_s.hex())
     assert got["error"]["code"] == 10003 == ErrorCode.Malformed
     assert "fisco tx" in got["error"]["message"]
+
+
+async def test_oversized_fisco_tx_message_starts_fisco_tx(dispatcher: Dispatcher) -> None:
+    raw = fs.fisco_tx(b"\x01" * 32, data=bytes(8200), block_limit=5)
+    got = await rpc(dispatcher, "sendRawTransaction", GROUP, "0x" + raw.hex())
+    assert got["error"]["code"] == 10003
+    assert got["error"]["message"].startswith(f"Malformed: fisco tx: {len(raw)} bytes exceeds 8192")
+
+
+async def test_call_with_unknown_abi_data_names_the_selector_or_address(
+    dispatcher: Dispatcher,
+) -> None:
+    """Data that is neither ABI calldata of a known method nor native call data: the
+    message says which, in a client's terms (no Python exception names)."""
+    unknown = fs.calldata("userBurn(string)", "alice")
+    cases = [
+        ("0x5002", unknown, f"unknown method selector 0x{unknown[:4].hex()} for the precompile"),
+        ("0x" + "ab" * 20, unknown, "no precompile at 0x" + "ab" * 20),
+        ("0x5002", b"\x01\x02", "not valid msgpack: bytes after the value"),
+    ]
+    for to, data, expected in cases:
+        got = await rpc(dispatcher, "call", GROUP, {"to": to, "data": "0x" + data.hex()})
+        message = got["error"]["message"]
+        assert got["error"]["code"] == ErrorCode.InvalidParams and expected in message
+        assert not any(name in message for name in ("ValueError", "Error:", "ExtraData"))

@@ -197,7 +197,7 @@ def decode_fisco_transaction(data: bytes) -> FiscoSignedTransaction:
             raise FiscoTxError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
     if len(data) > MAX_TX_SIZE:
-        raise FiscoTxError(f"fisco tx of {len(data)} bytes exceeds {MAX_TX_SIZE}")
+        raise FiscoTxError(f"fisco tx: {len(data)} bytes exceeds {MAX_TX_SIZE}")
     try:
         items, starts = rlp.decode_flat_list(data, max_items=FIELD_COUNT)
         if len(items) != FIELD_COUNT:
