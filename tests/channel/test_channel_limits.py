@@ -308,6 +308,49 @@ async def test_a_client_that_reads_nothing_is_aborted(start: Any, certs: Certs) 
 
 
 @pytest.mark.asyncio
+async def test_a_reply_never_drained_is_a_write_timeout(start: Any, certs: Certs) -> None:
+    """A client that sends requests but reads nothing: once its reply cannot leave for
+    ``write_timeout`` it is cut off, counted as write_timeout (not the reader's timeout)."""
+    go, _ = start
+    server = await go(write_timeout=0.5)
+    c = await dial(server, certs)
+    c.writer.transport.pause_reading()
+    batch = [rpc("getBlockByNumber", [GROUP, "0x0", True])] * 5000  # ~2 MB of replies
+    async with asyncio.timeout(90):
+        while not server.stats["write_timeout"]:
+            c.send(0x12, batch)
+            await asyncio.sleep(0.2)
+    assert server.stats["timeout"] == 0 and server.stats["slow_reader"] == 0
+    families = {m.name: m for m in server.metrics()}
+    samples = families["ledgerlab_channel_errors_total"].samples
+    assert {labels["reason"]: v for labels, v in samples}["write_timeout"] == 1
+    c.close()
+
+
+@pytest.mark.asyncio
+async def test_heartbeat_and_handshake_bodies(start: Any, certs: Certs) -> None:
+    """The documented heartbeat bodies are answered, any other is BadBody (204); a
+    handshake's clientType may be left out, but is a short string when given."""
+    go, _ = start
+    server = await go()
+    c = await dial(server, certs)
+    for body, reply in (({"heartBeat": "0"}, {"heartBeat": "1"}), ({}, {"heartBeat": "1"}),
+                        (0, 1), ("0", 1)):  # fmt: skip
+        seq = c.send(0x13, body)
+        assert (await c.recv())[1:] == (seq, 0, reply)
+    for body in ("zzz", 7, [0], None, False):
+        seq = c.send(0x13, body)
+        assert (await c.recv())[1:3] == (seq, 204)
+    for hello, result in (({"minimumSupport": 1, "maximumSupport": 3}, 0),
+                          ({"minimumSupport": 1, "maximumSupport": 3, "clientType": 5}, 204),
+                          ({"minimumSupport": 1, "maximumSupport": 3,
+                            "clientType": "x" * 257}, 204)):  # fmt: skip
+        seq = c.send(0x14, hello)
+        assert (await c.recv())[1:3] == (seq, result)
+    c.close()
+
+
+@pytest.mark.asyncio
 async def test_metrics_count_connections_frames_and_errors(start: Any, certs: Certs) -> None:
     go, _ = start
     server = await go()

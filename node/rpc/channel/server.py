@@ -138,8 +138,8 @@ class ChannelServer:
         self.stats: Counter[str] = Counter()
         """frames_in, frames_out, connections, receipts_pushed, notifies, and each error
         code's name (``frame_too_large``...), ``evicted``, ``handshake_evicted``,
-        ``refused``, ``tls_failed``, ``accept_failed``,
-        ``slow_reader``, ``timeout``; ``receipts_failed`` (a watched tx dropped)."""
+        ``refused``, ``tls_failed``, ``accept_failed``, ``slow_reader``, ``timeout``,
+        ``write_timeout``; ``receipts_failed`` (a watched tx dropped)."""
 
     @property
     def port(self) -> int:
@@ -189,6 +189,7 @@ class ChannelServer:
                 k: st[k]
                 for k in (
                     "timeout",
+                    "write_timeout",
                     "evicted",
                     "handshake_evicted",
                     "refused",
@@ -398,8 +399,17 @@ class ChannelServer:
         if kind == FrameType.RPC:
             await self._rpc(conn, seq, body)
         elif kind == FrameType.HEARTBEAT:
-            value = _json(body) if body.strip() else None
-            reply: Any = {"heartBeat": "1"} if value is None or isinstance(value, dict) else 1
+            value = _json(body) if body.strip() else {}  # empty: python-sdk's heartbeat
+            reply: Any
+            if type(value) is dict:
+                reply = {"heartBeat": "1"}
+            elif (type(value) is int and value == 0) or value == "0":
+                reply = 1
+            else:
+                raise FrameError(
+                    ChannelCode.BAD_BODY,
+                    'a heartbeat body is empty, a JSON object ({"heartBeat": "0"}), 0 or "0"',
+                )
             self._send(conn, kind, seq, dumps(reply).encode("ascii"))
         elif kind == FrameType.HANDSHAKE:
             agreed = self._handshake(_json(body))
@@ -424,6 +434,12 @@ class ChannelServer:
     def _handshake(self, hello: Any) -> dict[str, Any]:
         if type(hello) is not dict:
             raise FrameError(ChannelCode.BAD_BODY, "a handshake is a JSON object")
+        client_type = hello.get("clientType", "")
+        if type(client_type) is not str or len(client_type.encode()) > MAX_TOPIC_BYTES:
+            raise FrameError(
+                ChannelCode.BAD_BODY,
+                f"clientType, when given, is a string of at most {MAX_TOPIC_BYTES} bytes",
+            )
         low, high = hello.get("minimumSupport"), hello.get("maximumSupport")
         if type(low) is not int or type(high) is not int or low > high:
             raise FrameError(
@@ -549,10 +565,16 @@ class ChannelServer:
         self._send(conn, kind, seq, dumps(error).encode("ascii"), int(code))
 
     async def _drain(self, conn: _Conn) -> None:
+        """Wait for the reply to leave; a client that reads nothing for ``write_timeout``
+        is cut off (counted as ``write_timeout``, not the reader's ``timeout``)."""
         if conn.closed or conn.writer is None or not conn.writer.transport.get_write_buffer_size():
             return
-        async with asyncio.timeout(self.write_timeout):
-            await conn.writer.drain()
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                await conn.writer.drain()
+        except TimeoutError:
+            self.stats["write_timeout"] += 1
+            conn.closed = True
 
 
 DROPPED_STATUS = {"NonceCheckFail": "0xf", "BlockLimitCheckFail": "0x10"}
