@@ -348,11 +348,19 @@ def run(args: argparse.Namespace) -> int:
         for table in summary_tables(summary, wall):
             console.print(table)
     if recorder is not None and not quiet:
+        from scripts.commands.explain import holds
         from scripts.trace.diagram import render
         from scripts.trace.story import height_story
 
         header, *records = recorder.records
-        render(height_story(header, records, args.explain), console)
+        story = height_story(header, records, args.explain)
+        if story.steps:
+            render(story, console)
+        else:  # the run is done and judged: a note, not an error
+            console.print(
+                f"[yellow]--explain {args.explain}: not in this run; it has {holds(records)}[/]",
+                soft_wrap=True,
+            )
     if args.json:
         text = json.dumps(summary, indent=2, sort_keys=True)
         if args.json == "-":

@@ -68,6 +68,16 @@ def test_trace_and_explain(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert "PREPARED" in out and "COMMITTED" in out
 
 
+def test_explain_beyond_the_run_names_the_heights_it_has(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "--blocks", "3", "--fake-signatures", "--explain", "99")
+    assert code == 0  # the run itself is fine
+    flat = " ".join(out.split())
+    assert "--explain 99: not in this run; it has heights 1..4 (committed 1..3)" in flat
+    assert "nothing in this trace concerns it" not in out
+
+
 def test_toml_scenario_with_partition(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     f = tmp_path / "s.toml"
     f.write_text(
