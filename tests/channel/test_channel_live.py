@@ -10,6 +10,7 @@ import secrets
 import socket
 import ssl
 import struct
+import time
 import uuid
 from pathlib import Path
 
@@ -284,3 +285,54 @@ def test_random_frames_change_nothing_and_cost_no_internal_error(fisco_chain: Ch
         c.close()
     status = RpcClient.from_url(fisco_chain.nodes[3].rpc_url, group="1").consensus_status()
     assert status["internalErrors"] == 0
+
+
+def test_a_nonce_race_across_nodes_pushes_the_loser_a_failed_receipt(fisco_chain: Chain) -> None:
+    """Two txs with one randomid, sent at once through the channels of two nodes: both
+    are accepted (each node had its own first), one commits, and the other's client gets
+    a failed push (status 0xf NonceCheckFail) instead of waiting 900 s for nothing."""
+    with connect(fisco_chain, 0) as a, connect(fisco_chain, 1) as b:
+        for _ in range(10):
+            randomid, limit = secrets.randbits(64), head(a) + 500
+            frames = []
+            for client, amount in ((a, 1), (b, 2)):
+                raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)",
+                                                    f"race-{randomid}", amount),
+                               block_limit=limit, randomid=randomid)  # fmt: skip
+                request = {"jsonrpc": "2.0", "method": "sendRawTransaction",
+                           "params": [1, "0x" + raw.hex()], "id": 1}  # fmt: skip
+                frames.append((client, client.send(RPC, request)))
+            replies = [c.wait_for(RPC, seq).json() for c, seq in frames]
+            if all("result" in r for r in replies):
+                break  # both accepted: the race this test is about
+            for (c, seq), reply in zip(frames, replies, strict=True):
+                if "result" in reply:  # the one accepted commits: take its push
+                    c.wait_for(RECEIPT, seq, timeout=120)
+        else:
+            pytest.fail("no attempt had both nodes accept their tx")
+        statuses = sorted(c.wait_for(RECEIPT, seq, timeout=120).json()["status"]
+                          for c, seq in frames)  # fmt: skip
+        assert statuses == ["0x0", "0xf"]
+
+
+def test_an_already_known_tx_still_gets_its_receipt(fisco_chain: Chain) -> None:
+    """A tx sent through node 1, then through node 0 which has it by gossip: node 0
+    answers 10004 AlreadyKnown, and still pushes the receipt when it commits."""
+    with connect(fisco_chain, 0) as a, connect(fisco_chain, 1) as b:
+        for attempt in range(12):
+            raw = fisco_tx(ALICE, data=calldata("userAdd(string,uint256)",
+                                                f"known-{uuid.uuid4().hex[:8]}", 3),
+                           block_limit=head(a) + 500, randomid=secrets.randbits(64))  # fmt: skip
+            params = [1, "0x" + raw.hex()]
+            first, reply = b.rpc("sendRawTransaction", params)
+            tx_hash = reply["result"]
+            time.sleep(0.02 * (attempt % 4 + 1))  # gossip is batched (gossip_max_delay_ms)
+            second, again = a.rpc("sendRawTransaction", params)
+            known = again.get("error", {}).get("code") == 10004
+            watchers = [(b, first)] + ([(a, second)] if known or "result" in again else [])
+            for c, seq in watchers:  # (an AlreadyInChain answer is not watched)
+                assert c.wait_for(RECEIPT, seq, timeout=120).json()["transactionHash"] == tx_hash
+            if known:
+                break
+        else:
+            pytest.fail(f"node 0 never had the tx by gossip before the client sent it: {again}")
