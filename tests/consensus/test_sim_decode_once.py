@@ -45,7 +45,7 @@ def run(seed: int, monkeypatch: pytest.MonkeyPatch, how: str) -> Run:
     return buf.getvalue(), chain_hash(sim), counters
 
 
-@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize("seed", [11, 13])
 def test_decoding_once_changes_nothing(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     cached = run(seed, monkeypatch, "cached")
     assert len(cached[0]) > 10_000
