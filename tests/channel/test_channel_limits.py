@@ -215,6 +215,26 @@ async def test_a_pre_tls_flood_cannot_lock_an_sdk_out(start: Any, certs: Certs) 
 
 
 @pytest.mark.asyncio
+async def test_a_silent_socket_is_evicted_before_one_in_its_handshake(
+    start: Any, certs: Certs
+) -> None:
+    go, _ = start
+    server = await go(max_handshakes=2, handshake_timeout=30.0)
+    talker = await asyncio.open_connection("127.0.0.1", server.port)
+    talker[1].write(b"\x16\x03\x01\x00")  # the start of a TLS record: a ClientHello
+    await asyncio.sleep(0.3)
+    silent = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.sleep(0.1)
+    third = await asyncio.open_connection("127.0.0.1", server.port)  # cap full: one goes
+    async with asyncio.timeout(10):
+        assert await silent[0].read() == b""  # the silent one, though younger
+    await asyncio.sleep(0.3)
+    assert not talker[0].at_eof() and server.stats["handshake_evicted"] == 1
+    for _, writer in (talker, silent, third):
+        writer.close()
+
+
+@pytest.mark.asyncio
 async def test_receipt_pushed_at_commit_and_watches_bounded(start: Any, certs: Certs) -> None:
     go, ledger = start
     server = await go(max_pending=1)

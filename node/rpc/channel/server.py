@@ -22,7 +22,8 @@ Admission. At most ``max_connections`` connections are served, counted from the 
 accept (TLS handshakes included), and at most ``max_handshakes`` of them may still be in
 the TLS handshake. A socket that has not authenticated (no client certificate yet) is
 cheap to open and costs the node a slot, so it is the first to go: when either cap is
-full the oldest such socket is closed to make room, so pre-TLS sockets churn among
+full the oldest such socket is closed to make room (one that has sent nothing yet before
+one that has: an SDK sends its ClientHello at once), so pre-TLS sockets churn among
 themselves and an SDK whose handshake is quick always gets in. Only when every slot is
 authenticated is the one idle longest (if idle longer than ``read_timeout``) closed, else
 the newcomer is closed before its TLS handshake.
@@ -76,7 +77,9 @@ LINGER_BYTES = 1 << 20
 class _Conn:
     """One client connection: its writer, the receipts it waits for, what it asked for."""
 
-    __slots__ = ("closed", "notify", "pending", "protocol", "since", "sock", "task", "writer")
+    __slots__ = (
+        "closed", "notify", "pending", "protocol", "since", "sock", "spoke", "task", "writer",
+    )  # fmt: skip
 
     def __init__(self, sock: socket.socket, now: float) -> None:
         self.sock = sock  # the accepted socket; the loop's TLS transport owns it once up
@@ -86,6 +89,7 @@ class _Conn:
         self.notify = False  # wants block-number notifies
         self.protocol = 1  # channel protocol version: 1 until a handshake agrees on another
         self.since = now  # last frame received (or connect)
+        self.spoke = False  # sent its first bytes (a TLS ClientHello, if a client)
         self.closed = False
 
 
@@ -293,6 +297,9 @@ class ChannelServer:
         try:
             try:
                 async with asyncio.timeout(self.handshake_timeout + 1):
+                    async with asyncio.timeout(self.handshake_timeout):
+                        await _readable(conn.sock)
+                    conn.spoke = True
                     tls, _ = await loop.connect_accepted_socket(
                         lambda: protocol,
                         conn.sock,
@@ -331,14 +338,17 @@ class ChannelServer:
                     conn.writer.close()
 
     def _evict_handshake(self) -> bool:
-        """Close the oldest socket still in its TLS handshake, if any."""
-        for task in self._handshaking:
-            del self._handshaking[task]
-            self._conns.pop(task, None)
-            task.cancel()
-            self.stats["handshake_evicted"] += 1
-            return True
-        return False
+        """Close the oldest socket still in its TLS handshake that has sent nothing yet,
+        else the oldest in its handshake, if any (an SDK sends its ClientHello at once)."""
+        silent = (t for t, c in self._handshaking.items() if not c.spoke)
+        task = next(silent, None) or next(iter(self._handshaking), None)
+        if task is None:
+            return False
+        del self._handshaking[task]
+        self._conns.pop(task, None)
+        task.cancel()
+        self.stats["handshake_evicted"] += 1
+        return True
 
     def _evict(self) -> bool:
         """Close the connection idle longest, if idle longer than ``read_timeout``."""
@@ -613,6 +623,23 @@ def _watched_hash(request: dict[str, Any], reply: bytes) -> bytes | None:
             if type(raw) is str and raw[:2] in ("0x", "0X"):
                 return raw_tx_hash(bytes.fromhex(raw[2:]))
     return None
+
+
+async def _readable(sock: socket.socket) -> None:
+    """Until ``sock`` has input (or EOF): the client's first bytes, before any TLS work."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    fd = sock.fileno()
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
 def _close_unserved(conn: _Conn, _task: object) -> None:
