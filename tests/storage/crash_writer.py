@@ -89,6 +89,7 @@ def next_block(ledger: LedgerStore) -> BlockCommit:
 def main() -> None:
     path, backend = sys.argv[1], sys.argv[2]
     ledger = LedgerStore(open_store(path, backend, sync=True))
+    print("ready", flush=True)  # recovered: the test times its kill from here
     while True:
         ledger.commit_block(next_block(ledger))
 
