@@ -56,7 +56,8 @@ def test_sigkill_leaves_a_consistent_ledger(backend: str, tmp_path: Path) -> Non
         else:
             assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], 60)
-            assert ready and proc.stdout.readline() == b"ready\n", "the writer never opened the store"
+            opened = ready and proc.stdout.readline() == b"ready\n"
+            assert opened, "the writer never opened the store"
             time.sleep(rng.uniform(after_ready, 4 * after_ready))
         proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate()
