@@ -364,9 +364,15 @@ async def test_heartbeat_and_handshake_bodies(start: Any, certs: Certs) -> None:
     for hello, result in (({"minimumSupport": 1, "maximumSupport": 3}, 0),
                           ({"minimumSupport": 1, "maximumSupport": 3, "clientType": 5}, 204),
                           ({"minimumSupport": 1, "maximumSupport": 3,
-                            "clientType": "x" * 257}, 204)):  # fmt: skip
+                            "clientType": "x" * 257}, 204),
+                          ({"minimumSupport": 1, "maximumSupport": 3,
+                            "clientType": "\ud800"}, 204)):  # fmt: skip
         seq = c.send(0x14, hello)
         assert (await c.recv())[1:3] == (seq, result)
+    seq = c.send(0x32, ["\ud800"])  # a lone surrogate has no UTF-8 form: BadBody, kept
+    assert (await c.recv())[1:3] == (seq, 204)
+    seq = c.send(0x13, {})
+    assert (await c.recv())[1:] == (seq, 0, {"heartBeat": "1"})
     c.close()
 
 

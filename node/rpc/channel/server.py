@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from node.ledger.tx import tx_hash as raw_tx_hash
+from node.ledger.tx import utf8_fits
 from node.rpc import metrics as prom
 from node.rpc.channel.frames import (
     CLOSES,
@@ -68,6 +69,7 @@ PROTOCOL_MIN = 1
 PROTOCOL_MAX = 3
 MAX_TOPICS = 64
 MAX_TOPIC_BYTES = 256
+MAX_CLIENT_TYPE_BYTES = 256  # a handshake's clientType (the node only checks it)
 PENDING_TTL = 900.0  # s: a watched tx not committed by then stops being watched
 ZERO_SEQ = b"0" * 32  # the seq of block-number notifies
 LINGER_SECONDS = 1.0  # after a closing error frame: how long to drain the client's input
@@ -431,7 +433,7 @@ class ChannelServer:
             if (
                 type(topics) is not list
                 or len(topics) > MAX_TOPICS
-                or not all(type(t) is str and len(t.encode()) <= MAX_TOPIC_BYTES for t in topics)
+                or not all(type(t) is str and utf8_fits(t, MAX_TOPIC_BYTES) for t in topics)
             ):
                 raise FrameError(
                     ChannelCode.BAD_BODY,
@@ -445,10 +447,11 @@ class ChannelServer:
         if type(hello) is not dict:
             raise FrameError(ChannelCode.BAD_BODY, "a handshake is a JSON object")
         client_type = hello.get("clientType", "")
-        if type(client_type) is not str or len(client_type.encode()) > MAX_TOPIC_BYTES:
+        if type(client_type) is not str or not utf8_fits(client_type, MAX_CLIENT_TYPE_BYTES):
             raise FrameError(
                 ChannelCode.BAD_BODY,
-                f"clientType, when given, is a string of at most {MAX_TOPIC_BYTES} bytes",
+                "clientType, when given, is a string of at most "
+                f"{MAX_CLIENT_TYPE_BYTES} UTF-8 bytes",
             )
         low, high = hello.get("minimumSupport"), hello.get("maximumSupport")
         if type(low) is not int or type(high) is not int or low > high:
