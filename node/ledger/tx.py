@@ -49,6 +49,8 @@ MAX_ARG_BYTES = 256
 """Longest string argument, in UTF-8 bytes (what a state key built from it costs)."""
 MAX_NAME_BYTES = 64
 """Longest chain id, group id, nonce and method name, in UTF-8 bytes (at least 1)."""
+_SURE_ARG_CHARS = MAX_ARG_BYTES // 4
+"""A str of at most this many characters fits MAX_ARG_BYTES (UTF-8: <= 4 bytes each)."""
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
 _HALF_ORDER_BYTES = (
@@ -59,6 +61,8 @@ _HALF_ORDER_BYTES = (
 # byte and the signature (msgpack bin 8 of 65 bytes) appended.
 _SIGNED_HEADER = b"\x99"
 _SIGNATURE_PREFIX = b"\xc4\x41"
+_BODY_HEADER = b"\x98"
+_SIGNATURE_TAIL = len(_SIGNATURE_PREFIX) + SIGNATURE_SIZE
 
 Arg = str | int
 _new = object.__new__
@@ -328,13 +332,25 @@ class SignedTransaction:
             _check_fields(chain_id, group_id, nonce, block_limit, to, method, _decoded_fits)
         except ValueError as exc:
             raise DecodeError(f"transaction: {exc}") from None
-        native = tuple([_native_arg(a) for a in args])
-        # The fields are valid, so packing them gives the canonical body; the input must
-        # be exactly that body plus the signature.
-        del fields[8]
-        body = pack_fields(fields)
-        if data != _SIGNED_HEADER + body[1:] + _SIGNATURE_PREFIX + signature:
+        # _native_arg inline for the two common cases (a str short enough that it fits
+        # whatever its characters, a uint256); anything else goes through it to be checked.
+        native = tuple(
+            [
+                a
+                if type(a) is str and len(a) <= _SURE_ARG_CHARS
+                else (
+                    int.from_bytes(a, "big")
+                    if type(a) is bytes and len(a) == 32
+                    else _native_arg(a)
+                )
+                for a in args
+            ]
+        )
+        # The fields are valid, so packing them gives the canonical encoding, which the
+        # input must be exactly; the body is that array without the signature.
+        if pack_fields(fields) != data:
             raise DecodeError("transaction: not the canonical encoding")
+        body = _BODY_HEADER + data[1:-_SIGNATURE_TAIL]
         # Everything is checked: fill both objects through their slots, skipping
         # __post_init__ (this is the admission hot path).
         tx = _new(Transaction)
@@ -362,7 +378,11 @@ class SignedTransaction:
 
     def verified(self) -> VerifiedTx:
         """This transaction with its recovered sender; raises :class:`InvalidSignature`."""
-        return VerifiedTx(self, self.recover_sender())
+        sender = self.recover_sender()
+        vtx = _new(VerifiedTx)  # the constructor's two frozen-field writes, as slot sets
+        _vtx_tx(vtx, self)
+        _vtx_sender(vtx, sender)
+        return vtx
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +426,7 @@ _sha3 = hashlib.sha3_256
 _stx_tx, _stx_signature, _stx_encoded, _stx_hash = (
     getattr(SignedTransaction, name).__set__ for name in ("tx", "signature", "encoded", "hash")
 )
+_vtx_tx, _vtx_sender = (getattr(VerifiedTx, name).__set__ for name in ("tx", "sender"))
 
 
 def tx_hash(raw: bytes) -> bytes:

@@ -141,6 +141,24 @@ def test_non_canonical_encodings_are_rejected() -> None:
         SignedTransaction.decode(stx.encode() + b"\x00")
 
 
+def test_non_canonical_array_header_or_signature_is_rejected() -> None:
+    """The signature and the array header are part of the canonical form too."""
+    stx = build().sign(ALICE)
+    raw = stx.encode()
+    bin16_sig = raw[:-67] + b"\xc5\x00\x41" + raw[-65:]  # bin16 instead of bin8
+    assert unpack(bin16_sig) == unpack(raw)
+    with pytest.raises(DecodeError, match="canonical"):
+        SignedTransaction.decode(bin16_sig)
+    wide_array = b"\xdc\x00\x09" + raw[1:]  # array16: its first byte routes it to FISCO
+    assert unpack(wide_array) == unpack(raw)
+    with pytest.raises(DecodeError):
+        SignedTransaction.decode(wide_array)
+    decoded = SignedTransaction.decode(raw)
+    assert decoded.tx.body == stx.tx.body
+    assert decoded.tx.signing_hash == stx.tx.signing_hash
+    assert decoded.verified().sender == ALICE.address
+
+
 @pytest.mark.parametrize(
     "index,value",
     [
