@@ -49,8 +49,9 @@ class StateOverlay:
         self._read: dict[bytes, bytes | None] = {}  # base values already fetched
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self._writes:
-            return self._writes[key]
+        value = self._writes.get(key, _ABSENT)  # one lookup when this block wrote it
+        if value is not _ABSENT:
+            return value  # type: ignore[return-value]
         value = self._base.get(key)
         self._read[key] = value  # write_set compares against it without a second read
         return value

@@ -65,8 +65,10 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
         raise ValueError("Merkle leaves are 32-byte hashes")
     sha3 = hashlib.sha3_256  # hash32 without the call overhead: thousands per block
     while len(level) > 1:
+        pairs = iter(level)  # zip of one iterator with itself: (0, 1), (2, 3), ...
         paired = [
-            sha3(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+            sha3(b"\x01" + left + right).digest()
+            for left, right in zip(pairs, pairs, strict=False)  # an odd last one: below
         ]
         if len(level) % 2:
             paired.append(level[-1])

@@ -216,7 +216,7 @@ class Chain:
         head = self.head
         if number != head.number + 1 or parent_hash != head.block_hash:
             raise ChainError(f"block {number} does not extend head {head.number}")
-        if [v.hash for v in txs] != list(body.tx_hashes):
+        if [v.tx.hash for v in txs] != list(body.tx_hashes):
             raise ChainError("transactions do not match the proposal")
         if body.proposer >= len(self.sealers):  # the list in force for this block
             raise ChainError(f"proposer {body.proposer} is not a sealer index")

@@ -213,7 +213,7 @@ class Executor:
             encoded.append(raw)
             receipt_hashes.append(sha3(raw).digest())
         write_set = tuple(overlay.write_set())
-        tx_hashes = tuple(v.tx.hash for v in txs)
+        tx_hashes = tuple([v.tx.hash for v in txs])
         return ExecutionResult(
             number=number,
             tx_hashes=tx_hashes,
@@ -307,11 +307,13 @@ class Executor:
         if spec is None:
             return _UNKNOWN_FUNCTION
         types = spec.arg_types
-        if not spec.min_args <= len(args) <= len(types):
+        count = len(args)
+        if not spec.min_args <= count <= len(types):
             return _PRECOMPILED_ERROR
-        for arg, kind in zip(args, types, strict=False):
-            if type(arg) is not kind:  # ranges and lengths: checked by the tx or by call()
-                return _PRECOMPILED_ERROR
+        # each argument's exact type (str or int), in one C-level comparison; ranges and
+        # lengths are checked by the tx or by call()
+        if tuple(map(type, args)) != (types if count == len(types) else types[:count]):
+            return _PRECOMPILED_ERROR
         try:
             result = spec.func(precompile, ctx, *args)
         except MemoryError:  # this node's problem, not the transaction's: do not diverge
