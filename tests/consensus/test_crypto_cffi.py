@@ -83,3 +83,30 @@ def test_bytes_likes_are_taken_and_other_types_refused_with_the_typed_error() ->
     assert recover(bytearray(digest), memoryview(signature)) == KEY.public_key
     with pytest.raises(InvalidSignature):
         recover("x" * 32, signature)  # type: ignore[arg-type]
+
+
+def test_threads_recovering_at_once_each_get_their_own_key() -> None:
+    """The reused C buffers are per thread: cffi releases the GIL inside libsecp256k1."""
+    import threading
+
+    keys = [KeyPair.generate(random.Random(100 + i)) for i in range(4)]
+    signed = [(k, hash32(bytes([i])), k.sign(hash32(bytes([i])))) for i, k in enumerate(keys)]
+    wrong: list[int] = []
+
+    def work(index: int) -> None:
+        key, digest, signature = signed[index]
+        for _ in range(300):
+            if recover(digest, signature) != key.public_key:
+                wrong.append(index)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(keys))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    bad = bytearray(signed[0][2])
+    bad[:32] = ORDER.to_bytes(32, "big")  # r not below the order: the parse fails
+    with pytest.raises(InvalidSignature):
+        recover(signed[0][1], bytes(bad))
+    assert recover(signed[1][1], signed[1][2]) == keys[1].public_key  # buffers still good
