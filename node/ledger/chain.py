@@ -63,11 +63,12 @@ class ProposalBody:
     def decode(cls, payload: bytes) -> ProposalBody:
         ts, proposer, hashes = expect_list(codec_unpack(payload), 3, "proposal")
         items = expect_seq(hashes, "proposal tx hashes", max_len=MAX_BLOCK_TXS)
-        body = cls(
-            expect_int(ts, "proposal timestamp"),
-            expect_int(proposer, "proposal proposer", hi=1 << 16),
-            tuple(expect_bytes(h, "tx hash", size=HASH_SIZE) for h in items),
-        )
+        timestamp = expect_int(ts, "proposal timestamp")
+        proposer = expect_int(proposer, "proposal proposer", hi=1 << 16)
+        if not all(type(h) is bytes and len(h) == HASH_SIZE for h in items):
+            for h in items:  # the first bad one raises, with what is wrong with it
+                expect_bytes(h, "tx hash", size=HASH_SIZE)
+        body = cls(timestamp, proposer, tuple(items))
         if body.encode() != payload:
             raise DecodeError("proposal: not the canonical encoding")
         if len(set(body.tx_hashes)) != len(body.tx_hashes):
