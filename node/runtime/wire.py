@@ -116,6 +116,13 @@ def _byte_items(
     value: Any, what: str, max_len: int, *, size: int | None = None
 ) -> tuple[bytes, ...]:
     items = expect_seq(value, what, max_len=max_len)
+    # one pass for the common case (every item fits); the per-item typed error otherwise
+    if size is None:
+        fits = all(type(v) is bytes and len(v) <= MAX_ITEM for v in items)
+    else:
+        fits = size <= MAX_ITEM and all(type(v) is bytes and len(v) == size for v in items)
+    if fits:
+        return tuple(items)
     return tuple(expect_bytes(v, what, size=size, max_len=MAX_ITEM) for v in items)
 
 
