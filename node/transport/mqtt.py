@@ -20,7 +20,8 @@ One signature per batch (not per frame) keeps the cost at one sign and one recov
 publish; the topic is inside the digest so a batch cannot be redirected to another inbox;
 a batch from a node with another genesis is dropped (logged once per sender, naming both
 hashes); ``(boot_ms, boot_nonce, seq)`` with a sliding window rejects replays, and one from a
-sender's earlier boot (or a new boot older than ``max_age``) is dropped. Frames from
+sender's earlier boot (or a new boot older than ``max_age``) is dropped, unless the current
+boot has been silent for ``peer_timeout`` (a sender restarted with its clock set back). Frames from
 non-members, blacklisted ids, forged or malformed batches are dropped and counted.
 
 Frames are coalesced per topic and published when ``max_batch_bytes`` is reached or
@@ -536,7 +537,17 @@ class MqttTransport(Transport):
     ) -> None:
         now = time.monotonic()
         st = self._senders.get(sender)
-        if st is None or boot_ms > st.boot_ms:
+        # A later boot takes over at once. So does an earlier-stamped one once the current
+        # boot has been silent for peer_timeout: a sender restarted after its clock was
+        # set back (chaos found a node 240 s ahead, then corrected, unheard by everyone).
+        if (
+            st is None
+            or boot_ms > st.boot_ms
+            or (
+                (boot_ms, boot_nonce) != (st.boot_ms, st.boot_nonce)
+                and now - st.last_seen > self.peer_timeout
+            )
+        ):
             age = time.time() - ts_ms / 1000
             if age > self.max_age:
                 if sender not in self._stale_warned:  # a replay, or clocks far apart

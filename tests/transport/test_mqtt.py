@@ -166,6 +166,23 @@ async def test_replays_and_old_boots_are_dropped() -> None:
     assert t.stats.dropped["stale"] == 1
 
 
+async def test_a_boot_stamped_earlier_takes_over_once_the_current_one_is_silent() -> None:
+    """A sender restarted after its clock was set back (booted 240 s ahead, then
+    corrected) stamps its new boot earlier than the old one: dropped as an old boot
+    while the old one still speaks, taken once it has been silent for peer_timeout."""
+    t = make(0)
+    topic = f"{t.root}/bcast/{IDS[1]}"
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"a"], 1, boot_ms=900_000)) == 1
+    back = _seal(KEYS[1], topic, [b"b"], 1, boot_ms=660_000, boot_nonce=b"\x02" * 8)
+    assert t.deliver(topic, back) == 0 and t.stats.dropped["replay"] == 1
+    t._senders[IDS[1]].last_seen -= t.peer_timeout + 1  # the old boot went quiet
+    again = _seal(KEYS[1], topic, [b"c"], 2, boot_ms=660_000, boot_nonce=b"\x02" * 8)
+    assert t.deliver(topic, again) == 1
+    assert t.deliver(topic, again) == 0  # the new boot's replay window holds
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"e"], 3, boot_ms=660_000,
+                                  boot_nonce=b"\x02" * 8)) == 1  # fmt: skip
+
+
 async def test_stale_batches_are_logged_once_per_sender(caplog: pytest.LogCaptureFixture) -> None:
     """A sender whose clock is more than max_age behind ours is cut off: say so, once."""
     t = make(0)
