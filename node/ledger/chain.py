@@ -241,6 +241,8 @@ class Chain:
         """Store ``executed`` with its seal in one atomic batch; returns the sealed block."""
         block = executed.block.with_seal(seal)
         self.store.commit_block(executed.result.block_commit(block, meta))
+        # the new head's timestamp, known here: head_timestamp need not decode the block
+        self._head_time = (block.hash, block.header.timestamp)
         return block
 
     def verify_seal(self, block: Block, verifier: Verifier = verify) -> bool:
