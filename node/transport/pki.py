@@ -206,6 +206,19 @@ def _load_certs(path: Path) -> list[x509.Certificate]:
     return certs
 
 
+def _leaf_usage(
+    builder: x509.CertificateBuilder, agency_cert: x509.Certificate
+) -> x509.CertificateBuilder:
+    """What every leaf the agency signs carries: TLS server and client use, its issuer's key id."""
+    return builder.add_extension(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+        critical=False,
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(agency_cert.public_key()),  # type: ignore[arg-type]
+        critical=False,
+    )
+
+
 def _builder(
     subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int
 ) -> x509.CertificateBuilder:
@@ -307,7 +320,7 @@ def generate_node(
     key = ec.generate_private_key(ec.SECP256R1())
     org_attr = agency_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     org = str(org_attr[0].value) if org_attr else "chain"
-    cert = (
+    builder = (
         _builder(_name(name, org, "node"), agency_cert.subject, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -324,16 +337,9 @@ def generate_node(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(agency_cert.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
+    )
+    cert = (
+        _leaf_usage(builder, agency_cert)
         .add_extension(
             x509.UnrecognizedExtension(
                 NODE_BINDING_OID, binding_extension(consensus, key.public_key())
@@ -375,21 +381,10 @@ def generate_secp256k1_cert(
     key = ec.generate_private_key(ec.SECP256K1())
     org_attr = agency_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     org = str(org_attr[0].value) if org_attr else "chain"
-    cert = (
-        _builder(_name(name, org, unit), agency_cert.subject, key.public_key(), days)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(agency_cert.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
-        .sign(agency_key, hashes.SHA256())
-    )
+    builder = _builder(
+        _name(name, org, unit), agency_cert.subject, key.public_key(), days
+    ).add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    cert = _leaf_usage(builder, agency_cert).sign(agency_key, hashes.SHA256())
     _write_key(out / f"{stem}.key", key)
     _write_certs(out / f"{stem}.crt", cert, agency_cert)
     return out / f"{stem}.crt"
