@@ -15,14 +15,17 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from node.rpc.client import CONSENSUS, RpcError, RpcTransportError
 from node.runtime.config import NodeConfig
 from node.runtime.node import MAX_PROPOSAL_AHEAD_MS
 from scripts.chaos.cluster import ChaosCluster
-from scripts.chaos.disk import DiskError
+from scripts.chaos.disk import DiskError, NodeDisk
 from scripts.chaos.proxy import FlowFaults
 from scripts.chaos.schedule import Perturbation, Schedule
+
+T = TypeVar("T")
 
 Undo = Callable[[], Awaitable[None]]
 GOVERNANCE_TIMEOUT = 60.0
@@ -199,19 +202,30 @@ class Perturber:
             return None
         return i
 
-    async def _disk_full(self, p: Perturbation) -> Undo | None:
+    async def _break_disk(
+        self, p: Perturbation, damage: Callable[[NodeDisk], T]
+    ) -> tuple[int, NodeDisk, T] | None:
+        """Apply ``damage`` to the victim's filesystem; the victim, its disk and what
+        ``damage`` returned, or None (skipped: no disk of its own, not running, failed)."""
         i = self._disk_victim(p)
         if i is None:
             return None
         disk = self.c.disks[i]
         try:
-            taken = await asyncio.to_thread(disk.fill)
+            result = await asyncio.to_thread(damage, disk)
         except (DiskError, OSError) as exc:
             self._skip(p, f"node{i}: {exc}")
             return None
         self.c.impaired.add(i)
         self.disk_victims.add(f"node{i}")
         self.applied[p.kind] += 1
+        return i, disk, result
+
+    async def _disk_full(self, p: Perturbation) -> Undo | None:
+        broken = await self._break_disk(p, NodeDisk.fill)
+        if broken is None:
+            return None
+        i, disk, taken = broken
         self.c.record(p.kind, "fill", f"node{i}: {taken:,} bytes of ballast, 0 free")
 
         async def free() -> None:
@@ -223,18 +237,10 @@ class Perturber:
         return free
 
     async def _read_only(self, p: Perturbation) -> Undo | None:
-        i = self._disk_victim(p)
-        if i is None:
+        broken = await self._break_disk(p, NodeDisk.break_read_only)
+        if broken is None:
             return None
-        disk = self.c.disks[i]
-        try:
-            await asyncio.to_thread(disk.break_read_only)
-        except (DiskError, OSError) as exc:
-            self._skip(p, f"node{i}: {exc}")
-            return None
-        self.c.impaired.add(i)
-        self.disk_victims.add(f"node{i}")
-        self.applied[p.kind] += 1
+        i, disk, _ = broken
         self.c.record(p.kind, "break", f"node{i}: its filesystem is read-only")
 
         async def repair() -> None:
