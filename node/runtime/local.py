@@ -40,6 +40,7 @@ class MemoryCluster:
         free: int = 0,
         seed: int = 1,
         tick_ms: int = 20,
+        seal_max_wait_ms: int = 20,
         rpc: bool = False,
         byzantine: Mapping[int, str] | None = None,
         clocks: Mapping[int, Callable[[], float]] | None = None,
@@ -58,6 +59,7 @@ class MemoryCluster:
         self.hub = MemoryHub()
         self.kvs = [open_store(None) for _ in self.keys]
         self.tick_ms = tick_ms
+        self.seal_max_wait_ms = seal_max_wait_ms
         self.rpc = rpc
         self.nodes: list[Node | None] = [None] * len(self.keys)
         self.byzantine = dict(byzantine or {})
@@ -69,7 +71,7 @@ class MemoryCluster:
             name=f"node{i}",
             transport="memory",
             tick_ms=self.tick_ms,
-            seal_max_wait_ms=20,
+            seal_max_wait_ms=self.seal_max_wait_ms,
             rpc_listen="127.0.0.1:0",
             byzantine=self.byzantine.get(i),
         )

@@ -193,6 +193,7 @@ class Node:
         self._gossip: list[bytes] = []
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
+        self._left_by_commit = False  # txs pending when the last block committed (_seal_loop)
         self._regossipped_at = 0.0
         self._oldest_pending: tuple[bytes | None, float] = (None, 0.0)  # hash, since when
         self.supervisor = Supervisor(config.name)
@@ -667,6 +668,7 @@ class Node:
         """Bookkeeping common to consensus commits and synced blocks."""
         self._executed.clear()
         dropped = self.pool.on_commit(block.number, [v.tx for v in executed.txs])
+        self._left_by_commit = len(self.pool) > 0  # they waited this block's round
         self.commit_times.append((self._clock(), len(executed.txs)))
         self.latency.committed(v.hash for v in executed.txs)
         if self.channel_server is not None:  # receipt pushes, block-number notifies
@@ -868,6 +870,11 @@ class Node:
             self._feed(Tick(txs_pending=len(self.pool) > 0))
 
     async def _seal_loop(self) -> None:
+        """Propose when a block's worth is pending, when transactions waited through the
+        last block's round (left in the pool by its commit), or ``seal_max_wait_ms`` after
+        the first transaction reached an idle leader. So the wait gathers company for txs
+        of a quiet chain, and a busy chain proposes at once (its txs already waited a
+        round): blocks grow with the load instead of waiting out a timer."""
         max_wait = self.config.seal_max_wait_ms / 1000
         ready_since: float | None = None
         while True:
@@ -883,9 +890,11 @@ class Node:
             now = time.monotonic()
             ready_since = ready_since if ready_since is not None else now
             limit = self.chain.executor.system_config(self.chain.store.state).tx_count_limit
-            if len(self.pool) < limit and now - ready_since < max_wait:
+            waited = self._left_by_commit or now - ready_since >= max_wait
+            if len(self.pool) < limit and not waited:
                 continue
             ready_since = None
+            self._left_by_commit = False
             self._propose(limit)
 
     def _propose(self, limit: int) -> None:
