@@ -14,6 +14,7 @@ no node can store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from storage.ledger import MAX_STATE_KEY_LEN
@@ -71,6 +72,20 @@ class StateOverlay:
             _check_key(key)
         self._journal.append((key, self._writes.get(key, _ABSENT)))
         self._writes[key] = None
+
+    def direct(self) -> tuple[dict[bytes, bytes | None], Callable[[bytes], bytes | None]]:
+        """``(writes, load)`` for a caller that inlines its reads and writes (the executor's
+        fast path, :data:`node.ledger.precompiles.base.FastMethod`): ``writes`` is this
+        overlay's own dict of written keys (``None``: deleted) and ``load(key)`` reads a key
+        that is not in it, as :meth:`get` would. A write made straight into ``writes`` has
+        no savepoint and no check: it must be a whole transaction's, made once the
+        transaction cannot fail, with keys and values that :meth:`put` accepts."""
+        return self._writes, self._load
+
+    def _load(self, key: bytes) -> bytes | None:
+        value = self._base.get(key)
+        self._read[key] = value
+        return value
 
     def mark(self) -> int:
         """A savepoint to :meth:`revert` to (the start of a transaction)."""

@@ -20,19 +20,25 @@ bytes, followed in permissioned mode by the 20-byte owner address (absent when u
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from node.ledger.accounts import parse_address
 from node.ledger.genesis import GenesisConfig
 from node.ledger.precompiles.base import (
     NO_PERMISSION,
     OK,
     PRECOMPILED_ERROR,
+    SUCCESS,
     CallContext,
     CallResult,
+    FastMethod,
     Precompile,
     method,
     precompile,
 )
 from node.ledger.tx import UINT256_MAX, encode_values
+from storage.ledger import MAX_STATE_KEY_LEN
 
 INVALID_USER_NAME = -51400
 INVALID_AMOUNT = -51401
@@ -68,6 +74,17 @@ class DagTransfer(Precompile):
         super().__init__(genesis)
         self.admins = frozenset(genesis.asset_admins)
         self.permissioned = bool(self.admins)
+
+    def fast_methods(self) -> dict[str, FastMethod]:
+        """Open mode only (permissioned mode needs the sender): the writers by name."""
+        if self.permissioned:
+            return {}
+        return {
+            "userAdd": _fast_add,
+            "userSave": _fast_save,
+            "userDraw": _fast_draw,
+            "userTransfer": _fast_transfer,
+        }
 
     def _may_spend(self, sender: bytes, owner: bytes) -> bool:
         if not self.permissioned:
@@ -171,3 +188,131 @@ class DagTransfer(Precompile):
         state.put(src_key, (src_balance - amount).to_bytes(32, "big") + src_value[32:])
         state.put(dst_key, (dst_balance + amount).to_bytes(32, "big") + dst_owner)
         return OK
+
+
+# ------------------------------------------------------------------ the executor's fast path
+#
+# The open-mode writers as :data:`~node.ledger.precompiles.base.FastMethod`s: the checks of
+# the methods above in the same order, after the executor's argument checks (count, exact
+# types), without its dispatch, savepoint, overlay calls and result objects. Each writes
+# only after every check passed, and hands back None (nothing written) wherever the general
+# path would go past what it decides here: other argument shapes, a name with no UTF-8 form
+# or too long for a state key, an amount outside uint256. tests/ledger/test_dag_fast_path.py
+# holds them equal to the general path on random blocks.
+
+Writes = dict[bytes, bytes | None]
+Load = Callable[[bytes], bytes | None]
+
+
+def _fast_key(user: str) -> bytes | None:
+    try:
+        key = TABLE_PREFIX + user.encode()
+    except UnicodeEncodeError:
+        return None
+    return key if len(key) <= MAX_STATE_KEY_LEN else None
+
+
+def _fast_add(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
+    if len(args) != 2:
+        return None  # the optional owner is parsed by the general path
+    user, balance = args
+    if type(user) is not str or type(balance) is not int or not 0 <= balance <= UINT256_MAX:
+        return None
+    if not user:
+        return INVALID_USER_NAME
+    key = _fast_key(user)
+    if key is None:
+        return None
+    if (writes[key] if key in writes else load(key)) is not None:
+        return USER_ALREADY_EXIST
+    writes[key] = balance.to_bytes(32, "big")
+    return SUCCESS
+
+
+def _fast_save(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
+    if len(args) != 2:
+        return None
+    user, amount = args
+    if type(user) is not str or type(amount) is not int or not 0 <= amount <= UINT256_MAX:
+        return None
+    if not user:
+        return INVALID_USER_NAME
+    if amount == 0:
+        return INVALID_AMOUNT
+    key = _fast_key(user)
+    if key is None:
+        return None
+    value = writes[key] if key in writes else load(key)
+    if value is None:
+        writes[key] = amount.to_bytes(32, "big")
+        return SUCCESS
+    balance = int.from_bytes(value[:32], "big") + amount
+    if balance > UINT256_MAX:
+        return BALANCE_OVERFLOW
+    writes[key] = balance.to_bytes(32, "big") + value[32:]
+    return SUCCESS
+
+
+def _fast_draw(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
+    if len(args) != 2:
+        return None
+    user, amount = args
+    if type(user) is not str or type(amount) is not int or not 0 <= amount <= UINT256_MAX:
+        return None
+    if not user:
+        return INVALID_USER_NAME
+    if amount == 0:
+        return INVALID_AMOUNT
+    key = _fast_key(user)
+    if key is None:
+        return None
+    value = writes[key] if key in writes else load(key)
+    if value is None:
+        return USER_NOT_EXIST
+    balance = int.from_bytes(value[:32], "big")
+    if balance < amount:
+        return INSUFFICIENT_BALANCE
+    writes[key] = (balance - amount).to_bytes(32, "big") + value[32:]
+    return SUCCESS
+
+
+def _fast_transfer(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
+    if len(args) != 3:
+        return None
+    src, dst, amount = args
+    if (
+        type(src) is not str
+        or type(dst) is not str
+        or type(amount) is not int
+        or not 0 <= amount <= UINT256_MAX
+    ):
+        return None
+    if not src or not dst:
+        return INVALID_USER_NAME
+    if amount == 0:
+        return INVALID_AMOUNT
+    if src == dst:
+        return SUCCESS
+    try:
+        src_key = TABLE_PREFIX + src.encode()
+        dst_key = TABLE_PREFIX + dst.encode()
+    except UnicodeEncodeError:
+        return None
+    if len(src_key) > MAX_STATE_KEY_LEN or len(dst_key) > MAX_STATE_KEY_LEN:
+        return None
+    src_value = writes[src_key] if src_key in writes else load(src_key)
+    if src_value is None:
+        return USER_NOT_EXIST
+    src_balance = int.from_bytes(src_value[:32], "big")
+    if src_balance < amount:
+        return INSUFFICIENT_BALANCE
+    dst_value = writes[dst_key] if dst_key in writes else load(dst_key)
+    if dst_value is None:
+        dst_balance, dst_owner = 0, b""
+    else:
+        dst_balance, dst_owner = int.from_bytes(dst_value[:32], "big"), dst_value[32:]
+    if dst_balance + amount > UINT256_MAX:
+        return BALANCE_OVERFLOW
+    writes[src_key] = (src_balance - amount).to_bytes(32, "big") + src_value[32:]
+    writes[dst_key] = (dst_balance + amount).to_bytes(32, "big") + dst_owner
+    return SUCCESS
