@@ -2,9 +2,9 @@
 dropped and counted once, never an exception, and an honest member is never shut out.
 
 The broker is not trusted, so a message can be anything: random bytes, a member's batch
-with flipped bytes (the signature then fails), or -- the deep case -- a batch whose body
-was mutated and then signed again with a member's key, as a Byzantine member would send
-it, which gets past the signature check into the body and replay checks (boot, seq and
+with flipped bytes (its tag then fails), or -- the deep case -- a batch whose body
+was mutated and then tagged again with a member's keys, as a Byzantine member would send
+it, which gets past the tag check into the body and replay checks (boot, seq and
 timestamp at 0, 2^63, 2^64 - 1, wrong types, frames that are not bytes...).
 """
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from consensus.codec import pack
 from consensus.crypto import KeyPair
-from node.transport.mqtt import ENVELOPE_VERSION, MqttTransport, batch_digest
+from node.transport.mqtt import ENVELOPE_VERSION, MqttTransport, seal_payload
 from tests.fuzz.support import (
     BOUNDARY_INTS,
     fuzz,
@@ -48,7 +48,8 @@ def body(sender: KeyPair, seq: int, frames: list[bytes], *, boot_ms: int = 1_000
 
 
 def sign(key: KeyPair, topic: str, data: bytes) -> bytes:
-    return data + key.sign(batch_digest(topic, data))
+    """``data`` as ``key``'s authenticated batch body, with a tag for every member."""
+    return seal_payload(key, topic, data, IDS)
 
 
 def sample_of(i: int) -> bytes:

@@ -2,7 +2,7 @@
 
 Anyone who can publish on the broker is an attacker here (the broker is untrusted). The
 test captures real cluster traffic with a plain aiomqtt client, then publishes garbage,
-an otherwise perfect batch signed by a non-member key, batches that claim a member's id
+an otherwise perfect batch tagged with a non-member key, batches that claim a member's id
 without its key, a tampered and a redirected member batch, and a replay of everything it
 captured. The transport must drop each one for the documented reason (counted exactly),
 the runtime must never see a frame of them, and the chain must keep committing without a
@@ -106,6 +106,7 @@ async def test_hostile_publishes_change_nothing(tmp_path: Path, mqtt_broker: str
                 boot_ms=now_ms,
                 boot_nonce=b"\x42" * 8,
                 seq=seq,
+                receivers=ids,
             )
 
         outsider = OUTSIDER.public_key.hex()
@@ -114,10 +115,10 @@ async def test_hostile_publishes_change_nothing(tmp_path: Path, mqtt_broker: str
         await pub(f"{inbox0}/{ids[1]}", b"\x00garbage" * 20)
         await pub(f"{root}/bcast/{ids[1]}", b"\xffnot a batch" * 20)
         await pub(f"{root}/bcast/{ids[2]}", b"short")
-        # a perfectly formed batch, signed by a key that is not a member
+        # a perfectly formed batch, tagged with a key that is not a member
         await pub(f"{root}/bcast/{outsider}", forged(OUTSIDER, f"{root}/bcast/{outsider}", 1))
         await pub(f"{inbox0}/{outsider}", forged(OUTSIDER, f"{inbox0}/{outsider}", 2))
-        # batches claiming to be member 1, signed by the outsider
+        # batches claiming to be member 1, tagged with the outsider's keys
         await pub(f"{inbox0}/{ids[1]}", forged(OUTSIDER, f"{inbox0}/{ids[1]}", 3))
         await pub(f"{root}/bcast/{ids[1]}", forged(OUTSIDER, f"{root}/bcast/{ids[1]}", 4))
         # a real batch of member 1, tampered with; and redirected into node 0's inbox

@@ -15,8 +15,10 @@ import pytest
 from consensus.crypto import KeyPair
 from node.transport.mqtt import (
     MqttTransport,
+    PairKeys,
     parse_broker_url,
     seal_batch,
+    seal_payload,
     topic_root,
 )
 from tests.brokers import Mosquitto
@@ -82,12 +84,13 @@ def _seal(key: KeyPair, topic: str, frames: list[bytes], seq: int, **kw: Any) ->
         "boot_ms": 1_000,
         "boot_nonce": b"\x01" * 8,
         "seq": seq,
+        "receivers": IDS,  # every member: the receiver finds its own tag
     }
     opts.update(kw)
     return seal_batch(key, topic, frames, **opts)
 
 
-async def test_envelope_accepts_signed_member_batches() -> None:
+async def test_envelope_accepts_authenticated_member_batches() -> None:
     t = make(0)
     topic = f"{t.root}/p2p/{IDS[0]}/{IDS[1]}"
     assert t.deliver(topic, _seal(KEYS[1], topic, [b"a", b"b"], 1)) == 2
@@ -102,9 +105,13 @@ async def test_envelope_accepts_signed_member_batches() -> None:
     ("case", "reason"),
     [
         ("outsider", "unknown_sender"),
-        ("wrong_key", "bad_signature"),
+        ("wrong_key", "bad_signature"),  # reason names any failed authenticator check
         ("redirected", "bad_signature"),
         ("tampered", "bad_signature"),
+        ("not_for_us", "bad_signature"),
+        ("tag_for_another", "bad_signature"),
+        ("tags_cut", "bad_signature"),
+        ("count_too_big", "bad_signature"),
         ("short", "malformed"),
         ("not_msgpack", "malformed"),
         ("foreign_topic", "foreign_topic"),
@@ -118,7 +125,7 @@ async def test_envelope_rejections_are_counted(case: str, reason: str) -> None:
     if case == "outsider":
         topic = inbox + OUTSIDER.public_key.hex()
         payload = _seal(OUTSIDER, topic, [b"x"], 1)
-    elif case == "wrong_key":  # claims to be node 1, signed by node 2
+    elif case == "wrong_key":  # claims to be node 1, tagged with node 2's keys
         payload = _seal(KEYS[2], topic, [b"x"], 1)
     elif case == "redirected":  # node 1's batch for node 2 replayed into node 0's inbox
         meant = f"{t.root}/p2p/{IDS[2]}/{IDS[1]}"
@@ -126,14 +133,20 @@ async def test_envelope_rejections_are_counted(case: str, reason: str) -> None:
     elif case == "tampered":
         good = _seal(KEYS[1], topic, [b"pay 1"], 1)
         payload = good.replace(b"pay 1", b"pay 9")
+    elif case == "not_for_us":  # node 1's batch tagged for node 2 only, in node 0's inbox
+        payload = _seal(KEYS[1], topic, [b"x"], 1, receivers=[IDS[2]])
+    elif case == "tag_for_another":  # node 2's tag relabelled as ours
+        good = _seal(KEYS[1], topic, [b"x"], 1, receivers=[IDS[2]])
+        at = len(good) - 2 - 24
+        payload = good[:at] + KEYS[0].public_key[:8] + good[at + 8 :]
+    elif case == "tags_cut":  # the last of the four tags cut off, the count left at 4
+        payload = _seal(KEYS[1], topic, [b"x"], 1)[:-26] + b"\x00\x04"
+    elif case == "count_too_big":
+        payload = _seal(KEYS[1], topic, [b"x"], 1)[:-2] + b"\xff\xff"
     elif case == "short":
         payload = b"\x00" * 10
     elif case == "not_msgpack":
-        key = KEYS[1]
-        from node.transport.mqtt import batch_digest
-
-        body = b"\xc1\xc1\xc1"
-        payload = body + key.sign(batch_digest(topic, body))
+        payload = seal_payload(KEYS[1], topic, b"\xc1\xc1\xc1", IDS)  # authentic, not a body
     elif case == "foreign_topic":
         topic = "ledgerlab/otherchain/1/bcast/" + IDS[1]
         payload = _seal(KEYS[1], topic, [b"x"], 1)
@@ -143,6 +156,39 @@ async def test_envelope_rejections_are_counted(case: str, reason: str) -> None:
     assert t.deliver(topic, payload) == 0
     assert t.stats.dropped == {reason: 1}
     assert t.recv_nowait_many() == [] and t.peers() == frozenset()
+
+
+async def test_pair_keys_agree_per_direction_and_refuse_bad_ids() -> None:
+    a, b = PairKeys(KEYS[0]), PairKeys(KEYS[1])
+    a_out, a_in = a.get(IDS[1]) or (b"", b"")
+    b_out, b_in = b.get(IDS[0]) or (b"", b"")
+    assert a_out == b_in and a_in == b_out and a_out != a_in and len(a_out) == 32
+    assert PairKeys(KEYS[2]).get(IDS[1]) not in (None, (a_out, a_in))  # another pair
+    assert a.get("00" * 64) is None  # not a point on the curve
+    assert a.get("ab" * 10) is None and a.get("zz" * 64) is None
+
+
+async def test_a_sender_tags_each_receiver_once() -> None:
+    t = make(0, blacklist=[IDS[3]])
+    bcast = t._seal(t.bcast_topic, [b"v"])
+    uni = t._seal(f"{t.root}/p2p/{IDS[2]}/{IDS[0]}", [b"u"])
+    assert int.from_bytes(bcast[-2:], "big") == 2  # members 1 and 2, not the blacklisted 3
+    assert int.from_bytes(uni[-2:], "big") == 1
+    for i, payload, topic in ((1, bcast, t.bcast_topic), (2, bcast, t.bcast_topic)):
+        assert make(i).deliver(topic, payload) == 1
+    assert make(2).deliver(f"{t.root}/p2p/{IDS[2]}/{IDS[0]}", uni) == 1
+    three = make(3)
+    assert three.deliver(t.bcast_topic, bcast) == 0
+    assert three.stats.dropped == {"bad_signature": 1}
+
+
+async def test_a_member_id_that_is_no_public_key_is_skipped_and_refused() -> None:
+    bogus = "00" * 64
+    t = make(0, members=[*IDS, bogus])
+    assert int.from_bytes(t._seal(t.bcast_topic, [])[-2:], "big") == 3
+    topic = f"{t.root}/p2p/{IDS[0]}/{bogus}"
+    assert t.deliver(topic, _seal(KEYS[1], topic, [b"x"], 1)) == 0
+    assert t.stats.dropped == {"bad_signature": 1}
 
 
 async def test_replays_and_old_boots_are_dropped() -> None:
