@@ -37,6 +37,7 @@ from storage.kv import (
     Snapshot,
     StorageError,
     WriteBatch,
+    check_value,
     key_range,
     prefix_end,
 )
@@ -60,6 +61,7 @@ K_FAILED_TX_COUNT = b"cfailedtxcount"
 
 _U64 = struct.Struct(">Q")
 _TX_LOC = struct.Struct(">QI")
+_U32 = struct.Struct(">I")
 
 
 class LedgerError(ValueError):
@@ -358,14 +360,23 @@ def _commit_batch(c: BlockCommit, tx_count_before: int, failed_before: int | Non
     put(P_BLOCK + num, c.block)
     put(P_HASH_BY_NUMBER + num, c.block_hash)
     put(P_NUMBER_BY_HASH + c.block_hash, num)
+    # Per transaction two puts, appended without a call each: the keys are a one-byte
+    # prefix and a 32-byte hash (_check_commit), so only the receipt needs put's check.
+    ops = batch.ops
+    loc = _U32.pack
     for index, (tx_hash, receipt) in enumerate(zip(c.tx_hashes, c.receipts, strict=True)):
-        put(P_TX + tx_hash, num + index.to_bytes(4, "big"))
-        put(P_RECEIPT + tx_hash, receipt)
+        if type(receipt) is not bytes:
+            check_value(receipt)  # raises (a bytes subclass passes, as through put)
+        ops.append((P_TX + tx_hash, num + loc(index)))
+        ops.append((P_RECEIPT + tx_hash, receipt))
     for key, value in c.state_writes:
+        state_key = P_STATE + key  # bytes (or a TypeError)
         if value is None:
-            batch.delete(P_STATE + key)
+            batch.delete(state_key)
+        elif len(state_key) <= MAX_KEY_LEN and type(value) is bytes:
+            ops.append((state_key, value))  # put's inline check
         else:
-            put(P_STATE + key, value)
+            put(state_key, value)  # raises, or takes a bytes subclass as put does
     for name, meta_value in c.meta:
         if meta_value is None:
             batch.delete(_meta_key(name))

@@ -155,6 +155,8 @@ def test_out_of_order_blocks_are_refused(kv: KVStore, number: int) -> None:
         {"tx_hashes": [b"x" * 31, h(1), h(2)]},
         {"tx_hashes": [h(1), h(1), h(2)]},
         {"receipts": [b"r", "not bytes", b"r"]},
+        {"receipts": [b"r", b"r", None]},
+        {"state_writes": [(b"k", b"v"), (b"k" * 511, b"v")]},
         {"block": None},
         {"state_writes": [("str key", b"v")]},
         {"state_writes": [(b"k", 5)]},
