@@ -22,12 +22,16 @@ touch the state (or writes back what was there) keeps its parent's root.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Sequence
+from operator import itemgetter
 
 GENESIS_STATE_ROOT = bytes(32)
 """The root of the empty state before block 0: 32 zero bytes."""
 
 _DOMAIN = b"ledgerlab/state-root/v1"
+_U32 = struct.Struct(">I").pack
+_KEY = itemgetter(0)
 
 
 def next_state_root(parent_root: bytes, write_set: Sequence[tuple[bytes, bytes | None]]) -> bytes:
@@ -40,23 +44,21 @@ def next_state_root(parent_root: bytes, write_set: Sequence[tuple[bytes, bytes |
         raise ValueError("parent_root must be 32 bytes")
     if not write_set:
         return parent_root
-    h = hashlib.sha3_256(_DOMAIN)
-    h.update(parent_root)
+    # The whole encoding joined and hashed at once: one update instead of five per key.
+    chunks = [_DOMAIN, parent_root]
+    extend = chunks.extend
+    u32 = _U32
     previous: bytes | None = None
-    for key, value in sorted(write_set, key=lambda kv: kv[0]):
-        if not isinstance(key, bytes):
+    for key, value in sorted(write_set, key=_KEY):
+        if type(key) is not bytes and not isinstance(key, bytes):
             raise TypeError(f"state keys are bytes, not {type(key).__name__}")
         if key == previous:
             raise ValueError(f"key {key!r} appears twice in the write set")
         previous = key
-        h.update(len(key).to_bytes(4, "big"))
-        h.update(key)
         if value is None:
-            h.update(b"\x00")
-        elif isinstance(value, bytes):
-            h.update(b"\x01")
-            h.update(len(value).to_bytes(4, "big"))
-            h.update(value)
+            extend((u32(len(key)), key, b"\x00"))
+        elif type(value) is bytes or isinstance(value, bytes):
+            extend((u32(len(key)), key, b"\x01", u32(len(value)), value))
         else:
             raise TypeError(f"state values are bytes or None, not {type(value).__name__}")
-    return h.digest()
+    return hashlib.sha3_256(b"".join(chunks)).digest()
