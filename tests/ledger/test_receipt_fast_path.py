@@ -1,5 +1,5 @@
-"""``Receipt.executed`` (the executor's fast path) gives exactly what the constructor and
-``encode`` give, for receipts with and without events."""
+"""``Receipt.executed`` and ``Receipt.pack_executed`` (the executor's fast path) give
+exactly what the constructor and ``encode`` give, for receipts with and without events."""
 
 from __future__ import annotations
 
@@ -47,4 +47,5 @@ def test_executed_matches_the_constructor(
     reference = Receipt(*fields)
     assert receipt == reference
     assert raw == reference.encode()
+    assert Receipt.pack_executed(*fields) == raw
     assert Receipt.decode(raw) == reference
