@@ -202,6 +202,9 @@ class DagTransfer(Precompile):
 
 Writes = dict[bytes, bytes | None]
 Load = Callable[[bytes], bytes | None]
+_from_bytes = int.from_bytes
+"""Bound once, big-endian by default (3.11): ~0.1 us per call cheaper than
+``int.from_bytes(value, "big")``, four conversions per transfer."""
 
 
 def _fast_key(user: str) -> bytes | None:
@@ -225,7 +228,7 @@ def _fast_add(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
         return None
     if (writes[key] if key in writes else load(key)) is not None:
         return USER_ALREADY_EXIST
-    writes[key] = balance.to_bytes(32, "big")
+    writes[key] = balance.to_bytes(32)
     return SUCCESS
 
 
@@ -244,12 +247,12 @@ def _fast_save(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
         return None
     value = writes[key] if key in writes else load(key)
     if value is None:
-        writes[key] = amount.to_bytes(32, "big")
+        writes[key] = amount.to_bytes(32)
         return SUCCESS
-    balance = int.from_bytes(value[:32], "big") + amount
+    balance = _from_bytes(value[:32]) + amount
     if balance > UINT256_MAX:
         return BALANCE_OVERFLOW
-    writes[key] = balance.to_bytes(32, "big") + value[32:]
+    writes[key] = balance.to_bytes(32) + value[32:]
     return SUCCESS
 
 
@@ -269,10 +272,10 @@ def _fast_draw(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
     value = writes[key] if key in writes else load(key)
     if value is None:
         return USER_NOT_EXIST
-    balance = int.from_bytes(value[:32], "big")
+    balance = _from_bytes(value[:32])
     if balance < amount:
         return INSUFFICIENT_BALANCE
-    writes[key] = (balance - amount).to_bytes(32, "big") + value[32:]
+    writes[key] = (balance - amount).to_bytes(32) + value[32:]
     return SUCCESS
 
 
@@ -303,16 +306,16 @@ def _fast_transfer(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | N
     src_value = writes[src_key] if src_key in writes else load(src_key)
     if src_value is None:
         return USER_NOT_EXIST
-    src_balance = int.from_bytes(src_value[:32], "big")
+    src_balance = _from_bytes(src_value[:32])
     if src_balance < amount:
         return INSUFFICIENT_BALANCE
     dst_value = writes[dst_key] if dst_key in writes else load(dst_key)
     if dst_value is None:
         dst_balance, dst_owner = 0, b""
     else:
-        dst_balance, dst_owner = int.from_bytes(dst_value[:32], "big"), dst_value[32:]
+        dst_balance, dst_owner = _from_bytes(dst_value[:32]), dst_value[32:]
     if dst_balance + amount > UINT256_MAX:
         return BALANCE_OVERFLOW
-    writes[src_key] = (src_balance - amount).to_bytes(32, "big") + src_value[32:]
-    writes[dst_key] = (dst_balance + amount).to_bytes(32, "big") + dst_owner
+    writes[src_key] = (src_balance - amount).to_bytes(32) + src_value[32:]
+    writes[dst_key] = (dst_balance + amount).to_bytes(32) + dst_owner
     return SUCCESS
