@@ -93,6 +93,14 @@ class BlockResponse:
 Message = Consensus | Txs | TxRequest | TxResponse | Status | BlockRequest | BlockResponse
 
 
+def is_consensus(frame: bytes) -> bool:
+    """Whether ``frame`` carries a consensus message (the transport delivers those first)."""
+    return frame[:1] == _CONSENSUS_KIND
+
+
+_CONSENSUS_KIND = bytes([Kind.CONSENSUS])
+
+
 def encode(msg: Message) -> bytes:
     match msg:
         case Consensus(data):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -93,33 +93,43 @@ class Inbox:
     Cheaper than ``asyncio.Queue`` for the many-frames-per-wakeup pattern: producers
     append without awaiting; a TCP reader checks :meth:`over_capacity` and awaits
     :meth:`wait_for_space` (back-pressure into the socket); MQTT and memory producers drop.
+
+    Frames that :attr:`urgent_if` marks go to a second FIFO that is always served first
+    (the node marks consensus messages, so a vote never queues behind a backlog of
+    gossiped transactions); both count against ``capacity``.
     """
 
-    __slots__ = ("_closed", "_getter", "_items", "_space", "capacity")
+    __slots__ = ("_closed", "_getter", "_items", "_space", "_urgent", "capacity", "urgent_if")
 
     def __init__(self, capacity: int = DEFAULT_INBOX_CAPACITY) -> None:
         self.capacity = capacity
+        self.urgent_if: Callable[[bytes], bool] | None = None
         self._items: deque[tuple[str, bytes]] = deque()
+        self._urgent: deque[tuple[str, bytes]] = deque()
         self._getter: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._urgent)
 
     def over_capacity(self) -> bool:
-        return len(self._items) >= self.capacity
+        return len(self._items) + len(self._urgent) >= self.capacity
 
     def put(self, peer_id: str, data: bytes) -> None:
         if self._closed:
             return
-        self._items.append((peer_id, data))
+        urgent_if = self.urgent_if
+        if urgent_if is not None and urgent_if(data):
+            self._urgent.append((peer_id, data))
+        else:
+            self._items.append((peer_id, data))
         getter = self._getter
         if getter is not None and not getter.done():
             getter.set_result(None)
 
     async def wait_for_space(self) -> None:
-        while len(self._items) >= self.capacity and not self._closed:
+        while len(self) >= self.capacity and not self._closed:
             self._space = asyncio.get_running_loop().create_future()
             try:
                 await self._space
@@ -128,11 +138,11 @@ class Inbox:
 
     def _release_space(self) -> None:
         space = self._space
-        if space is not None and not space.done() and len(self._items) < self.capacity:
+        if space is not None and not space.done() and len(self) < self.capacity:
             space.set_result(None)
 
     async def get(self) -> tuple[str, bytes]:
-        while not self._items:
+        while not (self._urgent or self._items):
             if self._closed:
                 raise TransportClosed("transport closed")
             self._getter = asyncio.get_running_loop().create_future()
@@ -140,14 +150,22 @@ class Inbox:
                 await self._getter
             finally:
                 self._getter = None
-        item = self._items.popleft()
+        item = self._urgent.popleft() if self._urgent else self._items.popleft()
         self._release_space()
         return item
 
     def get_many(self, limit: int) -> list[tuple[str, bytes]]:
-        items = self._items
-        n = min(limit, len(items))
-        out = [items.popleft() for _ in range(n)]
+        out: list[tuple[str, bytes]] = []
+        for items in (self._urgent, self._items):
+            n = min(limit - len(out), len(items))
+            out += [items.popleft() for _ in range(n)]
+        self._release_space()
+        return out
+
+    def get_urgent(self, limit: int) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` urgent frames already here, without waiting."""
+        urgent = self._urgent
+        out = [urgent.popleft() for _ in range(min(limit, len(urgent)))]
         self._release_space()
         return out
 
@@ -240,6 +258,19 @@ class Transport(ABC):
     def recv_nowait_many(self, limit: int = 1024) -> list[tuple[str, bytes]]:
         """Up to ``limit`` frames already received, without waiting (batch consumers)."""
         return self._inbox.get_many(limit)
+
+    def deliver_first(self, urgent: Callable[[bytes], bool]) -> None:
+        """Frames ``urgent`` marks are delivered before every other waiting frame (in
+        arrival order among themselves); the node marks its consensus messages."""
+        self._inbox.urgent_if = urgent
+
+    def recv_urgent_nowait(self, limit: int = 1024) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` urgent frames already received (:meth:`deliver_first`)."""
+        return self._inbox.get_urgent(limit)
+
+    def queued(self) -> int:
+        """Frames received and not yet taken, urgent or not."""
+        return len(self._inbox)
 
     def __aiter__(self) -> Self:
         return self
