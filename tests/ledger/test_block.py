@@ -125,6 +125,7 @@ def test_block_round_trip_and_seal_outside_the_hash() -> None:
     block = Block.build(h, txs)
     assert block.seal == NO_SEAL
     sealed = block.with_seal(BlockSeal(5, ((0, sig(0)), (3, sig(3)))))
+    assert sealed == Block(h, block.transactions, BlockSeal(5, ((0, sig(0)), (3, sig(3)))))
     assert sealed.hash == block.hash == h.hash
     for b in (block, sealed):
         again = Block.decode(b.encode())
