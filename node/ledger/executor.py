@@ -208,7 +208,8 @@ class Executor:
         """
         config = self.system_config(state)
         sealers = self.membership(state).sealers
-        self._check_block(number, txs, config)
+        tx_hashes = tuple([v.tx.hash for v in txs])
+        self._check_block(number, txs, tx_hashes, config)
         overlay = StateOverlay(state)
         ctx = CallContext(ZERO_ADDRESS, overlay, number, self.genesis, config)
         dispatch = self._dispatch
@@ -243,7 +244,6 @@ class Executor:
                 failed += 1
             add_receipt(pack_receipt(stx.hash, number, index, status, output, events, sender, to))
         write_set = tuple(overlay.write_set())
-        tx_hashes = tuple([v.tx.hash for v in txs])
         sha3 = hashlib.sha3_256
         return ExecutionResult(
             number=number,
@@ -304,24 +304,25 @@ class Executor:
 
     # ------------------------------------------------------------------ internals
 
-    def _check_block(self, number: int, txs: Sequence[VerifiedTx], config: Any) -> None:
+    def _check_block(
+        self, number: int, txs: Sequence[VerifiedTx], tx_hashes: tuple[bytes, ...], config: Any
+    ) -> None:
         if len(txs) > config.tx_count_limit:
             raise ExecutionError(
                 f"block {number} has {len(txs)} transactions; tx_count_limit is "
                 f"{config.tx_count_limit}"
             )
         chain_id, group_id = self.genesis.chain_id, self.genesis.group_id
-        seen: set[bytes] = set()
         nonces: set[str] = set()
+        add_nonce = nonces.add
         for vtx in txs:
             tx = vtx.tx.tx
             if tx.chain_id != chain_id or tx.group_id != group_id:
                 raise ExecutionError(f"block {number} has a transaction of another chain/group")
             if tx.block_limit < number:
                 raise ExecutionError(f"block {number} has a transaction past its block limit")
-            seen.add(vtx.tx.hash)
-            nonces.add(tx.nonce)
-        if len(seen) != len(txs):
+            add_nonce(tx.nonce)
+        if len(set(tx_hashes)) != len(txs):
             raise ExecutionError(f"block {number} has a transaction twice")
         if len(nonces) != len(txs):
             # Nonces are global per group (FISCO BCOS): a block decides between two
