@@ -23,6 +23,7 @@ from node.ledger.precompiles.dag_transfer import _fast_key
 from node.ledger.tx import UINT256_MAX, SignedTransaction, Transaction, VerifiedTx
 from storage.ledger import MAX_STATE_KEY_LEN, LedgerStore
 from storage.memory import MemoryKV
+from tests.ledger import fisco_support as fs
 from tests.ledger.support import (
     ADMIN,
     ALICE,
@@ -179,3 +180,60 @@ def test_fast_key_refuses_what_a_state_key_cannot_hold() -> None:
     assert _fast_key("a") == b"u_dag_transfer/a"
     assert _fast_key("\ud800") is None  # no UTF-8 form: the general path decides
     assert _fast_key("x" * (MAX_STATE_KEY_LEN + 1)) is None
+
+
+def test_fisco_format_transactions_match_too() -> None:
+    """FISCO-format transactions take the fast path as well (their receipt carries the
+    code in the output): the same receipts either way, in a block mixed with native ones."""
+    genesis = open_genesis(chain_id="1", group_id="1")
+    secret = bytes([7]) * 32
+
+    def fisco(i: int, signature: str, *args: object) -> VerifiedTx:
+        data = fs.calldata(signature, *args)
+        raw = fs.fisco_tx(secret, data=data, block_limit=900, randomid=1000 + i)
+        return SignedTransaction.decode(raw).verified()
+
+    def native(i: int, method: str, *args: Any) -> VerifiedTx:
+        tx = Transaction.build(
+            chain_id="1",
+            group_id="1",
+            to=DAG,
+            method=method,
+            args=args,
+            block_limit=900,
+            nonce=f"native-{i}",
+        )
+        return VerifiedTx(SignedTransaction(tx, bytes(65)), BOB.address)
+
+    txs = [
+        fisco(0, "userAdd(string,uint256)", "alice", 100),
+        native(1, "userAdd", "bob", 5),
+        fisco(2, "userAdd(string,uint256)", "alice", 1),
+        fisco(3, "userTransfer(string,string,uint256)", "alice", "bob", 30),
+        native(4, "userTransfer", "bob", "alice", 50),
+        fisco(5, "userTransfer(string,string,uint256)", "alice", "carol", 500),
+        fisco(6, "userDraw(string,uint256)", "alice", 0),
+        fisco(7, "userSave(string,uint256)", "dave", 9),
+        fisco(8, "userTransfer(string,string,uint256)", "alice", "alice", 1),
+    ]
+    store = LedgerStore(MemoryKV())
+    store.commit_block(genesis.block_commit())
+    kwargs: dict[str, Any] = {
+        "number": 1,
+        "parent_state_root": genesis.block().header.state_root,
+        "txs": txs,
+    }
+    fast = Executor(genesis).execute_block(store.state, **kwargs)
+    general = Executor(genesis, fast_paths=False).execute_block(store.state, **kwargs)
+    _same(fast, general)
+    assert [r.output != b"" for r in fast.receipts] == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
