@@ -66,13 +66,13 @@ import random
 import socket
 import ssl
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import coincurve
+from paho.mqtt.client import MQTTMessage
 
 from consensus.codec import (
     DecodeError,
@@ -213,18 +213,6 @@ def _retrieve_disconnect_error(client: aiomqtt.Client) -> None:
         fut.exception()
 
 
-def _counting_queue(dropped: Counter[str]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """aiomqtt's bounded receive queue, counting the messages it has to discard."""
-
-    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            if self.full():
-                dropped["receive_queue_full"] += 1
-            super().put_nowait(item)  # raises QueueFull when full; aiomqtt discards
-
-    return CountingQueue
-
-
 class _Dropped(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -310,7 +298,6 @@ class MqttTransport(Transport):
         self.max_pending_bytes = s.max_pending_bytes
         self.max_inflight = s.max_inflight
         self.max_queued_messages = s.max_queued_messages
-        self._queue_type = _counting_queue(self.stats.dropped)
         self.bcast_topic = f"{self.root}/bcast/{self.node_id}"
         self._bcast_prefix = f"{self.root}/bcast/"
         self._inbox_prefix = f"{self.root}/p2p/{self.node_id}/"
@@ -437,12 +424,15 @@ class MqttTransport(Transport):
                     max_inflight_messages=self.max_inflight,
                     # paho leaves Nagle on: with delayed ACKs a small vote waits ~40 ms
                     socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-                    queue_type=self._queue_type,
                     max_queued_incoming_messages=self.max_queued_messages,
                     logger=logging.getLogger("ledgerlab.transport.mqtt.client"),
                 )
                 client.pending_calls_threshold = self.max_inflight + 8  # we bound them ourselves
                 async with client:
+                    # Before subscribing, so that no message takes aiomqtt's way: its
+                    # Message objects, queue and a reader task cost ~30 % of this
+                    # transport's CPU per message (docs/performance.md, Transport).
+                    client._client.on_message = self._on_paho_message
                     self.stats.connects += 1
                     delay = self.backoff_initial
                     await client.subscribe(
@@ -451,7 +441,6 @@ class MqttTransport(Transport):
                     log.info("%s connected to broker %s", self.node_id[:8], where)
                     self._set_connected(True)
                     async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._read_loop(client), name="mqtt-read")
                         tg.create_task(self._flush_loop(client, tg), name="mqtt-flush")
                         tg.create_task(self._heartbeat_loop(client), name="mqtt-heartbeat")
             except* (aiomqtt.MqttError, OSError) as group:
@@ -473,13 +462,20 @@ class MqttTransport(Transport):
             await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
             delay = min(delay * 2, self.backoff_max)
 
-    async def _read_loop(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
+    def _on_paho_message(self, _client: Any, _userdata: Any, message: MQTTMessage) -> None:
+        """paho's callback, as it parses each message in the event loop's read callback:
+        checked and queued at once (the inbox bounds what waits for the node)."""
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # brokers check topics are UTF-8; ours do not rely on it
+            self.stats.dropped["malformed"] += 1
+            return
+        try:
             payload = message.payload
-            if not isinstance(payload, bytes):
-                self.stats.dropped["malformed"] += 1
-                continue
-            self.deliver(message.topic.value, payload)
+            self.deliver(topic, payload if isinstance(payload, bytes) else bytes(payload))
+        except Exception:  # our bug: count it, keep the session
+            self.stats.dropped["internal_error"] += 1
+            log.exception("%s: checking an MQTT message failed", self.node_id[:8])
 
     async def _heartbeat_loop(self, client: aiomqtt.Client) -> None:
         task = asyncio.current_task()

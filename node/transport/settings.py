@@ -255,7 +255,8 @@ class MqttSettings:
     max_inflight: int = 32
     """Publishes in flight at once."""
     max_queued_messages: int = 10_000
-    """Received MQTT messages waiting for us before the client drops them."""
+    """Bound of aiomqtt's receive queue, which no message takes any more (each is checked
+    as paho parses it; ``inbox_capacity`` bounds what waits); kept so configs load."""
 
     def __post_init__(self) -> None:
         parse_broker_url(self.broker_url)

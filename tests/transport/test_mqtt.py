@@ -11,6 +11,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from paho.mqtt.client import MQTTMessage
 
 from consensus.crypto import KeyPair
 from node.transport.mqtt import (
@@ -278,14 +279,27 @@ async def test_batches_are_bounded_by_size() -> None:
     assert all(sum(len(f) + 5 for f in b) <= 1000 for b in batches[:-1])
 
 
-async def test_receive_queue_overflow_is_counted() -> None:
-    t = make(0, max_queued_messages=1)
-    queue = t._queue_type(maxsize=t.max_queued_messages)
-    msg = aiomqtt.Message("x", b"", 0, False, 1, None)
-    queue.put_nowait(msg)
-    with pytest.raises(asyncio.QueueFull):  # aiomqtt catches this and discards the message
-        queue.put_nowait(msg)
-    assert t.stats.dropped == {"receive_queue_full": 1}
+async def test_paho_hands_each_message_to_deliver_and_bad_ones_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = make(0)
+    topic = f"{t.root}/p2p/{IDS[0]}/{IDS[1]}"
+    good = MQTTMessage(topic=topic.encode())
+    good.payload = _seal(KEYS[1], topic, [b"a"], 1)
+    t._on_paho_message(None, None, good)
+    assert t.recv_nowait_many() == [(IDS[1], b"a")]
+    not_utf8 = MQTTMessage(topic=b"ledgerlab/\xff")
+    t._on_paho_message(None, None, not_utf8)
+    assert t.stats.dropped == {"malformed": 1}
+
+    def our_bug(topic: str, payload: bytes) -> int:
+        raise RuntimeError("bug")
+
+    t.deliver = our_bug  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="ledgerlab.transport.mqtt"):
+        t._on_paho_message(None, None, good)  # does not raise into paho's read loop
+    assert t.stats.dropped == {"malformed": 1, "internal_error": 1}
+    assert "checking an MQTT message failed" in caplog.text
 
 
 async def test_send_rules_without_broker() -> None:
