@@ -773,11 +773,13 @@ class Node:
         if fetched:
             for fetch in self._fetches:
                 wanted |= fetch.wanted
-        for raw in raws:  # hash only when a fetch waits: gossip is the hot path
-            wanted_here = bool(wanted) and tx_hash(raw) in wanted
-            admit = self.pool.admit_for_proposal if wanted_here else self.pool.admit
-            with contextlib.suppress(TxRejected):
-                admit(raw, head)
+        if not wanted:  # gossip, the hot path: one batch admission, no hashing here
+            self.pool.admit_many(raws, head)
+        else:
+            for raw in raws:
+                admit = self.pool.admit_for_proposal if tx_hash(raw) in wanted else self.pool.admit
+                with contextlib.suppress(TxRejected):
+                    admit(raw, head)
         for fetch in self._fetches:
             # By what the pool holds, not by what this frame added: a wanted tx that came in
             # before the fetch task registered (gossip racing the proposal) is refused here
@@ -818,14 +820,14 @@ class Node:
             return [refused] * len(raws)
         vet = None if force else self._vet_membership
         out: list[bytes | TxRejected] = []
-        for raw in raws:
-            try:
-                vtx = self.pool.admit(raw, head, vet=vet)
-            except TxRejected as exc:
-                out.append(exc)
+        gossip = self._gossip
+        for result in self.pool.admit_many(raws, head, vet=vet):
+            if isinstance(result, TxRejected):
+                out.append(result)
                 continue
-            out.append(vtx.hash)
-            self._gossip.append(vtx.tx.encoded)
+            stx = result.tx
+            out.append(stx.hash)
+            gossip.append(stx.encoded)
         if len(self._gossip) >= self.config.gossip_max_batch:
             self._gossip_wake.set()
         self._seal_wake.set()

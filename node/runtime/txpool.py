@@ -143,15 +143,120 @@ class TxPool:
         ``vet(vtx)``: the caller's last check, on the verified transaction before it is
         added; it refuses by raising :class:`TxRejected` (counted like the others).
         """
-        try:
-            return self._admit(raw, head, for_proposal=for_proposal, vet=vet)
-        except TxRejected as exc:
-            self.rejected[exc.reason] += 1
-            raise
+        result = self.admit_many((raw,), head, for_proposal=for_proposal, vet=vet)[0]
+        if isinstance(result, TxRejected):
+            raise result
+        return result
 
     def admit_for_proposal(self, raw: bytes, head: int) -> VerifiedTx:
         """:meth:`admit` for a transaction a proposal names."""
         return self.admit(raw, head, for_proposal=True)
+
+    def admit_many(
+        self,
+        raws: Iterable[bytes],
+        head: int,
+        *,
+        for_proposal: bool = False,
+        vet: Callable[[VerifiedTx], None] | None = None,
+    ) -> list[VerifiedTx | TxRejected]:
+        """:meth:`admit` of each of ``raws`` in turn: one result per raw, in order, the
+        :class:`VerifiedTx` added or the :class:`TxRejected` that refused it (counted).
+
+        The one home of the admission rules (:meth:`admit` is this for one raw): a
+        gossip frame or an RPC batch pays the attribute lookups once, not per transaction.
+        Each transaction sees the pool as the ones before it left it.
+        """
+        out: list[VerifiedTx | TxRejected] = []
+        append = out.append
+        decode = SignedTransaction.decode
+        pending = self._pending
+        quarantined = self._quarantined
+        chain_nonces = self._chain_nonces
+        pool_nonces = self._pool_nonces
+        rejected = self.rejected
+        in_chain = self._in_chain
+        lookup_always = self._lookup_always
+        max_size = self.max_tx_size
+        chain_id = self.chain_id
+        group_id = self.group_id
+        capacity = self.capacity
+        top = head + self.block_limit_window
+        admitted = 0
+        try:
+            for raw in raws:
+                try:
+                    if len(raw) > max_size:  # FISCO-format (an RLP list) messages say so
+                        kind = "fisco tx: " if raw and raw[0] >= 0xC0 else "transaction of "
+                        raise TxRejected(
+                            Reason.MALFORMED, f"{kind}{len(raw)} bytes exceeds {max_size}"
+                        )
+                    try:
+                        stx = decode(raw)
+                    except DecodeError as exc:
+                        raise TxRejected(Reason.MALFORMED, str(exc)) from None
+                    tx = stx.tx
+                    if tx.chain_id != chain_id:
+                        raise TxRejected(
+                            Reason.INVALID_CHAIN_ID, f"chain {tx.chain_id!r} is not ours"
+                        )
+                    if tx.group_id != group_id:
+                        raise TxRejected(
+                            Reason.INVALID_GROUP_ID, f"group {tx.group_id!r} is not ours"
+                        )
+                    tx_hash = stx.hash
+                    if tx_hash in pending:
+                        raise TxRejected(Reason.ALREADY_KNOWN, "already in the pool")
+                    if quarantined and tx_hash in quarantined:
+                        raise TxRejected(Reason.QUARANTINED, "executing it failed on this node")
+                    nonce = tx.nonce
+                    limit = tx.block_limit
+                    limit_ok = head < limit <= top
+                    if (lookup_always or not limit_ok or nonce in chain_nonces) and in_chain(
+                        tx_hash
+                    ):
+                        raise TxRejected(Reason.ALREADY_IN_CHAIN, "already committed")
+                    if not limit_ok:
+                        raise TxRejected(
+                            Reason.BLOCK_LIMIT_CHECK_FAIL,
+                            f"block_limit {limit} outside ({head}, {top}]",
+                        )
+                    if nonce in chain_nonces:
+                        raise TxRejected(
+                            Reason.NONCE_CHECK_FAIL, f"nonce {nonce!r} already committed"
+                        )
+                    rival = pool_nonces.get(nonce)
+                    if not for_proposal:
+                        if rival is not None:
+                            raise TxRejected(
+                                Reason.NONCE_CHECK_FAIL, f"nonce {nonce!r} already pending"
+                            )
+                        if len(pending) >= capacity:
+                            raise TxRejected(
+                                Reason.TXPOOL_IS_FULL, f"{capacity} transactions pending"
+                            )
+                    try:
+                        vtx = stx.verified()
+                    except InvalidSignature as exc:
+                        raise TxRejected(Reason.INVALID_SIGNATURE, str(exc)) from None
+                    if vet is not None:
+                        vet(vtx)
+                except TxRejected as exc:
+                    rejected[exc.reason] += 1
+                    append(exc)
+                    continue
+                pending[tx_hash] = vtx
+                if rival is None:
+                    pool_nonces[nonce] = tx_hash
+                else:
+                    self._rivals.setdefault(nonce, set()).add(tx_hash)
+                if limit < self._min_limit:
+                    self._min_limit = limit
+                admitted += 1
+                append(vtx)
+        finally:
+            self.admitted += admitted
+        return out
 
     def quarantine(self, tx_hash: bytes) -> None:
         """Drop ``tx_hash`` and refuse it from now on: executing it hit a bug of ours."""
@@ -163,65 +268,6 @@ class TxPool:
         self._quarantined[tx_hash] = None
         while len(self._quarantined) > QUARANTINE_MEMORY:
             del self._quarantined[next(iter(self._quarantined))]
-
-    def _admit(
-        self,
-        raw: bytes,
-        head: int,
-        *,
-        for_proposal: bool = False,
-        vet: Callable[[VerifiedTx], None] | None = None,
-    ) -> VerifiedTx:
-        if len(raw) > self.max_tx_size:  # FISCO-format (an RLP list) messages say so
-            kind = "fisco tx: " if raw and raw[0] >= 0xC0 else "transaction of "
-            raise TxRejected(
-                Reason.MALFORMED, f"{kind}{len(raw)} bytes exceeds {self.max_tx_size}"
-            )
-        try:
-            stx = SignedTransaction.decode(raw)
-        except DecodeError as exc:
-            raise TxRejected(Reason.MALFORMED, str(exc)) from None
-        tx = stx.tx
-        if tx.chain_id != self.chain_id:
-            raise TxRejected(Reason.INVALID_CHAIN_ID, f"chain {tx.chain_id!r} is not ours")
-        if tx.group_id != self.group_id:
-            raise TxRejected(Reason.INVALID_GROUP_ID, f"group {tx.group_id!r} is not ours")
-        if stx.hash in self._pending:
-            raise TxRejected(Reason.ALREADY_KNOWN, "already in the pool")
-        if self._quarantined and stx.hash in self._quarantined:
-            raise TxRejected(Reason.QUARANTINED, "executing it failed on this node")
-        limit_ok = head < tx.block_limit <= head + self.block_limit_window
-        if (
-            self._lookup_always or not limit_ok or tx.nonce in self._chain_nonces
-        ) and self._in_chain(stx.hash):
-            raise TxRejected(Reason.ALREADY_IN_CHAIN, "already committed")
-        if not limit_ok:
-            raise TxRejected(
-                Reason.BLOCK_LIMIT_CHECK_FAIL,
-                f"block_limit {tx.block_limit} outside ({head}, {head + self.block_limit_window}]",
-            )
-        if tx.nonce in self._chain_nonces:
-            raise TxRejected(Reason.NONCE_CHECK_FAIL, f"nonce {tx.nonce!r} already committed")
-        rival = self._pool_nonces.get(tx.nonce)
-        if not for_proposal:
-            if rival is not None:
-                raise TxRejected(Reason.NONCE_CHECK_FAIL, f"nonce {tx.nonce!r} already pending")
-            if len(self._pending) >= self.capacity:
-                raise TxRejected(Reason.TXPOOL_IS_FULL, f"{self.capacity} transactions pending")
-        try:
-            vtx = stx.verified()
-        except InvalidSignature as exc:
-            raise TxRejected(Reason.INVALID_SIGNATURE, str(exc)) from None
-        if vet is not None:
-            vet(vtx)
-        self._pending[stx.hash] = vtx
-        if rival is None:
-            self._pool_nonces[tx.nonce] = stx.hash
-        else:
-            self._rivals.setdefault(tx.nonce, set()).add(stx.hash)
-        self._min_limit = min(self._min_limit, tx.block_limit)
-        self.admitted += 1
-        return vtx
 
     # -- sealing and proposals -------------------------------------------------------
 

@@ -92,13 +92,17 @@ async def test_a_stall_says_so_with_the_reason_and_clears_when_the_chain_moves()
         down, refuser = [i for i in range(4) if i != leader][:2]
         await cluster.stop(down)
         bad = cluster.node(refuser)
-        real = bad.pool.admit, bad.pool.admit_for_proposal
+        real = bad.pool.admit, bad.pool.admit_for_proposal, bad.pool.admit_many
 
         def refuse(raw: bytes, head: int) -> Any:
             raise TxRejected(Reason.MALFORMED, "planted: this node refuses every tx")
 
+        def refuse_all(raws: Any, head: int, **kw: Any) -> Any:
+            return [TxRejected(Reason.MALFORMED, "planted: this node refuses every tx")] * len(raws)
+
         # fetched and (re-)gossiped: regossip after a timeout would otherwise cure it
         bad.pool.admit = bad.pool.admit_for_proposal = refuse  # type: ignore[method-assign]
+        bad.pool.admit_many = refuse_all  # type: ignore[method-assign]
         lead = cluster.node(leader)
         head = lead.chain.head.number
         lead.pool.admit(transfer(1, head=head), head)  # only the leader holds it: others fetch
@@ -126,7 +130,7 @@ async def test_a_stall_says_so_with_the_reason_and_clears_when_the_chain_moves()
         assert metrics["ledgerlab_stalled"].samples[0][1] == 1
         assert metrics["ledgerlab_seconds_since_last_commit"].samples[0][1] > TIMEOUT
         # the cure: the refusing node accepts again; the chain moves and the stall clears
-        bad.pool.admit, bad.pool.admit_for_proposal = real  # type: ignore[method-assign]
+        bad.pool.admit, bad.pool.admit_for_proposal, bad.pool.admit_many = real  # type: ignore[method-assign]
         await wait_until(lambda: all(n.chain.head.number == 2 for n in alive), 60)
         await asyncio.sleep(1.2)  # one status-loop pass
         assert not any(status(n)["stalled"] for n in alive)
