@@ -54,7 +54,13 @@ def json_kind(value: Any) -> str:
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
-def hex_bytes(value: Any, what: str, *, size: int | None = None, max_len: int = 1 << 23) -> bytes:
+HEX_MAX_BYTES = 1 << 23
+"""The longest hex param :func:`hex_bytes` takes unless told otherwise, in bytes."""
+
+
+def hex_bytes(
+    value: Any, what: str, *, size: int | None = None, max_len: int = HEX_MAX_BYTES
+) -> bytes:
     """A ``0x``-prefixed hex string as bytes (exactly ``size`` bytes when given)."""
     if type(value) is not str:
         raise invalid_params(f"{what} must be a 0x-prefixed hex string")
