@@ -46,7 +46,13 @@ def unpack(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Any:
             max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises several unrelated types
-        raise DecodeError(f"not valid msgpack: {_why(exc)}") from None
+        raise unpack_failure(exc) from None
+
+
+def unpack_failure(exc: Exception) -> DecodeError:
+    """The :class:`DecodeError` :func:`unpack` raises for what ``msgpack.unpackb`` raised
+    (for a caller that calls ``unpackb`` itself with :func:`unpack`'s options)."""
+    return DecodeError(f"not valid msgpack: {_why(exc)}")
 
 
 def _why(exc: Exception) -> str:
