@@ -41,6 +41,20 @@ def _broker_problem() -> str | None:
     return _broker_state["problem"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most ``slow`` (multi-process) tests first.
+
+    CI runs the suite in parallel by module (``pytest -n 2 --dist loadscope
+    --no-loadscope-reorder``): started first, the long live-cluster modules run beside the
+    many short ones instead of ending the run alone. The sort is stable, so a module's
+    tests stay together and in their written order (module fixtures, ordered steps).
+    """
+    slow: dict[Path, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.path])
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("mqtt") is None:
         return
