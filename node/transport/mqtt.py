@@ -641,12 +641,14 @@ class MqttTransport(Transport):
             raise _Dropped("bad_signature")
         label = self._label
         for at in range(body_len, len(payload) - _COUNT_SIZE, _ENTRY_SIZE):
-            if payload[at : at + _LABEL_SIZE] != label:
-                continue
-            body = payload[:body_len]
-            tag = payload[at + _LABEL_SIZE : at + _ENTRY_SIZE]
-            if hmac.compare_digest(_tag(pair[1], batch_digest(topic, body)), tag):
-                return body
+            if payload[at : at + _LABEL_SIZE] == label:
+                # Only the first entry labelled for us counts: a sender makes one per
+                # receiver, and a forger repeating our label must not buy more hashing.
+                body = payload[:body_len]
+                tag = payload[at + _LABEL_SIZE : at + _ENTRY_SIZE]
+                if hmac.compare_digest(_tag(pair[1], batch_digest(topic, body)), tag):
+                    return body
+                break
         raise _Dropped("bad_signature")
 
     def _check_replay(

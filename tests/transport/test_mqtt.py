@@ -113,6 +113,7 @@ async def test_envelope_accepts_authenticated_member_batches() -> None:
         ("tag_for_another", "bad_signature"),
         ("tags_cut", "bad_signature"),
         ("count_too_big", "bad_signature"),
+        ("our_label_twice", "bad_signature"),
         ("short", "malformed"),
         ("not_msgpack", "malformed"),
         ("foreign_topic", "foreign_topic"),
@@ -142,6 +143,11 @@ async def test_envelope_rejections_are_counted(case: str, reason: str) -> None:
         payload = good[:at] + KEYS[0].public_key[:8] + good[at + 8 :]
     elif case == "tags_cut":  # the last of the four tags cut off, the count left at 4
         payload = _seal(KEYS[1], topic, [b"x"], 1)[:-26] + b"\x00\x04"
+    elif case == "our_label_twice":  # a wrong tag for us first, node 1's valid one after it
+        good = _seal(KEYS[1], topic, [b"x"], 1, receivers=[IDS[0]])
+        entry = good[-26:-2]
+        fake = entry[:8] + bytes(16)
+        payload = good[:-26] + fake + entry + b"\x00\x02"
     elif case == "count_too_big":
         payload = _seal(KEYS[1], topic, [b"x"], 1)[:-2] + b"\xff\xff"
     elif case == "short":
