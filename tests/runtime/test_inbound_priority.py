@@ -51,7 +51,9 @@ async def test_a_proposal_ahead_of_its_gossip_waits_for_it_and_asks_nobody() -> 
             n.transport.send = send  # type: ignore[method-assign]
         results = nodes[1].submit([transfer(i) for i in range(5 * ADMIT_SLICE)])
         assert all(isinstance(r, bytes) for r in results)
-        await wait_until(lambda: all(n.chain.store.total_tx_count() == 5 * ADMIT_SLICE for n in nodes))
+        await wait_until(
+            lambda: all(n.chain.store.total_tx_count() == 5 * ADMIT_SLICE for n in nodes)
+        )
         await asyncio.sleep(0.1)
         requests = [d for d in sent if d[:1] == bytes([wire.Kind.TX_REQUEST])]
         assert requests == [], f"{len(requests)} TxRequests for txs that were being gossiped"
