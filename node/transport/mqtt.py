@@ -35,16 +35,17 @@ their own signatures), and a thief of b's secret key could forge batches *to b* 
 anyone (with a signature only as a), which changes nothing for the others: with that key
 the thief is b as far as the chain is concerned.
 
-Per MQTT message the sender hashes the body once and computes one 32-byte MAC per receiver;
-each receiver hashes once and checks its own tag: about 1 us plus 0.8 ns per byte, where
-the ECDSA signature cost ~55 us to sign, ~33 us to recover and SHA3-256 ~2.8 ns per byte
-(docs/performance.md, Transport). A batch from a node with another genesis is dropped
-(logged once per sender, naming both hashes); ``(boot_ms, boot_nonce, seq)`` with a sliding
-window rejects replays, and one from a sender's earlier boot (or a new boot older than
-``max_age``) is dropped, unless the current boot has been silent for ``peer_timeout`` (a
-sender restarted with its clock set back). Frames from non-members, blacklisted ids,
-forged (``bad_signature``: no valid tag for us) or malformed batches are dropped and
-counted.
+Per MQTT message the sender hashes the body once and computes one 16-byte tag (a keyed
+BLAKE2b of the 32-byte digest) per receiver; each receiver hashes once and checks its own:
+about 1 us plus 0.8 ns per byte, where the ECDSA signature cost ~55 us to sign, ~33 us to
+recover and SHA3-256 ~2.8 ns per byte (docs/performance.md, Transport).
+
+A batch from a node with another genesis is dropped (logged once per sender, naming both
+hashes); ``(boot_ms, boot_nonce, seq)`` with a sliding window rejects replays, and one from
+a sender's earlier boot (or a new boot older than ``max_age``) is dropped, unless the
+current boot has been silent for ``peer_timeout`` (a sender restarted with its clock set
+back). Frames from non-members, blacklisted ids, forged (``bad_signature``: no valid tag
+for us) or malformed batches are dropped and counted.
 
 Frames are coalesced per topic and published when ``max_batch_bytes`` is reached or
 ``max_batch_delay`` after the first frame, because a publish costs ~100 us whatever its
