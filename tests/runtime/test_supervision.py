@@ -148,12 +148,16 @@ def committed(nodes: list[Node]) -> int:
 
 
 async def keep_committing(nodes: list[Node], start: int, count: int = 20) -> None:
-    """Send ``count`` transfers to the first of ``nodes``; all of them commit them."""
-    before = committed(nodes)
+    """Send ``count`` transfers to the first of ``nodes``; all of them commit them and
+    reach one head (a node that lagged with earlier txs has caught up too)."""
+    before = max(n.chain.store.total_tx_count() for n in nodes)
     nodes[0].submit(
         [transfer(i, head=nodes[0].chain.head.number) for i in range(start, start + count)]
     )
-    await wait_until(lambda: committed(nodes) >= before + count, timeout=30)
+    await wait_until(
+        lambda: committed(nodes) >= before + count and len({n.chain.head for n in nodes}) == 1,
+        timeout=30,
+    )
 
 
 LONG_LIVED = ["tick", "seal", "gossip", "status", "sync"]
