@@ -98,6 +98,8 @@ _LABEL_HEX = 2 * _LABEL_SIZE
 _ENTRY_SIZE = _LABEL_SIZE + TAG_SIZE
 _COUNT_SIZE = 2
 _MAX_TAGS = 1024  # receivers per batch a receiver accepts: the bound on a payload's tags
+MAX_FORMER_MEMBERS = 16
+"""Removed members our broadcasts still carry a tag for (MqttTransport.set_members)."""
 _DOMAIN = b"ledgerlab/mqtt/v2\x00"
 _KEY_DOMAIN = b"ledgerlab/mqtt/v2 pair key"
 _REPLAY_WINDOW = 4096
@@ -284,6 +286,11 @@ class MqttTransport(Transport):
         self.root = topic_root(s.topic_prefix, chain_id, str(group_id))
         self.client_id = s.client_id or f"ll-{chain_id}-{group_id}-{self.node_id[:32]}"
         self.members = frozenset(members) - {self.node_id}
+        # Removed members still get a tag on our broadcasts (bounded, oldest forgotten): a
+        # node removed by block k may not have committed k yet, and needs the others'
+        # Commits and Status to get there and learn it is out. A tag only proves origin;
+        # broadcasts are readable on the broker anyway.
+        self._former: dict[str, None] = {}
         self.blacklist = frozenset(blacklist)
         self.qos_broadcast = s.qos_broadcast
         self.qos_unicast = s.qos_unicast
@@ -361,7 +368,14 @@ class MqttTransport(Transport):
     def set_members(self, allowed: Iterable[str] | None, blacklist: Iterable[str] = ()) -> None:
         if allowed is None:
             raise ValueError("the MQTT transport needs an explicit member set")
-        self.members = frozenset(allowed) - {self.node_id}
+        allowed = frozenset(allowed) - {self.node_id}
+        for gone in self.members - allowed:
+            self._former[gone] = None
+        for back in allowed:
+            self._former.pop(back, None)
+        while len(self._former) > MAX_FORMER_MEMBERS:
+            del self._former[next(iter(self._former))]
+        self.members = allowed
         self.blacklist = frozenset(blacklist)
         live = frozenset(p for p in self._live if p in self.members and p not in self.blacklist)
         if live != self._live:
@@ -544,7 +558,7 @@ class MqttTransport(Transport):
     def _seal(self, topic: str, frames: list[bytes]) -> bytes:
         self._seq += 1
         if topic == self.bcast_topic:
-            receivers: Iterable[str] = self.members - self.blacklist
+            receivers: Iterable[str] = (self.members | self._former.keys()) - self.blacklist
         else:
             receivers = (topic.rsplit("/", 2)[1],)  # P/p2p/<dest>/<us>
         return seal_batch(

@@ -189,6 +189,22 @@ async def test_a_sender_tags_each_receiver_once() -> None:
     assert three.stats.dropped == {"bad_signature": 1}
 
 
+async def test_a_removed_member_still_authenticates_our_broadcasts_but_not_our_sends() -> None:
+    # Removed by block k, it may not have committed k yet: it needs our Commits and Status.
+    t = make(0)
+    t.set_members(IDS[:3])  # 3 leaves
+    bcast = t._seal(t.bcast_topic, [b"v"])
+    assert int.from_bytes(bcast[-2:], "big") == 3  # members 1, 2 and the former 3
+    assert make(3).deliver(t.bcast_topic, bcast) == 1
+    assert not t.send(IDS[3], b"x") and t.stats.dropped["not_member"] == 1
+    t.set_members(IDS)  # back in: a member again, not a former one
+    assert int.from_bytes(t._seal(t.bcast_topic, [])[-2:], "big") == 3
+    t.set_members(IDS[:1])
+    assert len(t._former) == 3
+    t.set_members([IDS[0], IDS[3]], blacklist=[IDS[1]])  # the blacklist wins
+    assert int.from_bytes(t._seal(t.bcast_topic, [])[-2:], "big") == 2  # 3, and the former 2
+
+
 async def test_a_member_id_that_is_no_public_key_is_skipped_and_refused() -> None:
     bogus = "00" * 64
     t = make(0, members=[*IDS, bogus])
