@@ -108,8 +108,8 @@ TX_FETCH_TIMEOUT = 2.0
 # that gossip, while some is still queued, before it asks a peer for the transactions.
 QUEUED_GOSSIP_GRACE = 0.1
 # Gossiped transactions admitted between two looks at waiting consensus frames: a vote
-# never waits behind more than ~64 admissions (a few ms of CPU), not a whole 500-tx frame.
-ADMIT_SLICE = 64
+# never waits behind more than ~16 admissions (1-2 ms of CPU), not a whole 500-tx frame.
+ADMIT_SLICE = 16
 # A proposal stamped further ahead of our clock (or of its parent's stamp, when our clock
 # is behind that) gets no vote: every later block must be at least as late, so one
 # accepted far-future stamp would pin the chain's time for good. Only voting depends on
@@ -492,6 +492,8 @@ class Node:
             self.latency.view_active(self.replica.view_active)  # times view changes
         finally:
             self._stepping = False
+        if self._left_by_commit:
+            self._propose_left()
         self._seal_wake.set()
 
     def _perform(self, action: Action) -> None:
@@ -935,6 +937,20 @@ class Node:
             ready_since = None
             self._left_by_commit = False
             self._propose(limit)
+
+    def _propose_left(self) -> None:
+        """Propose at once, from the event path, when the commit just fed left txs in the
+        pool and this node leads the next height: the seal loop would do the same one loop
+        turn later, and under load a loop turn is several admission slices of every busy
+        task (docs/performance.md, "Latency under load")."""
+        if (
+            self.storage_fault is None
+            and self.supervisor.failure is None
+            and len(self.pool)
+            and self.replica.wants_proposal()
+        ):
+            self._left_by_commit = False
+            self._propose(self.chain.executor.system_config(self.chain.store.state).tx_count_limit)
 
     def _propose(self, limit: int) -> None:
         height = self.replica.height
