@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -246,4 +247,44 @@ def test_interrupt_stops_every_node_it_started(tmp_path: Path, sig: signal.Signa
             proc.kill()
             proc.wait()
     assert code == 130, proc.stderr.read() if proc.stderr else ""
+    assert node_pids_of(chain) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_pre_signing_stops_at_once(tmp_path: Path) -> None:
+    """SIGINT under asyncio.run cancels the main task at its next ``await``: the
+    pre-signing (300,000 signatures, 20 s and more of CPU here) must give it one, or the
+    interrupt waits until every transaction is signed (35 s on a busy machine for 100,000,
+    so the test above timed out in parallel runs whenever its signal landed after the
+    users were created)."""
+    chain = tmp_path / "chain"
+    env = {k: v for k, v in os.environ.items() if k != "LEDGERLAB_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts", "bench", "--txs", "300000", "--block-txs", "2000",
+         "--dir", str(chain)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ceiling:"):  # said right before the pre-signing starts
+                break
+        assert len(node_pids_of(chain)) == 4
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        code = proc.wait(timeout=60)
+        took = time.monotonic() - t0
+        rest = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130, proc.stderr.read() if proc.stderr else ""
+    assert "signed 300,000 transactions" not in rest  # interrupted, not run to the end
+    assert took < 15, took
     assert node_pids_of(chain) == []
