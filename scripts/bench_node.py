@@ -3,8 +3,9 @@
     python -m scripts.bench_node [--blocks 8] [--rounds 3] [--profile]
 
 What a node of a 4-node chain does for each 1,000-transfer block, through the real code:
-250 transactions arrive from "clients" (``TxPool.admit``, then the gossip frame it sends),
-750 arrive as gossip frames of 200 (``wire.decode`` + ``TxPool.admit``), then the proposal
+250 transactions arrive from "clients" (``TxPool.admit_many`` in the node's slices, then
+the gossip frame it sends), 750 arrive as gossip frames of 200 (``wire.decode`` +
+``TxPool.admit_many`` slice by slice, as ``Node._admit_gossip``), then the proposal
 (seal, ``ProposalBody`` encode/decode, inclusion checks), ``Chain.execute`` on RocksDB,
 ``Chain.commit`` (synced) and ``TxPool.on_commit``. Each stage is timed with CPU time
 (``time.process_time``) and reported per transaction of the block, with the node's own
@@ -32,6 +33,8 @@ from node.ledger.chain import Chain, ProposalBody
 from node.ledger.genesis import GenesisConfig
 from node.ledger.tx import Transaction
 from node.runtime import wire
+from node.runtime.node import ADMIT_SLICE
+from node.runtime.service import SUBMIT_SLICE
 from node.runtime.txpool import TxPool
 from storage.backends import open_store
 from storage.ledger import LedgerStore
@@ -99,7 +102,9 @@ class OneNode:
             for i in range(0, len(peers), GOSSIP_BATCH)
         ]
         marks = [clock()]
-        own = [pool.admit(r, head).tx.encoded for r in raws[:OWN_TXS]]
+        own = []  # as NodeService._submit: SUBMIT_SLICE at a time
+        for i in range(0, OWN_TXS, SUBMIT_SLICE):
+            own += [v.tx.encoded for v in pool.admit_many(raws[i : i + SUBMIT_SLICE], head)]
         marks.append(clock())
         for i in range(0, len(own), GOSSIP_BATCH):
             wire.encode(wire.Txs(tuple(own[i : i + GOSSIP_BATCH])))
@@ -107,8 +112,8 @@ class OneNode:
         for frame in frames:
             msg = wire.decode(frame)
             assert isinstance(msg, wire.Txs)
-            for r in msg.raw:
-                pool.admit(r, head)
+            for i in range(0, len(msg.raw), ADMIT_SLICE):  # as Node._admit_gossip
+                pool.admit_many(msg.raw[i : i + ADMIT_SLICE], head)
         marks.append(clock())
         picked = [v for v in pool.seal(BLOCK_TXS, height) if pool.includable(v, height)]
         payload = ProposalBody(int(time.time() * 1000), 0, tuple(v.hash for v in picked)).encode()
