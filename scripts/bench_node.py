@@ -35,7 +35,7 @@ from node.ledger.tx import Transaction
 from node.runtime import wire
 from node.runtime.node import ADMIT_SLICE
 from node.runtime.service import SUBMIT_SLICE
-from node.runtime.txpool import TxPool
+from node.runtime.txpool import TxPool, TxRejected
 from storage.backends import open_store
 from storage.ledger import LedgerStore
 
@@ -104,7 +104,9 @@ class OneNode:
         marks = [clock()]
         own = []  # as NodeService._submit: SUBMIT_SLICE at a time
         for i in range(0, OWN_TXS, SUBMIT_SLICE):
-            own += [v.tx.encoded for v in pool.admit_many(raws[i : i + SUBMIT_SLICE], head)]
+            for v in pool.admit_many(raws[i : i + SUBMIT_SLICE], head):
+                assert not isinstance(v, TxRejected), v
+                own.append(v.tx.encoded)
         marks.append(clock())
         for i in range(0, len(own), GOSSIP_BATCH):
             wire.encode(wire.Txs(tuple(own[i : i + GOSSIP_BATCH])))
