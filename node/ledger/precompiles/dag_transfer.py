@@ -232,7 +232,9 @@ def _fast_add(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
     return SUCCESS
 
 
-def _fast_save(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
+def _fast_user_amount(args: tuple[Any, ...]) -> tuple[bytes, int] | int | None:
+    """userSave/userDraw arguments: (state key, amount), a status code for a bad name or
+    amount, or None for what only the general path judges."""
     if len(args) != 2:
         return None
     user, amount = args
@@ -243,8 +245,14 @@ def _fast_save(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
     if amount == 0:
         return INVALID_AMOUNT
     key = _fast_key(user)
-    if key is None:
-        return None
+    return None if key is None else (key, amount)
+
+
+def _fast_save(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
+    parsed = _fast_user_amount(args)
+    if not isinstance(parsed, tuple):
+        return parsed
+    key, amount = parsed
     value = writes[key] if key in writes else load(key)
     if value is None:
         writes[key] = amount.to_bytes(32)
@@ -257,18 +265,10 @@ def _fast_save(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
 
 
 def _fast_draw(writes: Writes, load: Load, args: tuple[Any, ...]) -> int | None:
-    if len(args) != 2:
-        return None
-    user, amount = args
-    if type(user) is not str or type(amount) is not int or not 0 <= amount <= UINT256_MAX:
-        return None
-    if not user:
-        return INVALID_USER_NAME
-    if amount == 0:
-        return INVALID_AMOUNT
-    key = _fast_key(user)
-    if key is None:
-        return None
+    parsed = _fast_user_amount(args)
+    if not isinstance(parsed, tuple):
+        return parsed
+    key, amount = parsed
     value = writes[key] if key in writes else load(key)
     if value is None:
         return USER_NOT_EXIST
