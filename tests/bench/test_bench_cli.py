@@ -286,5 +286,7 @@ def test_ctrl_c_while_pre_signing_stops_at_once(tmp_path: Path) -> None:
             proc.wait()
     assert code == 130, proc.stderr.read() if proc.stderr else ""
     assert "signed 300,000 transactions" not in rest  # interrupted, not run to the end
-    assert took < 15, took
+    # the bound of the test above: stopping the nodes may take their 10 s SIGTERM grace
+    # and the 5 s after a SIGKILL; the old code signed for 58.7 s first at load 6.7
+    assert took < 30, took
     assert node_pids_of(chain) == []
