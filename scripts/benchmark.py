@@ -60,7 +60,8 @@ from typing import Any
 from consensus.crypto import KeyPair
 from node.rpc.client import AsyncRpcClient, RpcError, RpcTransportError
 from node.runtime.config import ConfigError, NodeConfig
-from scripts import bench_ceiling, bench_saturation
+from node.runtime.tracing import FLUSH_EVERY_US
+from scripts import bench_ceiling, bench_phases, bench_saturation
 from scripts.bench_figures import cdf_ms, ms_percentiles, quarters, timeline
 from scripts.bench_load import FORMATS, LoadFormat
 from scripts.errors import CommandError
@@ -77,6 +78,7 @@ from scripts.launcher.load import (
     wait_for_change,
     wait_until,
 )
+from scripts.trace.live import remembers, trace_env, trace_path
 
 BLOCK_LIMIT_MARGIN = 990
 """Pre-signed transfers get ``block_limit = node0's head + 990``: valid for almost the
@@ -127,6 +129,7 @@ class BenchPlan:
     fmt: str = "dag"  # load format (scripts.bench_load.FORMATS)
     pool_txs: int = 0  # txpool capacity of the nodes it starts (0 = the node default)
     ceiling_txs: int = bench_ceiling.DEFAULT_TXS
+    phases: bool = False  # --phases: the nodes trace; time each consensus phase per round
 
     def in_flight_limit(self, rate: float) -> int:
         if rate > 0:
@@ -437,7 +440,8 @@ class Benchmark:
         self._changed()
         t0 = time.monotonic()
         # all-or-nothing: if it fails, it has already stopped what it started
-        result = await cluster.astart_nodes(self.chain, timeout=60)
+        env = trace_env if plan.phases else None  # the traces --phases reads
+        result = await cluster.astart_nodes(self.chain, timeout=60, env=env)
         self.pids = dict(result.started)
         self.node_pids = dict(self.pids)
         self.say(f"{plan.nodes} node processes up and connected in {time.monotonic() - t0:.1f} s")
@@ -459,6 +463,12 @@ class Benchmark:
         """Use the running chain at ``plan.attach``: every node must answer."""
         assert self.plan.attach is not None
         self.chain = chain = load_chain(self.plan.attach)
+        untraced = [n.name for n in chain.nodes if not remembers(n)]
+        if self.plan.phases and untraced:
+            raise CommandError(
+                f"--phases reads the nodes' traces, and {', '.join(untraced)} do not trace",
+                hint=f"restart the chain with tracing on: ledgerlab up --dir {chain.root} --trace",
+            )
         self._make_load(signing_key(chain))
         probes = await asyncio.gather(*(cluster.probe(n, chain.group_id, 5.0) for n in chain.nodes))
         down = [n.name for n, p in zip(chain.nodes, probes, strict=True) if p is None]
@@ -876,8 +886,20 @@ class Benchmark:
         batches = await self.presign(count)
         timing = await self.load(batches, rate=rate, seconds=seconds)
         figures = self.round_figures(timing)
+        if self.plan.phases:
+            figures["phases_ms"] = await self._phases(timing["t0"] + self.plan.warmup)
         self.rounds.append(figures)
         return figures
+
+    async def _phases(self, start: float) -> dict[str, Any]:
+        """Where the blocks of the round since ``start`` (monotonic) spent their time,
+        from the nodes' traces (scripts/bench_phases.py)."""
+        assert self.chain is not None
+        await asyncio.sleep(2 * FLUSH_EVERY_US / 1e6)  # the nodes' last records reach disk
+        to_wall = time.time() - time.monotonic()
+        records = bench_phases.read_records(trace_path(n) for n in self.chain.nodes)
+        start_us = int((start + to_wall) * 1e6)
+        return bench_phases.phases(records, start_us, int(time.time() * 1e6), len(self.chain.nodes))
 
     # ------------------------------------------------------------------ saturation
 

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scripts import bench_phases
 from scripts.bench_load import FORMATS
 from scripts.bench_report import (
     PLOT_HINT,
@@ -72,6 +73,7 @@ def _plan(args: argparse.Namespace, attach: Path | None) -> BenchPlan:
         saturate=args.max,
         step_seconds=args.step,
         max_p99_ms=args.max_p99,
+        phases=args.phases,
         attach=attach,
         cores=args.cores,
         fmt=args.format,
@@ -230,6 +232,8 @@ def render(out: Console, r: dict[str, Any]) -> None:
         f"submit → receipt: p50 {_ms(rec['p50'])} · p99 {_ms(rec['p99'])} "
         f"({rec['samples']} sampled)",
     )
+    if "phases_ms" in r:
+        t.add_row("phases", bench_phases.summary(r["phases_ms"]))
     t.add_row(
         "blocks",
         f"{r['blocks']} blocks · view changes {r['view_changes']} "
@@ -513,6 +517,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--plot", default=None, metavar="FILE.png", help="throughput and latency plot (matplotlib)"
     )
     report.add_argument("--html", default=None, metavar="FILE", help="one self-contained page")
+    report.add_argument(
+        "--phases",
+        action="store_true",
+        help="the nodes trace (docs/trace-format.md); report where a block's time goes: "
+        "each consensus hop, execution, commit, time per height (phases_ms in the JSON)",
+    )
     report.add_argument(
         "--profile",
         default=None,
