@@ -136,8 +136,10 @@ MAX_BLOCK_TX_BYTES = wire.MAX_ITEM - 512 * 1024
 class _Fetch:
     """Transactions a proposal needs that the pool did not have yet."""
 
+    height: int
     wanted: set[bytes]
     done: asyncio.Event
+    """Set when nothing is wanted any more, or when ``height`` was committed meanwhile."""
 
 
 class Node:
@@ -197,7 +199,8 @@ class Node:
         self._stepping = False
         self._executed: dict[bytes, ExecutedBlock] = {}
         self._fetches: list[_Fetch] = []
-        self._gossip_rest: deque[tuple[bytes, ...]] = deque()  # a big frame's unadmitted txs
+        # A big frame's txs not admitted yet, and whether it was a TxResponse (fetched).
+        self._gossip_rest: deque[tuple[tuple[bytes, ...], bool]] = deque()
         self._gossip: list[bytes] = []
         self._gossip_wake = asyncio.Event()
         self._seal_wake = asyncio.Event()
@@ -548,7 +551,7 @@ class Node:
     ) -> None:
         # A wanted tx may have come in before this task ran (gossip racing the proposal).
         pool = self.pool
-        fetch = _Fetch({h for h in missing if h not in pool}, asyncio.Event())
+        fetch = _Fetch(action.height, {h for h in missing if h not in pool}, asyncio.Event())
         if not fetch.wanted:
             fetch.done.set()
         self._fetches.append(fetch)
@@ -562,10 +565,11 @@ class Node:
         ids = self.sealer_ids
         targets = [ids[i] for i in (body.proposer, leader) if 0 <= i < len(ids)]
         targets += [p for p in self.transport.peers() if p not in targets]
+        chain = self.chain
         try:
             for target in dict.fromkeys(targets):
-                if not fetch.wanted:
-                    break
+                if not fetch.wanted or chain.head.number >= action.height:
+                    break  # got them, or block sync committed the height meanwhile
                 if target == self.node_id:
                     continue
                 self.transport.send(target, request)
@@ -689,6 +693,9 @@ class Node:
     def _after_commit(self, block: Block, executed: ExecutedBlock) -> None:
         """Bookkeeping common to consensus commits and synced blocks."""
         self._executed.clear()
+        for fetch in self._fetches:  # a fetch for this height is moot: stop asking peers
+            if fetch.height <= block.number:
+                fetch.done.set()
         dropped = self.pool.on_commit(block.number, [v.tx for v in executed.txs])
         self._left_by_commit = len(self.pool) > 0  # they waited this block's round
         self.commit_times.append((self._clock(), len(executed.txs)))
@@ -715,8 +722,8 @@ class Node:
 
     async def _inbound_loop(self) -> None:
         """Frames in arrival order, consensus frames first (the transport delivers them
-        ahead); a big gossip frame is admitted a slice at a time, with the consensus
-        frames that came meanwhile handled between slices."""
+        ahead); a big gossip frame or TxResponse is admitted a slice at a time, with the
+        consensus frames that came meanwhile handled between slices."""
         transport = self.transport
         while True:
             peer, frame = await transport.recv()
@@ -726,7 +733,12 @@ class Node:
                 for urgent in transport.recv_urgent_nowait():
                     self._handle_frame(*urgent)
                 if self._gossip_rest:
-                    self._admit_gossip(self._gossip_rest.popleft())
+                    raws, fetched = self._gossip_rest.popleft()
+                    try:
+                        self._admit_gossip(raws, fetched=fetched)
+                    except Exception as exc:  # our own bug: drop this slice, as a frame
+                        self.dropped["handler_error"] += 1
+                        self.supervisor.report("inbound", exc)
 
     def _handle_frame(self, peer: str, frame: bytes) -> None:
         try:
@@ -735,13 +747,15 @@ class Node:
             self.dropped["handler_error"] += 1
             self.supervisor.report("inbound", exc)
 
-    def _admit_gossip(self, raws: tuple[bytes, ...]) -> None:
-        """Admit the first :data:`ADMIT_SLICE` of ``raws``; the inbound loop admits the
-        rest after looking at waiting consensus frames."""
+    def _admit_gossip(self, raws: tuple[bytes, ...], *, fetched: bool = False) -> None:
+        """Admit the first :data:`ADMIT_SLICE` of ``raws`` (a Txs frame, or a TxResponse:
+        ``fetched``); the inbound loop admits the rest after looking at waiting consensus
+        frames. A TxResponse is sliced too: else a peer's unasked-for 20,000-tx answer
+        would hold every vote behind it (~0.7 s of admission)."""
         if len(raws) > ADMIT_SLICE:
-            self._gossip_rest.appendleft(raws[ADMIT_SLICE:])
+            self._gossip_rest.appendleft((raws[ADMIT_SLICE:], fetched))
             raws = raws[:ADMIT_SLICE]
-        self._admit_from_peer(raws)
+        self._admit_from_peer(raws, fetched=fetched)
 
     def _on_frame(self, peer: str, frame: bytes) -> None:
         try:
@@ -759,7 +773,7 @@ class Node:
             found = [v.tx.encoded for h in msg.hashes if (v := self.pool.get(h)) is not None]
             self.transport.send(peer, wire.encode(wire.TxResponse(msg.number, tuple(found))))
         elif isinstance(msg, wire.TxResponse):
-            self._admit_from_peer(msg.raw, fetched=True)
+            self._admit_gossip(msg.raw, fetched=True)
         elif isinstance(msg, wire.Status):
             self.sync.on_status(peer, msg)
         elif isinstance(msg, wire.BlockRequest):
@@ -775,19 +789,17 @@ class Node:
         judged against the chain, not the pool: the proposal decides between two txs of
         one nonce (TxPool.admit_for_proposal)."""
         head = self.chain.head.number
-        wanted: set[bytes] = set()
-        if fetched:
-            for fetch in self._fetches:
-                wanted |= fetch.wanted
-        if not wanted:  # gossip, the hot path: one batch admission, no hashing here
-            results = self.pool.admit_many(raws, head)
-        else:
+        fetches, pool = self._fetches, self.pool
+        if not (fetched and any(f.wanted for f in fetches)):
+            # gossip, the hot path: one batch admission, no hashing here
+            results = pool.admit_many(raws, head)
+        else:  # a slice of a TxResponse: no union of the wanted sets per slice
             results = []
             for raw in raws:
-                admit = self.pool.admit_for_proposal if tx_hash(raw) in wanted else self.pool.admit
-                with contextlib.suppress(TxRejected):
-                    results.append(admit(raw, head))
-        if self._fetches:
+                h = tx_hash(raw)
+                wanted = any(h in f.wanted for f in fetches)
+                results += pool.admit_many((raw,), head, for_proposal=wanted)
+        if fetches:
             self._fetched([r.hash for r in results if type(r) is VerifiedTx])
 
     def _fetched(self, added: list[bytes]) -> None:

@@ -183,14 +183,30 @@ async def test_fetch_resolves_when_the_tx_arrived_before_the_fetch_registered() 
         node = cluster.node(1)
         raw = raw_tx("f1", block_limit=500)
         tx_hash = SignedTransaction.decode(raw).hash
-        node.submit([raw])  # the tx is already in the pool (gossip won the race)...
-        fetch = _Fetch({tx_hash}, asyncio.Event())
-        node._fetches.append(fetch)  # ...then the fetch for it registers
-        try:
-            node._admit_from_peer((raw,))  # the TxResponse: AlreadyKnown
-            assert fetch.done.is_set() and not fetch.wanted
-        finally:
-            node._fetches.remove(fetch)
+        # The proposal found it missing; it came in (gossip won the race) before the
+        # fetch task ran and registered: the fetch must count it, not wait for it.
+        node.submit([raw])
+        registered: list[_Fetch] = []
+        fetches = node._fetches
+
+        class Spy(list):  # type: ignore[type-arg]
+            def append(self, fetch: _Fetch) -> None:
+                registered.append(fetch)
+                super().append(fetch)
+
+        node._fetches = Spy(fetches)
+        ran: list[object] = []
+        node._run_proposal = lambda action, body: "ran"  # type: ignore[method-assign,assignment,return-value]
+        feed = node._feed
+        node._feed = lambda event: ran.append(event) if event == "ran" else feed(event)  # type: ignore[method-assign,func-returns-value]
+        sent = []
+        node.transport.send = lambda peer, data: sent.append(data)  # type: ignore[method-assign]
+        action = types.SimpleNamespace(height=node.replica.height, view=node.replica.view)
+        body = types.SimpleNamespace(proposer=0, tx_hashes=(tx_hash,))
+        await asyncio.wait_for(node._fetch_then_execute(action, body, [tx_hash]), 1)  # type: ignore[arg-type]
+        assert registered and registered[0].done.is_set() and not registered[0].wanted
+        requests = [d for d in sent if d[:1] == b"\x03"]  # wire.Kind.TX_REQUEST
+        assert ran == ["ran"] and requests == [], "executed at once, asked nobody"
 
 
 @pytest.mark.asyncio
