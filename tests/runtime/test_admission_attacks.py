@@ -356,3 +356,81 @@ async def test_a_proposal_partly_pooled_partly_queued_partly_unknown_commits() -
         await wait_until(lambda: not follower._fetches, 0.5)
         assert no_internal_errors(nodes)
         assert all(SignedTransaction.decode(r).hash not in follower.pool for r in everything)
+
+
+# -- batches: concurrent, across the RPC chunk, membership changing mid-batch -------------
+
+
+async def test_two_concurrent_batches_sharing_txs_answer_each_input_once_in_order() -> None:
+    async with memory_cluster(4) as nodes:
+        service = NodeService(nodes[0])
+        shared = [transfer(i) for i in range(3 * SUBMIT_SLICE)]
+        own_a = [transfer(i) for i in range(100, 100 + SUBMIT_SLICE)]
+        own_b = [transfer(i) for i in range(200, 200 + SUBMIT_SLICE)]
+        a_in = [x for pair in zip(shared, own_a * 3, strict=True) for x in pair]
+        b_in = [*own_b, *reversed(shared)]
+        a, b = await asyncio.gather(service.submit(a_in), service.submit(b_in))
+        assert len(a) == len(a_in) and len(b) == len(b_in)
+        for raws, results in ((a_in, a), (b_in, b)):
+            for raw, r in zip(raws, results, strict=True):
+                assert r == tx_hash(raw) or (
+                    isinstance(r, TxRejected) and r.reason is Reason.ALREADY_KNOWN
+                ), (raw, r)
+        # every distinct tx got exactly one hash answer over the two batches
+        hashes = [r for r in (*a, *b) if isinstance(r, bytes)]
+        distinct = {tx_hash(r) for r in (*shared, *own_a, *own_b)}
+        assert sorted(hashes) == sorted(distinct)
+        total = len(distinct)
+        await wait_until(lambda: all(n.chain.store.total_tx_count() == total for n in nodes), 20)
+
+
+async def test_an_rpc_batch_past_one_submit_chunk_answers_each_id_with_its_own_tx() -> None:
+    from node.rpc import Dispatcher
+    from node.rpc.jsonrpc import SUBMIT_CHUNK
+
+    async with memory_cluster(4) as nodes:
+        node = nodes[0]
+        dispatcher = Dispatcher({node.genesis.group_id: NodeService(node)})
+        raws = [transfer(i) for i in range(SUBMIT_CHUNK + SUBMIT_SLICE)]
+        raws.insert(SUBMIT_CHUNK + 3, raws[5])  # a duplicate in the second chunk
+        raws.insert(7, transfer(7, head=-500))  # expired, in the first slice
+        batch = [
+            {
+                "jsonrpc": "2.0",
+                "id": 1000 + i,
+                "method": "sendRawTransaction",
+                "params": [node.genesis.group_id, "0x" + raw.hex()],
+            }
+            for i, raw in enumerate(raws)
+        ]
+        answers = await dispatcher.handle(batch)
+        assert [a["id"] for a in answers] == [1000 + i for i in range(len(raws))]
+        errors = {a["id"] - 1000: a["error"]["message"] for a in answers if "error" in a}
+        assert set(errors) == {7, SUBMIT_CHUNK + 4}, errors
+        for a in answers:
+            if "result" in a:
+                assert a["result"] == "0x" + tx_hash(raws[a["id"] - 1000]).hex()
+        assert len(node.pool) + node.chain.store.total_tx_count() == len(raws) - 2
+
+
+async def test_a_node_made_free_between_slices_refuses_the_rest_of_the_batch_typed() -> None:
+    async with memory_cluster(4) as nodes:
+        node = nodes[0]
+        raws = [transfer(i) for i in range(2 * SUBMIT_SLICE + 3)]
+
+        async def sleep(delay: float) -> None:  # a block removed this node meanwhile
+            node.role = "free"
+            await asyncio.sleep(delay)
+
+        real = service_module.asyncio
+        service_module.asyncio = types.SimpleNamespace(sleep=sleep)  # type: ignore[assignment]
+        try:
+            results = list(await NodeService(node).submit(raws))
+        finally:
+            service_module.asyncio = real
+            node.role = "sealer"
+        assert results[:SUBMIT_SLICE] == [tx_hash(r) for r in raws[:SUBMIT_SLICE]]
+        assert reasons(results[SUBMIT_SLICE:]) == [Reason.NOT_A_GROUP_MEMBER] * (
+            len(raws) - SUBMIT_SLICE
+        )
+        assert all(tx_hash(r) not in node.pool for r in raws[SUBMIT_SLICE:])
