@@ -130,6 +130,10 @@ HEARD_WINDOW = 5.0
 # block must fit one BlockResponse item (else no peer can sync it) and Block.decode's limit
 # (else we cannot read our own head back); the slack covers header, seal and framing.
 MAX_BLOCK_TX_BYTES = wire.MAX_ITEM - 512 * 1024
+# Transaction bytes in one TxResponse: whatever a TxRequest asks, the answer is a frame a
+# peer accepts (wire.MAX_FRAME, less msgpack's few bytes a tx) and twice what any block
+# may hold, so an honest fetch is always answered in full.
+MAX_TX_RESPONSE_BYTES = wire.MAX_FRAME - 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -770,8 +774,7 @@ class Node:
         elif isinstance(msg, wire.Txs):
             self._admit_gossip(msg.raw)
         elif isinstance(msg, wire.TxRequest):
-            found = [v.tx.encoded for h in msg.hashes if (v := self.pool.get(h)) is not None]
-            self.transport.send(peer, wire.encode(wire.TxResponse(msg.number, tuple(found))))
+            self._answer_tx_request(peer, msg)
         elif isinstance(msg, wire.TxResponse):
             self._admit_gossip(msg.raw, fetched=True)
         elif isinstance(msg, wire.Status):
@@ -780,6 +783,23 @@ class Node:
             self.sync.serve(peer, msg)
         elif isinstance(msg, wire.BlockResponse):
             self.sync.on_blocks(peer, msg)
+
+    def _answer_tx_request(self, peer: str, msg: wire.TxRequest) -> None:
+        """The pooled txs ``msg`` asks for, each once, up to :data:`MAX_TX_RESPONSE_BYTES`:
+        a 640 KB request naming one 8 KB tx 20,000 times must not make this node build a
+        160 MB frame (that no transport would carry anyway)."""
+        found: list[bytes] = []
+        size = 0
+        get = self.pool.get
+        for h in dict.fromkeys(msg.hashes):
+            vtx = get(h)
+            if vtx is not None:
+                raw = vtx.tx.encoded
+                size += len(raw) + 5  # msgpack's bin header
+                if size > MAX_TX_RESPONSE_BYTES:
+                    break
+                found.append(raw)
+        self.transport.send(peer, wire.encode(wire.TxResponse(msg.number, tuple(found))))
 
     def _sealer_index(self, peer: str) -> int | None:
         return self._sealer_pos.get(peer)

@@ -434,3 +434,32 @@ async def test_a_node_made_free_between_slices_refuses_the_rest_of_the_batch_typ
             len(raws) - SUBMIT_SLICE
         )
         assert all(tx_hash(r) not in node.pool for r in raws[SUBMIT_SLICE:])
+
+
+async def test_a_tx_request_naming_one_big_tx_thousands_of_times_gets_it_once() -> None:
+    async with memory_cluster(4) as nodes:
+        node, asker = nodes[0], nodes[1]
+        big = transfer(1, args=[f"{i:02d}" + "b" * 250 for i in range(16)])
+        node.pool.admit(big, node.chain.head.number)
+        many = [
+            transfer(i, args=[f"{i}-{j:02d}" + "m" * 200 for j in range(16)]) for i in range(40)
+        ]
+        for raw in many:
+            node.pool.admit(raw, node.chain.head.number)
+        answers: list[wire.TxResponse] = []
+        real = asker._on_frame
+
+        def on_frame(peer: str, frame: bytes) -> None:
+            if frame[:1] == bytes([wire.Kind.TX_RESPONSE]):
+                msg = wire.decode(frame)
+                assert isinstance(msg, wire.TxResponse)
+                answers.append(msg)
+            real(peer, frame)
+
+        asker._on_frame = on_frame  # type: ignore[method-assign]
+        copies = (wire.MAX_FRAME // len(big)) + 100  # the naive answer would not fit a frame
+        hashes = (tx_hash(big),) * copies + tuple(tx_hash(r) for r in many)
+        node.transport._inbox.put(asker.node_id, wire.encode(wire.TxRequest(1, hashes)))
+        await wait_until(lambda: bool(answers), 10)
+        assert answers[0].raw == (big, *many), "each asked-for tx once, in the order asked"
+        assert no_internal_errors(nodes)
