@@ -463,3 +463,25 @@ async def test_a_tx_request_naming_one_big_tx_thousands_of_times_gets_it_once() 
         await wait_until(lambda: bool(answers), 10)
         assert answers[0].raw == (big, *many), "each asked-for tx once, in the order asked"
         assert no_internal_errors(nodes)
+
+
+async def test_a_leader_proposing_a_forged_tx_gets_no_votes_and_the_chain_goes_on() -> None:
+    from node.ledger.tx import VerifiedTx
+
+    async with MemoryCluster(4, consensus_timeout=3, tick_ms=10) as cluster:
+        nodes = cluster.running()
+        leader = cluster.node(1)
+        forged = transfer(1, args=["forger", 9], nonce="forged")[:-1] + b"\x07"  # v = 7
+        stx = SignedTransaction.decode(forged)  # well formed; its signature recovers nothing
+        # A Byzantine leader's pool: the forged tx as if verified (sender made up).
+        leader.pool._pending[stx.hash] = VerifiedTx(stx, b"\x66" * 20)
+        leader.pool._pool_nonces[stx.tx.nonce] = stx.hash
+        good = transfer(2)
+        assert isinstance(nodes[2].submit([good])[0], bytes)
+        await wait_until(lambda: all(committed(n, good) for n in nodes), 30)
+        assert not any(committed(n, forged) for n in nodes)
+        assert all(stx.hash not in n.pool for n in nodes if n is not leader)
+        assert sum(n.pool.rejected[Reason.INVALID_SIGNATURE] for n in nodes) >= 1
+        assert all(n.replica.view >= 1 for n in nodes), "its view was changed"
+        await wait_until(lambda: all(not n._fetches for n in nodes), 10)
+        assert no_internal_errors(nodes)
