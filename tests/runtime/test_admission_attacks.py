@@ -313,7 +313,7 @@ async def test_a_block_synced_while_its_fetch_waits_ends_the_fetch_and_the_node_
         # The fetch is moot once its height is committed: it ends at once and asks no
         # more peers (it used to ask every peer in turn, 2 s each, for a decided block).
         synced_at = len(asked)
-        await wait_until(lambda: not late._fetches, 0.5)
+        await wait_until(lambda: not late._fetches, 1.5)
         await asyncio.sleep(2.5)
         assert len(asked) == synced_at, "asked the proposer again after the block was synced"
         assert all(committed(late, r) for r in raws)
@@ -353,7 +353,7 @@ async def test_a_proposal_partly_pooled_partly_queued_partly_unknown_commits() -
         pooled_hashes = {tx_hash(r) for r in pooled}
         asked = {h for req in requests for h in req.hashes}
         assert not asked & pooled_hashes, "asked for txs it held"
-        await wait_until(lambda: not follower._fetches, 0.5)
+        await wait_until(lambda: not follower._fetches, 1.5)
         assert no_internal_errors(nodes)
         assert all(SignedTransaction.decode(r).hash not in follower.pool for r in everything)
 
