@@ -108,8 +108,9 @@ TX_FETCH_TIMEOUT = 2.0
 # that gossip, while some is still queued, before it asks a peer for the transactions.
 QUEUED_GOSSIP_GRACE = 0.1
 # Gossiped transactions admitted between two looks at waiting consensus frames: a vote
-# never waits behind more than ~16 admissions (1-2 ms of CPU), not a whole 500-tx frame.
-ADMIT_SLICE = 16
+# never waits behind more than ~64 admissions (a few ms of CPU), not a whole 500-tx frame.
+# (16 measured no better under load: docs/performance.md, "Latency under load".)
+ADMIT_SLICE = 64
 # A proposal stamped further ahead of our clock (or of its parent's stamp, when our clock
 # is behind that) gets no vote: every later block must be at least as late, so one
 # accepted far-future stamp would pin the chain's time for good. Only voting depends on
@@ -499,8 +500,6 @@ class Node:
             self.latency.view_active(self.replica.view_active)  # times view changes
         finally:
             self._stepping = False
-        if self._left_by_commit:
-            self._propose_left()
         self._seal_wake.set()
 
     def _perform(self, action: Action) -> None:
@@ -825,7 +824,7 @@ class Node:
     def _fetched(self, added: list[bytes]) -> None:
         """The pool just took ``added``: fetches waiting for them are done when nothing
         else is wanted. By what this admission added, not by the whole wanted set per
-        slice (a 1,000-tx fetch re-checked every 16 admissions cost ~60,000 lookups a
+        slice (a 1,000-tx fetch re-checked every 64 admissions cost ~16,000 lookups a
         block); what the pool held before a fetch registered is taken off when it does."""
         for fetch in self._fetches:
             fetch.wanted.difference_update(added)
@@ -981,20 +980,6 @@ class Node:
             ready_since = None
             self._left_by_commit = False
             self._propose(limit)
-
-    def _propose_left(self) -> None:
-        """Propose at once, from the event path, when the commit just fed left txs in the
-        pool and this node leads the next height: the seal loop would do the same one loop
-        turn later, and under load a loop turn is several admission slices of every busy
-        task (docs/performance.md, "Latency under load")."""
-        if (
-            self.storage_fault is None
-            and self.supervisor.failure is None
-            and len(self.pool)
-            and self.replica.wants_proposal()
-        ):
-            self._left_by_commit = False
-            self._propose(self.chain.executor.system_config(self.chain.store.state).tx_count_limit)
 
     def _propose(self, limit: int) -> None:
         height = self.replica.height

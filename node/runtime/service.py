@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from node.runtime.host import ServiceHost
 
 RECENT_BLOCKS = 8
-SUBMIT_SLICE = 16
+SUBMIT_SLICE = 64
 """Client txs admitted between two turns of the event loop: a consensus frame waits for at
-most this many admissions (1-2 ms of CPU), not for a whole 1,000-call JSON-RPC batch."""
+most this many admissions (a few ms of CPU), not for a whole 1,000-call JSON-RPC batch."""
 
 
 class NodeService:

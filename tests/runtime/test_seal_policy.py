@@ -4,7 +4,6 @@ that block's round and are proposed at once, however few."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -39,35 +38,3 @@ async def test_transactions_left_by_a_commit_are_proposed_at_once() -> None:
         assert [n.chain.head.number for n in nodes] == [3, 3, 3, 3]
         assert elapsed < 0.75 * WAIT_MS / 1000, f"the last 5 txs waited the timer ({elapsed:.1f} s)"
 
-
-async def test_the_next_leader_proposes_in_the_step_that_committed() -> None:
-    # Txs left by a commit are proposed from the event path that fed the commit, not one
-    # loop turn later by the seal loop: under load a turn costs every busy task a slice.
-    from consensus.messages import PrePrepare, decode_message
-    from node.runtime import wire
-
-    async with memory_cluster(4, seal_max_wait_ms=WAIT_MS, tx_count_limit=10) as nodes:
-        proposed_by: dict[int, str] = {}
-        for node in nodes:
-            send = node.transport.broadcast
-
-            def spy(frame: bytes, _send=send) -> None:
-                msg = wire.decode(frame)
-                if isinstance(msg, wire.Consensus):
-                    message = decode_message(msg.data)
-                    if isinstance(message, PrePrepare):
-                        task = asyncio.current_task()
-                        name = task.get_name() if task is not None else "?"
-                        proposed_by[message.proposal.height] = name.rpartition(":")[2]
-                _send(frame)
-
-            node.transport.broadcast = spy  # type: ignore[method-assign]
-        # node h leads height h. node2 holds all 25 from the start, so its commit of
-        # block 1 leaves 15 and node3's commit of block 2 leaves 5.
-        results = nodes[2].submit([transfer(i) for i in range(25)])
-        assert all(isinstance(r, bytes) for r in results)
-        await wait_until(
-            lambda: all(n.chain.store.total_tx_count() == 25 for n in nodes), timeout=30
-        )
-        assert proposed_by[1] == "seal"  # a full block's worth reached an idle leader
-        assert proposed_by[2] != "seal" and proposed_by[3] != "seal", proposed_by
