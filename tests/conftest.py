@@ -9,6 +9,7 @@ a missing broker can never turn the MQTT suite green by skipping it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +89,12 @@ def private_broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: SIGINT unblocked and at its default,
+    whatever the test process inherited or set (an ignored or blocked SIGINT passes to
+    children through exec, and Python then installs no KeyboardInterrupt handler). The
+    SIGINT tests of bench and trace --follow hung in full parallel runs only."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

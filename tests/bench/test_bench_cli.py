@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mqtt_broker_url
+from tests.conftest import interruptible, mqtt_broker_url
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -233,6 +233,7 @@ def test_interrupt_stops_every_node_it_started(tmp_path: Path, sig: signal.Signa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -268,6 +269,7 @@ def test_ctrl_c_while_pre_signing_stops_at_once(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         assert proc.stdout is not None

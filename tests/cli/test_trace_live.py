@@ -13,6 +13,7 @@ import pytest
 
 from scripts.trace.schema import read_trace
 from tests.cli.conftest import REPO, run_cli
+from tests.conftest import interruptible
 from tests.trace.test_schema import documented_kinds
 
 
@@ -55,6 +56,7 @@ def test_live_trace_parses_with_the_documented_schema(
         env=env,
         stdout=open(followed, "w"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.PIPE,
+        preexec_fn=interruptible,
     )
     try:
         # Ctrl-C ends a follow that has started: before, it lands in the verb's start-up
