@@ -35,6 +35,22 @@ def run_bench(*args: str, cwd: Path, timeout: float = 90.0) -> subprocess.Comple
     )
 
 
+def start_bench_to_interrupt(tmp_path: Path, chain: Path, *, txs: int) -> subprocess.Popen[str]:
+    """A long bench on a fresh chain at ``chain``, its output piped, for a test to signal."""
+    env = {k: v for k, v in os.environ.items() if k != "LEDGERLAB_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scripts", "bench", "--txs", str(txs), "--block-txs", "2000",
+         "--dir", str(chain)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
+    )  # fmt: skip
+
+
 def node_pids_of(root: Path) -> list[int]:
     """Pids of node processes whose command line names a config under ``root``."""
     pids = []
@@ -223,18 +239,7 @@ def test_a_non_empty_dir_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_every_node_it_started(tmp_path: Path, sig: signal.Signals) -> None:
     chain = tmp_path / "chain"
-    env = {k: v for k, v in os.environ.items() if k != "LEDGERLAB_DIR"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts", "bench", "--txs", "100000", "--block-txs", "2000",
-         "--dir", str(chain)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=interruptible,
-    )  # fmt: skip
+    proc = start_bench_to_interrupt(tmp_path, chain, txs=100_000)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -259,18 +264,7 @@ def test_ctrl_c_while_pre_signing_stops_at_once(tmp_path: Path) -> None:
     so the test above timed out in parallel runs whenever its signal landed after the
     users were created)."""
     chain = tmp_path / "chain"
-    env = {k: v for k, v in os.environ.items() if k != "LEDGERLAB_DIR"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts", "bench", "--txs", "300000", "--block-txs", "2000",
-         "--dir", str(chain)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=interruptible,
-    )  # fmt: skip
+    proc = start_bench_to_interrupt(tmp_path, chain, txs=300_000)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

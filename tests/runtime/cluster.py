@@ -22,6 +22,7 @@ __all__ = [
     "MemoryCluster",
     "loops_alive",
     "memory_cluster",
+    "pool_sizes_at_probe",
     "start_nodes",
     "tcp_chain",
     "transfer",
@@ -135,3 +136,20 @@ async def start_nodes(
         lambda: all(len(n.transport.peers()) >= len(nodes) - 1 for n in nodes), timeout
     )
     return nodes
+
+
+def pool_sizes_at_probe(node: Node) -> list[int]:
+    """Make ``node`` swallow a consensus message ``b"probe"`` (never stepped into its
+    replica) and note its pool size each time one is handled: how many admissions a
+    consensus frame waited behind. Other events go through as before."""
+    seen: list[int] = []
+    feed = node._feed
+
+    def spy(event):  # type: ignore[no-untyped-def]
+        if type(event).__name__ == "MessageReceived" and event.message == b"probe":
+            seen.append(len(node.pool))
+            return None
+        return feed(event)
+
+    node._feed = spy  # type: ignore[method-assign]
+    return seen

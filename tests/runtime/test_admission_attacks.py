@@ -22,7 +22,14 @@ from node.runtime import service as service_module
 from node.runtime.node import ADMIT_SLICE
 from node.runtime.service import SUBMIT_SLICE, NodeService
 from node.runtime.txpool import BLOCK_LIMIT_WINDOW, Reason, TxPool, TxRejected
-from tests.runtime.cluster import MemoryCluster, loops_alive, memory_cluster, transfer, wait_until
+from tests.runtime.cluster import (
+    MemoryCluster,
+    loops_alive,
+    memory_cluster,
+    pool_sizes_at_probe,
+    transfer,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -268,16 +275,7 @@ async def test_a_tx_response_is_admitted_in_slices_behind_waiting_consensus_fram
     async with memory_cluster(4) as nodes:
         node, peer = nodes[0], nodes[1].node_id
         raws = tuple(transfer(i) for i in range(10 * ADMIT_SLICE))
-        seen: list[int] = []
-        feed = node._feed
-
-        def spy(event):  # type: ignore[no-untyped-def]
-            if type(event).__name__ == "MessageReceived" and event.message == b"probe":
-                seen.append(len(node.pool))
-                return None
-            return feed(event)
-
-        node._feed = spy  # type: ignore[method-assign]
+        seen = pool_sizes_at_probe(node)  # pool size each time the probe was handled
         inbox = node.transport._inbox
         admit_many = node.pool.admit_many
 

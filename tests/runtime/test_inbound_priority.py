@@ -11,7 +11,7 @@ import pytest
 
 from node.runtime import wire
 from node.runtime.node import ADMIT_SLICE
-from tests.runtime.cluster import memory_cluster, transfer, wait_until
+from tests.runtime.cluster import memory_cluster, pool_sizes_at_probe, transfer, wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -20,16 +20,7 @@ async def test_a_consensus_frame_behind_a_big_gossip_frame_goes_first() -> None:
     async with memory_cluster(4) as nodes:
         node, peer = nodes[0], nodes[1].node_id
         raws = tuple(transfer(i) for i in range(10 * ADMIT_SLICE))
-        seen: list[int] = []  # pool size each time a consensus message was fed
-        feed = node._feed
-
-        def spy(event):  # type: ignore[no-untyped-def]
-            if type(event).__name__ == "MessageReceived" and event.message == b"probe":
-                seen.append(len(node.pool))
-                return None
-            return feed(event)
-
-        node._feed = spy  # type: ignore[method-assign]
+        seen = pool_sizes_at_probe(node)  # pool size each time the probe was handled
         inbox = node.transport._inbox
         inbox.put(peer, wire.encode(wire.Txs(raws)))
         inbox.put(peer, wire.encode(wire.Consensus(b"probe")))

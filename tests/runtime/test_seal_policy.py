@@ -37,4 +37,3 @@ async def test_transactions_left_by_a_commit_are_proposed_at_once() -> None:
         elapsed = time.monotonic() - t0
         assert [n.chain.head.number for n in nodes] == [3, 3, 3, 3]
         assert elapsed < 0.75 * WAIT_MS / 1000, f"the last 5 txs waited the timer ({elapsed:.1f} s)"
-
