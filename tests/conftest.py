@@ -45,8 +45,8 @@ def _broker_problem() -> str | None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules with the most ``slow`` (multi-process) tests first.
 
-    In a parallel run by module (``pytest -n 2 --dist loadscope --no-loadscope-reorder``,
-    the README's faster local run; CI runs serially): started first, the long
+    CI runs the suite in parallel by module (``pytest -n 2 --dist loadscope
+    --no-loadscope-reorder``, the README's test command): started first, the long
     live-cluster modules run beside the many short ones instead of ending the run alone.
     The sort is stable, so a module's tests stay together and in their written order
     (module fixtures, ordered steps).
