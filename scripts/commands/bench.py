@@ -151,6 +151,23 @@ def _refused(r: dict[str, Any]) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in sorted(r["rejected"].items()))
 
 
+DRIFT_WARNING = 1.15
+"""A ceiling after the load this much slower or faster than before it is called out."""
+
+
+def _after_load(r: dict[str, Any]) -> str:
+    after, drift = r.get("ceiling_after"), r.get("ceiling_drift")
+    if after is None or drift is None:
+        return ""
+    text = f"; {after['cost_us']:.1f} µs right after it (ratio {r['ratio_after']:.2f} against that)"
+    if not 1 / DRIFT_WARNING <= drift <= DRIFT_WARNING:
+        text += (
+            f"\n[yellow]the machine's speed moved during the run (minimal work x{drift:.2f}): "
+            "the ratio is only as good as that; compare runs interleaved[/]"
+        )
+    return text
+
+
 def render(out: Console, r: dict[str, Any]) -> None:
     plan, lat, rec = r["plan"], r["latency_ms"], r["receipt_latency_ms"]
     m, c = r["machine"], r["ceiling"]
@@ -199,7 +216,8 @@ def render(out: Console, r: dict[str, Any]) -> None:
     t.add_row(
         "ceiling",
         f"{r['ceiling_tps']:,.0f} tx/s = {c['busy_cores']} cores / ({c['nodes']} nodes x "
-        f"{c['cost_us']:.1f} µs minimal work per tx), measured just before the load",
+        f"{c['cost_us']:.1f} µs minimal work per tx), measured just before the load"
+        + _after_load(r),
     )
     busy = ""
     if r["cores_used"] is not None:

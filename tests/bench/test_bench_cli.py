@@ -85,6 +85,15 @@ def check_result(result: dict, txs: int, nodes: int = 4) -> None:
     assert result["ratio"] == pytest.approx(result["committed_tps"] / result["ceiling_tps"], 1e-3)
     per_tx = result["node_cpu_us_per_tx"]
     assert result["cpu_ratio"] == pytest.approx(result["ceiling"]["cost_us"] / per_tx, 1e-3)
+    # measured again after the load: how far the machine's speed moved meanwhile
+    after = result["ceiling_after"]
+    assert after["cost_us"] > 0 and len(after["rounds_us"]) == len(result["ceiling"]["rounds_us"])
+    assert (after["cores"], after["nodes"]) == (result["cores"], nodes)
+    drift = after["cost_us"] / result["ceiling"]["cost_us"]
+    assert result["ceiling_drift"] == pytest.approx(drift, abs=1e-3)
+    assert result["ratio_after"] == pytest.approx(
+        result["committed_tps"] / after["ceiling_tps"], 1e-3
+    )
     assert 0 < result["cores_used"] <= result["machine"]["cpus"] + 0.5
     for name, stats in result["per_node"].items():
         assert stats["cpu_s"] > 0 and 10 < stats["rss_mb"] < 1000, (name, stats)
@@ -110,6 +119,7 @@ def test_tiny_tcp_benchmark_writes_consistent_reports(tmp_path: Path) -> None:
     assert result["transport"] == "tcp" and result["saturation_tps"] is None
     for text in ("throughput", "ceiling", "ratio", "latency", "heads", "200 of 200"):
         assert text in proc.stdout, text
+    assert f"{result['ceiling_after']['cost_us']:.1f} µs right after it" in proc.stdout
     assert sum(v for _, v in result["timeline"]) * result["timeline_bucket_s"] == pytest.approx(
         200, abs=1
     )
@@ -118,6 +128,7 @@ def test_tiny_tcp_benchmark_writes_consistent_reports(tmp_path: Path) -> None:
     assert html.startswith("<!doctype html>") and html.count("<svg") == 1
     assert "<script" not in html and "<link" not in html and 'src="http' not in html
     assert f"{result['committed']:,}" in html and result["head_hash"] in html
+    assert "before the load" in html and "after the load" in html
     assert node_pids_of(chain) == []  # every node process it started is gone
 
 

@@ -153,3 +153,24 @@ def test_a_permissioned_chain_needs_an_admin_key(tmp_path: Path) -> None:
         f.unlink()
     with pytest.raises(BenchFailed, match="may create DagTransfer users"):
         signing_key(closed)
+
+
+def test_the_ceiling_after_the_load_is_reported_and_a_drift_called_out() -> None:
+    from scripts.commands.bench import _after_load
+
+    def report(before: float, after: float) -> dict[str, object]:
+        return {
+            "ceiling": {"cost_us": before},
+            "ceiling_after": {"cost_us": after},
+            "ceiling_drift": round(after / before, 3),
+            "ratio_after": 0.5,
+        }
+
+    steady = _after_load(report(60.0, 63.0))
+    assert "63.0 µs right after it (ratio 0.50 against that)" in steady
+    assert "speed moved" not in steady
+    slower = _after_load(report(60.0, 90.0))
+    assert "speed moved during the run (minimal work x1.50)" in slower
+    faster = _after_load(report(90.0, 60.0))
+    assert "x0.67" in faster
+    assert _after_load({"ceiling_after": None, "ceiling_drift": None}) == ""
