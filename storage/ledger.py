@@ -7,8 +7,9 @@ It stores bytes by hashes and numbers and knows nothing of transaction or block 
     b"b" + u64(number)   -> block bytes
     b"n" + u64(number)   -> block hash
     b"h" + block_hash    -> u64(number)
-    b"t" + tx_hash       -> u64(number) + u32(index in block)
-    b"r" + tx_hash       -> receipt bytes
+    b"t" + tx_hash       -> u64(number) + u32(index in block) + b"\x01" + receipt bytes
+    b"r" + tx_hash       -> receipt bytes (stores written before the receipt moved into
+                            the "t" entry, whose "t" values are the 12 location bytes)
     b"s" + state_key     -> state value (state keys: 1..MAX_STATE_KEY_LEN bytes)
     b"m" + name (UTF-8)  -> meta value (callers' own records, e.g. consensus view)
     b"c" + b"head"       -> u64(number) + block_hash + state_root
@@ -61,6 +62,9 @@ K_FAILED_TX_COUNT = b"cfailedtxcount"
 
 _U64 = struct.Struct(">Q")
 _TX_LOC = struct.Struct(">QI")
+_TX_ENTRY = struct.Struct(">QIB")
+"""A ``b"t"`` value's head: the location and the byte 1, the receipt after it (one put per
+transaction, not two); a 12-byte value is an older store's, whose receipt is under ``b"r"``."""
 _U32 = struct.Struct(">I")
 
 
@@ -222,11 +226,16 @@ class LedgerReader:
         raw = self._view.get(P_TX + tx_hash)
         if raw is None:
             return None
-        number, index = _TX_LOC.unpack(raw)
+        number, index = _TX_LOC.unpack_from(raw)
         return int(number), int(index)
 
     def receipt(self, tx_hash: bytes) -> bytes | None:
-        return self._view.get(P_RECEIPT + tx_hash)
+        raw = self._view.get(P_TX + tx_hash)
+        if raw is None:
+            return None
+        if len(raw) > _TX_LOC.size:
+            return raw[_TX_LOC.size + 1 :]
+        return self._view.get(P_RECEIPT + tx_hash)  # written by an older version
 
     def get_meta(self, name: str) -> bytes | None:
         return self._view.get(_meta_key(name))
@@ -360,15 +369,16 @@ def _commit_batch(c: BlockCommit, tx_count_before: int, failed_before: int | Non
     put(P_BLOCK + num, c.block)
     put(P_HASH_BY_NUMBER + num, c.block_hash)
     put(P_NUMBER_BY_HASH + c.block_hash, num)
-    # Per transaction two puts, appended without a call each: the keys are a one-byte
-    # prefix and a 32-byte hash (_check_commit), so only the receipt needs put's check.
+    # Per transaction one put (location and receipt in one value: each RocksDB entry costs
+    # a memtable insert), appended without a call: the key is a one-byte prefix and a
+    # 32-byte hash (_check_commit), so only the receipt needs put's check.
     ops = batch.ops
-    loc = _U32.pack
+    head = _TX_ENTRY.pack
+    number = c.number
     for index, (tx_hash, receipt) in enumerate(zip(c.tx_hashes, c.receipts, strict=True)):
         if type(receipt) is not bytes:
-            check_value(receipt)  # raises (a bytes subclass passes, as through put)
-        ops.append((P_TX + tx_hash, num + loc(index)))
-        ops.append((P_RECEIPT + tx_hash, receipt))
+            receipt = bytes(check_value(receipt))  # raises, or takes a bytes subclass
+        ops.append((P_TX + tx_hash, head(number, index, 1) + receipt))
     for key, value in c.state_writes:
         state_key = P_STATE + key  # bytes (or a TypeError)
         if value is None:

@@ -17,6 +17,7 @@ from storage import (
     LedgerStore,
     next_state_root,
 )
+from storage.kv import WriteBatch
 from storage.ledger import K_FAILED_TX_COUNT, K_HEAD, K_TX_COUNT
 
 from .conftest import PERSISTENT, OpenStore
@@ -105,9 +106,37 @@ def test_every_key_sits_in_a_documented_space(kv: KVStore) -> None:
         space = key[:1] if key not in (K_HEAD, K_TX_COUNT, K_FAILED_TX_COUNT) else key
         counts[space] = counts.get(space, 0) + 1
     assert counts == {
-        b"b": 2, b"n": 2, b"h": 2, b"t": 6, b"r": 6, b"s": 3, b"m": 1, K_HEAD: 1, K_TX_COUNT: 1,
+        b"b": 2, b"n": 2, b"h": 2, b"t": 6, b"s": 3, b"m": 1, K_HEAD: 1, K_TX_COUNT: 1,
         K_FAILED_TX_COUNT: 1,
     }  # fmt: skip
+
+
+def test_a_tx_entry_holds_its_location_and_receipt(kv: KVStore) -> None:
+    """One put per transaction: ``b"t" + hash -> u64(number) u32(index) 0x01 receipt``,
+    an empty receipt included (it must not read as an older store's 12-byte entry)."""
+    ledger = LedgerStore(kv)
+    g = block(0, GENESIS_STATE_ROOT, txs=2)
+    g = replace(g, receipts=[b"", b"\x00" * 300])
+    ledger.commit_block(g)
+    first, second = g.tx_hashes
+    assert kv.get(b"t" + first) == (0).to_bytes(8, "big") + (0).to_bytes(4, "big") + b"\x01"
+    assert ledger.receipt(first) == b"" and ledger.tx_location(first) == (0, 0)
+    assert ledger.receipt(second) == b"\x00" * 300 and ledger.tx_location(second) == (0, 1)
+    assert ledger.receipt(h("no such tx")) is None
+
+
+def test_an_older_stores_separate_receipts_still_read(kv: KVStore) -> None:
+    """Stores written before the receipt moved into the "t" entry keep a 12-byte location
+    under ``b"t"`` and the receipt under ``b"r"``: both still answer."""
+    ledger = LedgerStore(kv)
+    commit_chain(ledger, 1)
+    old_hash = h("old tx")
+    batch = WriteBatch()
+    batch.put(b"t" + old_hash, (7).to_bytes(8, "big") + (3).to_bytes(4, "big"))
+    batch.put(b"r" + old_hash, b"old receipt")
+    kv.write(batch)
+    assert ledger.tx_location(old_hash) == (7, 3)
+    assert ledger.receipt(old_hash) == b"old receipt"
 
 
 def test_state_deletes_and_empty_blocks(kv: KVStore) -> None:
