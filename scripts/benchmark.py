@@ -531,13 +531,8 @@ class Benchmark:
 
     async def measure_ceiling(self) -> bench_ceiling.Ceiling:
         """Time the minimal per-tx work now, right before the load (same machine state)."""
-        self.state.phase = "measuring the ceiling"
-        self._changed()
         cores = self.plan.cores or bench_ceiling.cores_of(list(self.node_pids.values()))
-        self.ceiling = await bench_ceiling.ameasure(
-            nodes=self.nodes, cores=cores, txs=self.plan.ceiling_txs
-        )
-        c = self.ceiling
+        c = self.ceiling = await self._time_minimal_work("measuring the ceiling", cores)
         self.say(
             f"ceiling: minimal work {c.cost_us:.1f} µs per tx per node, {c.busy_cores} of "
             f"{c.cores} cores for {c.nodes} nodes -> {c.tps:,.0f} tx/s"
@@ -550,12 +545,17 @@ class Benchmark:
         minutes apart on one guest), and the headline ratio, against the ceiling before,
         is only as good as that speed held. Reported beside it, not instead of it."""
         assert self.ceiling is not None
-        self.state.phase = "measuring the ceiling again"
-        self._changed()
-        self.ceiling_after = await bench_ceiling.ameasure(
-            nodes=self.nodes, cores=self.ceiling.cores, txs=self.plan.ceiling_txs
+        self.ceiling_after = await self._time_minimal_work(
+            "measuring the ceiling again", self.ceiling.cores
         )
         return self.ceiling_after
+
+    async def _time_minimal_work(self, phase: str, cores: int) -> bench_ceiling.Ceiling:
+        self.state.phase = phase
+        self._changed()
+        return await bench_ceiling.ameasure(
+            nodes=self.nodes, cores=cores, txs=self.plan.ceiling_txs
+        )
 
     # ------------------------------------------------------------------ pre-signing
 
@@ -1084,7 +1084,7 @@ class Benchmark:
             "ceiling_tps": round(ceiling, 1),
             **{k: v for k, v in headline.items() if k not in ("rejected", "submitted")},
             "ratio": round(headline["committed_tps"] / ceiling, 4),
-            **self._after_load(headline["committed_tps"]),
+            **self._ceiling_after_figures(headline["committed_tps"]),
             "submitted": submitted,
             "accepted": accepted,
             "committed": committed,
@@ -1103,7 +1103,7 @@ class Benchmark:
             "ok": committed == accepted and not bad_refusals and checks["consistent"] and supply_ok,
         }
 
-    def _after_load(self, committed_tps: float) -> dict[str, Any]:
+    def _ceiling_after_figures(self, committed_tps: float) -> dict[str, Any]:
         """The ceiling measured after the load, its drift from the one before (after / before
         cost: above 1 the machine got slower), and the ratio against it."""
         after, before = self.ceiling_after, self.ceiling

@@ -65,7 +65,6 @@ _TX_LOC = struct.Struct(">QI")
 _TX_ENTRY = struct.Struct(">QIB")
 """A ``b"t"`` value's head: the location and the byte 1, the receipt after it (one put per
 transaction, not two); a 12-byte value is an older store's, whose receipt is under ``b"r"``."""
-_U32 = struct.Struct(">I")
 
 
 class LedgerError(ValueError):
@@ -234,7 +233,7 @@ class LedgerReader:
         if raw is None:
             return None
         if len(raw) > _TX_LOC.size:
-            return raw[_TX_LOC.size + 1 :]
+            return raw[_TX_ENTRY.size :]
         return self._view.get(P_RECEIPT + tx_hash)  # written by an older version
 
     def get_meta(self, name: str) -> bytes | None:

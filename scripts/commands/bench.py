@@ -155,7 +155,7 @@ DRIFT_WARNING = 1.15
 """A ceiling after the load this much slower or faster than before it is called out."""
 
 
-def _after_load(r: dict[str, Any]) -> str:
+def _ceiling_after_text(r: dict[str, Any]) -> str:
     after, drift = r.get("ceiling_after"), r.get("ceiling_drift")
     if after is None or drift is None:
         return ""
@@ -217,7 +217,7 @@ def render(out: Console, r: dict[str, Any]) -> None:
         "ceiling",
         f"{r['ceiling_tps']:,.0f} tx/s = {c['busy_cores']} cores / ({c['nodes']} nodes x "
         f"{c['cost_us']:.1f} µs minimal work per tx), measured just before the load"
-        + _after_load(r),
+        + _ceiling_after_text(r),
     )
     busy = ""
     if r["cores_used"] is not None:

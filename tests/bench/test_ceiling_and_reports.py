@@ -156,7 +156,7 @@ def test_a_permissioned_chain_needs_an_admin_key(tmp_path: Path) -> None:
 
 
 def test_the_ceiling_after_the_load_is_reported_and_a_drift_called_out() -> None:
-    from scripts.commands.bench import _after_load
+    from scripts.commands.bench import _ceiling_after_text
 
     def report(before: float, after: float) -> dict[str, object]:
         return {
@@ -166,11 +166,11 @@ def test_the_ceiling_after_the_load_is_reported_and_a_drift_called_out() -> None
             "ratio_after": 0.5,
         }
 
-    steady = _after_load(report(60.0, 63.0))
+    steady = _ceiling_after_text(report(60.0, 63.0))
     assert "63.0 µs right after it (ratio 0.50 against that)" in steady
     assert "speed moved" not in steady
-    slower = _after_load(report(60.0, 90.0))
+    slower = _ceiling_after_text(report(60.0, 90.0))
     assert "speed moved during the run (minimal work x1.50)" in slower
-    faster = _after_load(report(90.0, 60.0))
+    faster = _ceiling_after_text(report(90.0, 60.0))
     assert "x0.67" in faster
-    assert _after_load({"ceiling_after": None, "ceiling_drift": None}) == ""
+    assert _ceiling_after_text({"ceiling_after": None, "ceiling_drift": None}) == ""
