@@ -117,7 +117,7 @@ class NodeConfig:
     storage_backend: str = "rocksdb"
     txpool_capacity: int = 150_000
     tick_ms: int = 100
-    seal_max_wait_ms: int = 100
+    seal_max_wait_ms: int = 20
     gossip_max_batch: int = 500
     gossip_max_delay_ms: int = 10
     sync_batch: int = 64
