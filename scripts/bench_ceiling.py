@@ -10,7 +10,11 @@ slower. ``ceiling_tps = cores / (nodes x cost)`` is then what N nodes sharing ``
 could commit if they did nothing else; ``committed_tps / ceiling_tps`` is a figure that
 survives a shared, noisy machine better than tx/s do.
 
-    python -m scripts.bench_ceiling [--txs 1000] [--rounds 10] [--nodes 4]
+    python -m scripts.bench_ceiling [--txs 1000] [--rounds 10] [--nodes 4] [--concurrent K]
+
+``--concurrent K`` times the same work in K processes at once (one per core, say), to see
+whether busy cores slow each other down (shared caches, SMT siblings, a host's power
+budget): if they did, a ceiling timed on one otherwise idle core would be too high.
 """
 
 from __future__ import annotations
@@ -169,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txs", type=int, default=DEFAULT_TXS)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument(
+        "--concurrent", type=int, default=1, metavar="K", help="time it in K processes at once"
+    )
     args = parser.parse_args(argv)
+    if args.concurrent > 1:
+        return _concurrent(args.concurrent, args.txs, args.rounds)
     c = measure(nodes=args.nodes, cores=cores_of([]), txs=args.txs, rounds=args.rounds)
     print(
         f"minimal work per tx ({c.tx_bytes}-byte transfer): {c.cost_us:.1f} µs "
@@ -177,6 +186,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"ceiling for {c.nodes} nodes on {c.cores} cores: {c.tps:,.0f} tx/s")
     return 0
+
+
+def _concurrent(workers: int, txs: int, rounds: int) -> int:
+    """Run :func:`measure` in ``workers`` processes started together; print each one's."""
+    import multiprocessing
+
+    with multiprocessing.Pool(workers) as pool:
+        results = pool.starmap(_measure_rounds, [(txs, rounds)] * workers)
+    for i, rounds_us in enumerate(results):
+        ordered = sorted(rounds_us)
+        print(
+            f"worker {i}: best {ordered[0]:.1f} µs, median {ordered[len(ordered) // 2]:.1f} µs "
+            f"per tx ({workers} at once)"
+        )
+    return 0
+
+
+def _measure_rounds(txs: int, rounds: int) -> tuple[float, ...]:
+    return measure(nodes=1, cores=1, txs=txs, rounds=rounds).rounds_us
 
 
 if __name__ == "__main__":

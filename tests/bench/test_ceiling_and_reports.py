@@ -56,6 +56,18 @@ def test_ceiling_formula_and_cores() -> None:
     assert bench_ceiling.cores_of([2**22 + 12345]) == mine  # no such process
 
 
+def test_the_minimal_work_timed_in_several_processes_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bench_ceiling.main(["--concurrent", "2", "--txs", "40", "--rounds", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["worker 0", "worker 1"]
+    for line in lines:
+        best = float(line.split("best ")[1].split(" µs")[0])
+        median = float(line.split("median ")[1].split(" µs")[0])
+        assert 0 < best <= median and line.endswith("(2 at once)")
+
+
 def step(rate: float, **kw: object) -> dict:
     figures = {
         "rejected": {},
