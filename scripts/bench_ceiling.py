@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import multiprocessing
 import os
 import random
 import time
@@ -190,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _concurrent(workers: int, txs: int, rounds: int) -> int:
     """Run :func:`measure` in ``workers`` processes started together; print each one's."""
-    import multiprocessing
-
     with multiprocessing.Pool(workers) as pool:
         results = pool.starmap(_measure_rounds, [(txs, rounds)] * workers)
     for i, rounds_us in enumerate(results):
