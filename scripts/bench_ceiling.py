@@ -25,6 +25,7 @@ import hashlib
 import multiprocessing
 import os
 import random
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -194,10 +195,9 @@ def _concurrent(workers: int, txs: int, rounds: int) -> int:
     with multiprocessing.Pool(workers) as pool:
         results = pool.starmap(_measure_rounds, [(txs, rounds)] * workers)
     for i, rounds_us in enumerate(results):
-        ordered = sorted(rounds_us)
         print(
-            f"worker {i}: best {ordered[0]:.1f} µs, median {ordered[len(ordered) // 2]:.1f} µs "
-            f"per tx ({workers} at once)"
+            f"worker {i}: best {min(rounds_us):.1f} µs, median {statistics.median(rounds_us):.1f} "
+            f"µs per tx ({workers} at once)"
         )
     return 0
 
