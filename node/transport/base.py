@@ -261,7 +261,10 @@ class Transport(ABC):
 
     def deliver_first(self, urgent: Callable[[bytes], bool]) -> None:
         """Frames ``urgent`` marks are delivered before every other waiting frame (in
-        arrival order among themselves); the node marks its consensus messages."""
+        arrival order among themselves); the node marks its consensus messages. A
+        transport that queues its writes (TCP) also sends such frames at once, ahead of
+        what it has queued, so a vote leaves when it is cast and not after whatever its
+        node does next (executing a block)."""
         self._inbox.urgent_if = urgent
 
     def recv_urgent_nowait(self, limit: int = 1024) -> list[tuple[str, bytes]]:

@@ -20,7 +20,12 @@ Then DATA frames flow both ways. Wire format of every frame (docs/p2p.md)::
 Only one connection per node pair survives: the one dialled by the lower node id, unless
 the peer has restarted (new boot nonce), in which case the newest connection wins. Writes
 are queued per connection and flushed by one writer task in a single ``write`` per
-wake-up, so many small frames cost one syscall; the reader parses whole chunks. A peer
+wake-up, so many small frames cost one syscall; the reader parses whole chunks. Frames
+the node marks urgent (:meth:`Transport.deliver_first`: its consensus messages) skip
+that queue: they are written to the socket inside :meth:`TcpTransport.send`, ahead of
+queued gossip, because the writer task runs only when the event loop comes round to it,
+and a leader that executes its own proposal right after broadcasting it would otherwise
+hold the PrePrepare for the whole execution. A peer
 that breaks the framing (garbage, oversized frame, unknown type) is disconnected and
 counted; nothing it sends can raise out of its connection task.
 
@@ -412,16 +417,42 @@ class TcpTransport(Transport):
         if len(data) > self.max_frame_size:
             stats.dropped["frame_too_large"] += 1
             return False
-        if conn.out_bytes > self.send_buffer_limit:
+        urgent = self._inbox.urgent_if
+        if urgent is not None and urgent(data):
+            if not self._write_now(conn, data):
+                return False
+        elif conn.out_bytes > self.send_buffer_limit:
             stats.dropped["send_buffer_full"] += 1
             return False
-        conn.enqueue(FRAME_DATA, data)
+        else:
+            conn.enqueue(FRAME_DATA, data)
         stats.frames_out += 1
         stats.bytes_out += len(data)
         return True
 
     def broadcast(self, data: bytes) -> int:
         return sum(self.send(p, data) for p in list(self._conns))
+
+    def _write_now(self, conn: _Conn, data: bytes) -> bool:
+        """Write an urgent frame to ``conn``'s socket now. Frames are written whole, so it
+        may overtake queued frames but never splits one; the same byte limit holds, on
+        what the socket has not yet taken."""
+        stats = self.stats
+        writer = conn.writer
+        if conn.closed.is_set():
+            stats.dropped["not_connected"] += 1
+            return False
+        if writer.transport.get_write_buffer_size() > self.send_buffer_limit:
+            stats.dropped["send_buffer_full"] += 1
+            return False
+        try:
+            writer.write(_HEADER.pack(len(data), FRAME_DATA) + data)
+        except (OSError, RuntimeError) as exc:  # the socket is going: as a failed write
+            log.debug("peer %s write failed: %s", conn.peer_id[:8], exc)
+            conn.shut(conn.close_reason or "write_error")
+            stats.dropped["not_connected"] += 1
+            return False
+        return True
 
     # -- connection setup --------------------------------------------------------
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import ssl
 import struct
 import time
@@ -522,3 +523,72 @@ async def test_failed_handshakes_are_logged_with_a_reason_once_per_interval(
         summary = msgs()[1]
         assert summary.startswith("5 inbound handshakes failed"), summary
         assert "tls_handshake 5" in summary and "SSLError" in summary, summary
+
+
+def urgent_mark(data: bytes) -> bool:
+    return data[:1] == b"!"
+
+
+async def test_urgent_frames_are_written_ahead_of_queued_ones(pki: Pki) -> None:
+    """deliver_first on the sender: its marked frames overtake what waits in its queue
+    (the receiver here keeps one FIFO, so what it reads is the order on the wire)."""
+    async with make(pki, 0) as a, make(pki, 1, peers=[addr(a)]) as b:
+        await b.wait_for_peers([a.node_id], timeout=5)
+        b.deliver_first(urgent_mark)
+        for frame in (b"g1", b"!c1", b"g2", b"!c2"):
+            assert b.send(a.node_id, frame)
+        got = [(await asyncio.wait_for(a.recv(), 5))[1] for _ in range(4)]
+        assert got == [b"!c1", b"!c2", b"g1", b"g2"]
+        assert b.stats.frames_out == 4
+
+
+def _exactly(sock: ssl.SSLSocket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        assert chunk, "connection closed"
+        out += chunk
+    return out
+
+
+def _read_one_frame(sock: ssl.SSLSocket) -> tuple[float, bytes]:
+    """Blocking: the next DATA frame on ``sock`` and the monotonic time it was read."""
+    while True:
+        length, frame_type = struct.unpack(">IB", _exactly(sock, 5))
+        payload = _exactly(sock, length)
+        if frame_type == FRAME_DATA:
+            return time.monotonic(), payload
+
+
+@pytest.mark.timeout(30)
+async def test_an_urgent_frame_leaves_while_its_sender_is_busy(pki: Pki) -> None:
+    """A vote must not wait for its node's next await: sent, then the event loop blocked
+    for 0.4 s (a block executing), the marked frame reaches a peer reading in another
+    thread during the block; an unmarked one only after it."""
+    async with make(pki, 0) as a:
+        a.deliver_first(urgent_mark)
+        ident = pki.nodes[1]
+
+        def connect() -> ssl.SSLSocket:
+            raw = socket.create_connection(("127.0.0.1", a.listen_port), timeout=10)
+            sock = ident.client_context().wrap_socket(raw)
+            hello = pack([1, bytes.fromhex(ident.node_id), GENESIS, os.urandom(8)])
+            sock.sendall(encode_frame(FRAME_HELLO, hello))
+            length, _ = struct.unpack(">IB", _exactly(sock, 5))
+            _exactly(sock, length)  # its HELLO
+            return sock
+
+        sock = await asyncio.to_thread(connect)
+        try:
+            await a.wait_for_peers([ident.node_id], timeout=5)
+            for frame, arrives_during_block in ((b"!vote", True), (b"gossip", False)):
+                reader = asyncio.ensure_future(asyncio.to_thread(_read_one_frame, sock))
+                await asyncio.sleep(0.05)  # the reader thread is blocked in recv()
+                assert a.send(ident.node_id, frame)
+                time.sleep(0.4)  # the loop is blocked: no writer task can run
+                block_end = time.monotonic()
+                seen, payload = await asyncio.wait_for(reader, 5)
+                assert payload == frame
+                assert (seen < block_end - 0.2) is arrives_during_block, (frame, block_end - seen)
+        finally:
+            sock.close()
