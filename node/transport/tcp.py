@@ -417,13 +417,15 @@ class TcpTransport(Transport):
         if len(data) > self.max_frame_size:
             stats.dropped["frame_too_large"] += 1
             return False
+        # one limit per peer, on every byte not yet taken by the socket: the queue and
+        # what the transport buffers (consensus frames are written past the queue)
+        if conn.out_bytes + conn.writer.transport.get_write_buffer_size() > self.send_buffer_limit:
+            stats.dropped["send_buffer_full"] += 1
+            return False
         urgent = self._inbox.urgent_if
         if urgent is not None and urgent(data):
             if not self._write_now(conn, data):
                 return False
-        elif conn.out_bytes > self.send_buffer_limit:
-            stats.dropped["send_buffer_full"] += 1
-            return False
         else:
             conn.enqueue(FRAME_DATA, data)
         stats.frames_out += 1
@@ -435,18 +437,13 @@ class TcpTransport(Transport):
 
     def _write_now(self, conn: _Conn, data: bytes) -> bool:
         """Write an urgent frame to ``conn``'s socket now. Frames are written whole, so it
-        may overtake queued frames but never splits one; the same byte limit holds, on
-        what the socket has not yet taken."""
+        may overtake queued frames but never splits one."""
         stats = self.stats
-        writer = conn.writer
         if conn.closed.is_set():
             stats.dropped["not_connected"] += 1
             return False
-        if writer.transport.get_write_buffer_size() > self.send_buffer_limit:
-            stats.dropped["send_buffer_full"] += 1
-            return False
         try:
-            writer.write(_HEADER.pack(len(data), FRAME_DATA) + data)
+            conn.writer.write(_HEADER.pack(len(data), FRAME_DATA) + data)
         except (OSError, RuntimeError) as exc:  # the socket is going: as a failed write
             log.debug("peer %s write failed: %s", conn.peer_id[:8], exc)
             conn.shut(conn.close_reason or "write_error")

@@ -592,3 +592,24 @@ async def test_an_urgent_frame_leaves_while_its_sender_is_busy(pki: Pki) -> None
                 assert (seen < block_end - 0.2) is arrives_during_block, (frame, block_end - seen)
         finally:
             sock.close()
+
+
+@pytest.mark.timeout(30)
+async def test_a_peer_that_stops_reading_holds_at_most_the_send_buffer_limit(pki: Pki) -> None:
+    """Consensus frames bypass the writer's queue, not the byte limit: to a member that
+    never reads, frames of either kind are dropped (and counted) once the bytes it has not
+    taken pass ``send_buffer_limit``, so memory stays bounded by it."""
+    limit = 1 << 20
+    async with make(pki, 0, send_buffer_limit=limit) as a:
+        a.deliver_first(urgent_mark)
+        _r, w = await raw_member(pki.nodes[1], a.listen_port)  # never reads again
+        try:
+            await a.wait_for_peers([pki.ids[1]], timeout=5)
+            frame = b"!" + b"v" * 65_535
+            sent = sum(a.send(pki.ids[1], frame) for _ in range(400))  # 26 MB, no yield
+            assert a.stats.dropped["send_buffer_full"] == 400 - sent > 0
+            assert a.backlog() <= limit + len(frame) + 5
+            assert not a.send(pki.ids[1], b"gossip")  # the queue is refused as well
+            assert a.stats.dropped["send_buffer_full"] == 400 - sent + 1
+        finally:
+            w.close()
