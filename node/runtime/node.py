@@ -812,6 +812,7 @@ class Node:
         if not (fetched and any(f.wanted for f in fetches)):
             # gossip, the hot path: one batch admission, no hashing here
             results = pool.admit_many(raws, head)
+            self._seal_wake.set()  # a leader may now have a block's worth
         else:  # a slice of a TxResponse: no union of the wanted sets per slice
             results = []
             for raw in raws:
@@ -958,15 +959,23 @@ class Node:
         last block's round (left in the pool by its commit), or ``seal_max_wait_ms`` after
         the first transaction reached an idle leader. So the wait gathers company for txs
         of a quiet chain, and a busy chain proposes at once (its txs already waited a
-        round): blocks grow with the load instead of waiting out a timer."""
+        round): blocks grow with the load instead of waiting out a timer.
+
+        The loop sleeps until something that can change its answer happens: every step
+        of the replica and every admission set ``_seal_wake``, and only a pending wait
+        has a deadline (a poll every few ms cost each node ~0.3 ms of CPU per height)."""
         max_wait = self.config.seal_max_wait_ms / 1000
         ready_since: float | None = None
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max_wait / 4):
-                    await self._seal_wake.wait()
+            if ready_since is None:
+                await self._seal_wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ready_since + max_wait - time.monotonic()):
+                        await self._seal_wake.wait()
             self._seal_wake.clear()
             if self.storage_fault is not None:
+                ready_since = None  # no deadline to wake for: nothing may be proposed
                 continue
             if not (len(self.pool) and self.replica.wants_proposal()):
                 ready_since = None

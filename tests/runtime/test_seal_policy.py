@@ -37,3 +37,17 @@ async def test_transactions_left_by_a_commit_are_proposed_at_once() -> None:
         elapsed = time.monotonic() - t0
         assert [n.chain.head.number for n in nodes] == [3, 3, 3, 3]
         assert elapsed < 0.75 * WAIT_MS / 1000, f"the last 5 txs waited the timer ({elapsed:.1f} s)"
+
+
+async def test_a_leader_that_hears_of_a_transaction_by_gossip_proposes_without_a_tick() -> None:
+    # The seal loop sleeps until told: a tx gossiped to the leader must wake it. With a
+    # 2 s tick, a leader that only looked again at the next tick would take >= 1 s here.
+    tick_ms, wait_ms = 2_000, 50
+    async with memory_cluster(4, tick_ms=tick_ms, seal_max_wait_ms=wait_ms) as nodes:
+        leader = nodes[0].replica.leader_of(0, 1)
+        entry = nodes[(leader + 1) % 4]
+        t0 = time.monotonic()
+        assert isinstance(entry.submit([transfer(1)])[0], bytes)
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in nodes), timeout=30)
+        elapsed = time.monotonic() - t0
+        assert elapsed < 0.5 * tick_ms / 1000, f"the leader proposed after {elapsed:.2f} s"
