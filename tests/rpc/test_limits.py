@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import socket
 import time
@@ -33,6 +34,17 @@ ERROR_SLACK = 200
 # reviewer's batch blocked it for ~45 s; the fix keeps it under ~0.1 s. One second leaves
 # room for a shared, noisy CI machine without letting the old behaviour pass.
 LOOP_STALL_LIMIT = 1.0
+SLICE_STALL_LIMIT = 0.1
+"""The sharing tests' bound: a slice of RPC work is ~4 ms (YIELD_AFTER); without turns
+or yields their loops would be held for 0.4-0.8 s of CPU."""
+
+
+def burn(seconds: float) -> None:
+    """Hold the thread for ``seconds`` of its own CPU time (what LoopWatch counts; a
+    sleep would not count, so a read that slept could never fail these tests)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
 
 @functools.cache
@@ -77,6 +89,9 @@ class LoopWatch:
             self.worst = max(self.worst, min(waited, busy))
 
     async def __aenter__(self) -> LoopWatch:
+        # A full collection of this test process's heap (late in a run, ~0.1 s) is not the
+        # dispatcher holding the loop: collect before the watch, not during it.
+        gc.collect()
         self._task = asyncio.create_task(self._tick())
         await asyncio.sleep(0.02)
         return self
@@ -215,7 +230,7 @@ async def test_read_notifications_are_charged_to_the_budget_too() -> None:
 async def test_a_batch_of_slow_reads_yields_to_the_loop(ledger: Ledger) -> None:
     class SlowReads(LedgerBackend):
         def block_number(self) -> int:
-            time.sleep(0.002)  # a read that holds the loop for 2 ms
+            burn(0.002)  # a read that holds the loop for 2 ms of CPU
             return super().block_number()
 
     dispatcher = Dispatcher({GROUP: SlowReads(ledger)})
@@ -223,7 +238,7 @@ async def test_a_batch_of_slow_reads_yields_to_the_loop(ledger: Ledger) -> None:
     async with LoopWatch() as watch:
         out = await dispatcher.handle_bytes(json.dumps(batch).encode())
     assert out is not None and len(json.loads(out)) == 400
-    assert watch.worst < LOOP_STALL_LIMIT, f"the event loop was blocked for {watch.worst:.3f} s"
+    assert watch.worst < SLICE_STALL_LIMIT, f"the event loop was blocked for {watch.worst:.3f} s"
 
 
 async def test_concurrent_heavy_batches_take_turns(ledger: Ledger) -> None:
@@ -232,7 +247,7 @@ async def test_concurrent_heavy_batches_take_turns(ledger: Ledger) -> None:
 
     class SlowReads(LedgerBackend):
         def block_number(self) -> int:
-            time.sleep(0.001)
+            burn(0.001)
             return super().block_number()
 
     dispatcher = Dispatcher({GROUP: SlowReads(ledger)})
@@ -240,7 +255,7 @@ async def test_concurrent_heavy_batches_take_turns(ledger: Ledger) -> None:
     async with LoopWatch() as watch:
         outs = await asyncio.gather(*(dispatcher.handle_bytes(body) for _ in range(100)))
     assert all(out is not None and len(json.loads(out)) == 10 for out in outs)
-    assert watch.worst < 0.1, f"the event loop was blocked for {watch.worst:.3f} s"
+    assert watch.worst < SLICE_STALL_LIMIT, f"the event loop was blocked for {watch.worst:.3f} s"
 
 
 async def test_a_cancelled_request_passes_its_turn_on(ledger: Ledger) -> None:
