@@ -812,7 +812,6 @@ class Node:
         if not (fetched and any(f.wanted for f in fetches)):
             # gossip, the hot path: one batch admission, no hashing here
             results = pool.admit_many(raws, head)
-            self._seal_wake.set()  # a leader may now have a block's worth
         else:  # a slice of a TxResponse: no union of the wanted sets per slice
             results = []
             for raw in raws:
@@ -821,6 +820,7 @@ class Node:
                 results += pool.admit_many((raw,), head, for_proposal=wanted)
         if fetches:
             self._fetched([r.hash for r in results if type(r) is VerifiedTx])
+        self._seal_wake.set()  # a leader may now have a block's worth
 
     def _fetched(self, added: list[bytes]) -> None:
         """The pool just took ``added``: fetches waiting for them are done when nothing
@@ -831,7 +831,6 @@ class Node:
             fetch.wanted.difference_update(added)
             if not fetch.wanted:
                 fetch.done.set()
-        self._seal_wake.set()
 
     # -- client transactions -----------------------------------------------------------
 
