@@ -133,6 +133,7 @@ def plant(node: Node, loop: str, active: list[bool]) -> None:
         node._seal_wake.clear = fail_in("seal", node._seal_wake.clear, active)  # type: ignore[method-assign]
     elif loop == "gossip":
         node._gossip_wake.clear = fail_in("gossip", node._gossip_wake.clear, active)  # type: ignore[method-assign]
+        node._gossip_wake.set()  # what a client admission does: the sleeping loop looks
     elif loop == "status":
         node.transport.broadcast = fail_in(loop, node.transport.broadcast, active)  # type: ignore[method-assign]
     elif loop == "sync":
