@@ -280,6 +280,13 @@ class Replica:
         return self.phase is Phase.ACTIVE
 
     @property
+    def position(self) -> tuple[int, int, bool]:
+        """``(height, view, view_active)`` in one read: what a driver compares before and
+        after a step to see whether the replica moved (the simulator does, every step)."""
+        active = self._active_from is not None and self._height >= self._active_from
+        return (self._height, self._view, active)
+
+    @property
     def phase(self) -> Phase:
         """Where the replica stands in its view (see :class:`Phase`)."""
         if self._active_from is None:

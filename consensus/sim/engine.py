@@ -384,10 +384,10 @@ class Simulation:
     def _step(self, node: SimNode, event: Event) -> None:
         replica = node.replica
         assert replica is not None
-        before = (replica.height, replica.view, replica.view_active)
+        before = replica.position
         caught = replica.counters.equivocations
         actions = replica.step(event)
-        after = (replica.height, replica.view, replica.view_active)
+        after = replica.position
         if self._trace is not None:
             self._trace_event(node, event)
             if isinstance(event, Tick) and actions:
