@@ -41,6 +41,10 @@ DEFAULT_MAX_BODY = 8 * 1024 * 1024
 DEFAULT_MAX_HEADER = 32 * 1024
 LINGER_SECONDS = 2.0  # after an error answer: how long to drain the client's input
 LINGER_BYTES = 1 << 20
+"""What a lingering close discards at most; after a 413, the announced body too (up to
+twice ``max_body``): a client that sends its body before it reads, as most do, would
+otherwise meet a reset instead of the 413."""
+HEAD_END = b"\r\n\r\n"
 WRITE_CHUNK = 1 << 18  # bytes handed to the transport before each drain
 
 # What a connection is doing, in the order it is evicted at the connection limit (the
@@ -73,11 +77,13 @@ _JSON = "application/json"
 class _Reject(Exception):
     """A request we answer with ``status`` and then close the connection."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, *, unread: int = 0) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.unread = unread
+        """Body bytes the client announced and has not sent yet (they are discarded)."""
 
 
 def _head(
@@ -175,7 +181,11 @@ class RpcServer:
             raise RuntimeError("server already started")
         self._closing = False
         self._server = await asyncio.start_server(
-            self._serve, self.host, self._port, limit=self.max_header, reuse_address=True
+            self._serve,
+            self.host,
+            self._port,
+            limit=self.max_header - len(HEAD_END),  # readuntil's limit leaves out the end
+            reuse_address=True,
         )
 
     async def close(self) -> None:
@@ -306,7 +316,7 @@ class RpcServer:
             conn.since = time.monotonic()
         try:
             async with asyncio.timeout(self.idle_timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
+                head = await reader.readuntil(HEAD_END)
         except asyncio.IncompleteReadError as exc:
             if exc.partial.strip():  # the peer stopped mid-request
                 await self._reject(
@@ -334,6 +344,7 @@ class RpcServer:
                     413,
                     ErrorCode.RequestTooLarge,
                     f"request body of {length} bytes exceeds the {self.max_body}-byte limit",
+                    unread=0 if expect else length,
                 )
             if expect:
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -368,7 +379,13 @@ class RpcServer:
     ) -> None:
         """Answer with a JSON-RPC error object, then close gracefully."""
         await self._close_with(
-            reader, writer, conn, rej.status, _error_body(rej.code, rej.message), extra=extra
+            reader,
+            writer,
+            conn,
+            rej.status,
+            _error_body(rej.code, rej.message),
+            extra=extra,
+            linger_bytes=max(LINGER_BYTES, min(rej.unread, 2 * self.max_body)),
         )
 
     async def _close_with(
@@ -380,6 +397,7 @@ class RpcServer:
         body: bytes,
         *,
         extra: str = "",
+        linger_bytes: int = LINGER_BYTES,
     ) -> None:
         """Send a last (non-2xx) answer, then close gracefully.
 
@@ -398,7 +416,7 @@ class RpcServer:
                 writer.write_eof()
             async with asyncio.timeout(LINGER_SECONDS):
                 discarded = 0
-                while discarded < LINGER_BYTES:
+                while discarded < linger_bytes:
                     chunk = await reader.read(65536)
                     if not chunk:
                         break
@@ -429,9 +447,17 @@ class RpcServer:
             name = name.lower()
             value = value.strip(b" \t")
             if name == b"content-length":
-                if not value.isdigit() or len(value) > 18:
+                if not value.isdigit():
                     raise _Reject(400, bad, "invalid Content-Length")
-                n = int(value)
+                digits = value.lstrip(b"0") or b"0"
+                if len(digits) > 18:  # well formed, past any limit (and int()'s 4300 digits)
+                    raise _Reject(
+                        413,
+                        ErrorCode.RequestTooLarge,
+                        f"a Content-Length of {len(digits)} digits exceeds the "
+                        f"{self.max_body}-byte limit",
+                    )
+                n = int(digits)
                 if length is not None and length != n:
                     raise _Reject(400, bad, "conflicting Content-Length headers")
                 length = n

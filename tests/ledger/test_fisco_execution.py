@@ -106,6 +106,19 @@ def test_userbalance_of_a_missing_user_and_unknown_calls(chain: Chain) -> None:
     assert (r[2].status, code(r[2].output)) == (0, -50100)
 
 
+def test_data_shorter_than_a_selector_is_an_unknown_call(chain: Chain) -> None:
+    # docs/fisco-format.md: admitted, output -50100 with status 0, method 0x + the bytes
+    txs = [
+        SignedTransaction.decode(
+            fs.fisco_tx(SECRET, data=data, block_limit=900, to=fs.DAG, randomid=next(_randomid))
+        ).verified()
+        for data in (b"", b"\x01\x02\x03")
+    ]
+    r = chain.run(*txs).receipts
+    assert [(x.status, code(x.output)) for x in r] == [(0, -50100), (0, -50100)]
+    assert [v.tx.tx.method for v in txs] == ["0x", "0x010203"]
+
+
 def test_system_config_and_consensus_outputs(chain: Chain) -> None:
     r = chain.run(
         fisco(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import re
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from node.rpc import Dispatcher, ErrorCode, RpcServer
+from node.rpc.client import AsyncRpcClient, RpcError
 from tests.rpc.conftest import NOTIFY, raw_exchange, req
 from tests.rpc.fakes import GROUP, Ledger, LedgerBackend
 
@@ -270,6 +272,9 @@ async def test_oversized_body_413_and_connection_closed(dispatcher: Dispatcher) 
         (b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", 400),
+        # well formed but past any limit (and past int()'s 4300 digits): too large, not bad
+        (b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 29 + b"\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", 413),
         (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
         (b"POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\n{}", 400),
         (b"POST / HTTP/1.1\r\n folded: header\r\n\r\n", 400),
@@ -294,6 +299,47 @@ async def test_bad_requests(server: RpcServer, request_bytes: bytes, status: int
     assert first_status == status and headers["connection"] == "close"
     assert json.loads(body)["error"]["code"] < 0  # every error body is a JSON-RPC error
     await still_serving(server)
+
+
+async def test_an_oversized_body_sent_before_reading_still_gets_its_413(
+    dispatcher: Dispatcher,
+) -> None:
+    # Most clients (Python's http.client, the project's RpcClient) send the whole body
+    # before they read. Closing with most of an 8 MiB + 1 body unread made the kernel
+    # reset the connection, and http.client saw a broken pipe instead of the 413.
+    async with RpcServer(dispatcher, port=0) as server:
+        body = b"[" + b" " * (server.max_body - 1) + b"]"
+
+        def send_all_then_read() -> tuple[int, bytes]:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("POST", "/", body=body)
+                answer = conn.getresponse()
+                return answer.status, answer.read()
+            finally:
+                conn.close()
+
+        status, answer = await asyncio.to_thread(send_all_then_read)
+        assert status == 413
+        rpc_error(answer, ErrorCode.RequestTooLarge)
+        # docs/rpc.md: the Python client raises RpcError for HTTP-level refusals too
+        async with AsyncRpcClient("127.0.0.1", server.port, group=GROUP, timeout=10) as client:
+            with pytest.raises(RpcError) as err:
+                await client.post(body)
+        assert err.value.code == ErrorCode.RequestTooLarge
+        await still_serving(server)
+
+
+async def test_the_head_limit_counts_every_byte_of_the_head(dispatcher: Dispatcher) -> None:
+    # The request line, the headers and the blank line that ends them: max_header bytes.
+    async with RpcServer(dispatcher, port=0, max_header=1024) as server:
+        for size, status in ((1024, 200), (1025, 431)):
+            start = b"GET /health HTTP/1.1\r\nX-Pad: "
+            pad = size - len(start) - len(b"\r\n\r\n")
+            head = start + b"a" * pad + b"\r\n\r\n"
+            assert len(head) == size
+            answers = await responses(await raw_exchange(server.port, head))
+            assert [a[0] for a in answers] == [status], size
 
 
 async def test_header_too_large_431(dispatcher: Dispatcher) -> None:
