@@ -276,15 +276,15 @@ class Replica:
 
     @property
     def view_active(self) -> bool:
-        """False while waiting for a NewView (or for block sync to reach the new view)."""
-        return self.phase is Phase.ACTIVE
+        """False while waiting for a NewView (or for block sync to reach the new view):
+        :attr:`phase` is ``ACTIVE``, read without building the phase (every step asks)."""
+        return self._active_from is not None and self._height >= self._active_from
 
     @property
     def position(self) -> tuple[int, int, bool]:
         """``(height, view, view_active)`` in one read: what a driver compares before and
         after a step to see whether the replica moved (the simulator does, every step)."""
-        active = self._active_from is not None and self._height >= self._active_from
-        return (self._height, self._view, active)
+        return (self._height, self._view, self.view_active)
 
     @property
     def phase(self) -> Phase:

@@ -936,16 +936,16 @@ class Node:
     async def _gossip_loop(self) -> None:
         """Client txs leave in frames of up to ``gossip_max_batch``: a full one at once,
         the rest at the next multiple of ``gossip_max_delay_ms`` on the monotonic clock
-        (so a tx waits 0-10 ms, 5 on average, and a burst leaves in few frames). The loop
-        sleeps until a client admission wakes it: a poll every 10 ms cost an idle node
-        ~20 ms of CPU a second."""
+        (so a tx waits up to that long, half of it on average, and a burst leaves in few
+        frames). The loop sleeps until a client admission wakes it: a poll every 10 ms
+        cost an idle node ~20 ms of CPU a second."""
         delay = self.config.gossip_max_delay_ms / 1000
         wake = self._gossip_wake
         while True:
             await wake.wait()
             wake.clear()
             batch_size = self.config.gossip_max_batch
-            if 0 < len(self._gossip) < batch_size:
+            if delay > 0 and 0 < len(self._gossip) < batch_size:
                 deadline = (time.monotonic() // delay + 1) * delay
                 while 0 < len(self._gossip) < batch_size:
                     left = deadline - time.monotonic()

@@ -130,3 +130,34 @@ def test_checker_catches_a_fork_with_too_small_quorums() -> None:
     bad = {r.name: r for r in check_all(run_scenario(schedule("small-quorum")))}
     assert not bad["agreement"].ok
     assert not bad["validity"].ok  # its seals do not carry a real quorum either
+
+
+def test_position_and_view_active_agree_with_the_phase_at_every_step(monkeypatch) -> None:
+    # Replica.view_active and Replica.position read the phase rule without building a
+    # Phase (the simulator asks at every step): they must say what phase says, in every
+    # phase a run with a partition, a crash and view changes passes through.
+    from consensus.replica import Phase, Replica
+
+    seen: set[Phase] = set()
+    step = Replica.step
+
+    def checked(self: Replica, event):  # type: ignore[no-untyped-def]
+        actions = step(self, event)
+        phase = self.phase
+        seen.add(phase)
+        assert self.view_active == (phase is Phase.ACTIVE)
+        assert self.position == (self.height, self.view, phase is Phase.ACTIVE)
+        return actions
+
+    monkeypatch.setattr(Replica, "step", checked)
+    # node 0 down for 4 s while node 1 is cut off: node 1 hears of a view above its height
+    lagging = Scenario(
+        nodes=4,
+        blocks=12,
+        seed=3,
+        crashes=[CrashSpec(0, 100, 4000)],
+        partitions=[PartitionSpec([[1]], 200, 2500)],
+    )
+    for scenario in (busy_scenario(), lagging):
+        run_scenario(scenario)
+    assert seen == set(Phase), seen
