@@ -252,6 +252,23 @@ def last_error_line(node: NodeEntry, since: int = 0) -> str | None:
     return lines[-1][:300] if lines else None
 
 
+def how_it_ended(node: NodeEntry) -> str:
+    """Why a node whose pid file outlived its process is down: the last line it printed
+    since it started (a fatal stop prints ``error: nodeN stopped: <why>``, a crash its
+    traceback), or, when it printed nothing since, that it was killed: SIGKILL and the
+    kernel's OOM killer leave no line. ``stderr.log`` gathers every run, so only a line
+    written after the pid file counts."""
+    try:
+        started = node.pid_path.stat().st_mtime
+        printed = node.stderr_path.stat().st_mtime
+    except OSError:
+        started = printed = 0.0
+    line = last_error_line(node) if printed > started else None
+    if line:
+        return line.removeprefix("error: ")
+    return "killed, without a word (SIGKILL or out of memory)"
+
+
 def stderr_size(node: NodeEntry) -> int:
     try:
         return node.stderr_path.stat().st_size

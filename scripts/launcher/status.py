@@ -39,6 +39,7 @@ class NodeStatus:
     node: NodeEntry
     pid: int | None = None
     process: str = "stopped"  # running | stopped | stale pid file
+    ended: str | None = None  # with a stale pid file: how the process ended (procs.how_it_ended)
     answered: bool = False
     error: str | None = None
     role: str = ""
@@ -70,6 +71,7 @@ class NodeStatus:
             "rpc": self.node.rpc_url,
             "pid": self.pid,
             "process": self.process,
+            "ended": self.ended,
             "answered": self.answered,
             "error": self.error,
             "role": self.role or self.node.role,
@@ -130,6 +132,8 @@ async def node_status(
     st.process = (
         "running" if pid_state.alive else ("stale pid file" if pid_state.stale else "stopped")
     )
+    if pid_state.stale:
+        st.ended = procs.how_it_ended(node)
     host = node.rpc.rpartition(":")[0]
     client = AsyncRpcClient(host, node.rpc_port, group=chain.group_id, timeout=timeout)
     g = [chain.group_id]
@@ -251,8 +255,8 @@ def note(st: NodeStatus, best_height: int) -> Text:
     if not st.answered:
         if st.process == "running":
             return Text(st.error or "not answering RPC", style="yellow")
-        if st.process == "stale pid file":
-            return Text("down (stale pid file)", style="red")
+        if st.process == "stale pid file":  # it ended without `ledgerlab down`
+            return Text(f"down: {st.ended or 'its process ended'}", style="red")
         return Text("down", style="red")
     if st.error:
         return Text(st.error, style="yellow")
