@@ -238,7 +238,8 @@ class Replica:
         self._new_views: dict[int, NewView] = {}
         self._last_nv: NewView | None = None
         self._sent_nv_view = -1
-        self._replied: set[tuple[int, int]] = set()
+        # (sender, view) -> the tick we last showed that sender the way into that view
+        self._replied: dict[tuple[int, int], int] = {}
         # Certificates already verified, keyed by content *and* signatures: the content
         # digest alone would let a forged copy ride on a verified one (see _cert_key).
         self._good_certs: set[tuple[bytes, Signatures]] = set()
@@ -973,7 +974,7 @@ class Replica:
         self._view = new_view
         self._active_from = None
         self.counters.view_changes += 1
-        self._replied = {x for x in self._replied if x[1] >= new_view}
+        self._replied = {k: at for k, at in self._replied.items() if k[1] >= new_view}
         self._deadline = None
 
     def _start_view_change(self, new_view: int) -> None:
@@ -1034,13 +1035,22 @@ class Replica:
         self._try_new_view()
 
     def _help_lagging(self, vc: ViewChange) -> None:
-        """``vc`` asks for a view we are past: show the sender the way forward, once."""
+        """``vc`` asks for a view we are past: show the sender the way forward, at most
+        once per quarter timeout (it re-sends every half timeout, so a re-send is always
+        answered, and a Byzantine sender gets one NewView out of us per quarter timeout
+        at most). Not once for good: a sealer
+        restarted twice in one view sends the same ViewChange again (same bytes: the
+        signature is deterministic), and a peer that stayed silent the second time left it
+        waiting for a NewView that never came, unable to vote in a view all others were in.
+        """
         self._drop("stale")
-        if self._observer or (vc.sender, self._view) in self._replied:
+        key = (vc.sender, self._view)
+        last = self._replied.get(key)
+        if self._observer or (last is not None and self._now - last < self._timeout() // 4):
             return
         if not self._valid_signature(vc):
             return
-        self._replied.add((vc.sender, self._view))
+        self._replied[key] = self._now
         self._note_claim(vc.sender, vc.height)
         if self.view_active and self._last_nv is not None and self._last_nv.view == self._view:
             self._emit(Send(vc.sender, self._last_nv))

@@ -322,8 +322,10 @@ async def create(
     return cluster
 
 
-def attach(root: Path, byzantine: dict[int, str]) -> ChaosCluster:
-    """A running chain directory, as it is: process faults and membership changes only."""
+def attach(root: Path, byzantine: dict[int, str], run_dir: Path) -> ChaosCluster:
+    """A running chain directory, as it is: process faults and membership changes only.
+    ``run_dir`` (a folder of this run's own) gets the schedule, the workload's records
+    and the data copies."""
     chain = load_chain(root)
     fleet = Fleet(chain, byzantine)
     fleet.adopt()
@@ -335,5 +337,5 @@ def attach(root: Path, byzantine: dict[int, str]) -> ChaosCluster:
         network=None,
         broker=None,
         admin=accounts.load_key(chain.accounts_dir / "admin.key"),
-        run_dir=root,
+        run_dir=run_dir,
     )

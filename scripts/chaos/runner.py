@@ -162,7 +162,7 @@ async def _cluster(
 ) -> ChaosCluster:
     if plan.attach is not None:
         say(f"attaching to the running chain in {plan.attach} (process faults only)")
-        return cluster_mod.attach(plan.attach, plan.byzantine)
+        return cluster_mod.attach(plan.attach, plan.byzantine, run_dir)
     say(f"starting {plan.nodes} nodes over {plan.transport} behind fault proxies in {run_dir}")
     return await cluster_mod.create(
         run_dir / "chain",

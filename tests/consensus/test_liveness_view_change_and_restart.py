@@ -126,3 +126,41 @@ def test_forged_copy_of_a_known_certificate_cannot_poison_every_new_view() -> No
             follower.step(MessageReceived(m.encode(), 2))
     assert follower.counters.drops["invalid_new_view"] == 0
     assert follower.view == 1 and follower.view_active
+
+
+def test_a_sealer_restarted_twice_in_one_view_is_shown_the_way_again() -> None:
+    # ledgerlab chaos on real processes: on an idle chain, a sealer restarted twice in
+    # view 1 waited for good. Its second ViewChange(1) is the same bytes as the first (the
+    # signature is deterministic) and peers answered only the first, so it never got
+    # back into view 1: it could not vote there, and a height that needed its vote (it
+    # led, or one other sealer was down) paid a view change.
+    n = 4
+    leader = (1 + 1) % n
+    vcs = [t.view_change(n, i, 1, 1) for i in (1, 2, 3)]
+    peer = Replica(config(n, 3))
+    peer.step(MessageReceived(t.new_view(n, leader, 1, 1, vcs, None).encode(), leader))
+    assert peer.view == 1 and peer.view_active
+
+    def restart_and_ask() -> tuple[Replica, list[object]]:
+        r0 = Replica(config(n, 0), restored=PersistedState(1, None))
+        asked = [m for m in _messages(r0.start()) if isinstance(m, ViewChange)]
+        assert asked, "a sealer restored in view 1 asks for it"
+        answers: list[object] = []
+        for m in asked:
+            answers += _messages(peer.step(MessageReceived(m.encode(), 0)))  # type: ignore[attr-defined]
+        return r0, answers
+
+    _, answers = restart_and_ask()
+    assert any(isinstance(m, NewView) for m in answers)
+    # Asked again at once (a flood of the same ViewChange): not answered again.
+    _, again = restart_and_ask()
+    assert not any(isinstance(m, NewView) for m in again)
+    # The second restart, once time has passed: answered, and the sealer is back in view 1.
+    for _ in range(10):  # timeout_ticks = 10: past a quarter of any view's timeout
+        peer.step(Tick())
+    second, answers = restart_and_ask()
+    replies = [m for m in answers if isinstance(m, NewView)]
+    assert replies
+    for m in replies:
+        second.step(MessageReceived(m.encode(), 3))
+    assert second.view == 1 and second.view_active
