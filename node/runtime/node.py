@@ -1101,6 +1101,9 @@ class Node:
         HEARD_WINDOW) are fewer than the quorum, the reason ends with the ones it has
         not heard from, by name and sealer index.
         """
+        if self.storage_fault is not None:  # muted: nothing else matters until it clears
+            why = self.storage_fault.reason
+            return f"storage fault: {why} (consensus muted until a write works)"
         if self.role == "free":
             return (
                 f"free node: in neither the sealer nor the observer list at its head (block "

@@ -291,6 +291,8 @@ async def test_a_full_disk_mutes_the_node_refuses_txs_and_asks_for_a_restart_onc
         assert [getattr(r, "reason", None) for r in refused] == [Reason.STORAGE_UNAVAILABLE]
         status = NodeService(faulty).consensus_status()
         assert status["storage_fault"] == faulty.storage_fault.reason
+        # a stall says why: the fault, not the votes it no longer sends
+        assert faulty.stall_reason().startswith(f"storage fault: {faulty.storage_fault.reason}")
         assert faulty.failure is None and not faulty.supervisor.errors  # not a bug of ours
         assert not faulty.supervisor.stopped.is_set()  # the probe fails: no data dir yet
         (tmp_path / "data").mkdir()
