@@ -1038,10 +1038,10 @@ class Replica:
         """``vc`` asks for a view we are past: show the sender the way forward, at most
         once per quarter timeout (it re-sends every half timeout, so a re-send is always
         answered, and a Byzantine sender gets one NewView out of us per quarter timeout
-        at most). Not once for good: a sealer
-        restarted twice in one view sends the same ViewChange again (same bytes: the
-        signature is deterministic), and a peer that stayed silent the second time left it
-        waiting for a NewView that never came, unable to vote in a view all others were in.
+        at most). Not once for good: a sealer restarted twice in one view sends the same
+        ViewChange again (same bytes: the signature is deterministic), and a peer that
+        stayed silent the second time left it waiting for a NewView that never came,
+        unable to vote in a view all the others were in.
         """
         self._drop("stale")
         key = (vc.sender, self._view)
