@@ -945,16 +945,12 @@ class Node:
             await wake.wait()
             wake.clear()
             batch_size = self.config.gossip_max_batch
-            if delay > 0 and 0 < len(self._gossip) < batch_size:
-                deadline = (time.monotonic() // delay + 1) * delay
-                while 0 < len(self._gossip) < batch_size:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(left):
-                            await wake.wait()
-                    wake.clear()
+            deadline = (time.monotonic() // delay + 1) * delay if delay > 0 else 0.0
+            while 0 < len(self._gossip) < batch_size and (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await wake.wait()
+                wake.clear()
             while self._gossip:
                 batch, self._gossip = self._gossip[:batch_size], self._gossip[batch_size:]
                 self.transport.broadcast(wire.encode(wire.Txs(tuple(batch))))

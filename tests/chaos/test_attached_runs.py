@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.launcher import procs
-from tests.cli.conftest import run_cli, stop_chain
+from tests.cli.conftest import run_cli, stop_chain, up_chain
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -25,17 +24,11 @@ age = 4
 
 
 def test_two_attached_runs_with_a_stale_restart_both_pass(tmp_path: Path) -> None:
-    p2p = procs.free_port_base(4)
-    rpc = procs.free_port_base(4, avoid=range(p2p, p2p + 4))
     root = tmp_path / "chain"
     schedule = tmp_path / "schedule.toml"
     schedule.write_text(SCHEDULE)
     try:
-        res = run_cli(
-            "up", "--nodes", "4", "--dir", str(root),
-            "--p2p-port", str(p2p), "--rpc-port", str(rpc), cwd=tmp_path, timeout=90,
-        )  # fmt: skip
-        assert res.code == 0, (res.out, res.err)
+        up_chain(root, tmp_path)
         for _ in range(2):
             res = run_cli(
                 "chaos", "--dir", str(root), "--schedule", str(schedule),

@@ -67,6 +67,18 @@ def assert_one_line_error(res: Result, *fragments: str) -> None:
         assert fragment in res.err, (fragment, res.err)
 
 
+def up_chain(root: Path, cwd: Path, *extra: str, span: int = 4, timeout: float = 90) -> None:
+    """``ledgerlab up --nodes 4`` of a new chain in ``root`` on free loopback ports
+    (blocks of ``span``); it must succeed. Pair it with :func:`stop_chain`."""
+    p2p = procs.free_port_base(span)
+    rpc = procs.free_port_base(span, avoid=range(p2p, p2p + span))
+    res = run_cli(
+        "up", "--nodes", "4", "--dir", str(root), *extra,
+        "--p2p-port", str(p2p), "--rpc-port", str(rpc), cwd=cwd, timeout=timeout,
+    )  # fmt: skip
+    assert res.code == 0, (res.out, res.err)
+
+
 def stop_chain(root: Path) -> None:
     """Stop whatever runs from ``root`` (by the pid files), however the test ended."""
     if is_chain(root):

@@ -13,7 +13,7 @@ import pytest
 
 from scripts.launcher import procs
 from scripts.launcher.layout import Chain, load_chain
-from tests.cli.conftest import Result, assert_one_line_error, run_cli, stop_chain
+from tests.cli.conftest import Result, assert_one_line_error, run_cli, stop_chain, up_chain
 
 pytestmark = pytest.mark.slow
 
@@ -50,14 +50,8 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cwd = tmp_path_factory.mktemp("cluster")
     root = cwd / "chain"
-    p2p = procs.free_port_base(4)
-    rpc = procs.free_port_base(4, avoid=range(p2p, p2p + 4))
     try:
-        res = run_cli(
-            "up", "--nodes", "4", "--dir", str(root),
-            "--p2p-port", str(p2p), "--rpc-port", str(rpc), cwd=cwd, timeout=90,
-        )  # fmt: skip
-        assert res.code == 0, (res.out, res.err)
+        up_chain(root, cwd)
         yield Cluster(root, cwd)
     finally:
         stop_chain(root)

@@ -19,9 +19,8 @@ import pytest
 
 from consensus.crypto import KeyPair
 from node.ledger.tx import Transaction
-from scripts.launcher import procs
 from scripts.launcher.layout import load_chain
-from tests.cli.conftest import run_cli, stop_chain
+from tests.cli.conftest import run_cli, stop_chain, up_chain
 from tests.ledger import fisco_support as fs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -72,14 +71,8 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     cwd = tmp_path_factory.mktemp("fisco")
     root: Path = cwd / "chain"
-    p2p = procs.free_port_base(4)
-    rpc = procs.free_port_base(4, avoid=range(p2p, p2p + 4))
     try:
-        res = run_cli(
-            "up", "--nodes", "4", "--dir", str(root), "--chain-id", "1", "--group", "1",
-            "--p2p-port", str(p2p), "--rpc-port", str(rpc), cwd=cwd, timeout=120,
-        )  # fmt: skip
-        assert res.code == 0, (res.out, res.err)
+        up_chain(root, cwd, "--chain-id", "1", "--group", "1", timeout=120)
         yield Live(root, cwd)
     finally:
         stop_chain(root)

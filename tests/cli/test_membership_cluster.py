@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from node.rpc.client import RpcClient, RpcError, RpcTransportError
-from scripts.launcher import accounts, procs
+from scripts.launcher import accounts
 from scripts.launcher.layout import Chain, NodeEntry, load_chain
-from tests.cli.conftest import run_cli, stop_chain
+from tests.cli.conftest import run_cli, stop_chain, up_chain
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 USERS = [f"m{i}" for i in range(16)]
@@ -84,14 +84,8 @@ def wait_blocks(c: RpcClient, more: int, timeout: float = 60.0) -> int:
 @pytest.fixture
 def chain_dir(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "chain"
-    p2p = procs.free_port_base(8)
-    rpc = procs.free_port_base(8, avoid=range(p2p, p2p + 8))
-    res = run_cli(
-        "up", "--nodes", "4", "--dir", str(root), "--p2p-port", str(p2p),
-        "--rpc-port", str(rpc), cwd=tmp_path, timeout=90,
-    )  # fmt: skip
     try:
-        assert res.code == 0, (res.out, res.err)
+        up_chain(root, tmp_path, span=8)
         yield root
     finally:
         stop_chain(root)
