@@ -778,7 +778,7 @@ class Simulation:
             if self._trace is not None:
                 self._trace_lost(self._endpoints[src_index][0], eid, data, "down")
             return
-        if not self._connected(src_index, node.index, self.now):
+        if self._partitions and not self._connected(src_index, node.index, self.now):
             self.net_drops += 1
             if self._trace is not None:
                 self._trace_lost(self._endpoints[src_index][0], eid, data, "partition")
