@@ -844,21 +844,23 @@ class Simulation:
         forge_as = [i for i in range(self.n) if i != node.index] if self.n > 1 else []
         fan: list[Delivery] = []
         self._fan = fan  # one entry on the heap for all the targets (see _push_fan)
-        for target, data, kind in byzantine.outgoing(
-            behaviour,
-            msg,
-            targets,
-            signer=self.keys.signers[node.index],
-            rng=self.rng,
-            forge_as=forge_as,
-            alternative=self._alternative_for(node, msg.view)
-            if behaviour == "equivocate"
-            else None,
-        ):
-            if tracing:
-                sent.append((target, data))
-            self._transmit(node, (target,), data, kind)
-        self._fan = None
+        try:
+            for target, data, kind in byzantine.outgoing(
+                behaviour,
+                msg,
+                targets,
+                signer=self.keys.signers[node.index],
+                rng=self.rng,
+                forge_as=forge_as,
+                alternative=self._alternative_for(node, msg.view)
+                if behaviour == "equivocate"
+                else None,
+            ):
+                if tracing:
+                    sent.append((target, data))
+                self._transmit(node, (target,), data, kind)
+        finally:
+            self._fan = None  # an exception must not leave later messages in this fan
         self._push_fan(fan)
         if tracing:
             mark = tracefmt.byzantine_mark(
