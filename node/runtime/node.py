@@ -265,6 +265,7 @@ class Node:
             await stack.aclose()
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        stack.callback(self.supervisor.catch_loop_errors())
         cfg = self.config
         kv = self._kv
         if kv is None:

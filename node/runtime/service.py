@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -279,6 +280,13 @@ class NodeService:
             "Transactions dropped because executing them raised (a bug of ours).",
             node.pool.quarantined,
         )
+        yield prom.counter(
+            "ledgerlab_event_loop_errors_total",
+            "Errors that reached the event loop's handler: a callback or an unretrieved "
+            "future, mostly a library's (docs/node.md, Supervision).",
+            node.supervisor.loop_errors,
+        )
+        yield from _process_metrics()
         t = node.transport.stats
         yield prom.counter("ledgerlab_p2p_frames_out_total", "Transport frames sent.", t.frames_out)
         yield prom.counter(
@@ -305,6 +313,26 @@ class NodeService:
         channel = getattr(node, "channel_server", None)
         if channel is not None:  # the FISCO channel (docs/channel.md)
             yield from channel.metrics()
+
+
+def _process_metrics() -> Iterable[prom.Metric]:
+    """CPU time and resident memory of this process (the Prometheus client's names)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    yield prom.counter(
+        "process_cpu_seconds_total",
+        "User and system CPU time of this node's process, in seconds.",
+        round(usage.ru_utime + usage.ru_stime, 3),
+    )
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            resident_pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):  # not Linux: no live figure, say nothing
+        return
+    yield prom.gauge(
+        "process_resident_memory_bytes",
+        "Resident memory of this node's process, in bytes.",
+        resident_pages * resource.getpagesize(),
+    )
 
 
 # Counters by one label: (name, help, label, where the counts are).

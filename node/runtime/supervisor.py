@@ -25,6 +25,12 @@ in one place:
   set, and ``python -m node`` opens the node again in the same process.
 
 Cancellation is not a failure: it is how the node stops its tasks.
+
+What reaches the event loop's last-resort handler instead (a callback that raised, a
+future whose exception nobody retrieved: mostly a library's own, such as aiomqtt's when a
+broker drops the connection) has no loop to blame or restart: :meth:`Supervisor.on_loop_error`
+logs it with asyncio's default handler and counts it apart
+(``ledgerlab_event_loop_errors_total``).
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class Supervisor:
         self.errors: Counter[str] = Counter()
         """Failures by loop name: ``ledgerlab_internal_errors_total``."""
         self.restarts: Counter[str] = Counter()
+        self.loop_errors = 0
+        """Errors that reached the event loop's handler: ``ledgerlab_event_loop_errors_total``."""
         self.failure: str | None = None
         """Why the node stopped itself (None while it runs)."""
         self.restart_reason: str | None = None
@@ -124,6 +132,20 @@ class Supervisor:
         log.error(
             "%s: internal error in %s: %s", self.name, loop, _one_line(exc), exc_info=exc
         )
+
+    def catch_loop_errors(self) -> Callable[[], None]:
+        """Make :meth:`on_loop_error` the running loop's exception handler; returns the
+        function that puts the previous one back. One node per process (``python -m
+        node``); in a process that runs several, the node started last counts them."""
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(self.on_loop_error)
+        return lambda: loop.set_exception_handler(previous)
+
+    def on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The event loop's handler: count, then log as asyncio would (with the traceback)."""
+        self.loop_errors += 1
+        loop.default_exception_handler(context)
 
     def fatal(self, reason: str, loop: str = "", exc: BaseException | None = None) -> None:
         """Stop every task: the node cannot go on correctly (``reason``: one line).

@@ -52,7 +52,10 @@ Frames are coalesced per topic and published when ``max_batch_bytes`` is reached
 size. An empty batch is a heartbeat: :meth:`MqttTransport.peers` are the members heard
 from within ``peer_timeout``. The session is clean (``clean_session=True``) and both
 subscriptions are renewed on every connect, so a broker restart loses nothing the node
-relies on; what was in flight is lost and PBFT/sync recover it.
+relies on; what was in flight is lost and PBFT/sync recover it. The client id ends in 64
+random bits drawn at start-up: a broker lets a new connection with a client's id take its
+session over, so a predictable id would let anyone who reaches the broker knock a node off
+it, over and over (two nodes of four: the chain halts).
 """
 
 from __future__ import annotations
@@ -284,7 +287,9 @@ class MqttTransport(Transport):
                 tls_context.check_hostname = False
         self.tls_context = tls_context if self.broker.tls else None
         self.root = topic_root(s.topic_prefix, chain_id, str(group_id))
-        self.client_id = s.client_id or f"ll-{chain_id}-{group_id}-{self.node_id[:32]}"
+        self.client_id = (
+            s.client_id or f"ll-{chain_id}-{group_id}-{self.node_id[:32]}-{os.urandom(8).hex()}"
+        )
         self.members = frozenset(members) - {self.node_id}
         # Removed members still get a tag on our broadcasts (bounded, oldest forgotten): a
         # node removed by block k may not have committed k yet, and needs the others'
@@ -593,7 +598,7 @@ class MqttTransport(Transport):
             sender = topic[len(self._inbox_prefix) :]
         else:
             raise _Dropped("foreign_topic")
-        if sender == self.node_id:
+        if sender == self.node_id and topic.startswith(self._bcast_prefix):
             return 0  # our own broadcast echoed back by the broker
         if sender in self.blacklist:
             raise _Dropped("blacklisted")

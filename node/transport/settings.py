@@ -225,7 +225,8 @@ class MqttSettings:
     topic_prefix: str = "ledgerlab"
     """First level of the topic tree ``<prefix>/<chain>/<group>``."""
     client_id: str | None = None
-    """MQTT client id; default ``ll-<chain>-<group>-<node id[:32]>``."""
+    """MQTT client id; default ``ll-<chain>-<group>-<node id[:32]>-<16 random hex>``, new
+    at every start (an id others can guess lets them take the node's session over)."""
     qos_broadcast: int = 0
     """QoS of broadcast batches (0, 1 or 2)."""
     qos_unicast: int = 0

@@ -14,6 +14,7 @@ import pytest
 
 from node import __main__ as node_main
 from node.rpc.jsonrpc import Dispatcher
+from node.rpc.metrics import render
 from node.runtime import Node
 from node.runtime.service import NodeService
 from node.runtime.supervisor import EXIT_INTERNAL_ERROR, Supervisor
@@ -159,6 +160,32 @@ async def keep_committing(nodes: list[Node], start: int, count: int = 20) -> Non
         lambda: committed(nodes) >= before + count and len({n.chain.head for n in nodes}) == 1,
         timeout=30,
     )
+
+
+async def test_what_reaches_the_event_loops_handler_is_logged_and_counted_apart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A callback that raises, or a future's exception nobody retrieves (aiomqtt leaves
+    some when a broker drops it), has no loop to blame: counted apart, never a stop."""
+    loop = asyncio.get_running_loop()
+    before = loop.get_exception_handler()
+    async with MemoryCluster(1, tick_ms=10) as cluster:
+        node = cluster.running()[0]
+
+        def boom() -> None:
+            raise Injected("a library callback")
+
+        loop.call_soon(boom)
+        unretrieved: asyncio.Future[None] = loop.create_future()
+        unretrieved.set_exception(Injected("nobody awaits me"))
+        del unretrieved  # garbage: asyncio reports the exception to the handler
+        await wait_until(lambda: node.supervisor.loop_errors == 2, timeout=5)
+        assert "a library callback" in caplog.text and "nobody awaits me" in caplog.text
+        assert not node.supervisor.errors and node.failure is None and loops_alive(node)
+        text = render(NodeService(node).metrics())
+        assert "ledgerlab_event_loop_errors_total 2" in text
+        assert "process_cpu_seconds_total" in text and "process_resident_memory_bytes" in text
+    assert loop.get_exception_handler() is before  # the node put the previous one back
 
 
 LONG_LIVED = ["tick", "seal", "gossip", "status", "sync"]

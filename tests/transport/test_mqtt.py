@@ -294,6 +294,21 @@ async def test_own_broadcast_echo_is_ignored_silently() -> None:
     assert not t.stats.dropped and t.recv_nowait_many() == []
 
 
+async def test_a_message_in_our_inbox_that_names_us_as_sender_is_counted() -> None:
+    t = make(0)  # we never send to ourselves, so this is no echo: someone else put it there
+    inbox = f"{t.root}/p2p/{IDS[0]}/{IDS[0]}"
+    assert t.deliver(inbox, _seal(KEYS[0], inbox, [b"me"], 1)) == 0
+    assert t.stats.dropped == {"unknown_sender": 1} and t.recv_nowait_many() == []
+
+
+async def test_the_client_id_is_new_at_every_start() -> None:
+    a, b = make(0), make(0)
+    prefix = f"ll-chain0-1-{IDS[0][:32]}-"
+    assert a.client_id.startswith(prefix) and b.client_id.startswith(prefix)
+    assert a.client_id != b.client_id and len(a.client_id) == len(prefix) + 16
+    assert make(0, client_id="mine").client_id == "mine"
+
+
 async def test_batches_are_bounded_by_size() -> None:
     t = make(0, max_batch_bytes=1000)
     batches = t._split([b"x" * 300] * 10 + [b"y" * 5000])
@@ -386,6 +401,27 @@ async def test_forged_and_foreign_publishes_change_nothing(mqtt_broker: str) -> 
         assert await asyncio.wait_for(a.recv(), 5) == (IDS[1], b"legit")
         assert a.recv_nowait_many() == []
         assert a.peers() == {IDS[1]}
+
+
+@pytest.mark.mqtt
+async def test_a_client_with_a_guessable_client_id_cannot_take_a_nodes_session(
+    mqtt_broker: str,
+) -> None:
+    """A broker hands a client id's session to its newest connection. With the id a node
+    used to have (derived from its public node id alone), anyone could knock it off the
+    broker again and again; two nodes of four, and the chain halted."""
+    chain = _chain()
+    a, b = make(0, mqtt_broker, chain), make(1, mqtt_broker, chain)
+    addr = parse_broker_url(mqtt_broker)
+    guessed = f"ll-{chain}-1-{IDS[0][:32]}"
+    async with a, b:
+        await a.wait_for_peers([IDS[1]], timeout=10)
+        for _ in range(3):
+            async with aiomqtt.Client(addr.host, addr.port, identifier=guessed):
+                await asyncio.sleep(0.3)
+        b.send(IDS[0], b"still here")
+        assert await asyncio.wait_for(a.recv(), 5) == (IDS[1], b"still here")
+        assert a.stats.connects == 1 and not a.stats.disconnects
 
 
 @pytest.mark.mqtt
