@@ -96,7 +96,20 @@ class BlockPersisted:
     leaves it becomes an observer."""
 
 
-Event = MessageReceived | Tick | ProposalReady | BlockExecuted | BlockPersisted
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """The runtime's link to sealer ``index`` came up (again).
+
+    What this replica broadcast while the link was down never reached that sealer: above
+    all the ViewChange a restarted replica sends at once (:meth:`Replica.start`), which in a
+    chain restarted all at once leaves before any link is up. Without this event the peer
+    hears it only at the next re-send, half a timeout later.
+    """
+
+    index: int
+
+
+Event = MessageReceived | Tick | ProposalReady | BlockExecuted | BlockPersisted | PeerConnected
 
 
 # -- actions ------------------------------------------------------------------------------

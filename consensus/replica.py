@@ -73,6 +73,7 @@ from consensus.events import (
     Event,
     ExecuteBlock,
     MessageReceived,
+    PeerConnected,
     PersistedState,
     PersistState,
     ProposalReady,
@@ -413,6 +414,8 @@ class Replica:
                 self._on_block_executed(event)
             case BlockPersisted():
                 self._on_block_persisted(event)
+            case PeerConnected():
+                self._on_peer_connected(event.index)
             case _:
                 if not isinstance(event, Event):
                     raise TypeError(f"not a replica event: {type(event).__name__}")
@@ -998,6 +1001,20 @@ class Replica:
         self._vc_latest[self._me] = vc
         self._resend_at = self._now + max(1, self._timeout() // 2)
         self._emit(Broadcast(vc))
+
+    def _on_peer_connected(self, index: int) -> None:
+        """A sealer just (re)connected: if we are waiting for a view's NewView, it gets
+        our ViewChange now (it missed the broadcast): it joins us, or answers with the
+        NewView it holds. One Send of a message already signed; nothing else changes."""
+        if (
+            not self.view_active
+            and not self._observer
+            and self._my_vc is not None
+            and self._my_vc.view == self._view
+            and index != self._me
+            and 0 <= index < self._n
+        ):
+            self._emit(Send(index, self._my_vc))
 
     def _on_view_change(self, vc: ViewChange) -> None:
         cert = vc.prepared

@@ -290,6 +290,10 @@ class Transport(ABC):
         self._peers_changed.set()
         self._peers_changed = asyncio.Event()
 
+    async def peers_change(self) -> None:
+        """Return once :meth:`peers` may have changed (a link came up or went down)."""
+        await self._peers_changed.wait()
+
     async def wait_for_peers(self, peer_ids: Iterable[str], timeout: float | None = None) -> None:
         """Wait until every id in ``peer_ids`` is connected; ``TimeoutError`` after ``timeout``."""
         wanted = frozenset(peer_ids)

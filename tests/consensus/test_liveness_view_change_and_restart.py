@@ -7,6 +7,7 @@ from consensus import (
     ExecuteBlock,
     MessageReceived,
     NewView,
+    PeerConnected,
     PersistedState,
     Prepare,
     Replica,
@@ -164,3 +165,33 @@ def test_a_sealer_restarted_twice_in_one_view_is_shown_the_way_again() -> None:
     for m in replies:
         second.step(MessageReceived(m.encode(), 3))
     assert second.view == 1 and second.view_active
+
+
+def test_a_sealer_that_connects_late_gets_the_view_change_it_missed() -> None:
+    # Found on real processes: a chain restarted all at once in view 1 stalled for half a
+    # timeout (a minute at consensus_timeout 120 s). Each sealer restored in view 1 sent
+    # its ViewChange at start, before any link was up, so the leader of view 1, which had
+    # been down for that view change and came back in view 0, heard none until the re-send.
+    n = 4
+    r0 = Replica(config(n, 0), restored=PersistedState(1, None))
+    started = [m for m in _messages(r0.start()) if isinstance(m, ViewChange)]
+    assert len(started) == 1 and not r0.view_active
+    for peer in (1, 2, 3):  # each link that comes up gets the same ViewChange, to that peer
+        (action,) = r0.step(PeerConnected(peer))
+        assert isinstance(action, Send) and action.to == peer and action.message == started[0]
+    assert r0.step(PeerConnected(0)) == [] and r0.step(PeerConnected(9)) == []
+
+    # A sealer behind in view 0 joins once f + 1 of them reach it ...
+    behind = Replica(config(n, 2))
+    for i in (0, 1):
+        vc = Replica(config(n, i), restored=PersistedState(1, None))
+        (m,) = [x for x in _messages(vc.start()) if isinstance(x, ViewChange)]
+        behind.step(MessageReceived(m.encode(), i))
+    assert behind.view == 1
+
+    # ... and a replica active in its view sends nothing when a link comes up.
+    leader = (1 + 1) % n
+    vcs = [t.view_change(n, i, 1, 1) for i in (1, 2, 3)]
+    active = Replica(config(n, 3))
+    active.step(MessageReceived(t.new_view(n, leader, 1, 1, vcs, None).encode(), leader))
+    assert active.view_active and active.step(PeerConnected(0)) == []

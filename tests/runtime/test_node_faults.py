@@ -8,10 +8,13 @@ from collections import Counter
 
 import pytest
 
+from consensus import PersistedState
 from consensus import messages as cm
 from consensus.crypto import KeyPair
 from node.ledger.block import BlockSeal
 from node.runtime import wire
+from node.runtime.node import PBFT_META
+from storage.ledger import LedgerStore
 from tests.runtime.cluster import MemoryCluster, loops_alive, transfer, wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -62,6 +65,27 @@ async def test_restarted_sealer_keeps_its_view_and_rejoins() -> None:
         cluster.nodes[1].submit([transfer(i, head=2) for i in range(2, 10)])
         await wait_until(lambda: same_head(cluster.running()) and node.chain.head.number >= 3)
         assert node.replica.counters.messages_out.total() > 0, "it votes again"
+
+
+async def test_a_chain_restarted_at_once_in_view_1_commits_without_waiting_a_timeout() -> None:
+    # Found on real processes: sealers 0, 1 and 3 had moved to view 1; sealer 2, the
+    # leader of view 1 at the next height, was down for that view change and came back in
+    # view 0. After a full restart the three announced their ViewChange(1) at start, each
+    # before its links to the nodes started after it were up, so sealer 2 never heard
+    # f + 1 of them and waited in view 0 for a proposal: half a timeout until a re-send.
+    cluster = MemoryCluster(4, consensus_timeout=60, tick_ms=10)
+    async with cluster:
+        pass  # genesis written on every node's store; all stopped again
+    for i in (0, 1, 3):  # what each of them persisted when it left view 0
+        state = PersistedState(1, None, signed=(0, 1))  # signed in view 0, then left it
+        LedgerStore(cluster.kvs[i]).put_meta(PBFT_META, state.encode())
+    async with cluster:
+        nodes = cluster.running()
+        assert [n.replica.view for n in nodes] == [1, 1, 0, 1]
+        assert cluster.nodes[2].replica.leader_of(1, 1) == 2
+        nodes[0].submit([transfer(0)])
+        await wait_until(lambda: all(n.chain.head.number == 1 for n in nodes), timeout=10)
+        assert all(n.replica.view == 1 for n in nodes)
 
 
 async def test_stopping_the_leader_causes_a_view_change_and_progress() -> None:
