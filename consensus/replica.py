@@ -934,8 +934,8 @@ class Replica:
             # Half-way to the timeout, say it again: a lost ViewChange (or a NewView we
             # missed, which peers re-send on seeing it) must not cost a whole view.
             self._resend_at = None
-            if not self.view_active and self._my_vc is not None and self._my_vc.view == self._view:
-                self._emit(Broadcast(self._my_vc))
+            if (vc := self._waiting_view_change()) is not None:
+                self._emit(Broadcast(vc))
         if self._deadline is None:
             self._arm_timer()
             if self._observer and self._behind(1):
@@ -1002,19 +1002,21 @@ class Replica:
         self._resend_at = self._now + max(1, self._timeout() // 2)
         self._emit(Broadcast(vc))
 
+    def _waiting_view_change(self) -> ViewChange | None:
+        """Our ViewChange for the view we wait to enter (None: the view is active, or we
+        asked for none in it)."""
+        vc = self._my_vc
+        if self.view_active or vc is None or vc.view != self._view:
+            return None
+        return vc
+
     def _on_peer_connected(self, index: int) -> None:
         """A sealer just (re)connected: if we are waiting for a view's NewView, it gets
         our ViewChange now (it missed the broadcast): it joins us, or answers with the
         NewView it holds. One Send of a message already signed; nothing else changes."""
-        if (
-            not self.view_active
-            and not self._observer
-            and self._my_vc is not None
-            and self._my_vc.view == self._view
-            and index != self._me
-            and 0 <= index < self._n
-        ):
-            self._emit(Send(index, self._my_vc))
+        vc = self._waiting_view_change()
+        if vc is not None and not self._observer and index != self._me and 0 <= index < self._n:
+            self._emit(Send(index, vc))
 
     def _on_view_change(self, vc: ViewChange) -> None:
         cert = vc.prepared
@@ -1071,8 +1073,8 @@ class Replica:
         self._note_claim(vc.sender, vc.height)
         if self.view_active and self._last_nv is not None and self._last_nv.view == self._view:
             self._emit(Send(vc.sender, self._last_nv))
-        elif not self.view_active and self._my_vc is not None and self._my_vc.view == self._view:
-            self._emit(Send(vc.sender, self._my_vc))
+        elif (mine := self._waiting_view_change()) is not None:
+            self._emit(Send(vc.sender, mine))
 
     def _check_join(self) -> None:
         if self._observer:

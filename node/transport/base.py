@@ -299,4 +299,4 @@ class Transport(ABC):
         wanted = frozenset(peer_ids)
         async with asyncio.timeout(timeout):
             while not wanted <= self.peers():
-                await self._peers_changed.wait()
+                await self.peers_change()

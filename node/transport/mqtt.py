@@ -351,7 +351,7 @@ class MqttTransport(Transport):
     async def wait_connected(self, timeout: float | None = None) -> None:
         async with asyncio.timeout(timeout):
             while not self._connected:
-                await self._peers_changed.wait()
+                await self.peers_change()
 
     # -- outbound API ------------------------------------------------------------
 
@@ -594,12 +594,12 @@ class MqttTransport(Transport):
     def _accept(self, topic: str, payload: bytes) -> int:
         if topic.startswith(self._bcast_prefix):
             sender = topic[len(self._bcast_prefix) :]
+            if sender == self.node_id:
+                return 0  # our own broadcast echoed back by the broker
         elif topic.startswith(self._inbox_prefix):
             sender = topic[len(self._inbox_prefix) :]
         else:
             raise _Dropped("foreign_topic")
-        if sender == self.node_id and topic.startswith(self._bcast_prefix):
-            return 0  # our own broadcast echoed back by the broker
         if sender in self.blacklist:
             raise _Dropped("blacklisted")
         if sender not in self.members:
